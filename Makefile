@@ -1,0 +1,48 @@
+# stoxgw: the two set-up commands of README.md, for a fresh Debian 12 machine as root.
+#
+#   make test   installs what the suite needs, then runs the whole suite (trial)
+#   make demo   installs what the demo needs, then runs it (Prosody + gateway)
+#
+# Both create or update the virtualenv $(VENV) and install the package into it
+# (not editable: the twistd plugin file must land in twisted/plugins).
+
+PYTHON ?= python3
+VENV ?= .venv
+VPY = $(VENV)/bin/python
+# Real peers of the interop tests and the demo (PEERS.md), and man for the
+# manual page test.
+DEBS = prosody lua-unbound ejabberd sip-tester kamailio man-db groff-base
+TRIAL_ARGS ?= tests
+
+.PHONY: all test demo deps venv check-config clean
+
+all: test
+
+deps:
+	@missing=""; \
+	for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null)
+
+venv: deps
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@$(VPY) -m pip install -q --upgrade pip setuptools wheel
+	@$(VPY) -m pip install -q '.[test]'
+
+test: venv
+	$(VPY) -m twisted.trial $(TRIAL_ARGS)
+
+demo: venv
+	$(VPY) demo/demo.py
+
+check-config: venv
+	$(VENV)/bin/stoxgw-checkconfig $(CONFIG)
+
+clean:
+	rm -rf $(VENV) build *.egg-info _trial_temp

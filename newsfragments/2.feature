@@ -1,0 +1,1 @@
+The gateway runs as `twistd stoxgw`, validates its configuration file (also with `stoxgw-checkconfig`), logs as text or JSON, and keeps XEP-0114 component links to the XMPP server up with backoff and a bounded queue.

@@ -1,0 +1,622 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+The stoxgw configuration file: an INI file parsed into frozen, typed objects.
+
+The file has the sections C{[gateway]}, C{[sip]}, C{[msrp]}, C{[xmpp]} and
+C{[logging]} (SylkServer's layout).  Every key is declared once in L{SCHEMA}
+with its type, default and documentation; the sample configuration and the
+manual page are checked against that table by the tests.
+
+Every problem in a file is reported, not only the first: L{loadConfig}
+raises L{ConfigError} whose C{problems} are lines of the form::
+
+    /etc/stoxgw/stoxgw.conf: [xmpp] secret: required, and not set
+
+Secrets are held in L{Secret}, whose C{repr} and C{str} never show the value.
+"""
+
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The configuration file used when C{--config} is not given.
+DEFAULT_CONFIG_PATH = "/etc/stoxgw/stoxgw.conf"
+
+#: The value the sample configuration puts where a secret must be filled in.
+PLACEHOLDER = "CHANGE_ME"
+
+#: The log levels a C{[logging]} key may name.
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+
+class Secret:
+    """
+    A configured secret (a password or shared key).
+
+    Its C{str} and C{repr} never reveal the value, so that a logged or printed
+    configuration object cannot leak it; L{reveal} gives the value to the one
+    place that needs it.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """
+        @return: the secret itself, for the code that must send it.
+        """
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class ConfigError(Exception):
+    """
+    A configuration file could not be used.
+
+    @ivar problems: one line per problem, each naming the file, section and
+        key and what is wrong.
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class _Invalid(ValueError):
+    """
+    A value does not fit its key's type; the message says why.
+    """
+
+
+# Value parsers: text from the file -> typed value, or _Invalid.
+
+
+def _string(text: str) -> str:
+    return text
+
+
+def _hostname(text: str) -> str:
+    """
+    A DNS name (XMPP domain or SIP host): letters, digits, C{-} and C{.}.
+    """
+    name = text.lower()
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(
+        label
+        and len(label) <= 63
+        and all(c.isalnum() or c == "-" for c in label)
+        and label.isascii()
+        and not label.startswith("-")
+        and not label.endswith("-")
+        for label in labels
+    ):
+        raise _Invalid(f"{text!r} is not a valid domain name")
+    return name
+
+
+def _host(text: str) -> str:
+    """
+    A host to connect to: an IP address or a domain name.
+    """
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return _hostname(text)
+
+
+def _ipAddress(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise _Invalid(f"{text!r} is not an IP address") from None
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise _Invalid(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise _Invalid(f"{value} is out of range ({low} to {high})")
+        return value
+
+    return parse
+
+
+_port = _integer(1, 65535)
+_portOrOff = _integer(0, 65535)
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise _Invalid(f"{text!r} is not a number of seconds") from None
+        if not low <= value <= high:
+            raise _Invalid(f"{value:g} is out of range ({low:g} to {high:g} seconds)")
+        return value
+
+    return parse
+
+
+_BOOLEANS = {
+    "yes": True,
+    "true": True,
+    "on": True,
+    "1": True,
+    "no": False,
+    "false": False,
+    "off": False,
+    "0": False,
+}
+
+
+def _boolean(text: str) -> bool:
+    try:
+        return _BOOLEANS[text.lower()]
+    except KeyError:
+        raise _Invalid(f"{text!r} is not yes/no/true/false/on/off/1/0") from None
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.lower() not in choices:
+            raise _Invalid(f"{text!r} is not one of {', '.join(choices)}")
+        return text.lower()
+
+    return parse
+
+
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for item in _items(text):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise _Invalid(f"{item!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+def _hostnames(text: str) -> tuple[str, ...]:
+    return tuple(_hostname(item) for item in _items(text))
+
+
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in text.replace("\n", ",").split(",") if item.strip()]
+
+
+def _readableFile(text: str) -> str:
+    path = os.path.expanduser(text)
+    if not os.path.isfile(path):
+        raise _Invalid(f"{text!r} does not exist or is not a file")
+    if not os.access(path, os.R_OK):
+        raise _Invalid(f"{text!r} is not readable")
+    return path
+
+
+def _logFile(text: str) -> str:
+    if text == "-":
+        return text
+    directory = os.path.dirname(os.path.abspath(os.path.expanduser(text)))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise _Invalid(f"directory of {text!r} does not exist or is not writable")
+    return os.path.expanduser(text)
+
+
+def _secret(text: str) -> Secret:
+    if text == PLACEHOLDER:
+        raise _Invalid(f"still the sample's placeholder {PLACEHOLDER}: set the real secret")
+    return Secret(text)
+
+
+def _uri(*schemes: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        scheme, colon, rest = text.partition(":")
+        if not colon or scheme.lower() not in schemes or not rest:
+            raise _Invalid(f"{text!r} is not a {'/'.join(schemes)} URI")
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """
+    One configuration key: its section, name, type and documentation.
+
+    @ivar default: the value used when the key is absent, written as it
+        would be in the file; L{None} means the key has no value unless set.
+    @ivar required: whether the file must set it.
+    @ivar secret: whether the value must never be shown.
+    """
+
+    section: str
+    name: str
+    parse: Callable[[str], Any]
+    default: str | None
+    doc: str
+    required: bool = False
+    secret: bool = False
+
+
+SCHEMA: tuple[Key, ...] = (
+    # [gateway]
+    Key(
+        "gateway",
+        "muc_domains",
+        _hostnames,
+        "",
+        "XMPP MUC service domains that SIP users may join (sip:room@DOMAIN), "
+        "comma-separated; empty allows any domain the XMPP server can reach.",
+    ),
+    Key(
+        "gateway",
+        "instant_rooms",
+        _boolean,
+        "yes",
+        "When a SIP user's join creates a new XMPP room (status 201), accept "
+        "the default configuration so the room unlocks for others (XEP-0045 10.1.2).",
+    ),
+    Key(
+        "gateway",
+        "history_size",
+        _integer(0, 10000),
+        "50",
+        "Messages kept per room hosted by a SIP focus and replayed to joining "
+        "XMPP users with their original timestamps.",
+    ),
+    Key(
+        "gateway",
+        "reflection_timeout",
+        _seconds(0.1, 25),
+        "10",
+        "Seconds to wait for the MUC to reflect a SIP user's message before "
+        "answering the MSRP SEND; keep it well below the 30 s a SIP client "
+        "waits for that answer (RFC 4975 section 7.1.1).",
+    ),
+    # [sip]
+    Key("sip", "local_ip", _ipAddress, "127.0.0.1", "Address the SIP listeners bind to and advertise."),
+    Key("sip", "udp_port", _portOrOff, "5060", "SIP over UDP port; 0 disables UDP."),
+    Key("sip", "tcp_port", _portOrOff, "5060", "SIP over TCP port; 0 disables TCP."),
+    Key(
+        "sip",
+        "tls_port",
+        _portOrOff,
+        "0",
+        "SIP over TLS port; 0 disables TLS (needs tls_certificate and tls_private_key).",
+    ),
+    Key("sip", "tls_certificate", _readableFile, None, "PEM certificate (chain) for SIP over TLS."),
+    Key("sip", "tls_private_key", _readableFile, None, "PEM private key for SIP over TLS."),
+    Key(
+        "sip",
+        "trusted_peers",
+        _networks,
+        "127.0.0.1/32",
+        "Addresses or CIDR networks (comma-separated) whose SIP requests are "
+        "accepted without authentication: your SIP proxies.",
+    ),
+    Key("sip", "outbound_proxy", _uri("sip", "sips"), None, "SIP URI all outgoing requests are sent through."),
+    Key("sip", "username", _string, None, "User name for answering digest challenges from the proxy."),
+    Key("sip", "password", _secret, None, "Password for answering digest challenges.", secret=True),
+    # [msrp]
+    Key("msrp", "local_ip", _ipAddress, "127.0.0.1", "Address the MSRP listener binds to and puts in a=path."),
+    Key("msrp", "port", _port, "2855", "MSRP listening port."),
+    Key("msrp", "use_tls", _boolean, "no", "Offer and accept msrps (MSRP over TLS)."),
+    Key("msrp", "tls_certificate", _readableFile, None, "PEM certificate for msrps."),
+    Key("msrp", "tls_private_key", _readableFile, None, "PEM private key for msrps."),
+    Key(
+        "msrp",
+        "transaction_timeout",
+        _seconds(1, 300),
+        "30",
+        "Seconds to wait for an MSRP response before a send fails (RFC 4975 7.1.1).",
+    ),
+    Key("msrp", "chunk_size", _integer(64, 65536), "2048", "Largest body of an outgoing MSRP chunk, in octets."),
+    Key(
+        "msrp",
+        "max_message_size",
+        _integer(1024, 64 * 1024 * 1024),
+        "1048576",
+        "Largest incoming message (all chunks together), in octets; larger ones get 413.",
+    ),
+    Key("msrp", "relay", _uri("msrp", "msrps"), None, "MSRP relay (RFC 4976) URI to route sessions through."),
+    Key("msrp", "relay_username", _string, None, "User name for the relay's AUTH challenge."),
+    Key("msrp", "relay_password", _secret, None, "Password for the relay's AUTH challenge.", secret=True),
+    # [xmpp]
+    Key("xmpp", "server", _host, "127.0.0.1", "XMPP server accepting the component connections (XEP-0114)."),
+    Key("xmpp", "port", _port, "5347", "Component port of the XMPP server."),
+    Key(
+        "xmpp",
+        "user_domain",
+        _hostname,
+        None,
+        "Component domain for SIP users inside XMPP rooms (their real JIDs).",
+        required=True,
+    ),
+    Key(
+        "xmpp",
+        "room_domain",
+        _hostname,
+        None,
+        "Component domain for rooms hosted by SIP conference focuses; unset "
+        "disables XMPP users joining SIP rooms.",
+    ),
+    Key("xmpp", "secret", _secret, None, "Component secret shared with the XMPP server.", required=True, secret=True),
+    Key(
+        "xmpp",
+        "queue_size",
+        _integer(0, 1000000),
+        "1000",
+        "Stanzas held per domain while its component link is down; beyond it, senders get an error.",
+    ),
+    Key(
+        "xmpp",
+        "reconnect_max_delay",
+        _seconds(1, 3600),
+        "60",
+        "Longest pause, in seconds, between reconnection attempts (exponential backoff with jitter).",
+    ),
+    # [logging]
+    Key("logging", "format", _choice("text", "json"), "text", "text: human-readable lines; json: one JSON object per line."),
+    Key("logging", "file", _logFile, "-", "Log file; - is standard output (the journal under systemd)."),
+    Key("logging", "level", _choice(*LOG_LEVELS), "info", "Lowest level logged for every subsystem."),
+    Key("logging", "sip_level", _choice(*LOG_LEVELS), None, "Level for the SIP stack (debug shows message traces); default: level."),
+    Key("logging", "msrp_level", _choice(*LOG_LEVELS), None, "Level for the MSRP stack; default: level."),
+    Key("logging", "xmpp_level", _choice(*LOG_LEVELS), None, "Level for the XMPP component; default: level."),
+    Key("logging", "interworking_level", _choice(*LOG_LEVELS), None, "Level for the interworking layer; default: level."),
+)
+
+SECTIONS: tuple[str, ...] = ("gateway", "sip", "msrp", "xmpp", "logging")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """
+    The C{[gateway]} section: behaviour of the interworking layer.
+    """
+
+    muc_domains: tuple[str, ...]
+    instant_rooms: bool
+    history_size: int
+    reflection_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class SIPConfig:
+    """
+    The C{[sip]} section: SIP transports, trust and outgoing credentials.
+    """
+
+    local_ip: str
+    udp_port: int
+    tcp_port: int
+    tls_port: int
+    tls_certificate: str | None
+    tls_private_key: str | None
+    trusted_peers: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    outbound_proxy: str | None
+    username: str | None
+    password: Secret | None
+
+
+@dataclass(frozen=True, slots=True)
+class MSRPConfig:
+    """
+    The C{[msrp]} section: the MSRP listener, limits and relay.
+    """
+
+    local_ip: str
+    port: int
+    use_tls: bool
+    tls_certificate: str | None
+    tls_private_key: str | None
+    transaction_timeout: float
+    chunk_size: int
+    max_message_size: int
+    relay: str | None
+    relay_username: str | None
+    relay_password: Secret | None
+
+
+@dataclass(frozen=True, slots=True)
+class XMPPConfig:
+    """
+    The C{[xmpp]} section: the XEP-0114 component links.
+    """
+
+    server: str
+    port: int
+    user_domain: str
+    room_domain: str | None
+    secret: Secret
+    queue_size: int
+    reconnect_max_delay: float
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """
+        The component domains served, one link each.
+        """
+        if self.room_domain is None:
+            return (self.user_domain,)
+        return (self.user_domain, self.room_domain)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """
+    The C{[logging]} section.
+
+    @ivar levels: the level of each subsystem (C{sip}, C{msrp}, C{xmpp},
+        C{interworking}), the default level filled in.
+    """
+
+    format: str
+    file: str
+    level: str
+    levels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """
+    A whole, validated configuration.
+
+    @ivar path: the file it was read from.
+    """
+
+    path: str
+    gateway: GatewayConfig
+    sip: SIPConfig
+    msrp: MSRPConfig
+    xmpp: XMPPConfig
+    logging: LoggingConfig
+
+
+SUBSYSTEMS = ("sip", "msrp", "xmpp", "interworking")
+
+
+def loadConfig(path: str) -> Config:
+    """
+    Read and validate a configuration file.
+
+    @param path: the file to read.
+    @return: the configuration.
+    @raise ConfigError: listing every problem found, each naming file,
+        section and key.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([f"{path}: cannot read: {getattr(e, 'strerror', None) or e}"]) from None
+    return parseConfig(text, path)
+
+
+def parseConfig(text: str, path: str) -> Config:
+    """
+    Validate configuration text.
+
+    @param text: the INI text.
+    @param path: the file name to use in error lines.
+    @return: the configuration.
+    @raise ConfigError: listing every problem found.
+    """
+    parser = configparser.ConfigParser(
+        interpolation=None, strict=True, empty_lines_in_values=False,
+        inline_comment_prefixes=None,
+    )
+    try:
+        parser.read_string(text, source=path)
+    except configparser.DuplicateOptionError as e:
+        raise ConfigError(
+            [f"{path}: [{e.section}] {e.option}: set twice (line {e.lineno})"]
+        ) from None
+    except configparser.DuplicateSectionError as e:
+        raise ConfigError([f"{path}: [{e.section}]: section appears twice (line {e.lineno})"]) from None
+    except configparser.Error as e:
+        message = " ".join(str(e).split())
+        raise ConfigError([f"{path}: not an INI file: {message}"]) from None
+
+    problems: list[str] = []
+    known = {(key.section, key.name): key for key in SCHEMA}
+    for sectionName in parser.sections():
+        if sectionName not in SECTIONS:
+            problems.append(
+                f"{path}: [{sectionName}]: unknown section (known: {', '.join(SECTIONS)})"
+            )
+            continue
+        for name in parser[sectionName]:
+            if (sectionName, name) not in known:
+                problems.append(f"{path}: [{sectionName}] {name}: unknown key")
+
+    values: dict[tuple[str, str], Any] = {}
+    for key in SCHEMA:
+        raw = parser.get(key.section, key.name, fallback=None)
+        if raw is not None:
+            raw = raw.strip()
+        if raw is None or raw == "":
+            if key.required:
+                problems.append(f"{path}: [{key.section}] {key.name}: required, and not set")
+                continue
+            raw = key.default
+        if raw is None:
+            values[key.section, key.name] = None
+            continue
+        try:
+            values[key.section, key.name] = key.parse(raw)
+        except _Invalid as e:
+            # The parsers of secret keys never put the value in their message.
+            problems.append(f"{path}: [{key.section}] {key.name}: {e}")
+
+    problems.extend(_crossCheck(values, path))
+    if problems:
+        raise ConfigError(problems)
+
+    def section(name: str) -> dict[str, Any]:
+        return {k: v for (s, k), v in values.items() if s == name}
+
+    logging = section("logging")
+    levels = {
+        subsystem: logging.pop(f"{subsystem}_level") or logging["level"]
+        for subsystem in SUBSYSTEMS
+    }
+    return Config(
+        path=path,
+        gateway=GatewayConfig(**section("gateway")),
+        sip=SIPConfig(**section("sip")),
+        msrp=MSRPConfig(**section("msrp")),
+        xmpp=XMPPConfig(**section("xmpp")),
+        logging=LoggingConfig(levels=levels, **logging),
+    )
+
+
+def _crossCheck(values: Mapping[tuple[str, str], Any], path: str) -> list[str]:
+    """
+    Rules that join several keys.
+    """
+    problems = []
+
+    def missing(section: str, name: str, because: str) -> None:
+        if values.get((section, name)) is None and (section, name) in values:
+            problems.append(f"{path}: [{section}] {name}: required when {because}")
+
+    if values.get(("sip", "tls_port")):
+        missing("sip", "tls_certificate", "tls_port is set")
+        missing("sip", "tls_private_key", "tls_port is set")
+    if values.get(("msrp", "use_tls")):
+        missing("msrp", "tls_certificate", "use_tls is on")
+        missing("msrp", "tls_private_key", "use_tls is on")
+    if values.get(("sip", "password")) is not None:
+        missing("sip", "username", "password is set")
+    if values.get(("msrp", "relay_password")) is not None:
+        missing("msrp", "relay_username", "relay_password is set")
+    if (
+        values.get(("sip", "udp_port")) == 0
+        and values.get(("sip", "tcp_port")) == 0
+        and values.get(("sip", "tls_port")) == 0
+    ):
+        problems.append(f"{path}: [sip] udp_port: every SIP transport is off (udp_port, tcp_port, tls_port are 0)")
+    user, room = values.get(("xmpp", "user_domain")), values.get(("xmpp", "room_domain"))
+    if user is not None and user == room:
+        problems.append(f"{path}: [xmpp] room_domain: must differ from user_domain ({user})")
+    return problems

@@ -1,0 +1,4 @@
+# -*- test-case-name: tests -*-
+"""
+stoxgw.msrp.
+"""

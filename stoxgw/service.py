@@ -1,0 +1,132 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+The gateway's service tree, built from a validated configuration.
+
+L{makeService} returns a L{GatewayService} (a L{MultiService}) with one named
+child per part of the gateway:
+
+  - C{sip}: the SIP user agent core (transports, transactions, dialogs);
+  - C{msrp}: the MSRP listener and sessions;
+  - C{xmpp}: the XEP-0114 component links, one per served domain;
+  - C{interworking}: the objects bridging SIP/MSRP users and XMPP rooms.
+
+This is the only module that uses the global reactor, and only when no
+reactor is passed in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.logger import ILogObserver, Logger
+from twisted.python.components import Componentized
+
+from stoxgw import __version__
+from stoxgw.config import Config
+from stoxgw.logs import buildObserver
+
+
+class PendingService(Service):
+    """
+    A part of the gateway whose stack is not built yet.
+
+    It starts and stops like any service and says in the log, at start, that
+    it serves nothing; it opens no socket and accepts no traffic, so nothing
+    pretends to work.
+    """
+
+    _log = Logger()
+
+    def __init__(self, name: str, what: str) -> None:
+        self.setName(name)
+        self.what = what
+
+    def startService(self) -> None:
+        super().startService()
+        self._log.warn(
+            "{part}: not implemented in this version; {what} is not served",
+            part=self.name,
+            what=self.what,
+        )
+
+
+class XMPPService(MultiService):
+    """
+    The XMPP side: a child L{ComponentLink} per served domain.
+    """
+
+    def __init__(self, config: Config, reactor: Any) -> None:
+        super().__init__()
+        self.setName("xmpp")
+        # Imported here so that building a config or the SIP side never
+        # imports wokkel (and its compat module) without need.
+        from stoxgw.xmpp.component import buildLinks
+
+        x = config.xmpp
+        self.links = buildLinks(
+            reactor,
+            x.domains,
+            x.server,
+            x.port,
+            x.secret.reveal(),
+            x.queue_size,
+            x.reconnect_max_delay,
+        )
+        for link in self.links:
+            link.setServiceParent(self)
+
+
+class GatewayService(MultiService):
+    """
+    The root of the gateway's service tree.
+
+    @ivar config: the configuration it was built from.
+    @ivar logObserver: the observer for the configured log output; handed to
+        twistd through the application (see L{setServiceParent}).
+    """
+
+    _log = Logger()
+
+    def __init__(self, config: Config, reactor: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.logObserver: ILogObserver | None = None
+        PendingService("sip", "SIP (INVITE, SUBSCRIBE, REFER)").setServiceParent(self)
+        PendingService("msrp", "MSRP").setServiceParent(self)
+        XMPPService(config, reactor).setServiceParent(self)
+        PendingService("interworking", "SIP <-> XMPP groupchat bridging").setServiceParent(self)
+
+    def setServiceParent(self, parent: Any) -> None:
+        """
+        Attach to a parent; when the parent is a twistd application, also
+        register the configured log observer on it, which twistd then uses
+        instead of its own (unless C{--logger} is given).
+        """
+        if isinstance(parent, Componentized):
+            self.logObserver = buildObserver(self.config.logging)
+            parent.setComponent(ILogObserver, self.logObserver)
+        super().setServiceParent(parent)
+
+    def startService(self) -> None:
+        self._log.info(
+            "stoxgw {version} starting with {path}",
+            version=__version__,
+            path=self.config.path,
+        )
+        super().startService()
+
+
+def makeService(config: Config, reactor: Any = None) -> GatewayService:
+    """
+    Build the gateway's service tree.
+
+    @param config: a validated configuration.
+    @param reactor: the reactor to use; the global one by default.
+    @return: the root service.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as globalReactor
+
+        reactor = globalReactor
+    return GatewayService(config, reactor)

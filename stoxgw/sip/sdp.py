@@ -1,0 +1,875 @@
+# -*- test-case-name: tests.sip.test_sdp -*-
+"""
+SDP (RFC 8866, formerly RFC 4566) parsing and serialization, the MSRP media
+profile (RFC 4975 section 8, RFC 6135, RFC 7701 section 8) and offer/answer
+helpers (RFC 3264).
+
+A L{SessionDescription} keeps every line: known ones as fields, attributes
+as ordered L{Attribute}s, unknown line types in C{otherLines} (written back
+after the known lines of their section).  Input may use CRLF or LF line
+ends; output always uses CRLF.
+
+MSRP paths stay strings here: C{stoxgw.sip} must not import
+C{stoxgw.msrp} (DESIGN.md), so the session layer parses them.
+
+Pure, sans-IO, standard library only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Iterable, Sequence
+
+__all__ = [
+    "SDPError",
+    "SDPNegotiationError",
+    "Origin",
+    "Connection",
+    "Timing",
+    "Attribute",
+    "MediaDescription",
+    "SessionDescription",
+    "Setup",
+    "Direction",
+    "Fingerprint",
+    "MSRPMedia",
+    "MSRP_PROTOCOLS",
+    "parseSDP",
+    "acceptTypesIntersection",
+    "answerSetup",
+    "answerMSRPOffer",
+    "rejectMedia",
+    "updateOrigin",
+]
+
+
+class SDPError(ValueError):
+    """
+    A session description is malformed.
+
+    @ivar reason: What is wrong.
+    @ivar status: The SIP status for a request carrying it (400).
+    """
+
+    status = 400
+
+    def __init__(self, reason: str, line: str = "") -> None:
+        super().__init__(reason, line)
+        self.reason = reason
+        self.line = line
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.line!r}" if self.line else self.reason
+
+
+class SDPNegotiationError(SDPError):
+    """
+    An offer is valid but cannot be accepted: no acceptable stream
+    (RFC 3264 section 6; RFC 4975 section 8.6 / R-158: answer 488).
+    """
+
+    status = 488
+
+
+#: The MSRP m-line protocols (RFC 4975 section 8.1, RFC 4975 for TLS).
+MSRP_PROTOCOLS = ("TCP/MSRP", "TCP/TLS/MSRP")
+
+_LINE_RE = re.compile(r"([a-z])=(.*)\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """
+    The C{o=} line (RFC 8866 section 5.2).
+
+    @ivar username: Often C{-}.
+    @ivar sessionID: Numeric string.
+    @ivar sessionVersion: Incremented on each change (RFC 3264 section 8).
+    """
+
+    username: str
+    sessionID: str
+    sessionVersion: int
+    netType: str = "IN"
+    addrType: str = "IP4"
+    address: str = "0.0.0.0"
+
+    @classmethod
+    def parse(cls, value: str) -> Origin:
+        """
+        @raise SDPError: Not six fields or a non-numeric version.
+        """
+        parts = value.split(" ")
+        if len(parts) != 6 or not parts[2].isdigit():
+            raise SDPError("Malformed o= line", value)
+        return cls(parts[0], parts[1], int(parts[2]), parts[3], parts[4], parts[5])
+
+    def serialize(self) -> str:
+        """
+        The line value.
+        """
+        return (
+            f"{self.username} {self.sessionID} {self.sessionVersion} "
+            f"{self.netType} {self.addrType} {self.address}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """
+    A C{c=} line (RFC 8866 section 5.7).
+    """
+
+    address: str
+    netType: str = "IN"
+    addrType: str = "IP4"
+
+    @classmethod
+    def parse(cls, value: str) -> Connection:
+        """
+        @raise SDPError: Not three fields.
+        """
+        parts = value.split(" ")
+        if len(parts) != 3 or not all(parts):
+            raise SDPError("Malformed c= line", value)
+        return cls(parts[2], parts[0], parts[1])
+
+    def serialize(self) -> str:
+        """
+        The line value.
+        """
+        return f"{self.netType} {self.addrType} {self.address}"
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """
+    A C{t=} line and its C{r=} lines.
+    """
+
+    start: int = 0
+    stop: int = 0
+    repeats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """
+    An C{a=} line: C{name} or C{name:value} (RFC 8866 section 5.13).
+    """
+
+    name: str
+    value: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Attribute:
+        """
+        @raise SDPError: Empty name.
+        """
+        name, colon, value = text.partition(":")
+        if not name:
+            raise SDPError("Malformed a= line", text)
+        return cls(name, value if colon else None)
+
+    def serialize(self) -> str:
+        """
+        The line value.
+        """
+        return self.name if self.value is None else f"{self.name}:{self.value}"
+
+
+def _attr(attributes: Iterable[Attribute], name: str) -> Attribute | None:
+    for attribute in attributes:
+        if attribute.name == name:
+            return attribute
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaDescription:
+    """
+    An C{m=} section.
+
+    @ivar media: C{message}, C{audio}...
+    @ivar port: Port (0 = stream rejected or disabled).
+    @ivar proto: C{TCP/MSRP}, C{RTP/AVP}...
+    @ivar formats: Format list (C{*} for MSRP).
+    @ivar portCount: The C{/<number of ports>} suffix, if any.
+    """
+
+    media: str
+    port: int
+    proto: str
+    formats: tuple[str, ...] = ()
+    portCount: int | None = None
+    information: str | None = None
+    connections: tuple[Connection, ...] = ()
+    bandwidths: tuple[str, ...] = ()
+    key: str | None = None
+    attributes: tuple[Attribute, ...] = ()
+    otherLines: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parseMLine(cls, value: str) -> MediaDescription:
+        """
+        Parse the value of an C{m=} line.
+
+        @raise SDPError: Malformed.
+        """
+        parts = value.split(" ")
+        if len(parts) < 3 or not all(parts[:3]):
+            raise SDPError("Malformed m= line", value)
+        portText, slash, count = parts[1].partition("/")
+        if not portText.isdigit() or int(portText) > 65535:
+            raise SDPError("Invalid m= port", value)
+        if slash and not count.isdigit():
+            raise SDPError("Invalid m= port count", value)
+        return cls(
+            media=parts[0],
+            port=int(portText),
+            proto=parts[2],
+            formats=tuple(parts[3:]),
+            portCount=int(count) if slash else None,
+        )
+
+    def attribute(self, name: str) -> str | None:
+        """
+        The value of the first C{a=name} (C{""} for a flag), or L{None}.
+        """
+        attribute = _attr(self.attributes, name)
+        if attribute is None:
+            return None
+        return "" if attribute.value is None else attribute.value
+
+    def attributeValues(self, name: str) -> list[str]:
+        """
+        The values of every C{a=name}.
+        """
+        return [a.value or "" for a in self.attributes if a.name == name]
+
+    def hasAttribute(self, name: str) -> bool:
+        """
+        Whether an C{a=name} line is present.
+        """
+        return _attr(self.attributes, name) is not None
+
+    def mLine(self) -> str:
+        """
+        The C{m=} line value.
+        """
+        port = str(self.port)
+        if self.portCount is not None:
+            port += f"/{self.portCount}"
+        return " ".join([self.media, port, self.proto, *self.formats])
+
+    def lines(self) -> list[str]:
+        """
+        The section's lines, without line ends.
+        """
+        out = [f"m={self.mLine()}"]
+        if self.information is not None:
+            out.append(f"i={self.information}")
+        out.extend(f"c={c.serialize()}" for c in self.connections)
+        out.extend(f"b={b}" for b in self.bandwidths)
+        if self.key is not None:
+            out.append(f"k={self.key}")
+        out.extend(f"a={a.serialize()}" for a in self.attributes)
+        out.extend(f"{kind}={value}" for kind, value in self.otherLines)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDescription:
+    """
+    A whole session description (RFC 8866 section 5).
+    """
+
+    origin: Origin
+    sessionName: str = "-"
+    timings: tuple[Timing, ...] = (Timing(),)
+    media: tuple[MediaDescription, ...] = ()
+    information: str | None = None
+    uri: str | None = None
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    connection: Connection | None = None
+    bandwidths: tuple[str, ...] = ()
+    zoneAdjustments: str | None = None
+    key: str | None = None
+    attributes: tuple[Attribute, ...] = ()
+    otherLines: tuple[tuple[str, str], ...] = ()
+    version: int = 0
+
+    @classmethod
+    def parse(cls, data: bytes | str) -> SessionDescription:
+        """
+        See L{parseSDP}.
+        """
+        return parseSDP(data)
+
+    def serialize(self) -> bytes:
+        """
+        The description with CRLF line ends (UTF-8).
+        """
+        out = [f"v={self.version}", f"o={self.origin.serialize()}"]
+        out.append(f"s={self.sessionName}")
+        if self.information is not None:
+            out.append(f"i={self.information}")
+        if self.uri is not None:
+            out.append(f"u={self.uri}")
+        out.extend(f"e={e}" for e in self.emails)
+        out.extend(f"p={p}" for p in self.phones)
+        if self.connection is not None:
+            out.append(f"c={self.connection.serialize()}")
+        out.extend(f"b={b}" for b in self.bandwidths)
+        for timing in self.timings:
+            out.append(f"t={timing.start} {timing.stop}")
+            out.extend(f"r={r}" for r in timing.repeats)
+        if self.zoneAdjustments is not None:
+            out.append(f"z={self.zoneAdjustments}")
+        if self.key is not None:
+            out.append(f"k={self.key}")
+        out.extend(f"a={a.serialize()}" for a in self.attributes)
+        out.extend(f"{kind}={value}" for kind, value in self.otherLines)
+        for media in self.media:
+            out.extend(media.lines())
+        return ("\r\n".join(out) + "\r\n").encode("utf-8")
+
+    def connectionFor(self, media: MediaDescription) -> Connection | None:
+        """
+        The connection data applying to C{media}: its own first C{c=} line,
+        else the session-level one.
+        """
+        if media.connections:
+            return media.connections[0]
+        return self.connection
+
+
+#: Session-level line types, in their RFC 8866 section 5 order, after v/o/s.
+_SESSION_ORDER = "iuepcbtrzka"
+
+
+def parseSDP(data: bytes | str) -> SessionDescription:
+    """
+    Parse a session description.
+
+    Strict on what makes SDP SDP: the first lines are C{v=0}, C{o=} and
+    C{s=} in this order, at least one C{t=} precedes the first C{m=}, every
+    line is C{<letter>=<value>}.  Lenient on the order of the other
+    session-level lines and on unknown line types (kept).
+
+    @raise SDPError: Malformed.
+    """
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    lines = text.split("\n")
+    if lines and lines[-1] in ("", "\r"):
+        lines.pop()
+    parsed: list[tuple[str, str]] = []
+    for raw in lines:
+        line = raw[:-1] if raw.endswith("\r") else raw
+        match = _LINE_RE.match(line)
+        if match is None:
+            raise SDPError("Malformed SDP line", line)
+        parsed.append((match.group(1), match.group(2)))
+    if len(parsed) < 4:
+        raise SDPError("Incomplete session description")
+    if parsed[0] != ("v", "0"):
+        raise SDPError("First line must be v=0", f"{parsed[0][0]}={parsed[0][1]}")
+    if parsed[1][0] != "o":
+        raise SDPError("Second line must be o=")
+    if parsed[2][0] != "s":
+        raise SDPError("Third line must be s=")
+    origin = Origin.parse(parsed[1][1])
+    fields: dict[str, object] = {
+        "sessionName": parsed[2][1],
+    }
+    emails: list[str] = []
+    phones: list[str] = []
+    bandwidths: list[str] = []
+    timings: list[Timing] = []
+    attributes: list[Attribute] = []
+    other: list[tuple[str, str]] = []
+    media: list[MediaDescription] = []
+    current: dict[str, list[object]] | None = None
+    currentM: MediaDescription | None = None
+
+    def finishMedia() -> None:
+        if currentM is None or current is None:
+            return
+        media.append(
+            replace(
+                currentM,
+                connections=tuple(current["c"]),  # type: ignore[arg-type]
+                bandwidths=tuple(current["b"]),  # type: ignore[arg-type]
+                attributes=tuple(current["a"]),  # type: ignore[arg-type]
+                otherLines=tuple(current["x"]),  # type: ignore[arg-type]
+            )
+        )
+
+    for kind, value in parsed[3:]:
+        if kind == "m":
+            if not timings:
+                raise SDPError("m= before any t= line", value)
+            finishMedia()
+            currentM = MediaDescription.parseMLine(value)
+            current = {"c": [], "b": [], "a": [], "x": []}
+            continue
+        if kind in "vos":
+            raise SDPError(f"Repeated or misplaced {kind}= line", value)
+        if current is not None and currentM is not None:
+            if kind == "c":
+                current["c"].append(Connection.parse(value))
+            elif kind == "b":
+                current["b"].append(value)
+            elif kind == "a":
+                current["a"].append(Attribute.parse(value))
+            elif kind == "i":
+                currentM = replace(currentM, information=value)
+            elif kind == "k":
+                currentM = replace(currentM, key=value)
+            else:
+                current["x"].append((kind, value))
+            continue
+        if kind == "t":
+            parts = value.split(" ")
+            if len(parts) != 2 or not all(p.isdigit() for p in parts):
+                raise SDPError("Malformed t= line", value)
+            timings.append(Timing(int(parts[0]), int(parts[1])))
+        elif kind == "r":
+            if not timings:
+                raise SDPError("r= before t=", value)
+            last = timings[-1]
+            timings[-1] = replace(last, repeats=last.repeats + (value,))
+        elif kind == "i":
+            fields["information"] = value
+        elif kind == "u":
+            fields["uri"] = value
+        elif kind == "e":
+            emails.append(value)
+        elif kind == "p":
+            phones.append(value)
+        elif kind == "c":
+            fields["connection"] = Connection.parse(value)
+        elif kind == "b":
+            bandwidths.append(value)
+        elif kind == "z":
+            fields["zoneAdjustments"] = value
+        elif kind == "k":
+            fields["key"] = value
+        elif kind == "a":
+            attributes.append(Attribute.parse(value))
+        else:
+            other.append((kind, value))
+    finishMedia()
+    if not timings:
+        raise SDPError("Missing t= line")
+    return SessionDescription(
+        origin=origin,
+        sessionName=str(fields["sessionName"]),
+        timings=tuple(timings),
+        media=tuple(media),
+        information=fields.get("information"),  # type: ignore[arg-type]
+        uri=fields.get("uri"),  # type: ignore[arg-type]
+        emails=tuple(emails),
+        phones=tuple(phones),
+        connection=fields.get("connection"),  # type: ignore[arg-type]
+        bandwidths=tuple(bandwidths),
+        zoneAdjustments=fields.get("zoneAdjustments"),  # type: ignore[arg-type]
+        key=fields.get("key"),  # type: ignore[arg-type]
+        attributes=tuple(attributes),
+        otherLines=tuple(other),
+    )
+
+
+# --- MSRP media profile ----------------------------------------------------
+
+
+class Setup(Enum):
+    """
+    C{a=setup} roles (RFC 4145 section 4, used for MSRP by RFC 6135).
+    """
+
+    ACTIVE = "active"
+    PASSIVE = "passive"
+    ACTPASS = "actpass"
+    HOLDCONN = "holdconn"
+
+
+class Direction(Enum):
+    """
+    Media direction attributes (RFC 8866 section 6.7).
+    """
+
+    SENDRECV = "sendrecv"
+    SENDONLY = "sendonly"
+    RECVONLY = "recvonly"
+    INACTIVE = "inactive"
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """
+    An C{a=fingerprint} value (RFC 8122 section 5): hash function and
+    colon-separated upper-case hex.
+    """
+
+    hashFunction: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> Fingerprint:
+        """
+        @raise SDPError: Malformed.
+        """
+        parts = text.split(" ")
+        if len(parts) != 2 or not re.fullmatch(
+            r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})*", parts[1]
+        ):
+            raise SDPError("Malformed a=fingerprint", text)
+        return cls(parts[0].lower(), parts[1].upper())
+
+    def serialize(self) -> str:
+        """
+        The attribute value.
+        """
+        return f"{self.hashFunction} {self.value}"
+
+
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class MSRPMedia:
+    """
+    A view of an MSRP m-line (RFC 4975 section 8).
+
+    @ivar port: The m-line port (0: refused).
+    @ivar proto: C{TCP/MSRP} or C{TCP/TLS/MSRP}.
+    @ivar path: The C{a=path} URIs as text, leftmost (next hop) first.
+    @ivar acceptTypes: C{a=accept-types}.
+    @ivar acceptWrappedTypes: C{a=accept-wrapped-types}.
+    @ivar maxSize: C{a=max-size}, or L{None}.
+    @ivar setup: C{a=setup} (RFC 6135), or L{None} when absent.
+    @ivar fingerprints: C{a=fingerprint} values.
+    @ivar chatroom: The C{a=chatroom} tokens (RFC 7701 section 8), in
+        order, or L{None} when the attribute is absent (a bare
+        C{a=chatroom} is an empty tuple).
+    @ivar direction: The direction attribute (default sendrecv).
+    @ivar connectionAddress: The applicable C{c=} address, or L{None}.
+    """
+
+    port: int
+    proto: str = "TCP/MSRP"
+    path: tuple[str, ...] = ()
+    acceptTypes: tuple[str, ...] = ()
+    acceptWrappedTypes: tuple[str, ...] = ()
+    maxSize: int | None = None
+    setup: Setup | None = None
+    fingerprints: tuple[Fingerprint, ...] = ()
+    chatroom: tuple[str, ...] | None = None
+    direction: Direction = Direction.SENDRECV
+    connectionAddress: str | None = None
+
+    @property
+    def secure(self) -> bool:
+        """
+        Whether the stream runs over TLS.
+        """
+        return self.proto.upper() == "TCP/TLS/MSRP"
+
+    def hasChatroomToken(self, token: str) -> bool:
+        """
+        Whether C{a=chatroom} lists C{token} (case-insensitive).
+        """
+        return self.chatroom is not None and token.lower() in (
+            t.lower() for t in self.chatroom
+        )
+
+    @classmethod
+    def fromMedia(
+        cls, media: MediaDescription, session: SessionDescription | None = None
+    ) -> MSRPMedia:
+        """
+        Read the MSRP attributes of an m-line.
+
+        @raise SDPError: Not an MSRP m-line, or a malformed MSRP attribute
+            (missing C{path} or C{accept-types} on an accepted stream, bad
+            max-size, unknown setup role, duplicate chatroom token).
+        """
+        if media.media != "message" or media.proto.upper() not in MSRP_PROTOCOLS:
+            raise SDPError("Not an MSRP m-line", media.mLine())
+        path = tuple((media.attribute("path") or "").split())
+        acceptTypes = tuple((media.attribute("accept-types") or "").split())
+        if media.port != 0:
+            if not path:
+                raise SDPError("MSRP m-line without a=path", media.mLine())
+            if not acceptTypes:
+                raise SDPError("MSRP m-line without a=accept-types", media.mLine())
+        maxSizeText = media.attribute("max-size")
+        maxSize = None
+        if maxSizeText is not None:
+            if not maxSizeText.isdigit():
+                raise SDPError("Malformed a=max-size", maxSizeText)
+            maxSize = int(maxSizeText)
+        setupText = media.attribute("setup")
+        setup = None
+        if setupText is not None:
+            try:
+                setup = Setup(setupText.lower())
+            except ValueError:
+                raise SDPError("Unknown a=setup role", setupText) from None
+        chatroomText = media.attribute("chatroom")
+        chatroom: tuple[str, ...] | None = None
+        if chatroomText is not None:
+            tokens = chatroomText.split()
+            lowered = [t.lower() for t in tokens]
+            if len(set(lowered)) != len(lowered):
+                raise SDPError("Duplicate a=chatroom token", chatroomText)
+            if not all(_TOKEN_RE.match(t) for t in tokens):
+                raise SDPError("Malformed a=chatroom token", chatroomText)
+            chatroom = tuple(tokens)
+        direction = Direction.SENDRECV
+        for candidate in Direction:
+            if media.hasAttribute(candidate.value):
+                direction = candidate
+                break
+        connection = (
+            session.connectionFor(media)
+            if session is not None
+            else (media.connections[0] if media.connections else None)
+        )
+        return cls(
+            port=media.port,
+            proto=media.proto,
+            path=path,
+            acceptTypes=acceptTypes,
+            acceptWrappedTypes=tuple(
+                (media.attribute("accept-wrapped-types") or "").split()
+            ),
+            maxSize=maxSize,
+            setup=setup,
+            fingerprints=tuple(
+                Fingerprint.parse(v) for v in media.attributeValues("fingerprint")
+            ),
+            chatroom=chatroom,
+            direction=direction,
+            connectionAddress=connection.address if connection else None,
+        )
+
+    def toMediaDescription(self, addrType: str = "IP4") -> MediaDescription:
+        """
+        Build the m-line (C{m=message <port> <proto> *}, a media-level
+        C{c=} line when L{connectionAddress} is set, then accept-types,
+        accept-wrapped-types, max-size, path, setup, fingerprint, chatroom
+        and a direction other than sendrecv).
+        """
+        attributes = [Attribute("accept-types", " ".join(self.acceptTypes))]
+        if self.acceptWrappedTypes:
+            attributes.append(
+                Attribute("accept-wrapped-types", " ".join(self.acceptWrappedTypes))
+            )
+        if self.maxSize is not None:
+            attributes.append(Attribute("max-size", str(self.maxSize)))
+        attributes.append(Attribute("path", " ".join(self.path)))
+        if self.setup is not None:
+            attributes.append(Attribute("setup", self.setup.value))
+        attributes.extend(
+            Attribute("fingerprint", f.serialize()) for f in self.fingerprints
+        )
+        if self.chatroom is not None:
+            attributes.append(
+                Attribute(
+                    "chatroom", " ".join(self.chatroom) if self.chatroom else None
+                )
+            )
+        if self.direction is not Direction.SENDRECV:
+            attributes.append(Attribute(self.direction.value))
+        connections: tuple[Connection, ...] = ()
+        if self.connectionAddress is not None:
+            connections = (
+                Connection(
+                    self.connectionAddress,
+                    addrType="IP6" if ":" in self.connectionAddress else addrType,
+                ),
+            )
+        return MediaDescription(
+            media="message",
+            port=self.port,
+            proto=self.proto,
+            formats=("*",),
+            connections=connections,
+            attributes=tuple(attributes),
+        )
+
+
+def _typeMatches(pattern: str, mimeType: str) -> bool:
+    pattern = pattern.lower()
+    mimeType = mimeType.lower()
+    if pattern == "*" or mimeType == "*":
+        return True
+    if pattern.endswith("/*"):
+        return mimeType.split("/")[0] == pattern[:-2]
+    if mimeType.endswith("/*"):
+        return pattern.split("/")[0] == mimeType[:-2]
+    return pattern == mimeType
+
+
+def acceptTypesIntersection(
+    ours: Sequence[str], theirs: Sequence[str]
+) -> tuple[str, ...]:
+    """
+    The types of C{ours} that the peer also accepts (wildcards C{*} and
+    C{type/*} on either side honoured), in our order (RFC 4975 section
+    8.6).
+    """
+    return tuple(t for t in ours if any(_typeMatches(p, t) for p in theirs))
+
+
+def answerSetup(offered: Setup | None, reachable: bool) -> Setup:
+    """
+    The C{a=setup} role of an answer (RFC 6135 section 4.2, RFC 4145
+    section 4.1).
+
+     - C{actpass}: C{passive} if we can accept connections (C{reachable},
+       not behind a NAT), else C{active};
+     - C{active}: C{passive}; C{passive}: C{active};
+     - absent or C{holdconn} (ignored, R-164): the RFC 4975 default, the
+       offerer connects, so C{passive}.
+    """
+    if offered is Setup.ACTPASS:
+        return Setup.PASSIVE if reachable else Setup.ACTIVE
+    if offered is Setup.PASSIVE:
+        return Setup.ACTIVE
+    return Setup.PASSIVE
+
+
+def rejectMedia(media: MediaDescription) -> MediaDescription:
+    """
+    The answer to a refused stream: same media, protocol and formats,
+    port 0, no attributes (RFC 3264 section 6).
+    """
+    return MediaDescription(
+        media=media.media, port=0, proto=media.proto, formats=media.formats
+    )
+
+
+def answerMSRPOffer(
+    offer: SessionDescription,
+    *,
+    origin: Origin,
+    path: Sequence[str],
+    port: int,
+    connectionAddress: str,
+    acceptTypes: Sequence[str],
+    acceptWrappedTypes: Sequence[str] = (),
+    maxSize: int | None = None,
+    chatroom: Sequence[str] | None = None,
+    reachable: bool = True,
+    useSetup: bool = True,
+    fingerprints: Sequence[Fingerprint] = (),
+    requiredTypes: Sequence[str] = (),
+) -> tuple[SessionDescription, MSRPMedia]:
+    """
+    Answer an offer by accepting its first acceptable MSRP stream and
+    refusing every other m-line with port 0 (RFC 3264 section 6, RFC 4975
+    section 8).
+
+    A stream is acceptable when its protocol matches our path scheme
+    (C{msrps:} for C{TCP/TLS/MSRP}), its attributes are valid, it offers
+    every type of C{requiredTypes} (RFC 7701 section 5.2: a focus requires
+    Message/CPIM) and at least one of C{acceptTypes}.
+
+    @param origin: Our o= line (see L{updateOrigin} for re-answers).
+    @param path: Our MSRP path (rightmost = us), as URI text.
+    @param port: Our MSRP port (the port of our path URI, R-153).
+    @param connectionAddress: The host of our path URI (c= line, R-153).
+    @param acceptTypes: Types we accept, in preference order; the answer
+        lists those the offer also accepts.
+    @param chatroom: Our C{a=chatroom} tokens, or L{None} to omit it.
+    @param reachable: Whether we accept incoming connections (answer
+        C{passive} to C{actpass}).
+    @param useSetup: Whether to send C{a=setup} (RFC 6135).
+    @return: The answer and the accepted offered stream's view.
+    @raise SDPNegotiationError: No acceptable MSRP stream (488).
+    """
+    secure = bool(path) and path[-1].lower().startswith("msrps:")
+    wanted = "TCP/TLS/MSRP" if secure else "TCP/MSRP"
+    answered: list[MediaDescription] = []
+    accepted: MSRPMedia | None = None
+    problem = "No MSRP stream offered"
+    for media in offer.media:
+        if accepted is not None or media.port == 0:
+            answered.append(rejectMedia(media))
+            continue
+        if media.media != "message" or media.proto.upper() not in MSRP_PROTOCOLS:
+            answered.append(rejectMedia(media))
+            continue
+        if media.proto.upper() != wanted:
+            problem = f"Offered {media.proto}, we use {wanted}"
+            answered.append(rejectMedia(media))
+            continue
+        try:
+            view = MSRPMedia.fromMedia(media, offer)
+        except SDPError as e:
+            problem = e.reason
+            answered.append(rejectMedia(media))
+            continue
+        missing = [
+            t
+            for t in requiredTypes
+            if not any(_typeMatches(o, t) for o in view.acceptTypes)
+        ]
+        common = acceptTypesIntersection(acceptTypes, view.acceptTypes)
+        if missing or not common:
+            problem = "No acceptable accept-types" + (
+                f" (missing {' '.join(missing)})" if missing else ""
+            )
+            answered.append(rejectMedia(media))
+            continue
+        accepted = view
+        ours = MSRPMedia(
+            port=port,
+            proto=media.proto,
+            path=tuple(path),
+            acceptTypes=common,
+            acceptWrappedTypes=tuple(acceptWrappedTypes),
+            maxSize=maxSize,
+            setup=answerSetup(view.setup, reachable) if useSetup else None,
+            fingerprints=tuple(fingerprints),
+            chatroom=tuple(chatroom) if chatroom is not None else None,
+            connectionAddress=connectionAddress,
+        )
+        answered.append(ours.toMediaDescription())
+    if accepted is None:
+        raise SDPNegotiationError(problem)
+    answer = SessionDescription(
+        origin=origin,
+        sessionName="-",
+        timings=(Timing(),),
+        media=tuple(answered),
+    )
+    return answer, accepted
+
+
+def updateOrigin(
+    new: SessionDescription, previous: SessionDescription | None
+) -> SessionDescription:
+    """
+    Apply RFC 3264 section 8 / RFC 4975 section 8.4 (R-156) to an updated
+    description: unchanged content keeps the previous o= line exactly;
+    changed content gets the previous username, session id and address
+    with the version incremented by one.  Without a previous description
+    C{new} is returned as is.
+    """
+    if previous is None:
+        return new
+    if replace(new, origin=previous.origin) == previous:
+        return replace(new, origin=previous.origin)
+    return replace(
+        new,
+        origin=replace(
+            previous.origin, sessionVersion=previous.origin.sessionVersion + 1
+        ),
+    )

@@ -1,0 +1,109 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The twistd plugin's options and service maker, and the C{stoxgw-checkconfig}
+command.
+
+  - C{twistd -n stoxgw --config FILE} runs the gateway;
+  - C{twistd stoxgw --check-config --config FILE} (or
+    C{stoxgw-checkconfig FILE}) validates a configuration, prints every
+    problem (one line each, naming file, section and key) and exits 0 or 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import IO, Any
+
+from twisted.python import usage
+
+from stoxgw import __version__
+from stoxgw.config import DEFAULT_CONFIG_PATH, Config, ConfigError, loadConfig
+
+
+class Options(usage.Options):
+    """
+    Command-line options of C{twistd stoxgw}.
+
+    Secrets are never taken from the command line: they live in the file.
+    """
+
+    synopsis = "[--config FILE] [--check-config]"
+    longdesc = (
+        "stoxgw bridges SIP/MSRP multi-party chat (RFC 4975, RFC 7701) and "
+        "XMPP Multi-User Chat (XEP-0045), both ways (RFC 7702). All settings "
+        "are in the configuration file; see stoxgw(8)."
+    )
+    optParameters = [
+        ["config", "c", DEFAULT_CONFIG_PATH, "Configuration file."],
+    ]
+    optFlags = [
+        ["check-config", None, "Validate the configuration file, print every problem, and exit (0: valid, 1: not)."],
+        ["version", "V", "Print the stoxgw version and exit."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gatewayConfig: Config | None = None
+
+    def opt_version(self) -> None:
+        """
+        Print the stoxgw version and exit.
+        """
+        print(f"stoxgw {__version__}")
+        sys.exit(0)
+
+    def postOptions(self) -> None:
+        """
+        Load the configuration; with C{--check-config}, report and exit.
+
+        @raise usage.UsageError: the configuration is not valid (twistd
+            prints the problems and exits non-zero).
+        """
+        if self["check-config"]:
+            sys.exit(checkConfig(self["config"], sys.stdout, sys.stderr))
+        try:
+            self.gatewayConfig = loadConfig(self["config"])
+        except ConfigError as e:
+            raise usage.UsageError("invalid configuration:\n" + "\n".join(e.problems)) from None
+
+
+def checkConfig(path: str, out: IO[str], err: IO[str]) -> int:
+    """
+    Validate a configuration file and report.
+
+    @param path: the file.
+    @param out: where the verdict goes when the file is valid.
+    @param err: where problems go, one line each.
+    @return: the exit status: 0 valid, 1 not.
+    """
+    try:
+        loadConfig(path)
+    except ConfigError as e:
+        for problem in e.problems:
+            err.write(problem + "\n")
+        err.write(f"{path}: {len(e.problems)} problem(s)\n")
+        return 1
+    out.write(f"{path}: configuration OK\n")
+    return 0
+
+
+def makeService(options: Options) -> Any:
+    """
+    Build the gateway's service tree from parsed options (twistd's hook).
+    """
+    from stoxgw.service import makeService as build
+
+    assert options.gatewayConfig is not None
+    return build(options.gatewayConfig)
+
+
+def checkConfigMain(argv: Sequence[str] | None = None) -> None:
+    """
+    Entry point of C{stoxgw-checkconfig [FILE]}.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) > 1 or (args and args[0] in ("-h", "--help")):
+        sys.stderr.write(f"usage: stoxgw-checkconfig [FILE]  (default {DEFAULT_CONFIG_PATH})\n")
+        sys.exit(2)
+    sys.exit(checkConfig(args[0] if args else DEFAULT_CONFIG_PATH, sys.stdout, sys.stderr))

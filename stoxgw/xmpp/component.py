@@ -1,0 +1,234 @@
+# -*- test-case-name: tests.xmpp.test_component -*-
+"""
+XEP-0114 component links: one authenticated stream per served domain.
+
+Each L{ComponentLink} is a service holding a wokkel L{StreamManager} (to which
+the XMPP handlers of the gateway are added) and a L{ClientService} that keeps
+the TCP connection up, reconnecting with exponential backoff and jitter.
+
+A rejected handshake (wrong secret, unknown component) is logged as an error
+naming the domain and server, and it does not reset the backoff: the link
+keeps retrying at growing intervals, never in a tight loop, so that fixing the
+secret on the server side is enough to bring it up.
+
+Stanzas sent while the link is down wait in a bounded queue; once it is full,
+L{BoundedStreamManager.send} raises L{LinkDown} so the caller can answer the
+stanza's sender with an error (nothing is dropped in silence).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.words.protocols.jabber import error, xmlstream
+from twisted.words.protocols.jabber.component import componentFactory
+from wokkel.subprotocols import StreamManager, XMPPHandler
+from zope.interface import Interface
+
+
+class LinkDown(Exception):
+    """
+    A stanza could not be sent: the component link is down and its queue full.
+    """
+
+
+class ILinkObserver(Interface):
+    """
+    Told when a component link comes up or goes down (the interworking layer
+    uses this to rejoin rooms after a reconnection).
+    """
+
+    def linkUp(domain: str) -> None:
+        """
+        The component link for C{domain} is authenticated and usable.
+        """
+
+    def linkDown(domain: str, reason: Failure) -> None:
+        """
+        The component link for C{domain} was lost.
+        """
+
+
+class BoundedStreamManager(StreamManager):
+    """
+    A wokkel stream manager whose queue of stanzas waiting for the link is
+    bounded.
+
+    @ivar queueSize: the most stanzas held while the link is down.
+    """
+
+    def __init__(self, factory: Any, reactor: IReactorTime, queueSize: int) -> None:
+        super().__init__(factory, reactor=reactor)
+        self.queueSize = queueSize
+
+    def send(self, obj: Any) -> None:
+        """
+        Send a stanza now, or queue it until the link is up.
+
+        @raise LinkDown: the link is down and the queue is full.
+        """
+        if not self._initialized and len(self._packetQueue) >= self.queueSize:
+            raise LinkDown(f"component link down, {self.queueSize} stanzas already queued")
+        super().send(obj)
+
+
+class _LinkMonitor(XMPPHandler):
+    """
+    Watches the stream for its link: logs it coming up and going down,
+    recognises a rejected handshake, and tells the link's observers.
+    """
+
+    _log = Logger()
+
+    def __init__(self, link: ComponentLink) -> None:
+        super().__init__()
+        self.link = link
+        self._rejected: error.StreamError | None = None
+        self.up = False
+
+    def connectionMade(self) -> None:
+        self._rejected = None
+        self.xmlstream.addObserver(xmlstream.STREAM_ERROR_EVENT, self._streamError)
+
+    def _streamError(self, reason: Failure) -> None:
+        value = reason.value
+        if isinstance(value, error.StreamError) and value.condition in (
+            "not-authorized",
+            "host-unknown",
+            "improper-addressing",
+        ):
+            self._rejected = value
+
+    def connectionInitialized(self) -> None:
+        self.up = True
+        self.link.rejections = 0
+        self._log.info(
+            "XMPP component link up: {domain} at {peer}",
+            domain=self.link.domain,
+            peer=self.link.peer,
+        )
+        for observer in list(self.link.observers):
+            observer.linkUp(self.link.domain)
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self._rejected is not None:
+            self.link.rejections += 1
+            self._log.error(
+                "XMPP server {peer} rejected the component handshake for {domain}"
+                " ({condition}): check [xmpp] secret and the server's component"
+                " configuration; retrying in the background",
+                peer=self.link.peer,
+                domain=self.link.domain,
+                condition=self._rejected.condition,
+            )
+            self._rejected = None
+            return
+        if self.up:
+            self.up = False
+            if self.link.running:
+                self._log.warn(
+                    "XMPP component link down: {domain} at {peer}: {error}",
+                    domain=self.link.domain,
+                    peer=self.link.peer,
+                    error=reason.getErrorMessage(),
+                )
+            else:
+                self._log.info(
+                    "XMPP component link closed: {domain} at {peer}",
+                    domain=self.link.domain,
+                    peer=self.link.peer,
+                )
+            for observer in list(self.link.observers):
+                observer.linkDown(self.link.domain, reason)
+
+
+class ComponentLink(MultiService):
+    """
+    The component connection for one domain.
+
+    @ivar domain: the component domain (e.g. C{sip.example}).
+    @ivar streamManager: add XMPP handlers for this domain to it.
+    @ivar observers: L{ILinkObserver}s told of the link's state.
+    @ivar rejections: handshakes rejected in a row (feeds the backoff).
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        domain: str,
+        server: str,
+        port: int,
+        secret: str,
+        queueSize: int = 1000,
+        maxDelay: float = 60.0,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__()
+        self.setName(domain)
+        self.domain = domain
+        self.peer = f"{server}:{port}"
+        self.observers: list[ILinkObserver] = []
+        self.rejections = 0
+        factory = componentFactory(domain, secret)
+        self.streamManager = BoundedStreamManager(factory, reactor, queueSize)
+        _LinkMonitor(self).setHandlerParent(self.streamManager)
+        self._backoff = backoffPolicy(
+            initialDelay=1.0, maxDelay=maxDelay, factor=2.0, jitter=jitter
+        )
+        endpoint = HostnameEndpoint(reactor, server, port, timeout=10)
+        self.clientService = ClientService(
+            endpoint,
+            factory,
+            retryPolicy=self._retryDelay,
+            clock=reactor,
+            prepareConnection=self._prepareConnection,
+        )
+        self.clientService.setServiceParent(self)
+
+    @property
+    def up(self) -> bool:
+        """
+        Whether the link is authenticated and stanzas go out now.
+        """
+        return bool(self.streamManager._initialized)
+
+    def _retryDelay(self, failedAttempts: int) -> float:
+        """
+        Exponential backoff with jitter; rejected handshakes count as failed
+        attempts too, although their TCP connection succeeded.
+        """
+        delay: float = self._backoff(max(failedAttempts, self.rejections))
+        return delay
+
+    def _prepareConnection(self, protocol: Any) -> None:
+        transport = getattr(protocol, "transport", None)
+        if transport is not None and hasattr(transport, "setTcpNoDelay"):
+            transport.setTcpNoDelay(True)
+
+
+def buildLinks(
+    reactor: IReactorTCP,
+    domains: tuple[str, ...],
+    server: str,
+    port: int,
+    secret: str,
+    queueSize: int,
+    maxDelay: float,
+) -> list[ComponentLink]:
+    """
+    One L{ComponentLink} per served domain.
+    """
+    return [
+        ComponentLink(reactor, domain, server, port, secret, queueSize, maxDelay)
+        for domain in domains
+    ]

@@ -1,0 +1,254 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+Tests for L{stoxgw.config}: types, defaults, and one clear error line per
+problem naming file, section and key.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from stoxgw.config import (
+    PLACEHOLDER,
+    SCHEMA,
+    SECTIONS,
+    ConfigError,
+    Secret,
+    loadConfig,
+    parseConfig,
+)
+
+MINIMAL = "[xmpp]\nuser_domain = sip.example.com\nsecret = hunter2\n"
+
+
+def problemsOf(test: SynchronousTestCase, text: str, path: str = "gw.conf") -> tuple[str, ...]:
+    """
+    @return: the problems L{parseConfig} reports for C{text}.
+    """
+    error = test.assertRaises(ConfigError, parseConfig, text, path)
+    return error.problems
+
+
+class DefaultsTests(SynchronousTestCase):
+    """
+    A minimal file gives the documented defaults.
+    """
+
+    def test_minimal(self) -> None:
+        """
+        Only the required keys set: every other key has its default, typed.
+        """
+        config = parseConfig(MINIMAL, "gw.conf")
+        self.assertEqual(config.path, "gw.conf")
+        self.assertEqual(config.xmpp.user_domain, "sip.example.com")
+        self.assertIsNone(config.xmpp.room_domain)
+        self.assertEqual(config.xmpp.domains, ("sip.example.com",))
+        self.assertEqual(config.xmpp.port, 5347)
+        self.assertEqual(config.sip.udp_port, 5060)
+        self.assertEqual(str(config.sip.trusted_peers[0]), "127.0.0.1/32")
+        self.assertEqual(config.msrp.transaction_timeout, 30.0)
+        self.assertEqual(config.msrp.chunk_size, 2048)
+        self.assertIs(config.gateway.instant_rooms, True)
+        self.assertEqual(config.logging.format, "text")
+        self.assertEqual(
+            dict(config.logging.levels),
+            {"sip": "info", "msrp": "info", "xmpp": "info", "interworking": "info"},
+        )
+
+    def test_everyKeyHasADefaultThatParses(self) -> None:
+        """
+        Each documented default is a valid value of its key.
+        """
+        for key in SCHEMA:
+            if key.default is not None:
+                key.parse(key.default)
+            self.assertIn(key.section, SECTIONS)
+            self.assertTrue(key.doc.strip(), key.name)
+
+    def test_typedValues(self) -> None:
+        """
+        Booleans, lists, networks, seconds and levels are converted.
+        """
+        config = parseConfig(
+            MINIMAL
+            + "room_domain = Chat.SIP.example.com\n"
+            "[gateway]\nmuc_domains = muc.a.example, muc.b.example\ninstant_rooms = off\n"
+            "[sip]\ntrusted_peers = 10.0.0.0/8, ::1\n"
+            "[msrp]\ntransaction_timeout = 2.5\n"
+            "[logging]\nformat = JSON\nsip_level = debug\n",
+            "gw.conf",
+        )
+        self.assertEqual(config.xmpp.room_domain, "chat.sip.example.com")
+        self.assertEqual(config.gateway.muc_domains, ("muc.a.example", "muc.b.example"))
+        self.assertIs(config.gateway.instant_rooms, False)
+        self.assertEqual([str(n) for n in config.sip.trusted_peers], ["10.0.0.0/8", "::1/128"])
+        self.assertEqual(config.msrp.transaction_timeout, 2.5)
+        self.assertEqual(config.logging.format, "json")
+        self.assertEqual(config.logging.levels["sip"], "debug")
+        self.assertEqual(config.logging.levels["xmpp"], "info")
+
+
+class ErrorTests(SynchronousTestCase):
+    """
+    Each kind of bad value gives one line naming file, section and key.
+    """
+
+    def test_unknownKey(self) -> None:
+        """
+        A key the schema does not know is an error, not ignored.
+        """
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "secert = x\n"),
+            ("gw.conf: [xmpp] secert: unknown key",),
+        )
+
+    def test_unknownSection(self) -> None:
+        """
+        A section the schema does not know is an error.
+        """
+        (problem,) = problemsOf(self, MINIMAL + "[sipp]\nport = 1\n")
+        self.assertTrue(problem.startswith("gw.conf: [sipp]: unknown section"), problem)
+
+    def test_wrongType(self) -> None:
+        """
+        A value of the wrong type names key and value.
+        """
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "[msrp]\nport = twenty\n"),
+            ("gw.conf: [msrp] port: 'twenty' is not a whole number",),
+        )
+
+    def test_portOutOfRange(self) -> None:
+        """
+        A port outside 1-65535 (0-65535 where 0 means off) is an error.
+        """
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "[sip]\ntcp_port = 70000\n"),
+            ("gw.conf: [sip] tcp_port: 70000 is out of range (0 to 65535)",),
+        )
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "port = 0\n"),
+            ("gw.conf: [xmpp] port: 0 is out of range (1 to 65535)",),
+        )
+
+    def test_missingSecret(self) -> None:
+        """
+        The component secret is required.
+        """
+        self.assertEqual(
+            problemsOf(self, "[xmpp]\nuser_domain = sip.example.com\n"),
+            ("gw.conf: [xmpp] secret: required, and not set",),
+        )
+
+    def test_placeholderSecret(self) -> None:
+        """
+        The sample's placeholder is refused as a secret.
+        """
+        (problem,) = problemsOf(
+            self, f"[xmpp]\nuser_domain = sip.example.com\nsecret = {PLACEHOLDER}\n"
+        )
+        self.assertTrue(problem.startswith("gw.conf: [xmpp] secret: still the sample's placeholder"))
+
+    def test_unreadableTLSFile(self) -> None:
+        """
+        A TLS file that does not exist is reported with its path.
+        """
+        missing = os.path.join(self.mktemp(), "cert.pem")
+        self.assertEqual(
+            problemsOf(self, MINIMAL + f"[msrp]\nuse_tls = yes\ntls_certificate = {missing}\n"),
+            (
+                f"gw.conf: [msrp] tls_certificate: {missing!r} does not exist or is not a file",
+                "gw.conf: [msrp] tls_private_key: required when use_tls is on",
+            ),
+        )
+
+    def test_tlsNeedsFiles(self) -> None:
+        """
+        Turning SIP TLS on without a certificate and key is reported for
+        both keys.
+        """
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "[sip]\ntls_port = 5061\n"),
+            (
+                "gw.conf: [sip] tls_certificate: required when tls_port is set",
+                "gw.conf: [sip] tls_private_key: required when tls_port is set",
+            ),
+        )
+
+    def test_everyProblemListed(self) -> None:
+        """
+        All problems of a file are listed, not only the first.
+        """
+        problems = problemsOf(
+            self,
+            "[xmpp]\nport = x\n[sip]\nlocal_ip = nowhere\n[logging]\nlevel = loud\n",
+        )
+        self.assertEqual(
+            [p.split(":")[1].strip() for p in problems],
+            ["[sip] local_ip", "[xmpp] port", "[xmpp] user_domain", "[xmpp] secret", "[logging] level"],
+        )
+
+    def test_duplicateKey(self) -> None:
+        """
+        A key set twice names the key and line.
+        """
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "secret = again\n"),
+            ("gw.conf: [xmpp] secret: set twice (line 4)",),
+        )
+
+    def test_notINI(self) -> None:
+        """
+        Text that is not INI at all is reported, naming the file.
+        """
+        (problem,) = problemsOf(self, "user_domain = x\n")
+        self.assertTrue(problem.startswith("gw.conf: not an INI file:"), problem)
+
+    def test_sameDomains(self) -> None:
+        """
+        The user and room domains must be different components.
+        """
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "room_domain = sip.example.com\n"),
+            ("gw.conf: [xmpp] room_domain: must differ from user_domain (sip.example.com)",),
+        )
+
+    def test_missingFile(self) -> None:
+        """
+        A file that cannot be read is one problem naming it.
+        """
+        path = self.mktemp()
+        error = self.assertRaises(ConfigError, loadConfig, path)
+        self.assertEqual(error.problems, (f"{path}: cannot read: No such file or directory",))
+
+
+class SecretTests(SynchronousTestCase):
+    """
+    Secrets never show in text.
+    """
+
+    def test_secretHidden(self) -> None:
+        """
+        Neither C{repr} of the whole configuration nor C{str} of the secret
+        shows the value; L{Secret.reveal} gives it.
+        """
+        config = parseConfig(
+            MINIMAL + "[sip]\nusername = gw\npassword = sippass\n"
+            "[msrp]\nrelay_username = gw\nrelay_password = relaypass\n",
+            "gw.conf",
+        )
+        text = repr(config) + str(config.xmpp.secret)
+        for value in ("hunter2", "sippass", "relaypass"):
+            self.assertNotIn(value, text)
+        self.assertEqual(config.xmpp.secret.reveal(), "hunter2")
+        self.assertEqual(config.xmpp.secret, Secret("hunter2"))
+
+    def test_badSecretValueNotEchoed(self) -> None:
+        """
+        An error about a secret key does not repeat the secret.
+        """
+        problems = problemsOf(self, MINIMAL + "[sip]\npassword = topsecret\n")
+        self.assertEqual(problems, ("gw.conf: [sip] username: required when password is set",))
+        self.assertNotIn("topsecret", "\n".join(problems))

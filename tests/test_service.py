@@ -1,0 +1,84 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+Tests for L{stoxgw.service}: the service tree built from a configuration.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import Application, IServiceCollection
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import ILogObserver
+from twisted.trial.unittest import SynchronousTestCase
+
+from stoxgw.config import parseConfig
+from stoxgw.service import PendingService, makeService
+from stoxgw.xmpp.component import ComponentLink
+
+CONFIG = (
+    "[xmpp]\nuser_domain = sip.example.com\nroom_domain = chat.sip.example.com\n"
+    "secret = hunter2\nserver = 127.0.0.1\nport = 5347\n"
+)
+
+
+class GatewayServiceTests(SynchronousTestCase):
+    """
+    L{makeService}.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.config = parseConfig(CONFIG, "gw.conf")
+        self.service = makeService(self.config, self.reactor)
+
+    def test_children(self) -> None:
+        """
+        One named child per part of the gateway.
+        """
+        names = sorted(child.name for child in self.service)
+        self.assertEqual(names, ["interworking", "msrp", "sip", "xmpp"])
+        for name in ("sip", "msrp", "interworking"):
+            self.assertIsInstance(self.service.getServiceNamed(name), PendingService)
+
+    def test_oneLinkPerDomain(self) -> None:
+        """
+        The XMPP part has a component link per served domain.
+        """
+        xmpp = IServiceCollection(self.service.getServiceNamed("xmpp"))
+        links = sorted(child.name for child in xmpp)
+        self.assertEqual(links, ["chat.sip.example.com", "sip.example.com"])
+        for link in xmpp:
+            self.assertIsInstance(link, ComponentLink)
+
+    def test_startConnects(self) -> None:
+        """
+        Starting the tree connects each link to the configured server and
+        stopping it stops cleanly.
+        """
+        self.service.startService()
+        self.assertEqual(
+            [(host, port) for host, port, *_ in self.reactor.tcpClients],
+            [("127.0.0.1", 5347), ("127.0.0.1", 5347)],
+        )
+        self.successResultOf(self.service.stopService())
+        self.assertFalse(self.service.running)
+
+    def test_pendingPartsOpenNothing(self) -> None:
+        """
+        Parts not built yet open no listening sockets (they pretend nothing);
+        L{MemoryReactorClock.listenUDP} would raise, so no UDP either.
+        """
+        self.service.startService()
+        self.assertEqual(self.reactor.tcpServers, [])
+        self.assertEqual(self.reactor.sslServers, [])
+        self.assertEqual(self.reactor.unixServers, [])
+        self.successResultOf(self.service.stopService())
+
+    def test_logObserverForTwistd(self) -> None:
+        """
+        Attached to a twistd application, the tree registers the configured
+        log observer, which twistd then uses.
+        """
+        application = Application("stoxgw")
+        self.service.setServiceParent(application)
+        self.assertIs(application.getComponent(ILogObserver), self.service.logObserver)
+        self.assertIsNotNone(self.service.logObserver)

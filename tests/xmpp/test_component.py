@@ -1,0 +1,182 @@
+# -*- test-case-name: tests.xmpp.test_component -*-
+"""
+Tests for L{stoxgw.xmpp.component}: the component link's handshake, its
+report of a rejected secret, backoff, TCP_NODELAY and the bounded queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.words.xish import domish
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from stoxgw.xmpp.component import ComponentLink, ILinkObserver, LinkDown
+
+SERVER_HEADER = (
+    b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+    b"xmlns:stream='http://etherx.jabber.org/streams' from='sip.example.com' id='s1'>"
+)
+NOT_AUTHORIZED = (
+    b"<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+    b"</stream:error></stream:stream>"
+)
+
+
+class NoDelayTransport(StringTransport):
+    """
+    A string transport that records C{setTcpNoDelay}.
+    """
+
+    noDelay = False
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.noDelay = enabled
+
+
+@implementer(ILinkObserver)
+class RecordingObserver:
+    """
+    Records what a link tells its observers.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def linkUp(self, domain: str) -> None:
+        self.events.append(("up", domain))
+
+    def linkDown(self, domain: str, reason: Failure) -> None:
+        self.events.append(("down", domain))
+
+
+class ComponentLinkTests(SynchronousTestCase):
+    """
+    L{ComponentLink} driven over a memory reactor and string transports.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.link = ComponentLink(
+            self.reactor, "sip.example.com", "127.0.0.1", 5347, "hunter2",
+            queueSize=2, maxDelay=60.0, jitter=lambda: 0.0,
+        )
+        self.observer = RecordingObserver()
+        self.link.observers.append(self.observer)
+        self.events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        self.link.startService()
+
+    def connect(self) -> tuple[Any, NoDelayTransport]:
+        """
+        Complete the pending TCP connection attempt.
+        """
+        host, port, factory, *_ = self.reactor.tcpClients[-1]
+        self.assertEqual((host, port), ("127.0.0.1", 5347))
+        protocol = factory.buildProtocol(None)
+        transport = NoDelayTransport()
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def test_observerInterface(self) -> None:
+        """
+        The test observer provides L{ILinkObserver}.
+        """
+        verifyObject(ILinkObserver, self.observer)
+
+    def test_handshake(self) -> None:
+        """
+        The link opens a C{jabber:component:accept} stream, sends the
+        XEP-0114 handshake, and once the server accepts it is up, with
+        TCP_NODELAY set, and observers are told.
+        """
+        protocol, transport = self.connect()
+        self.assertTrue(transport.noDelay)
+        self.assertIn(b"jabber:component:accept", transport.value())
+        self.assertIn(b"to='sip.example.com'", transport.value())
+        transport.clear()
+        protocol.dataReceived(SERVER_HEADER)
+        # XEP-0114 section 3: hex SHA-1 of the stream id followed by the secret
+        expected = hashlib.sha1(b"s1hunter2").hexdigest().encode("ascii")
+        self.assertEqual(transport.value(), b"<handshake>" + expected + b"</handshake>")
+        self.assertFalse(self.link.up)
+        protocol.dataReceived(b"<handshake/>")
+        self.assertTrue(self.link.up)
+        self.assertEqual(self.observer.events, [("up", "sip.example.com")])
+        self.assertIn(
+            "XMPP component link up: {domain} at {peer}",
+            [e.get("log_format") for e in self.events],
+        )
+
+    def test_rejectedSecret(self) -> None:
+        """
+        A C{not-authorized} stream error is logged as an error naming the
+        domain and the secret, and the next attempt waits longer each time
+        (no tight retry loop).
+        """
+        delays = []
+        for attempt in range(3):
+            protocol, transport = self.connect()
+            protocol.dataReceived(SERVER_HEADER)
+            protocol.dataReceived(NOT_AUTHORIZED)
+            protocol.connectionLost(Failure(ConnectionError("closed")))
+            self.assertEqual(self.link.rejections, attempt + 1)
+            pending = [call for call in self.reactor.getDelayedCalls() if call.active()]
+            delays.append(max(call.getTime() for call in pending) - self.reactor.seconds())
+            self.reactor.advance(delays[-1])
+        self.assertTrue(delays[0] < delays[1] < delays[2], delays)
+        errors = [e for e in self.events if e.get("log_level") == LogLevel.error]
+        self.assertEqual(len(errors), 3)
+        self.assertEqual(errors[0]["domain"], "sip.example.com")
+        self.assertEqual(errors[0]["condition"], "not-authorized")
+        self.assertIn("[xmpp] secret", errors[0]["log_format"])
+        self.assertEqual(self.observer.events, [])
+
+    def test_acceptedAfterRejection(self) -> None:
+        """
+        A successful handshake resets the rejection count.
+        """
+        protocol, _ = self.connect()
+        protocol.dataReceived(SERVER_HEADER + NOT_AUTHORIZED)
+        protocol.connectionLost(Failure(ConnectionError("closed")))
+        self.assertEqual(self.link.rejections, 1)
+        self.reactor.advance(60)
+        protocol, _ = self.connect()
+        protocol.dataReceived(SERVER_HEADER + b"<handshake/>")
+        self.assertEqual(self.link.rejections, 0)
+
+    def test_linkLost(self) -> None:
+        """
+        Losing an established link is a warning and observers are told.
+        """
+        protocol, _ = self.connect()
+        protocol.dataReceived(SERVER_HEADER + b"<handshake/>")
+        protocol.connectionLost(Failure(ConnectionError("reset")))
+        self.assertFalse(self.link.up)
+        self.assertEqual(self.observer.events, [("up", "sip.example.com"), ("down", "sip.example.com")])
+        warnings = [e for e in self.events if e.get("log_level") == LogLevel.warn]
+        self.assertEqual(warnings[-1]["domain"], "sip.example.com")
+
+    def test_boundedQueue(self) -> None:
+        """
+        While the link is down, stanzas wait up to the queue size; beyond
+        it L{LinkDown} is raised; once up, the queue is flushed in order.
+        """
+        manager = self.link.streamManager
+        for n in range(2):
+            message = domish.Element((None, "message"))
+            message["id"] = str(n)
+            manager.send(message)
+        self.assertRaises(LinkDown, manager.send, domish.Element((None, "message")))
+        protocol, transport = self.connect()
+        protocol.dataReceived(SERVER_HEADER)
+        transport.clear()
+        protocol.dataReceived(b"<handshake/>")
+        self.assertEqual(transport.value(), b"<message id='0'/><message id='1'/>")
