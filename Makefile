@@ -14,7 +14,7 @@ VPY = $(VENV)/bin/python
 DEBS = prosody lua-unbound ejabberd sip-tester kamailio man-db groff-base
 TRIAL_ARGS ?= tests
 
-.PHONY: all test demo deps venv check-config clean
+.PHONY: all test demo bench deps venv check-config clean
 
 all: test
 
@@ -40,6 +40,10 @@ test: venv
 
 demo: venv
 	$(VPY) demo/demo.py
+
+# Benchmarks print ratios to baselines measured in the same run (bench/README.md).
+bench: venv
+	$(VPY) bench/msrp_throughput.py $(BENCH_ARGS)
 
 check-config: venv
 	$(VENV)/bin/stoxgw-checkconfig $(CONFIG)

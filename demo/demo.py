@@ -17,7 +17,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TOP)
 
 from tests.interop.gateway import Gateway  # noqa: E402
-from tests.interop.peers import Prosody  # noqa: E402
+from tests.interop.peers import Prosody, freePort  # noqa: E402
 
 
 def main() -> int:
@@ -33,6 +33,8 @@ def main() -> int:
             "user_domain = sip.xmpp.test\n"
             "room_domain = chat.sip.xmpp.test\n"
             f"secret = {prosody.secret}\n"
+            "[msrp]\n"
+            f"port = {freePort()}\n"
         )
     gateway = Gateway(config, directory)
     print(f"demo: starting the gateway: twistd -n stoxgw --config {config}")

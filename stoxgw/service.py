@@ -6,7 +6,7 @@ L{makeService} returns a L{GatewayService} (a L{MultiService}) with one named
 child per part of the gateway:
 
   - C{sip}: the SIP user agent core (transports, transactions, dialogs);
-  - C{msrp}: the MSRP listener and sessions;
+  - C{msrp}: the MSRP listener and sessions (L{MSRPService});
   - C{xmpp}: the XEP-0114 component links, one per served domain;
   - C{interworking}: the objects bridging SIP/MSRP users and XMPP rooms.
 
@@ -51,6 +51,59 @@ class PendingService(Service):
         )
 
 
+class MSRPService(Service):
+    """
+    The MSRP part: one L{MSRPEndpoint} listening on C{[msrp] local_ip:port}
+    (TLS when C{use_tls} is on), authenticated with the C{[msrp] relay} when
+    one is configured.  Sessions are created by the layers above; until the
+    interworking layer exists, every request gets 481 (no such session).
+    """
+
+    _log = Logger()
+
+    def __init__(self, config: Config, reactor: Any) -> None:
+        self.setName("msrp")
+        from stoxgw.msrp.endpoint import MSRPEndpoint
+        from stoxgw.msrp.tls import MSRPTLS
+
+        m = config.msrp
+        tls = None
+        if m.use_tls:
+            assert m.tls_certificate is not None
+            tls = MSRPTLS.fromFiles(m.tls_certificate, m.tls_private_key)
+        self.endpoint = MSRPEndpoint(
+            reactor,
+            m.local_ip,
+            m.port,
+            tls=tls,
+            transactionTimeout=m.transaction_timeout,
+            chunkSize=m.chunk_size,
+            maxMessageSize=m.max_message_size,
+            relay=m.relay,
+            relayUsername=m.relay_username,
+            relayPassword=m.relay_password.reveal() if m.relay_password else None,
+        )
+
+    def startService(self) -> None:
+        super().startService()
+        self.endpoint.startListening()
+        self._log.info(
+            "MSRP listening on {host}:{port} ({scheme})",
+            host=self.endpoint.interface,
+            port=self.endpoint.port,
+            scheme=self.endpoint.scheme,
+        )
+        if self.endpoint.relayURI is not None:
+            # startRelay logs its own failures (naming the relay and the
+            # [msrp] relay_* keys) and retries; nothing more to do here.
+            self.endpoint.startRelay().addErrback(lambda failure: None)
+
+    def stopService(self) -> Any:
+        super().stopService()
+        self.endpoint.disconnectAll()
+        return self.endpoint.stopListening()
+
+
 class XMPPService(MultiService):
     """
     The XMPP side: a child L{ComponentLink} per served domain.
@@ -93,7 +146,7 @@ class GatewayService(MultiService):
         self.config = config
         self.logObserver: ILogObserver | None = None
         PendingService("sip", "SIP (INVITE, SUBSCRIBE, REFER)").setServiceParent(self)
-        PendingService("msrp", "MSRP").setServiceParent(self)
+        MSRPService(config, reactor).setServiceParent(self)
         XMPPService(config, reactor).setServiceParent(self)
         PendingService("interworking", "SIP <-> XMPP groupchat bridging").setServiceParent(self)
 

@@ -11,7 +11,7 @@ from twisted.logger import ILogObserver
 from twisted.trial.unittest import SynchronousTestCase
 
 from stoxgw.config import parseConfig
-from stoxgw.service import PendingService, makeService
+from stoxgw.service import MSRPService, PendingService, makeService
 from stoxgw.xmpp.component import ComponentLink
 
 CONFIG = (
@@ -36,8 +36,9 @@ class GatewayServiceTests(SynchronousTestCase):
         """
         names = sorted(child.name for child in self.service)
         self.assertEqual(names, ["interworking", "msrp", "sip", "xmpp"])
-        for name in ("sip", "msrp", "interworking"):
+        for name in ("sip", "interworking"):
             self.assertIsInstance(self.service.getServiceNamed(name), PendingService)
+        self.assertIsInstance(self.service.getServiceNamed("msrp"), MSRPService)
 
     def test_oneLinkPerDomain(self) -> None:
         """
@@ -62,13 +63,17 @@ class GatewayServiceTests(SynchronousTestCase):
         self.successResultOf(self.service.stopService())
         self.assertFalse(self.service.running)
 
-    def test_pendingPartsOpenNothing(self) -> None:
+    def test_listeners(self) -> None:
         """
-        Parts not built yet open no listening sockets (they pretend nothing);
-        L{MemoryReactorClock.listenUDP} would raise, so no UDP either.
+        The only listener is MSRP's, on C{[msrp] local_ip:port}: parts not
+        built yet open no sockets (they pretend nothing;
+        L{MemoryReactorClock.listenUDP} would raise, so no UDP either).
         """
         self.service.startService()
-        self.assertEqual(self.reactor.tcpServers, [])
+        self.assertEqual(
+            [(port, interface) for port, _, _, interface in self.reactor.tcpServers],
+            [(2855, "127.0.0.1")],
+        )
         self.assertEqual(self.reactor.sslServers, [])
         self.assertEqual(self.reactor.unixServers, [])
         self.successResultOf(self.service.stopService())

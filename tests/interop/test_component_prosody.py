@@ -17,7 +17,7 @@ import sys
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.interop.gateway import TOP, Gateway
-from tests.interop.peers import Prosody
+from tests.interop.peers import Prosody, freePort
 
 LINK_UP = "XMPP component link up:"
 
@@ -37,6 +37,8 @@ class ProsodyComponentTests(SynchronousTestCase):
         return prosody
 
     def startGateway(self, text: str) -> Gateway:
+        if "[msrp]" not in text:
+            text += f"[msrp]\nport = {freePort()}\n"
         directory = self.mktemp()
         os.makedirs(directory)
         path = os.path.join(directory, "stoxgw.conf")
@@ -94,13 +96,15 @@ class ProsodyComponentTests(SynchronousTestCase):
         with open(os.path.join(TOP, "etc", "stoxgw.conf.sample")) as f:
             sample = f.read()
         self.assertEqual(sample.count("secret = CHANGE_ME\n"), 1)
+        self.assertEqual(sample.count(";port = 2855\n"), 1)
         filled = sample.replace(
             "secret = CHANGE_ME\n",
             f"secret = {prosody.secret}\nport = {prosody.componentPort}\n",
-        )
+        ).replace(";port = 2855\n", f"port = {freePort()}\n")
         gateway = self.startGateway(filled)
         output = gateway.waitFor(LINK_UP)
         self.assertIn(f"{LINK_UP} sip.example.com", output)
+        self.assertIn("MSRP listening on 127.0.0.1:", output)
         self.assertEqual(gateway.stop(), STOPPED_BY_SIGTERM)
 
     def test_checkConfigScript(self) -> None:

@@ -1,0 +1,1090 @@
+# -*- test-case-name: tests.msrp.test_endpoint,tests.msrp.test_tls,tests.msrp.test_relayendpoint -*-
+"""
+The gateway's MSRP endpoint: one listener, the sessions, the connections.
+
+L{MSRPEndpoint} listens on C{local_ip:port}, creates sessions whose path
+URIs carry an unguessable session-id (R-154), connects the active side to
+the first URI of the peer's path (R-155, R-157) and shares one connection
+between sessions that go to the same peer authority (scheme, host, port;
+RFC 4975 section 5.4).  The passive side waits: the first request that
+names a session over an accepted connection binds it (R-144).
+
+TLS (C{msrps}, R-160, R-161): given an L{MSRPTLS} with a certificate, the
+endpoint listens with TLS and its URIs are C{msrps://...;tcp}.  An active
+session connects with TLS to an C{msrps} peer; with the peer's SDP
+C{a=fingerprint} the certificate is compared with it once the handshake
+is over, otherwise the chain must be valid and the SubjectAltName must
+match the URI host.  Nothing is bound to a TLS connection before that
+check; on a mismatch the connection is aborted and the sessions fail with
+L{FingerprintMismatch} or L{SubjectAltNameMismatch}.  On the passive side
+a fingerprint registered with L{MSRPEndpoint.expectFingerprint} (or
+C{createSession(peerFingerprint=...)}) is checked against the client's
+certificate when a request binds the session.
+
+Relays (RFC 4976, R-166, R-168): given a relay URI (and the
+C{relay_username}/C{relay_password}), L{MSRPEndpoint.startRelay} connects
+to the relay and authenticates (L{RelayLink}); from then on every session
+uses the relay connection: its SDP path is L{MSRPEndpoint.sdpPath} (the
+Use-Path reversed, then its own URI), its To-Path the Use-Path followed by
+the peer's SDP path, and requests the relay delivers are dispatched to
+sessions by their To-Path URI.
+
+Reactor-injected (L{IReactorTCP}, L{IReactorSSL} and L{IReactorTime}):
+unit tests use L{twisted.internet.testing.MemoryReactorClock}, interop
+tests the real reactor.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Sequence
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IAddress, IConnector, IListeningPort
+from twisted.internet.protocol import ClientFactory, Protocol, ServerFactory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from stoxgw.msrp.parser import DEFAULT_MAX_HEADER_BYTES
+from stoxgw.msrp.protocol import (
+    DEFAULT_CHUNK_SIZE,
+    IMSRPSessionRegistry,
+    MSRPConnection,
+)
+from stoxgw.msrp.relay import (
+    RelayAuthenticator,
+    RelayAuthorized,
+    sdpPathThroughRelays,
+)
+from stoxgw.msrp.relayconnection import RelayLink, RelayLost
+from stoxgw.msrp.session import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_TRANSACTION_TIMEOUT,
+    MSRPSession,
+    SessionHandler,
+    SessionState,
+)
+from stoxgw.msrp.tls import (
+    MSRPTLS,
+    Fingerprint,
+    FingerprintMismatch,
+    SubjectAltNameMismatch,
+    TLSMSRPConnection,
+    TLSVerificationError,
+)
+from stoxgw.msrp.uri import MSRPURI
+
+__all__ = [
+    "DEFAULT_PORT",
+    "MSRPEndpoint",
+    "RelayNotReady",
+    "generateSessionID",
+]
+
+DEFAULT_PORT = 2855
+"""
+The MSRP port used when a URI has none (RFC 4975 section 15.4).
+"""
+
+DEFAULT_RELAY_RETRY_DELAY = 30.0
+"""
+Seconds before the relay is tried again after its connection was lost or
+a refresh failed.
+"""
+
+#: The connection-sharing key: scheme, host, port, and the SDP fingerprint
+#: the connection was checked against (connections checked differently are
+#: never shared).
+_Key = tuple[str, str, int, str | None]
+
+
+def generateSessionID() -> str:
+    """
+    Make an unguessable session-id (R-154): 20 URL-safe characters, 120
+    bits from L{secrets}.
+
+    @return: The session-id.
+    """
+    return secrets.token_urlsafe(15)
+
+
+def _failureOf(error: BaseException) -> Failure:
+    """
+    Wrap an exception (Twisted's L{Failure} constructor is not annotated).
+    """
+    return Failure(error)  # type: ignore[no-untyped-call]
+
+
+class RelayNotReady(RuntimeError):
+    """
+    A session was created before the relay authorized the endpoint (wait
+    for L{MSRPEndpoint.startRelay}).
+    """
+
+
+class _ServerFactory(ServerFactory):
+    """
+    Builds connections for accepted sockets.
+    """
+
+    def __init__(self, endpoint: MSRPEndpoint) -> None:
+        self.endpoint = endpoint
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        """
+        @return: A new L{MSRPConnection} (over TLS when listening with TLS).
+        """
+        return self.endpoint._buildConnection(self.endpoint.listensWithTLS)
+
+
+class _ClientFactory(ClientFactory):
+    """
+    Builds the connection for one outgoing attempt and remembers which
+    sessions wait for it.
+
+    @ivar key: The connection-sharing key.
+    @ivar uri: The URI connected to.
+    @ivar fingerprint: The SDP fingerprint the peer certificate must have.
+    @ivar waiting: The sessions to bind once connected (and verified), with
+        their L{Deferred}s.
+    @ivar connection: The connection once built.
+    """
+
+    def __init__(
+        self,
+        endpoint: MSRPEndpoint,
+        key: _Key,
+        uri: MSRPURI,
+        fingerprint: Fingerprint | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.key = key
+        self.uri = uri
+        self.fingerprint = fingerprint
+        self.waiting: list[tuple[MSRPSession, Deferred[MSRPSession]]] = []
+        self.connection: MSRPConnection | None = None
+
+    @property
+    def authority(self) -> _Key:
+        """
+        The connection-sharing key (older name).
+        """
+        return self.key
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        """
+        @return: A new L{MSRPConnection}.
+        """
+        connection = self.endpoint._buildConnection(self.uri.secure)
+        connection.factory = self
+        self.connection = connection
+        return connection
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        """
+        Fail the waiting sessions.
+        """
+        self.endpoint._connectFailed(self, reason)
+
+
+class _RelayFactory(ClientFactory):
+    """
+    Builds the connection to the relay.
+
+    @ivar uri: The relay URI.
+    """
+
+    def __init__(self, endpoint: MSRPEndpoint, uri: MSRPURI) -> None:
+        self.endpoint = endpoint
+        self.uri = uri
+        self.connection: MSRPConnection | None = None
+
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
+        """
+        @return: A new L{MSRPConnection}.
+        """
+        connection = self.endpoint._buildConnection(self.uri.secure)
+        connection.factory = self
+        connection.closeWhenIdle = False
+        self.connection = connection
+        return connection
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        """
+        Fail whoever waits for the relay.
+        """
+        self.endpoint._relayConnectFailed(self, reason)
+
+
+@implementer(IMSRPSessionRegistry)
+class _ConnectionRegistry:
+    """
+    The registry one connection sees: the endpoint, told which connection
+    asks (so a session's expected fingerprint can be checked when it binds).
+    """
+
+    def __init__(self, endpoint: MSRPEndpoint, connection: MSRPConnection) -> None:
+        self.endpoint = endpoint
+        self.connection = connection
+
+    def sessionFor(self, uri: MSRPURI) -> MSRPSession | None:
+        """
+        See L{MSRPEndpoint.sessionFor}, with the binding checks.
+        """
+        return self.endpoint._sessionForConnection(self.connection, uri)
+
+    def connectionOpened(self, connection: MSRPConnection) -> None:
+        """
+        See L{MSRPEndpoint.connectionOpened}.
+        """
+        self.endpoint.connectionOpened(connection)
+
+    def connectionClosed(self, connection: MSRPConnection) -> None:
+        """
+        See L{MSRPEndpoint.connectionClosed}.
+        """
+        self.endpoint.connectionClosed(connection)
+
+
+@implementer(IMSRPSessionRegistry)
+class MSRPEndpoint:
+    """
+    The MSRP part of the gateway.
+
+    @ivar reactor: An L{IReactorTCP}, L{IReactorSSL} and L{IReactorTime}
+        provider.
+    @ivar host: The address (or name) put into path URIs.
+    @ivar port: The listening port (the real one once listening on port 0).
+    @ivar interface: The address to bind to.
+    @ivar scheme: C{msrp}, or C{msrps} when listening with TLS.
+    @ivar tls: The TLS material, or L{None}.
+    @ivar transactionTimeout: Passed to sessions (R-137); also the AUTH
+        timeout.
+    @ivar chunkSize: Outgoing chunk size (R-135).
+    @ivar maxMessageSize: Largest incoming message (413 beyond).
+    @ivar shareConnections: Whether sessions to the same authority share a
+        connection.
+    @ivar connectTimeout: Seconds for a TCP connection attempt.
+    @ivar relayURI: The relay to use (RFC 4976), or L{None}.
+    @ivar relayExpires: The C{Expires} to ask the relay for, or L{None}.
+    @ivar relayRetryDelay: Seconds before trying the relay again.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        host: str,
+        port: int = DEFAULT_PORT,
+        *,
+        interface: str | None = None,
+        scheme: str | None = None,
+        tls: MSRPTLS | None = None,
+        transactionTimeout: float = DEFAULT_TRANSACTION_TIMEOUT,
+        chunkSize: int = DEFAULT_CHUNK_SIZE,
+        maxMessageSize: int = DEFAULT_MAX_MESSAGE_SIZE,
+        shareConnections: bool = True,
+        connectTimeout: float = 30.0,
+        relay: MSRPURI | str | None = None,
+        relayUsername: str | None = None,
+        relayPassword: str | None = None,
+        relayExpires: int | None = None,
+        relayRetryDelay: float = DEFAULT_RELAY_RETRY_DELAY,
+    ) -> None:
+        """
+        @param reactor: See L{reactor} (typed loosely: mypy cannot check
+            zope interfaces without its plugin).
+        @param scheme: By default C{msrps} if C{tls} has a certificate,
+            else C{msrp}.
+        @param relay: See L{relayURI} (a URI or its text).
+        @param relayUsername: The C{[msrp] relay_username}.
+        @param relayPassword: The C{[msrp] relay_password}.
+        """
+        self.reactor = reactor
+        self.host = host
+        self.port = port
+        self.interface = host if interface is None else interface
+        self.tls = tls
+        if scheme is None:
+            scheme = "msrps" if tls is not None and tls.certificate else "msrp"
+        self.scheme = scheme
+        self.transactionTimeout = transactionTimeout
+        self.chunkSize = chunkSize
+        self.maxMessageSize = maxMessageSize
+        self.shareConnections = shareConnections
+        self.connectTimeout = connectTimeout
+        if isinstance(relay, str):
+            relay = MSRPURI.fromString(relay)
+        self.relayURI: MSRPURI | None = relay
+        self.relayExpires = relayExpires
+        self.relayRetryDelay = relayRetryDelay
+        self._relayUsername = relayUsername
+        self._relayPassword = relayPassword
+        self._listeningPort: IListeningPort | None = None
+        self._sessions: dict[MSRPURI, MSRPSession] = {}
+        self._connections: set[MSRPConnection] = set()
+        self._outgoing: dict[_Key, MSRPConnection] = {}
+        self._connecting: dict[_Key, _ClientFactory] = {}
+        self._fingerprints: dict[MSRPURI, Fingerprint] = {}
+        self._relayed: dict[MSRPURI, RelayAuthorized] = {}
+        self._clientTLS: MSRPTLS | None = None
+        self._relayLink: RelayLink | None = None
+        self._relayFactory: _RelayFactory | None = None
+        self._relayWaiters: list[Deferred[RelayAuthorized]] = []
+        self._relayRetry: Any = None
+        self._relayStopped = False
+
+    @property
+    def listensWithTLS(self) -> bool:
+        """
+        Whether the listener (and so every accepted connection) uses TLS.
+        """
+        return self.scheme.lower() == "msrps"
+
+    # -- listening ---------------------------------------------------------
+
+    def startListening(self) -> IListeningPort:
+        """
+        Listen for MSRP connections; with port 0 the real port is used in
+        path URIs from then on.
+
+        @return: The listening port.
+        """
+        port = self._listen(_ServerFactory(self))
+        self._listeningPort = port
+        actual = port.getHost()
+        if self.port == 0 and hasattr(actual, "port"):
+            self.port = actual.port
+        self._log.info(
+            "MSRP listening on {interface}:{port} ({scheme})",
+            interface=self.interface,
+            port=self.port,
+            scheme=self.scheme,
+        )
+        return port
+
+    def _listen(self, factory: ServerFactory) -> IListeningPort:
+        """
+        Start the listener: TLS for C{msrps} (R-160), else TCP.
+
+        @param factory: The factory.
+        @return: The port.
+        @raise ValueError: For C{msrps} without a certificate.
+        """
+        if self.listensWithTLS:
+            if self.tls is None:
+                raise ValueError("msrps needs a certificate and key")
+            tlsPort: IListeningPort = self.reactor.listenSSL(
+                self.port,
+                factory,
+                self.tls.serverContextFactory(),
+                interface=self.interface,
+            )
+            return tlsPort
+        port: IListeningPort = self.reactor.listenTCP(
+            self.port, factory, interface=self.interface
+        )
+        return port
+
+    def stopListening(self) -> Deferred[None]:
+        """
+        Stop accepting connections (existing ones stay).
+
+        @return: A L{Deferred} that fires when the port is closed.
+        """
+        port, self._listeningPort = self._listeningPort, None
+        if port is None:
+            return succeed(None)
+        result: Deferred[None] | None = port.stopListening()
+        return succeed(None) if result is None else result
+
+    def disconnectAll(self) -> None:
+        """
+        Stop using the relay, close every connection (their sessions fail)
+        and close the sessions that wait for one.
+        """
+        self.stopRelay()
+        for connection in list(self._connections):
+            connection.disconnect()
+        for session in list(self._sessions.values()):
+            if session.state is SessionState.WAITING:
+                session.close()
+
+    # -- sessions ----------------------------------------------------------
+
+    @property
+    def sessions(self) -> dict[MSRPURI, MSRPSession]:
+        """
+        The live sessions by local URI (a copy).
+        """
+        return dict(self._sessions)
+
+    @property
+    def connections(self) -> set[MSRPConnection]:
+        """
+        The open connections (a copy).
+        """
+        return set(self._connections)
+
+    def newLocalURI(self) -> MSRPURI:
+        """
+        Make a fresh, unguessable path URI for a session (R-154).
+
+        @return: C{msrp://host:port/<session-id>;tcp} (C{msrps} with TLS).
+        """
+        while True:
+            uri = MSRPURI(self.scheme, self.host, self.port, generateSessionID(), "tcp")
+            if uri not in self._sessions:
+                return uri
+
+    def createSession(
+        self,
+        handler: SessionHandler,
+        *,
+        peerFingerprint: Fingerprint | str | None = None,
+        **options: Any,
+    ) -> MSRPSession:
+        """
+        Create a session with a new local URI.
+
+        With a relay, the session takes the relay's current Use-Path: its
+        C{remotePath} option is the peer's SDP path and becomes the To-Path
+        through the relay; L{sdpPath} gives the path to advertise.
+
+        @param handler: The L{IMSRPSessionHandler} of the layer above.
+        @param peerFingerprint: The peer's SDP C{a=fingerprint} value, if
+            any (see L{expectFingerprint}).
+        @param options: Keyword arguments for L{MSRPSession} (remotePath,
+            acceptTypes, peerAcceptTypes, peerMaxSize, ...); the endpoint's
+            chunk size, timeout and size limit are the defaults.
+        @return: The session, waiting for a connection.
+        @raise RelayNotReady: With a relay that has not authorized us (yet,
+            or any more).
+        @raise ValueError: For a malformed fingerprint.
+        """
+        authorized: RelayAuthorized | None = None
+        if self.relayURI is not None:
+            link = self._relayLink
+            if link is None or not link.valid() or link.authorized is None:
+                raise RelayNotReady(
+                    f"the MSRP relay {self.relayURI} has not authorized us"
+                )
+            authorized = link.authorized
+            remotePath = options.get("remotePath")
+            if remotePath:
+                options["remotePath"] = authorized.toPath(remotePath)
+        fingerprint = self._fingerprint(peerFingerprint)
+        options.setdefault("chunkSize", self.chunkSize)
+        options.setdefault("transactionTimeout", self.transactionTimeout)
+        options.setdefault("maxMessageSize", self.maxMessageSize)
+        uri = self.newLocalURI()
+        session = MSRPSession(
+            uri, handler, self.reactor, onEnd=self._sessionEnded, **options
+        )
+        self._sessions[uri] = session
+        if authorized is not None:
+            self._relayed[uri] = authorized
+        if fingerprint is not None:
+            self._fingerprints[uri] = fingerprint
+        return session
+
+    @staticmethod
+    def _fingerprint(value: Fingerprint | str | None) -> Fingerprint | None:
+        """
+        Parse an SDP fingerprint value if given as text.
+        """
+        if value is None or isinstance(value, Fingerprint):
+            return value
+        return Fingerprint.fromSDP(value)
+
+    def expectFingerprint(
+        self, session: MSRPSession, fingerprint: Fingerprint | str | None
+    ) -> None:
+        """
+        Register the peer's SDP C{a=fingerprint} for a session (R-161): a
+        connection that binds it must present a certificate with that
+        fingerprint, or the session fails.
+
+        @param session: A session of this endpoint.
+        @param fingerprint: The value (C{"sha-256 AB:..."}), or L{None} to
+            forget it.
+        """
+        parsed = self._fingerprint(fingerprint)
+        if parsed is None:
+            self._fingerprints.pop(session.localURI, None)
+        else:
+            self._fingerprints[session.localURI] = parsed
+
+    def sdpPath(self, session: MSRPSession) -> tuple[MSRPURI, ...]:
+        """
+        The C{a=path} to advertise for a session (R-154; with a relay the
+        Use-Path reversed, then the session's URI, RFC 4976 section 5.1).
+
+        @param session: A session of this endpoint.
+        @return: The path URIs.
+        """
+        authorized = self._relayed.get(session.localURI)
+        if authorized is None:
+            return session.localPath
+        return sdpPathThroughRelays(authorized.usePath, session.localURI)
+
+    def setRemotePath(
+        self, session: MSRPSession, remotePath: Sequence[MSRPURI]
+    ) -> None:
+        """
+        Take the peer's SDP path (answer, re-offer: R-156), through the
+        relay if the session uses one.
+
+        @param session: A session of this endpoint.
+        @param remotePath: The peer's C{a=path}.
+        """
+        authorized = self._relayed.get(session.localURI)
+        if authorized is not None and remotePath:
+            remotePath = authorized.toPath(remotePath)
+        session.updatePeer(remotePath=remotePath)
+
+    def _sessionEnded(self, session: MSRPSession) -> None:
+        """
+        Forget a failed or closed session.
+        """
+        uri = session.localURI
+        if self._sessions.get(uri) is session:
+            del self._sessions[uri]
+            self._fingerprints.pop(uri, None)
+            self._relayed.pop(uri, None)
+
+    def sessionFor(self, uri: MSRPURI) -> MSRPSession | None:
+        """
+        Look up a session by its local URI (R-143, R-144).
+
+        @param uri: The URI.
+        @return: The session, or L{None}.
+        """
+        return self._sessions.get(uri)
+
+    def _sessionForConnection(
+        self, connection: MSRPConnection, uri: MSRPURI
+    ) -> MSRPSession | None:
+        """
+        Look up a session a request on C{connection} is about to bind, and
+        check the connection's certificate against the fingerprint expected
+        for it (R-161).  A mismatch fails the session (the request gets
+        481) and aborts the connection unless other sessions use it.
+
+        @param connection: The connection the request came on.
+        @param uri: The To-Path URI.
+        @return: The session, or L{None}.
+        """
+        session = self._sessions.get(uri)
+        if session is None or session.connection is not None:
+            return session
+        if self._isRelayConnection(connection):
+            # The TLS peer is the relay, not the session's peer.
+            return session
+        fingerprint = self._fingerprints.get(uri)
+        if fingerprint is None:
+            return session
+        try:
+            if not isinstance(connection, TLSMSRPConnection):
+                raise FingerprintMismatch(
+                    f"{connection.peer} did not use TLS; SDP fingerprint {fingerprint}"
+                )
+            fingerprint.check(connection.peerCertificate, connection.peer)
+        except TLSVerificationError as e:
+            self._log.warn(
+                "Refusing MSRP connection from {peer} for session"
+                " {msrpSessionID}: {error}",
+                peer=connection.peer,
+                msrpSessionID=str(uri),
+                error=e,
+            )
+            session.connectionFailed(_failureOf(e))
+            if not connection.sessions:
+                self._abort(connection)
+            return None
+        return session
+
+    # -- connections -------------------------------------------------------
+
+    def _buildConnection(self, secure: bool = False) -> MSRPConnection:
+        """
+        Make a connection bound to this endpoint.
+
+        @param secure: Whether it runs over TLS (then it reports the end of
+            the handshake).
+        """
+        cls = TLSMSRPConnection if secure else MSRPConnection
+        connection = cls(
+            registry=None,
+            chunkSize=self.chunkSize,
+            maxChunkBytes=self.maxMessageSize,
+            maxHeaderBytes=DEFAULT_MAX_HEADER_BYTES,
+        )
+        connection.registry = _ConnectionRegistry(self, connection)
+        if isinstance(connection, TLSMSRPConnection):
+            connection.onSecured = self._connectionSecured
+        return connection
+
+    @staticmethod
+    def _abort(connection: MSRPConnection) -> None:
+        """
+        Tear a connection down at once (no further data either way).
+        """
+        transport: Any = connection.transport
+        abort = getattr(transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:
+            connection.disconnect()
+
+    @staticmethod
+    def _authority(uri: MSRPURI) -> tuple[str, str, int]:
+        """
+        The authority of a URI: scheme, host, port.
+        """
+        scheme, host, port, _, _ = uri.comparisonKey()
+        return (scheme, host, DEFAULT_PORT if port is None else port)
+
+    def connectSession(
+        self,
+        session: MSRPSession,
+        remotePath: Sequence[MSRPURI],
+        fingerprint: Fingerprint | str | None = None,
+    ) -> Deferred[MSRPSession]:
+        """
+        Connect the active side: to the first URI of C{remotePath} (R-155),
+        reusing a connection to the same authority if there is one, or,
+        with a relay, over the relay connection (R-166); the session is
+        bound and sends its bodiless SEND (R-157).
+
+        @param session: A session of this endpoint, waiting.
+        @param remotePath: The peer's C{a=path}.
+        @param fingerprint: The peer's SDP C{a=fingerprint}, if any: the
+            TLS certificate must have it (R-161); without it an C{msrps}
+            peer's certificate must be valid for the URI host (R-160).
+        @return: A L{Deferred} firing with the session once bound, or
+            failing with the connection or verification error (the
+            session fails too).
+        """
+        if not remotePath:
+            return fail(ValueError("empty remote path"))
+        if session.state is not SessionState.WAITING:
+            return fail(ValueError(f"session is {session.state.value}"))
+        try:
+            expected = self._fingerprint(fingerprint)
+        except ValueError as e:
+            return fail(e)
+        if self.relayURI is not None and session.localURI in self._relayed:
+            return self._connectThroughRelay(session, remotePath)
+        if expected is not None:
+            self._fingerprints[session.localURI] = expected
+        session.updatePeer(remotePath=remotePath)
+        target = remotePath[0]
+        scheme, host, port = self._authority(target)
+        key: _Key = (
+            scheme,
+            host,
+            port,
+            expected.toSDP() if expected is not None and target.secure else None,
+        )
+        if self.shareConnections:
+            connection = self._outgoing.get(key)
+            if connection is not None and connection.open:
+                session.bind(connection, True)
+                return succeed(session)
+            pending = self._connecting.get(key)
+            if pending is not None:
+                d: Deferred[MSRPSession] = Deferred()
+                pending.waiting.append((session, d))
+                return d
+        factory = _ClientFactory(self, key, target, expected if target.secure else None)
+        d = Deferred()
+        factory.waiting.append((session, d))
+        if self.shareConnections:
+            self._connecting[key] = factory
+        self._log.info(
+            "Connecting MSRP session {msrpSessionID} to {peer}",
+            msrpSessionID=str(session.localURI),
+            peer=str(target),
+        )
+        self._connect(target, factory)
+        return d
+
+    def _connect(self, uri: MSRPURI, factory: ClientFactory) -> None:
+        """
+        Open a connection: TLS for C{msrps} (R-150, R-160), else TCP.
+
+        @param uri: The URI to connect to.
+        @param factory: The factory (its C{fingerprint}, if any, selects
+            the fingerprint check instead of the SubjectAltName check).
+        """
+        port = DEFAULT_PORT if uri.port is None else uri.port
+        if not uri.secure:
+            self.reactor.connectTCP(
+                uri.host, port, factory, timeout=self.connectTimeout
+            )
+            return
+        tls = self.tls
+        if tls is None:
+            if self._clientTLS is None:
+                self._clientTLS = MSRPTLS()
+            tls = self._clientTLS
+        creator = tls.clientCreator(uri.host, getattr(factory, "fingerprint", None))
+        self.reactor.connectSSL(
+            uri.host, port, factory, creator, timeout=self.connectTimeout
+        )
+
+    def _forgetFactory(self, factory: _ClientFactory) -> None:
+        """
+        Stop sharing a connection attempt.
+        """
+        if self._connecting.get(factory.key) is factory:
+            del self._connecting[factory.key]
+
+    def _failWaiting(self, factory: _ClientFactory, reason: Failure) -> None:
+        """
+        Fail the sessions waiting for an attempt.
+        """
+        self._forgetFactory(factory)
+        waiting, factory.waiting = factory.waiting, []
+        for session, d in waiting:
+            session.connectionFailed(reason)
+            d.errback(reason)
+
+    def _connectFailed(self, factory: _ClientFactory, reason: Failure) -> None:
+        """
+        An outgoing connection attempt failed: fail its sessions.
+        """
+        self._log.warn(
+            "MSRP connection to {peer} failed: {error}",
+            peer=f"{factory.key[1]}:{factory.key[2]}",
+            error=reason.getErrorMessage(),
+        )
+        self._failWaiting(factory, reason)
+
+    def connectionOpened(self, connection: MSRPConnection) -> None:
+        """
+        Track a new connection; bind the sessions that waited for it (for
+        TLS, once the handshake is over and the peer verified).
+        """
+        self._connections.add(connection)
+        if isinstance(connection, TLSMSRPConnection) and not connection.secured:
+            return
+        self._connectionReady(connection)
+
+    def _connectionSecured(self, connection: TLSMSRPConnection) -> None:
+        """
+        The TLS handshake of a connection is over.
+        """
+        if not connection.open:
+            return
+        self._connectionReady(connection)
+
+    def _connectionReady(self, connection: MSRPConnection) -> None:
+        """
+        A connection can carry sessions: verify its peer (R-161) and bind
+        the waiting sessions, or start the relay AUTH.
+        """
+        factory = getattr(connection, "factory", None)
+        if isinstance(factory, _RelayFactory):
+            self._relayConnected(factory, connection)
+            return
+        if not isinstance(factory, _ClientFactory):
+            return
+        self._forgetFactory(factory)
+        if factory.fingerprint is not None:
+            certificate = (
+                connection.peerCertificate
+                if isinstance(connection, TLSMSRPConnection)
+                else None
+            )
+            try:
+                factory.fingerprint.check(certificate, str(factory.uri))
+            except FingerprintMismatch as e:
+                self._log.warn(
+                    "MSRP connection to {peer} refused: {error}",
+                    peer=str(factory.uri),
+                    error=e,
+                )
+                self._failWaiting(factory, _failureOf(e))
+                self._abort(connection)
+                return
+        if self.shareConnections:
+            self._outgoing[factory.key] = connection
+        waiting, factory.waiting = factory.waiting, []
+        for session, d in waiting:
+            if session.state is not SessionState.WAITING:
+                d.errback(ValueError(f"session is {session.state.value}"))
+                continue
+            session.bind(connection, True)
+            d.callback(session)
+
+    def connectionClosed(self, connection: MSRPConnection) -> None:
+        """
+        Forget a lost connection; sessions still waiting for it (a TLS
+        handshake or verification failed) fail.
+        """
+        self._connections.discard(connection)
+        for key, known in list(self._outgoing.items()):
+            if known is connection:
+                del self._outgoing[key]
+        factory = getattr(connection, "factory", None)
+        if isinstance(factory, _ClientFactory) and factory.waiting:
+            reason = self._lossReason(connection, str(factory.uri))
+            self._log.warn(
+                "MSRP connection to {peer} failed: {error}",
+                peer=str(factory.uri),
+                error=reason.getErrorMessage(),
+            )
+            self._failWaiting(factory, reason)
+        elif isinstance(factory, _RelayFactory) and self._relayLink is None:
+            reason = self._lossReason(connection, str(factory.uri))
+            self._relayConnectFailed(factory, reason)
+
+    @staticmethod
+    def _lossReason(connection: MSRPConnection, peer: str) -> Failure:
+        """
+        Why a connection ended before it could be used, clearly (a TLS
+        verification failure names the certificate problem).
+        """
+        lost = getattr(connection, "lostReason", None)
+        if lost is None:
+            return _failureOf(ConnectionError(f"connection to {peer} lost"))
+        error = lost.value
+        if isinstance(error, TLSVerificationError):
+            return lost  # type: ignore[no-any-return]
+        name = type(error).__name__
+        if name == "VerificationError":  # service_identity, from R-160 checks
+            return _failureOf(
+                SubjectAltNameMismatch(
+                    f"TLS certificate of {peer} does not match its host: {error}"
+                )
+            )
+        if isinstance(connection, TLSMSRPConnection) and not connection.secured:
+            return _failureOf(
+                TLSVerificationError(
+                    f"TLS handshake with {peer} failed: {lost.getErrorMessage()}"
+                )
+            )
+        return lost  # type: ignore[no-any-return]
+
+    # -- relay (RFC 4976) --------------------------------------------------
+
+    def _isRelayConnection(self, connection: MSRPConnection) -> bool:
+        """
+        Whether C{connection} is the one to the relay.
+        """
+        return isinstance(getattr(connection, "factory", None), _RelayFactory)
+
+    @property
+    def relayAuthorized(self) -> RelayAuthorized | None:
+        """
+        The relay's current authorization (Use-Path), if usable.
+        """
+        link = self._relayLink
+        if link is None or not link.valid():
+            return None
+        return link.authorized
+
+    @property
+    def relayConnection(self) -> MSRPConnection | None:
+        """
+        The connection to the relay, if any.
+        """
+        return None if self._relayLink is None else self._relayLink.connection
+
+    def startRelay(self) -> Deferred[RelayAuthorized]:
+        """
+        Connect to the relay and authenticate (RFC 4976 section 5.1); AUTH
+        is repeated before the Use-Path expires.
+
+        @return: A L{Deferred} firing with the L{RelayAuthorized}, or
+            failing with a L{stoxgw.msrp.relay.RelayAuthError} (logged with
+            the relay and the C{relay_username}/C{relay_password} keys) or
+            the connection error.
+        @raise ValueError: Without a relay URI.
+        """
+        if self.relayURI is None:
+            raise ValueError("no MSRP relay configured")
+        self._relayStopped = False
+        authorized = self.relayAuthorized
+        if authorized is not None:
+            return succeed(authorized)
+        d: Deferred[RelayAuthorized] = Deferred()
+        self._relayWaiters.append(d)
+        if self._relayFactory is None and self._relayLink is None:
+            factory = _RelayFactory(self, self.relayURI)
+            self._relayFactory = factory
+            self._log.info("Connecting to MSRP relay {peer}", peer=str(self.relayURI))
+            self._connect(self.relayURI, factory)
+        return d
+
+    def stopRelay(self) -> None:
+        """
+        Stop using the relay: no refreshes, no reconnection; the relay
+        connection is closed.
+        """
+        self._relayStopped = True
+        self._cancelRelayRetry()
+        link, self._relayLink = self._relayLink, None
+        factory, self._relayFactory = self._relayFactory, None
+        if link is not None:
+            connection = link.connection
+            link.stop()
+            if connection is not None:
+                connection.disconnect()
+        elif factory is not None and factory.connection is not None:
+            factory.connection.disconnect()
+        self._fireRelayWaiters(_failureOf(RelayLost("relay use stopped")))
+
+    def _cancelRelayRetry(self) -> None:
+        """
+        Cancel a scheduled reconnection to the relay.
+        """
+        retry, self._relayRetry = self._relayRetry, None
+        if retry is not None and retry.active():
+            retry.cancel()
+
+    def _fireRelayWaiters(self, result: RelayAuthorized | Failure) -> None:
+        """
+        Tell whoever waits for the relay.
+        """
+        waiters, self._relayWaiters = self._relayWaiters, []
+        for d in waiters:
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(result)
+
+    def _relayConnected(
+        self, factory: _RelayFactory, connection: MSRPConnection
+    ) -> None:
+        """
+        The relay connection is up: run the AUTH exchange over it.
+        """
+        if factory is not self._relayFactory or self.relayURI is None:
+            connection.disconnect()
+            return
+        ownURI = MSRPURI(self.scheme, self.host, self.port, generateSessionID(), "tcp")
+        authenticator = RelayAuthenticator(
+            self.relayURI,
+            ownURI,
+            self._relayUsername,
+            self._relayPassword,
+            expires=self.relayExpires,
+        )
+        link = RelayLink(
+            connection,
+            authenticator,
+            self.reactor,
+            timeout=self.transactionTimeout,
+            onFailed=self._relayFailed,
+        )
+        self._relayLink = link
+        link.start().addCallbacks(self._relayReady, self._relayStartFailed)
+
+    def _relayReady(self, authorized: RelayAuthorized) -> None:
+        """
+        The first AUTH succeeded.
+        """
+        self._fireRelayWaiters(authorized)
+
+    def _relayStartFailed(self, reason: Failure) -> None:
+        """
+        The first AUTH failed (logged by the link): give up on this
+        connection.
+        """
+        link, self._relayLink = self._relayLink, None
+        factory, self._relayFactory = self._relayFactory, None
+        if link is not None:
+            connection = link.connection
+            link.stop()
+            if connection is not None:
+                connection.disconnect()
+        self._fireRelayWaiters(reason)
+
+    def _relayConnectFailed(self, factory: _RelayFactory, reason: Failure) -> None:
+        """
+        The connection to the relay could not be made.
+        """
+        if factory is not self._relayFactory:
+            return
+        self._relayFactory = None
+        self._log.error(
+            "Cannot connect to MSRP relay {peer}: {error}",
+            peer=str(factory.uri),
+            error=reason.getErrorMessage(),
+        )
+        self._fireRelayWaiters(reason)
+
+    def _relayFailed(self, reason: Failure) -> None:
+        """
+        After a success: the relay connection was lost or a refresh failed.
+        Sessions on a lost connection have failed (R-145); try again
+        later.
+        """
+        link = self._relayLink
+        if link is not None and link.connection is None:
+            self._log.error(
+                "Lost the MSRP relay {peer}: {error}",
+                peer=str(self.relayURI),
+                error=reason.getErrorMessage(),
+            )
+            self._relayLink = None
+            self._relayFactory = None
+        if self._relayStopped:
+            return
+        self._cancelRelayRetry()
+        self._relayRetry = self.reactor.callLater(
+            self.relayRetryDelay, self._retryRelay
+        )
+
+    def _retryRelay(self) -> None:
+        """
+        Reconnect (or re-AUTH) after a failure.
+        """
+        self._relayRetry = None
+        link = self._relayLink
+        if link is not None and link.connection is not None:
+            link.authenticate().addErrback(self._relayFailed)
+            return
+        self.startRelay().addErrback(self._relayRetryFailed)
+
+    def _relayRetryFailed(self, reason: Failure) -> None:
+        """
+        A reconnection failed (logged already): try again later.
+        """
+        if not self._relayStopped:
+            self._relayRetry = self.reactor.callLater(
+                self.relayRetryDelay, self._retryRelay
+            )
+
+    def _connectThroughRelay(
+        self, session: MSRPSession, remotePath: Sequence[MSRPURI]
+    ) -> Deferred[MSRPSession]:
+        """
+        Bind an active session to the relay connection, its To-Path being
+        its Use-Path followed by the peer's path (RFC 4976 section 5.1).
+        """
+        self.setRemotePath(session, remotePath)
+        link = self._relayLink
+        if link is not None and link.connection is not None and link.connection.open:
+            session.bind(link.connection, True)
+            return succeed(session)
+
+        def bind(authorized: RelayAuthorized) -> MSRPSession:
+            link = self._relayLink
+            if link is None or link.connection is None:
+                raise RelayLost("the relay connection is gone")
+            session.bind(link.connection, True)
+            return session
+
+        def failed(reason: Failure) -> Failure:
+            session.connectionFailed(reason)
+            return reason
+
+        d = self.startRelay().addCallback(bind)
+        d.addErrback(failed)
+        return d

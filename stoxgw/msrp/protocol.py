@@ -1,0 +1,964 @@
+# -*- test-case-name: tests.msrp.test_protocol -*-
+"""
+MSRP connections on Twisted: bytes <-> wire objects, dispatch, and the
+per-connection send scheduler (RFC 4975 sections 5.4, 7, 10).
+
+An L{MSRPConnection} parses the byte stream with L{MSRPParser} and:
+
+  - answers recoverable parse errors with their status (unless the request
+    said C{Failure-Report: no} or is a REPORT, R-139, R-142) and closes the
+    connection on fatal framing errors;
+  - hands requests to the session bound to this connection whose local URI
+    is the request's single To-Path URI; an unbound session found through the
+    L{IMSRPSessionRegistry} is bound now (R-144); an unknown URI gets 481
+    (R-143), a session bound to another connection 506 (R-144), an unknown
+    method 501 (R-148);
+  - hands responses to the pending client transaction with their transaction
+    id.
+
+Outgoing traffic goes through a scheduler: responses and REPORTs (the
+I{priority} queue) always go before the next chunk of any SEND (R-135); the
+messages of each session wait in a queue of their own (so one session's
+messages keep their order) and the sessions take turns, one chunk each.
+SEND bodies are cut lazily, at most L{MSRPConnection.chunkSize} octets per
+chunk (R-134, R-135), so a large body is held once, by its sender, and only
+the chunk being written is copied.  The connection is a streaming producer
+for its transport: when the transport's buffer is full it pauses, and
+nothing more is serialized until the transport drains.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol as TypingProtocol
+from typing import Any, Sequence
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import Attribute, Interface, implementer
+
+from stoxgw.msrp.message import (
+    END_LINE_DASHES,
+    ByteRange,
+    Continuation,
+    FailureReport,
+    MSRPMethod,
+    MSRPParseError,
+    MSRPRequest,
+    MSRPResponse,
+    buildRequest,
+    isIdent,
+)
+from stoxgw.msrp.parser import (
+    DEFAULT_MAX_CHUNK_BYTES,
+    DEFAULT_MAX_HEADER_BYTES,
+    MSRPParser,
+)
+from stoxgw.msrp.reports import reasonPhrase, responseTo, responseToError
+from stoxgw.msrp.uri import MSRPURI
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "IMSRPConnectionUser",
+    "IMSRPSessionRegistry",
+    "ConnectionUser",
+    "SessionRegistry",
+    "ChunkListener",
+    "ChunkSource",
+    "ChunkedSend",
+    "SingleRequest",
+    "MSRPConnection",
+]
+
+DEFAULT_CHUNK_SIZE = 2048
+"""
+The largest body of an outgoing chunk by default (RFC 4975 section 7.1.1,
+R-135).
+"""
+
+_SEND = MSRPMethod.SEND.value
+_REPORT = MSRPMethod.REPORT.value
+_CACHE_SIZE = 256
+
+
+class IMSRPConnectionUser(Interface):
+    """
+    What an L{MSRPConnection} calls on a session bound to it.
+    """
+
+    localURI = Attribute("The session's own MSRP URI (an L{MSRPURI}).")
+    connection = Attribute("The L{MSRPConnection} the session is bound to, or L{None}.")
+
+    def bind(connection: MSRPConnection, active: bool) -> None:
+        """
+        Bind the session to C{connection}; the session must call
+        L{MSRPConnection.attach}.
+
+        @param connection: The connection.
+        @param active: Whether this side opened the connection (then it sends
+            a bodiless SEND at once, R-157).
+        """
+
+    def requestReceived(connection: MSRPConnection, request: MSRPRequest) -> None:
+        """
+        A request for this session arrived (its method is known).
+
+        @param connection: The connection it arrived on.
+        @param request: The request.
+        """
+
+    def connectionLost(connection: MSRPConnection, reason: Failure) -> None:
+        """
+        The connection the session is bound to was lost (R-145).
+
+        @param connection: The connection.
+        @param reason: Why.
+        """
+
+
+class IMSRPSessionRegistry(Interface):
+    """
+    What an L{MSRPConnection} asks about sessions it has not seen yet (the
+    L{stoxgw.msrp.endpoint.MSRPEndpoint}).
+    """
+
+    def sessionFor(uri: MSRPURI) -> IMSRPConnectionUser | None:
+        """
+        Look up a session by its local URI (RFC 4975 section 6.1 comparison).
+
+        @param uri: The To-Path URI of a received request.
+        @return: The session, or L{None}.
+        """
+
+    def connectionOpened(connection: MSRPConnection) -> None:
+        """
+        A connection was made (accepted or opened).
+
+        @param connection: The connection.
+        """
+
+    def connectionClosed(connection: MSRPConnection) -> None:
+        """
+        A connection was lost; its sessions have been told.
+
+        @param connection: The connection.
+        """
+
+
+class ConnectionUser(TypingProtocol):
+    """
+    The static type of an L{IMSRPConnectionUser} provider (mypy does not
+    read zope interfaces without its plugin).
+    """
+
+    localURI: MSRPURI
+    connection: MSRPConnection | None
+
+    def bind(self, connection: MSRPConnection, active: bool) -> None:
+        """
+        See L{IMSRPConnectionUser.bind}.
+        """
+
+    def requestReceived(self, connection: MSRPConnection, request: MSRPRequest) -> None:
+        """
+        See L{IMSRPConnectionUser.requestReceived}.
+        """
+
+    def connectionLost(self, connection: MSRPConnection, reason: Failure) -> None:
+        """
+        See L{IMSRPConnectionUser.connectionLost}.
+        """
+
+
+class SessionRegistry(TypingProtocol):
+    """
+    The static type of an L{IMSRPSessionRegistry} provider.
+    """
+
+    def sessionFor(self, uri: MSRPURI) -> ConnectionUser | None:
+        """
+        See L{IMSRPSessionRegistry.sessionFor}.
+        """
+
+    def connectionOpened(self, connection: MSRPConnection) -> None:
+        """
+        See L{IMSRPSessionRegistry.connectionOpened}.
+        """
+
+    def connectionClosed(self, connection: MSRPConnection) -> None:
+        """
+        See L{IMSRPSessionRegistry.connectionClosed}.
+        """
+
+
+class ChunkListener(TypingProtocol):
+    """
+    Told what happens to the requests of a L{ChunkSource}.
+    """
+
+    def chunkWritten(self, request: MSRPRequest, last: bool) -> None:
+        """
+        A request was handed to the transport.
+
+        @param request: The request.
+        @param last: Whether it is the last request of the source.
+        """
+
+    def responseReceived(self, request: MSRPRequest, response: MSRPResponse) -> None:
+        """
+        The response to one of the source's requests arrived.
+
+        @param request: The request answered.
+        @param response: The response.
+        """
+
+
+class ChunkSource(TypingProtocol):
+    """
+    One outgoing message in a session's queue: it gives the scheduler its
+    requests one at a time.
+    """
+
+    listener: ChunkListener
+
+    @property
+    def done(self) -> bool:
+        """
+        Whether there is nothing more to send.
+        """
+
+    def nextChunk(self, maxSize: int) -> MSRPRequest | None:
+        """
+        Make the next request.
+
+        @param maxSize: The largest body the connection allows.
+        @return: The request, or L{None} if there is nothing more.
+        """
+
+    def expectsResponse(self, request: MSRPRequest) -> bool:
+        """
+        Whether the connection should keep C{request}'s transaction pending.
+
+        @param request: A request this source made.
+        """
+
+
+class SingleRequest:
+    """
+    A L{ChunkSource} that sends one request that is never cut (NICKNAME, the
+    bodiless SEND of R-157).
+
+    @ivar request: The request.
+    @ivar listener: Told when it is written and answered.
+    """
+
+    def __init__(self, request: MSRPRequest, listener: ChunkListener) -> None:
+        self.request = request
+        self.listener = listener
+        self._sent = False
+        self._aborted = False
+
+    @property
+    def done(self) -> bool:
+        """
+        Whether the request was taken or the source aborted.
+        """
+        return self._sent or self._aborted
+
+    def nextChunk(self, maxSize: int) -> MSRPRequest | None:
+        """
+        @param maxSize: Ignored (non-SEND requests are not interruptible,
+            R-131).
+        @return: The request, once.
+        """
+        if self.done:
+            return None
+        self._sent = True
+        return self.request
+
+    def expectsResponse(self, request: MSRPRequest) -> bool:
+        """
+        @return: C{True} unless the request says C{Failure-Report: no}.
+        """
+        return _expectsResponse(request)
+
+    def abort(self) -> None:
+        """
+        Do not send the request if it has not been sent yet.
+        """
+        self._aborted = True
+
+
+def _expectsResponse(request: MSRPRequest) -> bool:
+    """
+    Whether a transaction response may come for a request we send.
+
+    @param request: The request.
+    @return: C{False} for REPORTs and C{Failure-Report: no} (R-139, R-142).
+    """
+    if request.method == MSRPMethod.REPORT.value:
+        return False
+    return request.effectiveFailureReport is not FailureReport.NO
+
+
+class ChunkedSend:
+    """
+    A L{ChunkSource} that cuts one message into SEND chunks (RFC 4975 section
+    7.1.1): every chunk carries the Message-ID, the report headers and a
+    Byte-Range with the real positions and the total (R-132-R-134); the last
+    one ends with C{$}, the others with C{+}.  An empty body is one chunk with
+    C{Byte-Range: 1-0/0}.
+
+    @ivar messageID: The Message-ID.
+    @ivar size: The body length.
+    @ivar chunkSize: The largest body of a chunk this message wants (the
+        connection may impose a smaller one).
+    @ivar listener: Told when chunks are written and answered.
+    """
+
+    def __init__(
+        self,
+        toPath: Sequence[MSRPURI],
+        fromPath: Sequence[MSRPURI],
+        messageID: str,
+        contentType: str,
+        body: bytes,
+        listener: ChunkListener,
+        headers: Sequence[tuple[str, str]] = (),
+        chunkSize: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        """
+        @param toPath: The peer's path.
+        @param fromPath: Own path.
+        @param messageID: The Message-ID.
+        @param contentType: The Content-Type of every chunk.
+        @param body: The whole body (kept, not copied).
+        @param listener: See L{listener}.
+        @param headers: Report and extension headers for every chunk, placed
+            after Message-ID and before Byte-Range.
+        @param chunkSize: See L{chunkSize}.
+        """
+        if chunkSize < 1:
+            raise ValueError("chunkSize must be positive")
+        self.toPath = tuple(toPath)
+        self.fromPath = tuple(fromPath)
+        self.messageID = messageID
+        self.contentType = contentType
+        self.headers = tuple(headers)
+        self.listener = listener
+        self.chunkSize = chunkSize
+        self.size = len(body)
+        self._body = memoryview(body)
+        self._offset = 0
+        self._started = False
+        self._aborted = False
+
+    @property
+    def done(self) -> bool:
+        """
+        Whether all chunks were made or the message was aborted.
+        """
+        return self._aborted or (self._started and self._offset >= self.size)
+
+    @property
+    def sentBytes(self) -> int:
+        """
+        How many body octets were put into chunks so far.
+        """
+        return self._offset
+
+    def abort(self) -> None:
+        """
+        Make no further chunks (RFC 4975 section 10.5, R-148: stop sending a
+        message after a 413 or another failure).
+        """
+        self._aborted = True
+
+    def nextChunk(self, maxSize: int) -> MSRPRequest | None:
+        """
+        Make the next chunk.
+
+        @param maxSize: The largest body the connection allows.
+        @return: The chunk, or L{None} when done.
+        """
+        if self.done:
+            return None
+        size = max(1, min(self.chunkSize, maxSize))
+        start = self._offset
+        piece = bytes(self._body[start : start + size])
+        end = start + len(piece)
+        last = end >= self.size
+        fields = [("Message-ID", self.messageID), *self.headers]
+        fields.append(("Byte-Range", ByteRange(start + 1, end, self.size).serialize()))
+        request = buildRequest(
+            MSRPMethod.SEND,
+            self.toPath,
+            self.fromPath,
+            fields,
+            body=piece,
+            contentType=self.contentType,
+            continuation=Continuation.END if last else Continuation.MORE,
+        )
+        self._offset = end
+        self._started = True
+        return request
+
+    def expectsResponse(self, request: MSRPRequest) -> bool:
+        """
+        @return: C{False} for C{Failure-Report: no} (R-139).
+        """
+        return _expectsResponse(request)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """
+    A client transaction waiting for its response.
+    """
+
+    source: ChunkSource
+    request: MSRPRequest
+
+
+@implementer(IPushProducer)
+class MSRPConnection(Protocol):
+    """
+    One MSRP transport connection (TCP or TLS), shared by the sessions bound
+    to it.
+
+    @ivar registry: Where unknown To-Path URIs are looked up, or L{None}.
+    @ivar chunkSize: The largest body of an outgoing SEND chunk.
+    @ivar closeWhenIdle: Whether to close the connection when its last
+        session detaches (RFC 4975 section 5.4: not while sessions use it).
+    @ivar peer: The peer address as text, for logs.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        registry: SessionRegistry | None = None,
+        chunkSize: int = DEFAULT_CHUNK_SIZE,
+        maxChunkBytes: int = DEFAULT_MAX_CHUNK_BYTES,
+        maxHeaderBytes: int = DEFAULT_MAX_HEADER_BYTES,
+        closeWhenIdle: bool = True,
+    ) -> None:
+        """
+        @param registry: See L{registry}.
+        @param chunkSize: See L{chunkSize}.
+        @param maxChunkBytes: The largest incoming chunk body (413 beyond).
+        @param maxHeaderBytes: The largest incoming header block (400 beyond).
+        @param closeWhenIdle: See L{closeWhenIdle}.
+        """
+        self.registry = registry
+        self.chunkSize = chunkSize
+        self.closeWhenIdle = closeWhenIdle
+        self.peer = "?"
+        self._parser = MSRPParser(maxHeaderBytes, maxChunkBytes)
+        self._sessions: dict[MSRPURI, ConnectionUser] = {}
+        self._pending: dict[str, _Pending] = {}
+        self._priority: deque[MSRPRequest | MSRPResponse | bytes] = deque()
+        # Hot-path caches, keyed by object identity (the parser hands out
+        # the same path tuples for repeated path headers); each entry keeps
+        # its key object alive so that the id cannot be reused meanwhile.
+        self._routes: dict[int, tuple[MSRPURI, ConnectionUser]] = {}
+        self._uriBytes: dict[int, tuple[MSRPURI, bytes]] = {}
+        self._streams: dict[MSRPURI, deque[ChunkSource]] = {}
+        self._rotation: deque[MSRPURI] = deque()
+        self._paused = False
+        self._pumping = False
+        self._open = False
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def _transport(self) -> Any:
+        """
+        The transport, untyped: mypy cannot check calls on zope interfaces
+        without the mypy_zope plugin.
+        """
+        return self.transport
+
+    @property
+    def open(self) -> bool:
+        """
+        Whether the connection is made and not lost.
+        """
+        return self._open
+
+    @property
+    def sessions(self) -> dict[MSRPURI, ConnectionUser]:
+        """
+        The sessions bound to this connection, by local URI (a copy).
+        """
+        return dict(self._sessions)
+
+    @property
+    def pendingTransactions(self) -> int:
+        """
+        How many client transactions wait for a response.
+        """
+        return len(self._pending)
+
+    def connectionMade(self) -> None:
+        """
+        Disable Nagle where possible, become the transport's producer and
+        tell the registry.
+        """
+        self._open = True
+        transport = self._transport
+        self.peer = str(transport.getPeer())
+        setNoDelay = getattr(transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            try:
+                setNoDelay(True)
+            except Exception as e:  # not a TCP socket after all
+                self._log.debug(
+                    "Cannot set TCP_NODELAY for {peer}: {error}",
+                    peer=self.peer,
+                    error=e,
+                )
+        try:
+            transport.registerProducer(self, True)
+        except Exception as e:
+            self._log.debug(
+                "Transport to {peer} refuses a producer: {error}",
+                peer=self.peer,
+                error=e,
+            )
+        self._log.info("MSRP connection with {peer} made", peer=self.peer)
+        if self.registry is not None:
+            self.registry.connectionOpened(self)
+        self._pump()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Fail every session bound to this connection (R-145) and drop
+        everything queued.
+
+        @param reason: Why the connection was lost.
+        """
+        if self._closed:
+            return
+        self._open = False
+        self._closed = True
+        self._log.info(
+            "MSRP connection with {peer} lost: {error}",
+            peer=self.peer,
+            error=reason.getErrorMessage(),
+        )
+        self._pending.clear()
+        self._priority.clear()
+        self._streams.clear()
+        self._rotation.clear()
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        self._routes.clear()
+        for session in sessions:
+            try:
+                session.connectionLost(self, reason)
+            except Exception:
+                self._log.failure(
+                    "Session {msrpSessionID} failed to handle connection loss",
+                    msrpSessionID=str(session.localURI),
+                )
+        if self.registry is not None:
+            self.registry.connectionClosed(self)
+
+    def disconnect(self) -> None:
+        """
+        Close the connection (the sessions learn it through
+        L{IMSRPConnectionUser.connectionLost}).
+        """
+        if self.transport is not None and not self._closed:
+            self._transport.loseConnection()
+
+    def attach(self, session: ConnectionUser) -> None:
+        """
+        Bind a session to this connection (called by the session's C{bind}).
+
+        @param session: The session.
+        @raise ValueError: If another session with the same URI is bound.
+        """
+        uri = session.localURI
+        other = self._sessions.get(uri)
+        if other is not None and other is not session:
+            raise ValueError(f"another session is bound to {uri}")
+        self._sessions[uri] = session
+        self._routes.clear()
+
+    def detach(self, session: ConnectionUser) -> None:
+        """
+        Unbind a session, drop its queued messages, and close the connection
+        if it was the last one and L{closeWhenIdle} is set.
+
+        @param session: The session.
+        """
+        uri = session.localURI
+        if self._sessions.get(uri) is not session:
+            return
+        del self._sessions[uri]
+        self._routes.clear()
+        if uri in self._streams:
+            del self._streams[uri]
+            self._rotation.remove(uri)
+        if not self._sessions and self.closeWhenIdle:
+            self.disconnect()
+
+    # -- incoming ----------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Parse and dispatch; nothing escapes.
+
+        @param data: The bytes received.
+        """
+        for event in self._parser.feed(data):
+            if self._closed:
+                return
+            try:
+                if isinstance(event, MSRPParseError):
+                    self._parseErrorReceived(event)
+                elif isinstance(event, MSRPResponse):
+                    self._responseReceived(event)
+                else:
+                    self._requestReceived(event)
+            except Exception:
+                self._log.failure(
+                    "Error handling MSRP from {peer}",
+                    peer=self.peer,
+                    transactionID=event.transactionID,
+                )
+
+    def _parseErrorReceived(self, error: MSRPParseError) -> None:
+        """
+        Answer a recoverable error, close on a fatal one.
+
+        @param error: The error.
+        """
+        if error.fatal:
+            self._log.warn(
+                "Fatal MSRP framing error from {peer}: {error}",
+                peer=self.peer,
+                error=error,
+            )
+            self.disconnect()
+            return
+        self._log.warn(
+            "Malformed MSRP from {peer}: {error}",
+            peer=self.peer,
+            error=error,
+            transactionID=error.transactionID,
+        )
+        try:
+            failureReport = error.failureReport
+        except MSRPParseError:
+            failureReport = None
+        if failureReport is FailureReport.NO:
+            return
+        response = responseToError(error)
+        if response is not None:
+            self.sendPriority(response)
+
+    def _responseReceived(self, response: MSRPResponse) -> None:
+        """
+        Give a response to its client transaction.
+
+        @param response: The response.
+        """
+        pending = self._pending.pop(response.transactionID, None)
+        if pending is None:
+            self._log.debug(
+                "MSRP response {code} from {peer} for unknown transaction"
+                " {transactionID}",
+                code=response.code,
+                peer=self.peer,
+                transactionID=response.transactionID,
+            )
+            return
+        pending.source.listener.responseReceived(pending.request, response)
+
+    def _requestReceived(self, request: MSRPRequest) -> None:
+        """
+        Find the session for a request and hand it over (R-143, R-144,
+        R-148).
+
+        @param request: The request.
+        """
+        session = None
+        if len(request.toPath) == 1:
+            uri = request.toPath[0]
+            route = self._routes.get(id(uri))
+            if route is not None and route[0] is uri:
+                session = route[1]
+            else:
+                session = self._sessions.get(uri)
+                if session is not None:
+                    if len(self._routes) >= _CACHE_SIZE:
+                        self._routes.clear()
+                    self._routes[id(uri)] = (uri, session)
+            if session is None and self.registry is not None:
+                candidate = self.registry.sessionFor(uri)
+                if candidate is not None:
+                    bound = candidate.connection
+                    if bound is not None and bound is not self:
+                        self._log.warn(
+                            "MSRP session {msrpSessionID} from {peer} is bound"
+                            " to another connection",
+                            msrpSessionID=str(uri),
+                            peer=self.peer,
+                        )
+                        self.respond(request, 506)
+                        return
+                    try:
+                        candidate.bind(self, False)
+                    except ValueError as e:
+                        self._log.warn(
+                            "MSRP session {msrpSessionID} cannot be bound: {error}",
+                            msrpSessionID=str(uri),
+                            error=e,
+                        )
+                    else:
+                        session = candidate
+        if session is None:
+            self._log.warn(
+                "MSRP {method} from {peer} for unknown session {msrpSessionID}",
+                method=request.method,
+                peer=self.peer,
+                msrpSessionID=" ".join(str(uri) for uri in request.toPath),
+                transactionID=request.transactionID,
+            )
+            self.respond(request, 481)
+            return
+        if request.knownMethod is None:
+            self.respond(request, 501)
+            return
+        session.requestReceived(self, request)
+
+    # -- outgoing ----------------------------------------------------------
+
+    def respond(
+        self,
+        request: MSRPRequest,
+        code: int,
+        comment: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> bool:
+        """
+        Answer a request, following the report rules: never a REPORT
+        (R-142), nothing for C{Failure-Report: no} (R-139), no 200 for
+        C{Failure-Report: partial}.
+
+        @param request: The request.
+        @param code: The status code.
+        @param comment: The comment; by default the reason phrase.
+        @param headers: Further header fields.
+        @return: Whether a response was queued.
+        """
+        if request.method == _REPORT:
+            return False
+        try:
+            failureReport = request.effectiveFailureReport
+        except MSRPParseError:
+            failureReport = FailureReport.YES
+        if failureReport is FailureReport.NO:
+            return False
+        if failureReport is FailureReport.PARTIAL and code == 200:
+            return False
+        data = None
+        if comment is None and not headers:
+            data = self._serializeResponse(request, code)
+        if data is None:
+            self.sendPriority(responseTo(request, code, comment, headers=headers))
+        elif not self._closed:
+            if (
+                self._pumping
+                or self._paused
+                or not self._open
+                or self._priority
+                or self._rotation
+            ):
+                self._priority.append(data)
+                self._pump()
+            else:
+                # What sendPriority and _pump would do, without the queue.
+                self._transport.write(data)
+        return True
+
+    def _serializeResponse(self, request: MSRPRequest, code: int) -> bytes | None:
+        """
+        Serialize the response that C{responseTo(request, code)} would make,
+        without building it, for the common case.
+
+        @param request: The request answered (not a REPORT).
+        @param code: The status code.
+        @return: The exact bytes of the response, or L{None} if the generic
+            builder must be used (it validates and raises).
+        """
+        toPath = request.toPath
+        fromPath = request.fromPath
+        transactionID = request.transactionID
+        comment = reasonPhrase(code)
+        if (
+            not toPath
+            or not fromPath
+            or not 100 <= code <= 999
+            or (comment is not None and not comment.isprintable())
+            or not isIdent(transactionID)
+        ):
+            return None
+        if request.method == _SEND:
+            target = self._uriAsBytes(fromPath[0])
+        else:
+            target = b" ".join([self._uriAsBytes(uri) for uri in fromPath])
+        status = f"{code:03d}" if comment is None else f"{code:03d} {comment}"
+        tid = transactionID.encode("ascii")
+        return b"".join(
+            [
+                b"MSRP ",
+                tid,
+                b" ",
+                status.encode("utf-8"),
+                b"\r\nTo-Path: ",
+                target,
+                b"\r\nFrom-Path: ",
+                self._uriAsBytes(toPath[-1]),
+                b"\r\n",
+                END_LINE_DASHES,
+                tid,
+                b"$\r\n",
+            ]
+        )
+
+    def _uriAsBytes(self, uri: MSRPURI) -> bytes:
+        """
+        The serialized form of a URI, cached by identity (URIs are
+        immutable).
+
+        @param uri: The URI.
+        @return: C{uri.serialize()} as UTF-8.
+        """
+        cached = self._uriBytes.get(id(uri))
+        if cached is not None and cached[0] is uri:
+            return cached[1]
+        data = uri.serialize().encode("utf-8")
+        if len(self._uriBytes) >= _CACHE_SIZE:
+            self._uriBytes.clear()
+        self._uriBytes[id(uri)] = (uri, data)
+        return data
+
+    def sendPriority(self, message: MSRPRequest | MSRPResponse) -> None:
+        """
+        Queue a response or a REPORT before any further SEND chunk (R-135).
+
+        @param message: The message.
+        """
+        if self._closed:
+            return
+        self._priority.append(message)
+        self._pump()
+
+    def sendStream(self, session: ConnectionUser, source: ChunkSource) -> None:
+        """
+        Queue an outgoing message of a session; the sessions' queues take
+        turns, one chunk each.
+
+        @param session: The session (it must be attached).
+        @param source: The message.
+        """
+        if self._closed:
+            return
+        uri = session.localURI
+        queue = self._streams.get(uri)
+        if queue is None:
+            queue = self._streams[uri] = deque()
+            self._rotation.append(uri)
+        queue.append(source)
+        self._pump()
+
+    def forgetTransaction(self, transactionID: str) -> None:
+        """
+        Stop waiting for a response (the sender gave up, e.g. timed out).
+
+        @param transactionID: The transaction id.
+        """
+        self._pending.pop(transactionID, None)
+
+    def _nextStreamChunk(self) -> tuple[ChunkSource, MSRPRequest, bool] | None:
+        """
+        Take the next chunk, round robin over the sessions.
+
+        @return: The source, the chunk and whether it is the source's last,
+            or L{None} if nothing is queued.
+        """
+        while self._rotation:
+            uri = self._rotation.popleft()
+            queue = self._streams[uri]
+            chunk = None
+            source = None
+            while queue and chunk is None:
+                source = queue[0]
+                chunk = source.nextChunk(self.chunkSize)
+                if chunk is None or source.done:
+                    queue.popleft()
+            if queue:
+                self._rotation.append(uri)
+            else:
+                del self._streams[uri]
+            if chunk is not None and source is not None:
+                return source, chunk, source.done
+        return None
+
+    def _pump(self) -> None:
+        """
+        Write queued messages until the queues are empty or the transport
+        asks to pause.
+        """
+        if self._pumping or not self._open or self._closed:
+            return
+        self._pumping = True
+        transport = self._transport
+        try:
+            while not self._paused and not self._closed:
+                if self._priority:
+                    message = self._priority.popleft()
+                    if isinstance(message, bytes):
+                        transport.write(message)
+                    else:
+                        transport.write(message.serialize())
+                    continue
+                taken = self._nextStreamChunk()
+                if taken is None:
+                    break
+                source, request, last = taken
+                if source.expectsResponse(request):
+                    self._pending[request.transactionID] = _Pending(source, request)
+                transport.write(request.serialize())
+                source.listener.chunkWritten(request, last)
+        finally:
+            self._pumping = False
+
+    # -- IPushProducer -----------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's buffer is full: write nothing more for now.
+        """
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """
+        The transport drained: go on writing.
+        """
+        self._paused = False
+        self._pump()
+
+    def stopProducing(self) -> None:
+        """
+        The transport is going away: write nothing more.
+        """
+        self._paused = True
