@@ -117,6 +117,10 @@ class IsComposing:
         """
         if len(data) > MAX_DOCUMENT_SIZE:
             raise IsComposingError("isComposing document too large")
+        if b"\x00" in data:
+            # UTF-16 without a byte-order mark is ASCII and NULs: it would
+            # pass the UTF-8 check and hide a DTD from the search below.
+            raise IsComposingError("isComposing document contains NUL bytes (not UTF-8)")
         if _DTD_RE.search(data):
             raise IsComposingError("DTDs and entity declarations are not accepted")
         encoding = _ENCODING_RE.match(data)

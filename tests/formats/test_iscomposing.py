@@ -328,3 +328,23 @@ class ParseTests(SynchronousTestCase):
         """
         padding = " " * MAX_DOCUMENT_SIZE
         self.assertMalformed(document(f"<state>idle</state>{padding}"), "too large")
+
+
+class EncodingBypassTests(SynchronousTestCase):
+    """
+    A DTD cannot be smuggled past the checks in another encoding.
+    """
+
+    def test_utf16WithoutBOMRefused(self) -> None:
+        """
+        UTF-16LE without a byte-order mark (ASCII with NULs between) is
+        refused before the XML parser, which would otherwise decode it and
+        expand its entities.
+        """
+        document = (
+            '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "active">]>'
+            '<isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing">'
+            "<state>&a;</state></isComposing>"
+        ).encode("utf-16-le")
+        error = self.assertRaises(IsComposingError, IsComposing.parse, document)
+        self.assertIn("NUL", error.reason)
