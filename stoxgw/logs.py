@@ -47,22 +47,61 @@ def buildPredicate(config: LoggingConfig) -> LogLevelFilterPredicate:
     return predicate
 
 
-def buildObserver(config: LoggingConfig, stream: IO[str] | None = None) -> ILogObserver:
+class ReopenableFile:
+    """
+    A log file that can be closed and opened again under the same name, so
+    that an operator's log rotation (move, then SIGHUP) takes effect.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file = open(path, "a", encoding="utf-8", buffering=1)
+
+    def write(self, text: str) -> int:
+        return self._file.write(text)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def reopen(self) -> None:
+        """
+        Close the file and open C{path} again (a new file if it was moved).
+        """
+        old, self._file = self._file, open(self.path, "a", encoding="utf-8", buffering=1)
+        old.close()
+
+
+def buildObserver(config: LoggingConfig, stream: IO[str] | ReopenableFile | None = None) -> ILogObserver:
     """
     The observer writing the gateway's log as C{config} says.
 
     @param config: the C{[logging]} section.
-    @param stream: where to write; by default the configured file, or
-        standard output for C{-}.
+    @param stream: where to write; by default the configured file (a
+        L{ReopenableFile}), or standard output for C{-}.
     @return: an observer filtering by level, then writing text or JSON.
     """
     if stream is None:
         if config.file == "-":
             stream = sys.stdout
         else:
-            stream = open(config.file, "a", encoding="utf-8", buffering=1)
+            stream = ReopenableFile(config.file)
     if config.format == "json":
-        output = jsonFileLogObserver(stream)
+        output = jsonFileLogObserver(stream)  # type: ignore[arg-type]
     else:
-        output = textFileLogObserver(stream)
-    return FilteringLogObserver(output, [buildPredicate(config)])
+        output = textFileLogObserver(stream)  # type: ignore[arg-type]
+    observer = FilteringLogObserver(output, [buildPredicate(config)])
+    observer.stream = stream  # type: ignore[attr-defined]
+    return observer
+
+
+def reopenLog(observer: ILogObserver) -> bool:
+    """
+    Reopen the file an observer from L{buildObserver} writes to.
+
+    @return: whether there was a file to reopen (standard output is not).
+    """
+    stream = getattr(observer, "stream", None)
+    if isinstance(stream, ReopenableFile):
+        stream.reopen()
+        return True
+    return False

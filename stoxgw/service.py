@@ -16,6 +16,7 @@ reactor is passed in.
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from twisted.application.service import MultiService, Service
@@ -24,7 +25,7 @@ from twisted.python.components import Componentized
 
 from stoxgw import __version__
 from stoxgw.config import Config
-from stoxgw.logs import buildObserver
+from stoxgw.logs import buildObserver, reopenLog
 
 
 class PendingService(Service):
@@ -141,9 +142,11 @@ class GatewayService(MultiService):
 
     _log = Logger()
 
-    def __init__(self, config: Config, reactor: Any) -> None:
+    def __init__(self, config: Config, reactor: Any, handleSignals: bool = False) -> None:
         super().__init__()
         self.config = config
+        self.reactor = reactor
+        self.handleSignals = handleSignals
         self.logObserver: ILogObserver | None = None
         PendingService("sip", "SIP (INVITE, SUBSCRIBE, REFER)").setServiceParent(self)
         MSRPService(config, reactor).setServiceParent(self)
@@ -167,7 +170,19 @@ class GatewayService(MultiService):
             version=__version__,
             path=self.config.path,
         )
+        if self.handleSignals:
+            signal.signal(
+                signal.SIGHUP,
+                lambda number, frame: self.reactor.callFromThread(self.reopenLogs),
+            )
         super().startService()
+
+    def reopenLogs(self) -> None:
+        """
+        Reopen the C{[logging] file} (on SIGHUP, after log rotation).
+        """
+        if self.logObserver is not None and reopenLog(self.logObserver):
+            self._log.info("Log file {path} reopened", path=self.config.logging.file)
 
 
 def makeService(config: Config, reactor: Any = None) -> GatewayService:
@@ -175,11 +190,12 @@ def makeService(config: Config, reactor: Any = None) -> GatewayService:
     Build the gateway's service tree.
 
     @param config: a validated configuration.
-    @param reactor: the reactor to use; the global one by default.
+    @param reactor: the reactor to use; by default the global one, and then
+        SIGHUP reopens the log file.
     @return: the root service.
     """
     if reactor is None:
         from twisted.internet import reactor as globalReactor
 
-        reactor = globalReactor
+        return GatewayService(config, globalReactor, handleSignals=True)
     return GatewayService(config, reactor)

@@ -6,13 +6,14 @@ Tests for L{stoxgw.logs}: text or JSON output, level per subsystem.
 from __future__ import annotations
 
 import json
+import os
 from io import StringIO
 
 from twisted.logger import Logger, eventsFromJSONLogFile
 from twisted.trial.unittest import SynchronousTestCase
 
 from stoxgw.config import parseConfig
-from stoxgw.logs import buildObserver
+from stoxgw.logs import buildObserver, reopenLog
 
 BASE = "[xmpp]\nuser_domain = sip.example.com\nsecret = hunter2\n[logging]\n"
 
@@ -82,3 +83,32 @@ class LogsTests(SynchronousTestCase):
         Logger(namespace="stoxgw.service", observer=observer).info("hello {who}", who="file")
         with open(path) as f:
             self.assertIn("hello file", f.read())
+
+    def test_reopen(self) -> None:
+        """
+        After the log file is moved away (rotation), L{reopenLog} makes new
+        events go to a new file under the configured name.
+        """
+        path = self.mktemp()
+        config = parseConfig(BASE + f"file = {path}\n", "gw.conf")
+        observer = buildObserver(config.logging)
+        log = Logger(namespace="stoxgw.service", observer=observer)
+        log.info("before rotation")
+        os.rename(path, path + ".1")
+        log.info("still the old file")
+        self.assertTrue(reopenLog(observer))
+        log.info("after rotation")
+        with open(path + ".1") as f:
+            old = f.read()
+        with open(path) as f:
+            new = f.read()
+        self.assertIn("still the old file", old)
+        self.assertNotIn("after rotation", old)
+        self.assertIn("after rotation", new)
+
+    def test_reopenStandardOutput(self) -> None:
+        """
+        Standard output has nothing to reopen.
+        """
+        _, observer = observerFor("")
+        self.assertFalse(reopenLog(observer))  # type: ignore[arg-type]

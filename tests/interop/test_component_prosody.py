@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -122,3 +123,33 @@ class ProsodyComponentTests(SynchronousTestCase):
         )
         self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
         self.assertIn(f"{sample}: [xmpp] secret: still the sample's placeholder CHANGE_ME", result.stderr)
+
+    def test_sighupReopensLog(self) -> None:
+        """
+        SIGHUP makes the running gateway reopen its C{[logging] file}, so a
+        rotated log continues in a new file, and the gateway keeps running.
+        """
+        prosody = self.startProsody(("sip.xmpp.test",))
+        logPath = os.path.abspath(self.mktemp())
+        gateway = self.startGateway(
+            f"[xmpp]\nport = {prosody.componentPort}\nuser_domain = sip.xmpp.test\n"
+            f"secret = {prosody.secret}\n[logging]\nfile = {logPath}\n"
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if os.path.exists(logPath) and LINK_UP in open(logPath).read():
+                break
+            time.sleep(0.05)
+        os.rename(logPath, logPath + ".1")
+        assert gateway.process is not None
+        gateway.process.send_signal(signal.SIGHUP)
+        while time.monotonic() < deadline:
+            if os.path.exists(logPath) and "reopened" in open(logPath).read():
+                break
+            time.sleep(0.05)
+        with open(logPath) as f:
+            self.assertIn(f"Log file {logPath} reopened", f.read())
+        with open(logPath + ".1") as f:
+            self.assertIn(LINK_UP, f.read())
+        self.assertIsNone(gateway.process.poll())
+        self.assertEqual(gateway.stop(), STOPPED_BY_SIGTERM)
