@@ -1,0 +1,1 @@
+The room domain answers as an XEP-0045 MUC service: XMPP users can join rooms held in the gateway's room model and see occupants, history with original timestamps and the subject in XEP-0045 order, and service discovery describes the rooms.

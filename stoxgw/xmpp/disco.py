@@ -1,0 +1,217 @@
+# -*- test-case-name: tests.xmpp.test_disco -*-
+"""
+XEP-0030 service discovery for the gateway's two component domains, as
+wokkel L{IDisco} providers next to a wokkel L{DiscoHandler} on each link.
+
+  - L{GatewayDisco} (user domain): a gateway, category C{gateway}, type
+    C{sip} (XEP-0030 registry).
+  - L{RoomDisco} (room domain): a MUC service (XEP-0045 section 6.1:
+    C{conference}/C{text}, feature C{http://jabber.org/protocol/muc}); its
+    items are the public hosted rooms (6.2); each room answers with its
+    room-type features and a C{muc#roominfo} form (6.3, 6.4, 15.5.4);
+    occupant JIDs answer C{bad-request} to non-occupants (6.6) and
+    C{service-unavailable} to occupants, since the request cannot be passed
+    on to a SIP participant.
+
+Use L{discoHandlers} to get the handlers for one link.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.words.protocols.jabber.jid import JID
+from wokkel import data_form
+from wokkel.disco import (
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    DiscoFeature,
+    DiscoHandler,
+    DiscoIdentity,
+    DiscoItem,
+)
+from wokkel.iwokkel import IDisco
+from wokkel.subprotocols import XMPPHandler
+from zope.interface import implementer
+
+from stoxgw.rooms.model import Anonymity, Room
+from stoxgw.xmpp.room import NS_MUC, NS_MUC_STABLE_ID, NS_PING, MUCService, mucError
+
+NS_MUC_ROOMINFO = NS_MUC + "#roominfo"
+
+#: The XEP-0410 feature: the room answers self-pings itself.
+NS_MUC_SELF_PING = NS_MUC + "#self-ping-optimization"
+
+
+def roomFeatures(room: Room) -> list[str]:
+    """
+    The XEP-0045 section 6.4 / 15.2 features describing C{room}'s type.
+    """
+    settings = room.settings
+    return [
+        NS_MUC,
+        NS_MUC_STABLE_ID,
+        NS_MUC_SELF_PING,
+        "muc_public" if settings.public else "muc_hidden",
+        "muc_membersonly" if settings.membersOnly else "muc_open",
+        "muc_moderated" if settings.moderated else "muc_unmoderated",
+        (
+            "muc_nonanonymous"
+            if settings.anonymity is Anonymity.NON_ANONYMOUS
+            else "muc_semianonymous"
+        ),
+        "muc_passwordprotected" if settings.passwordProtected else "muc_unsecured",
+        "muc_persistent" if settings.persistent else "muc_temporary",
+    ]
+
+
+def roomInfoForm(room: Room) -> data_form.Form:
+    """
+    The XEP-0128 C{muc#roominfo} form (XEP-0045 section 15.5.4): name,
+    description, subject, number of occupants.
+    """
+    subject = room.subject.text if room.subject is not None else ""
+    fields = [
+        data_form.Field(
+            var="muc#roomconfig_roomname", value=room.settings.name or "", label="Name"
+        ),
+        data_form.Field(
+            var="muc#roominfo_description",
+            value=room.settings.description,
+            label="Description",
+        ),
+        data_form.Field(
+            var="muc#roominfo_subject", value=subject, label="Current Subject"
+        ),
+        data_form.Field(
+            var="muc#roominfo_occupants",
+            value=str(len(room.participants)),
+            label="Number of occupants",
+        ),
+    ]
+    return data_form.Form("result", formNamespace=NS_MUC_ROOMINFO, fields=fields)
+
+
+@implementer(IDisco)
+class GatewayDisco(XMPPHandler):
+    """
+    Disco for the user domain: the domain is a SIP gateway.
+
+    @ivar domain: the user domain.
+    @ivar name: the identity's human-readable name.
+    """
+
+    def __init__(self, domain: str, name: str = "SIP/MSRP gateway") -> None:
+        super().__init__()
+        self.domain = domain
+        self.name = name
+
+    def getDiscoInfo(
+        self, requestor: JID, target: JID, nodeIdentifier: str = ""
+    ) -> list[Any]:
+        if target.host != self.domain or target.user or nodeIdentifier:
+            return []
+        return [
+            DiscoIdentity("gateway", "sip", self.name),
+            DiscoFeature(NS_DISCO_INFO),
+            DiscoFeature(NS_DISCO_ITEMS),
+        ]
+
+    def getDiscoItems(
+        self, requestor: JID, target: JID, nodeIdentifier: str = ""
+    ) -> list[Any]:
+        return []
+
+
+@implementer(IDisco)
+class RoomDisco(XMPPHandler):
+    """
+    Disco for the room domain, from the rooms of a L{MUCService}.
+
+    @ivar service: the room side.
+    @ivar name: the service identity's human-readable name.
+    """
+
+    def __init__(self, service: MUCService, name: str = "SIP chat rooms") -> None:
+        super().__init__()
+        self.service = service
+        self.name = name
+
+    def _room(self, target: JID) -> Room:
+        room = self.service.getRoom(target.userhost())
+        if room is None:
+            raise mucError("item-not-found")
+        return room
+
+    def _occupantJID(self, requestor: JID, target: JID) -> None:
+        """
+        XEP-0045 section 6.6: a disco request to an occupant JID.
+        """
+        if self.service.isOccupant(target.userhost(), requestor) is None:
+            raise mucError("bad-request")
+        # An occupant may have the request passed on; a SIP participant
+        # cannot answer it.
+        raise mucError("service-unavailable")
+
+    def getDiscoInfo(
+        self, requestor: JID, target: JID, nodeIdentifier: str = ""
+    ) -> list[Any]:
+        if target.host != self.service.domain or nodeIdentifier:
+            return []
+        if not target.user:
+            return [
+                DiscoIdentity("conference", "text", self.name),
+                DiscoFeature(NS_DISCO_INFO),
+                DiscoFeature(NS_DISCO_ITEMS),
+                DiscoFeature(NS_MUC),
+                DiscoFeature(NS_PING),
+            ]
+        room = self._room(target)
+        if target.resource:
+            self._occupantJID(requestor, target)
+        info: list[Any] = [
+            DiscoIdentity("conference", "text", room.settings.name or target.user),
+            DiscoFeature(NS_DISCO_INFO),
+            DiscoFeature(NS_DISCO_ITEMS),
+        ]
+        info.extend(DiscoFeature(feature) for feature in roomFeatures(room))
+        info.append(roomInfoForm(room))
+        return info
+
+    def getDiscoItems(
+        self, requestor: JID, target: JID, nodeIdentifier: str = ""
+    ) -> list[Any]:
+        if target.host != self.service.domain or nodeIdentifier:
+            return []
+        if not target.user:
+            return [
+                DiscoItem(
+                    JID(room.address), name=room.settings.name or JID(room.address).user
+                )
+                for room in self.service.rooms
+                if room.settings.public
+            ]
+        self._room(target)
+        if target.resource:
+            self._occupantJID(requestor, target)
+        # XEP-0045 section 6.5: a room MAY list its occupants; SIP rooms
+        # are semi-anonymous by default, so it lists none.
+        return []
+
+
+def discoHandlers(provider: XMPPHandler) -> list[XMPPHandler]:
+    """
+    The handlers to add to one link's stream manager: wokkel's
+    L{DiscoHandler} and the given provider.
+    """
+    return [DiscoHandler(), provider]
+
+
+__all__ = [
+    "GatewayDisco",
+    "NS_MUC_ROOMINFO",
+    "RoomDisco",
+    "discoHandlers",
+    "roomFeatures",
+    "roomInfoForm",
+]
