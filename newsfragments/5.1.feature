@@ -1,0 +1,1 @@
+SIP users' XMPP presence is ready as a MUC occupant library: many occupants share one component stream, new rooms are unlocked with the instant-room form, and entry errors, kicks, nick changes, history timestamps and private messages are each reported; it works with Prosody and ejabberd.
