@@ -199,3 +199,51 @@ def makeService(config: Config, reactor: Any = None) -> GatewayService:
 
         return GatewayService(config, globalReactor, handleSignals=True)
     return GatewayService(config, reactor)
+
+
+def probeLinks(config: Config, reactor: Any, timeout: float = 10.0) -> Any:
+    """
+    Try each component link's handshake once (C{--check-config --probe}).
+
+    @return: a L{Deferred} firing with one problem line per failed domain,
+        naming the file, section and key to look at.
+    """
+    from twisted.internet.defer import gatherResults
+
+    from stoxgw.xmpp.component import probeComponent
+
+    x = config.xmpp
+
+    def problem(outcome: str | None) -> str | None:
+        if outcome is None:
+            return None
+        key = "secret" if "rejected" in outcome else "server"
+        return f"{config.path}: [xmpp] {key}: {outcome}"
+
+    probes = [
+        probeComponent(reactor, domain, x.server, x.port, x.secret.reveal(), timeout).addCallback(problem)
+        for domain in x.domains
+    ]
+    return gatherResults(probes).addCallback(lambda outcomes: [o for o in outcomes if o])
+
+
+def runProbe(config: Config, timeout: float = 10.0) -> list[str]:
+    """
+    Run L{probeLinks} on the global reactor and return its problems.
+    """
+    from twisted.internet import reactor as globalReactor
+
+    problems: list[str] = []
+
+    def done(result: Any) -> None:
+        if isinstance(result, list):
+            problems.extend(result)
+        else:
+            problems.append(f"{config.path}: [xmpp] server: probe failed: {result.getErrorMessage()}")
+        globalReactor.stop()
+
+    globalReactor.callWhenRunning(
+        lambda: probeLinks(config, globalReactor, timeout).addBoth(done)
+    )
+    globalReactor.run()
+    return problems

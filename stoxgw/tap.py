@@ -12,7 +12,7 @@ command.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from twisted.python import usage
@@ -28,7 +28,7 @@ class Options(usage.Options):
     Secrets are never taken from the command line: they live in the file.
     """
 
-    synopsis = "[--config FILE] [--check-config]"
+    synopsis = "[--config FILE] [--check-config [--probe]]"
     longdesc = (
         "stoxgw bridges SIP/MSRP multi-party chat (RFC 4975, RFC 7701) and "
         "XMPP Multi-User Chat (XEP-0045), both ways (RFC 7702). All settings "
@@ -39,6 +39,7 @@ class Options(usage.Options):
     ]
     optFlags = [
         ["check-config", None, "Validate the configuration file, print every problem, and exit (0: valid, 1: not)."],
+        ["probe", None, "With --check-config: also try the XMPP component handshake for each domain."],
         ["version", "V", "Print the stoxgw version and exit."],
     ]
 
@@ -61,30 +62,47 @@ class Options(usage.Options):
             prints the problems and exits non-zero).
         """
         if self["check-config"]:
-            sys.exit(checkConfig(self["config"], sys.stdout, sys.stderr))
+            sys.exit(checkConfig(self["config"], sys.stdout, sys.stderr, probe=self["probe"]))
         try:
             self.gatewayConfig = loadConfig(self["config"])
         except ConfigError as e:
             raise usage.UsageError("invalid configuration:\n" + "\n".join(e.problems)) from None
 
 
-def checkConfig(path: str, out: IO[str], err: IO[str]) -> int:
+def checkConfig(
+    path: str,
+    out: IO[str],
+    err: IO[str],
+    probe: bool = False,
+    runProbe: Callable[[Config], list[str]] | None = None,
+) -> int:
     """
     Validate a configuration file and report.
 
     @param path: the file.
     @param out: where the verdict goes when the file is valid.
     @param err: where problems go, one line each.
+    @param probe: also try the XMPP component handshakes.
+    @param runProbe: how to probe (L{stoxgw.service.runProbe} by default).
     @return: the exit status: 0 valid, 1 not.
     """
     try:
-        loadConfig(path)
+        config = loadConfig(path)
+        problems: list[str] = []
+        if probe:
+            if runProbe is None:
+                from stoxgw.service import runProbe as defaultProbe
+
+                runProbe = defaultProbe
+            problems = runProbe(config)
     except ConfigError as e:
-        for problem in e.problems:
+        problems = list(e.problems)
+    if problems:
+        for problem in problems:
             err.write(problem + "\n")
-        err.write(f"{path}: {len(e.problems)} problem(s)\n")
+        err.write(f"{path}: {len(problems)} problem(s)\n")
         return 1
-    out.write(f"{path}: configuration OK\n")
+    out.write(f"{path}: configuration OK{' (XMPP server reached)' if probe else ''}\n")
     return 0
 
 
@@ -100,10 +118,14 @@ def makeService(options: Options) -> Any:
 
 def checkConfigMain(argv: Sequence[str] | None = None) -> None:
     """
-    Entry point of C{stoxgw-checkconfig [FILE]}.
+    Entry point of C{stoxgw-checkconfig [--probe] [FILE]}.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) > 1 or (args and args[0] in ("-h", "--help")):
-        sys.stderr.write(f"usage: stoxgw-checkconfig [FILE]  (default {DEFAULT_CONFIG_PATH})\n")
+    probe = "--probe" in args
+    args = [arg for arg in args if arg != "--probe"]
+    if len(args) > 1 or (args and args[0].startswith("-")):
+        sys.stderr.write(
+            f"usage: stoxgw-checkconfig [--probe] [FILE]  (default {DEFAULT_CONFIG_PATH})\n"
+        )
         sys.exit(2)
-    sys.exit(checkConfig(args[0] if args else DEFAULT_CONFIG_PATH, sys.stdout, sys.stderr))
+    sys.exit(checkConfig(args[0] if args else DEFAULT_CONFIG_PATH, sys.stdout, sys.stderr, probe))

@@ -154,3 +154,38 @@ class CheckConfigTests(SynchronousTestCase):
         """
         error = self.assertRaises(SystemExit, tap.checkConfigMain, [writeConfig(self, BROKEN)])
         self.assertEqual(error.code, 1)
+
+    def test_probeProblems(self) -> None:
+        """
+        With C{probe}, the probe's problems are reported like configuration
+        problems and the status is 1.
+        """
+        path = writeConfig(self, GOOD)
+        out, err = StringIO(), StringIO()
+        probed = []
+
+        def probe(config: object) -> list[str]:
+            probed.append(config)
+            return [f"{path}: [xmpp] secret: rejected"]
+
+        self.assertEqual(tap.checkConfig(path, out, err, probe=True, runProbe=probe), 1)
+        self.assertEqual(len(probed), 1)
+        self.assertEqual(err.getvalue().splitlines(), [f"{path}: [xmpp] secret: rejected", f"{path}: 1 problem(s)"])
+
+    def test_probeOK(self) -> None:
+        """
+        A successful probe says the server was reached.
+        """
+        path = writeConfig(self, GOOD)
+        out, err = StringIO(), StringIO()
+        self.assertEqual(tap.checkConfig(path, out, err, probe=True, runProbe=lambda c: []), 0)
+        self.assertEqual(out.getvalue(), f"{path}: configuration OK (XMPP server reached)\n")
+
+    def test_noProbeOnInvalidConfig(self) -> None:
+        """
+        An invalid file is not probed.
+        """
+        path = writeConfig(self, BROKEN)
+        probed: list[object] = []
+        status = tap.checkConfig(path, StringIO(), StringIO(), probe=True, runProbe=lambda c: probed.append(c) or [])
+        self.assertEqual((status, probed), (1, []))

@@ -24,6 +24,7 @@ from typing import Any
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.logger import Logger
@@ -232,3 +233,69 @@ def buildLinks(
         ComponentLink(reactor, domain, server, port, secret, queueSize, maxDelay)
         for domain in domains
     ]
+
+
+def probeComponent(
+    reactor: Any,
+    domain: str,
+    server: str,
+    port: int,
+    secret: str,
+    timeout: float = 10.0,
+) -> Deferred[str | None]:
+    """
+    Try the XEP-0114 handshake for one domain once, then disconnect.
+
+    Used by C{--check-config --probe}: it tells an operator whether the XMPP
+    server is reachable and accepts the component secret, without starting
+    the gateway.
+
+    @return: a L{Deferred} firing with L{None} when the server accepted the
+        handshake, or with a sentence saying what went wrong.
+    """
+    result: Deferred[str | None] = Deferred()
+    peer = f"{server}:{port}"
+    state: dict[str, Any] = {"condition": None, "stream": None}
+
+    def finish(outcome: str | None) -> None:
+        if result.called:
+            return
+        if timer.active():
+            timer.cancel()
+        stream = state["stream"]
+        if stream is not None and stream.transport is not None:
+            stream.transport.loseConnection()
+        result.callback(outcome)
+
+    def connected(stream: Any) -> None:
+        state["stream"] = stream
+
+    def authenticated(stream: Any) -> None:
+        finish(None)
+
+    def streamError(reason: Failure) -> None:
+        value = reason.value
+        if isinstance(value, error.StreamError):
+            state["condition"] = value.condition
+
+    def ended(reason: Any) -> None:
+        condition = state["condition"]
+        if condition is not None:
+            finish(f"XMPP server {peer} rejected the component handshake for {domain} ({condition})")
+        else:
+            finish(f"XMPP server {peer} closed the stream for {domain} before accepting it")
+
+    factory = componentFactory(domain, secret)
+    factory.addBootstrap(xmlstream.STREAM_CONNECTED_EVENT, connected)
+    factory.addBootstrap(xmlstream.STREAM_AUTHD_EVENT, authenticated)
+    factory.addBootstrap(xmlstream.STREAM_ERROR_EVENT, streamError)
+    factory.addBootstrap(xmlstream.STREAM_END_EVENT, ended)
+    timer = reactor.callLater(
+        timeout, lambda: finish(f"no answer from XMPP server {peer} for {domain} within {timeout:g} s")
+    )
+    endpoint = HostnameEndpoint(reactor, server, port, timeout=timeout)
+    connecting = endpoint.connect(factory)
+    connecting.addErrback(
+        lambda failure: finish(f"cannot connect to XMPP server {peer}: {failure.getErrorMessage()}")
+    )
+    return result

@@ -153,3 +153,37 @@ class ProsodyComponentTests(SynchronousTestCase):
             self.assertIn(LINK_UP, f.read())
         self.assertIsNone(gateway.process.poll())
         self.assertEqual(gateway.stop(), STOPPED_BY_SIGTERM)
+
+    def test_checkConfigProbe(self) -> None:
+        """
+        C{--check-config --probe} tries the real handshake: the right secret
+        passes, a wrong one fails naming C{[xmpp] secret}.
+        """
+        prosody = self.startProsody(("sip.xmpp.test",))
+        outcomes = {}
+        for secret in (prosody.secret, "wrong"):
+            path = os.path.abspath(self.mktemp())
+            with open(path, "w") as f:
+                f.write(
+                    f"[xmpp]\nport = {prosody.componentPort}\nuser_domain = sip.xmpp.test\n"
+                    f"secret = {secret}\n"
+                )
+            result = subprocess.run(
+                [
+                    sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                    "stoxgw", "--check-config", "--probe", "--config", path,
+                ],
+                cwd=TOP, env=dict(os.environ, PYTHONPATH=TOP), capture_output=True, text=True,
+                timeout=60,
+            )
+            outcomes[secret] = (path, result)
+        path, good = outcomes[prosody.secret]
+        self.assertEqual(good.returncode, 0, good.stderr)
+        self.assertEqual(good.stdout, f"{path}: configuration OK (XMPP server reached)\n")
+        path, bad = outcomes["wrong"]
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn(
+            f"{path}: [xmpp] secret: XMPP server 127.0.0.1:{prosody.componentPort} rejected the"
+            " component handshake for sip.xmpp.test (not-authorized)",
+            bad.stderr,
+        )

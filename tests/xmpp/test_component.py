@@ -17,7 +17,7 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from stoxgw.xmpp.component import ComponentLink, ILinkObserver, LinkDown
+from stoxgw.xmpp.component import ComponentLink, ILinkObserver, LinkDown, probeComponent
 
 SERVER_HEADER = (
     b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
@@ -180,3 +180,69 @@ class ComponentLinkTests(SynchronousTestCase):
         transport.clear()
         protocol.dataReceived(b"<handshake/>")
         self.assertEqual(transport.value(), b"<message id='0'/><message id='1'/>")
+
+
+class ProbeTests(SynchronousTestCase):
+    """
+    L{probeComponent}, behind C{--check-config --probe}.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.result = probeComponent(
+            self.reactor, "sip.example.com", "127.0.0.1", 5347, "hunter2", timeout=5
+        )
+
+    def connect(self) -> tuple[Any, StringTransport]:
+        host, port, factory, *_ = self.reactor.tcpClients[-1]
+        protocol = factory.buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def test_accepted(self) -> None:
+        """
+        An accepted handshake is success (L{None}) and the probe disconnects.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(SERVER_HEADER + b"<handshake/>")
+        self.assertIsNone(self.successResultOf(self.result))
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual([c for c in self.reactor.getDelayedCalls() if c.active()], [])
+
+    def test_rejected(self) -> None:
+        """
+        A stream error names the server, the domain and the condition.
+        """
+        protocol, _ = self.connect()
+        protocol.dataReceived(SERVER_HEADER + NOT_AUTHORIZED)
+        protocol.connectionLost(Failure(ConnectionError("closed")))
+        self.assertEqual(
+            self.successResultOf(self.result),
+            "XMPP server 127.0.0.1:5347 rejected the component handshake for"
+            " sip.example.com (not-authorized)",
+        )
+
+    def test_timeout(self) -> None:
+        """
+        A server that never answers is reported after the timeout.
+        """
+        self.connect()
+        self.reactor.advance(5)
+        self.assertEqual(
+            self.successResultOf(self.result),
+            "no answer from XMPP server 127.0.0.1:5347 for sip.example.com within 5 s",
+        )
+
+    def test_connectionRefused(self) -> None:
+        """
+        A refused connection is reported with the reason.
+        """
+        from twisted.internet.error import ConnectionRefusedError
+
+        host, port, factory, *_ = self.reactor.tcpClients[-1]
+        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        # HostnameEndpoint reports the failure once its attempt timer ends.
+        self.reactor.advance(1)
+        outcome = self.successResultOf(self.result)
+        self.assertTrue(outcome.startswith("cannot connect to XMPP server 127.0.0.1:5347"), outcome)
