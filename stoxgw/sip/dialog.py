@@ -1,0 +1,603 @@
+# -*- test-case-name: tests.sip.test_dialog -*-
+"""
+SIP dialogs (RFC 3261 section 12) and the INVITE dialog usage (sections
+13-15).
+
+L{Dialog} is the dialog state and the rules that need no network: how a
+dialog is made from an INVITE and its 2xx on either side (sections 12.1.1
+and 12.1.2: tags, Call-ID, route set from Record-Route, reversed on the
+UAC side, remote target from Contact, CSeq numbers), how a request inside
+it is built (section 12.2.1.1: Request-URI and Route for loose and strict
+routing), and how a request received in it is checked (section 12.2.2:
+CSeq order, 500 for an old one).
+
+L{InviteDialog} adds what an INVITE dialog does on the network through the
+UA core (a L{DialogCore}): the UAS retransmits its 2xx until the ACK
+arrives (section 13.3.1.4; T1 doubling to T2, and after 64*T1 without ACK
+the dialog is ended with a BYE), the UAC ACKs 2xx responses end to end and
+re-sends the same ACK for 2xx retransmissions (section 13.2.2.4), BYE ends
+the dialog either way (section 15), and requests inside the dialog are sent
+with L{InviteDialog.sendRequest} (a 481 or 408 answer ends the dialog,
+section 12.2.1.2).  The application hears about the dialog through an
+L{IDialogHandler}.
+
+Not done: early dialogs on the UAC side (provisional responses are passed
+to the caller, no dialog is made from them), forked 2xx responses from
+other remote tags than the first (they are ignored, not ACKed and BYEd as
+section 13.2.2.4 asks), RFC 4028 session timers.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Mapping, Protocol, Sequence
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import Interface
+
+from stoxgw.sip.headers import CSeq, HeaderError, Headers
+from stoxgw.sip.message import SIPRequest, SIPResponse
+from stoxgw.sip.transaction import TimerSettings
+from stoxgw.sip.transport import Flow
+from stoxgw.sip.uri import URI, NameAddr, SIPURI
+
+__all__ = [
+    "DialogState",
+    "DialogRole",
+    "TerminationReason",
+    "DialogError",
+    "Dialog",
+    "InviteDialog",
+    "IDialogHandler",
+    "DialogCore",
+    "TARGET_REFRESH_METHODS",
+    "DIALOG_TRANSITIONS",
+]
+
+#: Methods whose requests carry a Contact and refresh the remote target
+#: (RFC 3261 section 12.2; UPDATE from RFC 3311, SUBSCRIBE/NOTIFY from RFC
+#: 6665, REFER from RFC 3515).
+TARGET_REFRESH_METHODS = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"})
+
+
+class DialogError(Exception):
+    """
+    A dialog cannot do what was asked (it is terminated, or a message
+    cannot make one).
+    """
+
+
+class DialogState(Enum):
+    """
+    Dialog states (RFC 3261 section 12).
+    """
+
+    EARLY = "early"
+    CONFIRMED = "confirmed"
+    TERMINATED = "terminated"
+
+
+#: Allowed dialog state transitions.
+DIALOG_TRANSITIONS: Mapping[DialogState, frozenset[DialogState]] = {
+    DialogState.EARLY: frozenset({DialogState.CONFIRMED, DialogState.TERMINATED}),
+    DialogState.CONFIRMED: frozenset({DialogState.TERMINATED}),
+    DialogState.TERMINATED: frozenset(),
+}
+
+
+class DialogRole(Enum):
+    """
+    Which side of the INVITE that made the dialog we were.
+    """
+
+    UAC = "uac"
+    UAS = "uas"
+
+
+class TerminationReason(Enum):
+    """
+    Why a dialog ended.
+    """
+
+    LOCAL_BYE = "local BYE"
+    REMOTE_BYE = "remote BYE"
+    NO_ACK = "no ACK for 2xx"
+    REMOTE_GONE = "remote answered 481 or 408"
+    SHUTDOWN = "shutdown"
+
+
+def _randomCSeq() -> int:
+    # RFC 3261 section 8.1.1.5: below 2**31; leave room to count up.
+    return random.randint(1, 2**30)
+
+
+@dataclass(eq=False)
+class Dialog:
+    """
+    The state of one dialog (RFC 3261 section 12).
+
+    @ivar callID: The Call-ID.
+    @ivar localTag: Our tag.
+    @ivar remoteTag: The peer's tag (empty for an RFC 2543 peer).
+    @ivar localURI: Our address (From of our requests), without tag.
+    @ivar remoteURI: The peer's address (To of our requests), without tag.
+    @ivar remoteTarget: Where our requests go (the peer's Contact).
+    @ivar routeSet: The route set, first hop first.
+    @ivar localSeq: The last CSeq number we used, or L{None}.
+    @ivar remoteSeq: The last CSeq number received, or L{None}.
+    @ivar secure: Whether the dialog was made over TLS with a sips URI.
+    @ivar localContact: Our Contact in this dialog.
+    @ivar role: UAC or UAS of the initial INVITE.
+    @ivar state: The dialog state.
+    """
+
+    callID: str
+    localTag: str
+    remoteTag: str
+    localURI: NameAddr
+    remoteURI: NameAddr
+    remoteTarget: URI
+    localContact: NameAddr
+    role: DialogRole
+    routeSet: tuple[NameAddr, ...] = ()
+    localSeq: int | None = None
+    remoteSeq: int | None = None
+    secure: bool = False
+    state: DialogState = DialogState.CONFIRMED
+
+    @property
+    def id(self) -> tuple[str, str, str]:
+        """
+        The dialog ID: Call-ID, local tag, remote tag (section 12).
+        """
+        return (self.callID, self.localTag, self.remoteTag)
+
+    @classmethod
+    def fromIncomingRequest(
+        cls,
+        request: SIPRequest,
+        localTag: str,
+        localContact: NameAddr,
+        *,
+        secure: bool = False,
+        state: DialogState = DialogState.CONFIRMED,
+    ) -> Dialog:
+        """
+        The UAS side (section 12.1.1): route set = Record-Route in order,
+        remote target = Contact, remote CSeq = the request's, remote URI
+        = From, local URI = To.
+
+        @raise DialogError: No usable Contact.
+        @raise stoxgw.sip.headers.HeaderError: Malformed headers.
+        """
+        contacts = request.contact
+        if contacts is None or not contacts.addresses:
+            raise DialogError("Request without Contact")
+        fromAddress = request.fromAddress
+        toAddress = request.toAddress
+        return cls(
+            callID=request.callID,
+            localTag=localTag,
+            remoteTag=fromAddress.tag or "",
+            localURI=toAddress.withoutParameter("tag"),
+            remoteURI=fromAddress.withoutParameter("tag"),
+            remoteTarget=contacts.addresses[0].uri,
+            localContact=localContact,
+            role=DialogRole.UAS,
+            routeSet=tuple(request.recordRoute),
+            localSeq=None,
+            remoteSeq=request.cseq.number,
+            secure=secure,
+            state=state,
+        )
+
+    @classmethod
+    def fromResponse(
+        cls,
+        request: SIPRequest,
+        response: SIPResponse,
+        localContact: NameAddr,
+        *,
+        secure: bool = False,
+    ) -> Dialog:
+        """
+        The UAC side (section 12.1.2): route set = Record-Route reversed,
+        remote target = Contact, local CSeq = the request's, remote tag =
+        the response's To tag.
+
+        @raise DialogError: No Contact in the response.
+        @raise stoxgw.sip.headers.HeaderError: Malformed headers.
+        """
+        contacts = response.contact
+        if contacts is None or not contacts.addresses:
+            raise DialogError("2xx without Contact")
+        fromAddress = request.fromAddress
+        toAddress = response.toAddress
+        return cls(
+            callID=request.callID,
+            localTag=fromAddress.tag or "",
+            remoteTag=toAddress.tag or "",
+            localURI=fromAddress.withoutParameter("tag"),
+            remoteURI=toAddress.withoutParameter("tag"),
+            remoteTarget=contacts.addresses[0].uri,
+            localContact=localContact,
+            role=DialogRole.UAC,
+            routeSet=tuple(reversed(response.recordRoute)),
+            localSeq=request.cseq.number,
+            remoteSeq=None,
+            secure=secure,
+            state=DialogState.EARLY if response.status < 200 else DialogState.CONFIRMED,
+        )
+
+    def transition(self, new: DialogState) -> bool:
+        """
+        Move to C{new} if the table allows it.
+
+        @return: Whether the state changed.
+        """
+        if new is self.state or new not in DIALOG_TRANSITIONS[self.state]:
+            return False
+        self.state = new
+        return True
+
+    def nextLocalSeq(self) -> int:
+        """
+        Increment and return the local CSeq (section 12.2.1.1; a random
+        start when empty, section 8.1.1.5).
+        """
+        self.localSeq = (
+            (self.localSeq + 1) if self.localSeq is not None else _randomCSeq()
+        )
+        return self.localSeq
+
+    def requestTarget(self) -> tuple[URI, tuple[NameAddr, ...]]:
+        """
+        The Request-URI and Route list of a request in the dialog (section
+        12.2.1.1): with an empty route set or a loose router first, the
+        remote target and the route set; with a strict router first, its
+        URI (without disallowed parameters) and the rest of the route set
+        followed by the remote target.
+        """
+        if not self.routeSet:
+            return self.remoteTarget, ()
+        first = self.routeSet[0]
+        if isinstance(first.uri, SIPURI) and not first.uri.looseRouting:
+            uri: URI = first.uri.withoutHeaders().withoutParameter("method")
+            return uri, self.routeSet[1:] + (NameAddr(self.remoteTarget),)
+        return self.remoteTarget, self.routeSet
+
+    def createRequest(
+        self,
+        method: str,
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes = b"",
+        contentType: str | None = None,
+        *,
+        cseq: int | None = None,
+    ) -> SIPRequest:
+        """
+        Build a request inside the dialog (section 12.2.1.1), without Via.
+
+        @param cseq: The CSeq number (default: the next local one; ACK and
+            CANCEL pass the INVITE's).
+        """
+        uri, routes = self.requestTarget()
+        number = cseq if cseq is not None else self.nextLocalSeq()
+        fields: list[tuple[str, str]] = [
+            ("Max-Forwards", "70"),
+            ("From", self.localURI.withTag(self.localTag).serialize()),
+            (
+                "To",
+                (
+                    self.remoteURI.withTag(self.remoteTag)
+                    if self.remoteTag
+                    else self.remoteURI
+                ).serialize(),
+            ),
+            ("Call-ID", self.callID),
+            ("CSeq", CSeq(number, method).serialize()),
+        ]
+        fields.extend(("Route", route.serialize()) for route in routes)
+        if method in TARGET_REFRESH_METHODS:
+            fields.append(("Contact", self.localContact.serialize()))
+        fields.extend(headers)
+        request = SIPRequest(method, uri, Headers.of(*fields))
+        if body or contentType is not None:
+            request = request.withBody(body, contentType)
+        return request
+
+    def createAck(
+        self, cseq: int, body: bytes = b"", contentType: str | None = None
+    ) -> SIPRequest:
+        """
+        The ACK for a 2xx to the INVITE with CSeq number C{cseq} (section
+        13.2.2.4).
+        """
+        return self.createRequest("ACK", (), body, contentType, cseq=cseq)
+
+    def checkRemoteRequest(self, request: SIPRequest) -> int | None:
+        """
+        Section 12.2.2: a request whose CSeq is not above the remote CSeq
+        (ACK and CANCEL excepted) gets 500; otherwise the remote CSeq is
+        updated.
+
+        @return: The status to reject with, or L{None}.
+        """
+        if request.method in ("ACK", "CANCEL"):
+            return None
+        number = request.cseq.number
+        if self.remoteSeq is not None and number <= self.remoteSeq:
+            return 500
+        self.remoteSeq = number
+        return None
+
+    def refreshTarget(self, message: SIPRequest | SIPResponse) -> None:
+        """
+        Take a new remote target from the Contact of a target refresh
+        request or its 2xx (section 12.2).
+        """
+        contacts = message.contact
+        if contacts is not None and contacts.addresses:
+            self.remoteTarget = contacts.addresses[0].uri
+
+
+class IDialogHandler(Interface):
+    """
+    The application side of an INVITE dialog.
+    """
+
+    def dialogConfirmed(dialog: InviteDialog) -> None:
+        """
+        The dialog is confirmed: the ACK for our 2xx arrived (UAS), or we
+        sent the ACK for the peer's 2xx (UAC).
+        """
+
+    def dialogTerminated(dialog: InviteDialog, reason: TerminationReason) -> None:
+        """
+        The dialog ended (BYE either way, no ACK, peer gone, shutdown).
+        """
+
+    def reinviteReceived(dialog: InviteDialog, invite: object) -> None:
+        """
+        A re-INVITE arrived: answer it with C{invite.accept(sdp)} or
+        C{invite.reject(488)} (an L{stoxgw.sip.useragent.IncomingInvite}).
+        """
+
+    def requestReceived(dialog: InviteDialog, request: object) -> None:
+        """
+        Another request (INFO, MESSAGE, NOTIFY, REFER, ...) arrived in the
+        dialog: answer it with C{request.respond(...)} (an
+        L{stoxgw.sip.useragent.IncomingRequest}).
+        """
+
+
+class DialogCore(Protocol):
+    """
+    What an L{InviteDialog} needs from the UA core.
+    """
+
+    clock: IReactorTime
+    timers: TimerSettings
+
+    def sendInDialog(
+        self, dialog: InviteDialog, request: SIPRequest
+    ) -> Deferred[SIPResponse]:
+        """
+        Send a request built by the dialog along its route set; fires
+        with the final response (local 408/503 included).
+        """
+
+    def sendAck(self, dialog: InviteDialog, ack: SIPRequest) -> None:
+        """
+        Send (and remember, for 2xx retransmissions) an ACK for a 2xx.
+        """
+
+    def resendResponse(self, response: SIPResponse, flow: Flow) -> None:
+        """
+        Send a 2xx again along a flow.
+        """
+
+    def dialogEnded(self, dialog: InviteDialog) -> None:
+        """
+        Forget a dialog.
+        """
+
+
+@dataclass(eq=False)
+class InviteDialog(Dialog):
+    """
+    A dialog made by INVITE, bound to the UA core.
+
+    @ivar handler: The application side, or L{None}.
+    @ivar core: The UA core.
+    @ivar inviteInProgress: Whether a re-INVITE is pending either way
+        (a new one gets 491, section 14).
+    """
+
+    handler: IDialogHandler | None = None
+    core: DialogCore | None = None
+    inviteInProgress: bool = False
+    terminationReason: TerminationReason | None = None
+    lastAck: SIPRequest | None = None
+    confirmedNotified: bool = False
+    _retransmit: IDelayedCall | None = field(default=None, repr=False)
+    _giveUp: IDelayedCall | None = field(default=None, repr=False)
+    _pending2xx: tuple[SIPResponse, Flow, int] | None = field(default=None, repr=False)
+    _interval: float = field(default=0.0, repr=False)
+
+    _log = Logger()
+
+    def _core(self) -> DialogCore:
+        if self.core is None:
+            raise DialogError("Dialog is not bound to a UA core")
+        return self.core
+
+    # -- UAS: 2xx retransmission until ACK (13.3.1.4) --------------------
+
+    def start2xxRetransmission(self, response: SIPResponse, flow: Flow) -> None:
+        """
+        Retransmit our 2xx over unreliable flows (T1 doubling to T2) until
+        the ACK; give up after 64*T1 and end the dialog with a BYE.  On
+        reliable flows only the 64*T1 ACK timeout runs.
+        """
+        core = self._core()
+        self._stop2xx()
+        self._pending2xx = (response, flow, response.cseq.number)
+        self._interval = core.timers.t1
+        if not flow.reliable:
+            self._retransmit = core.clock.callLater(self._interval, self._resend2xx)
+        self._giveUp = core.clock.callLater(core.timers.timeout, self._noAck)
+
+    def _resend2xx(self) -> None:
+        self._retransmit = None
+        if self._pending2xx is None:
+            return
+        core = self._core()
+        response, flow, _ = self._pending2xx
+        core.resendResponse(response, flow)
+        self._interval = min(2 * self._interval, core.timers.t2)
+        self._retransmit = core.clock.callLater(self._interval, self._resend2xx)
+
+    def _stop2xx(self) -> None:
+        for call in (self._retransmit, self._giveUp):
+            if call is not None and call.active():
+                call.cancel()
+        self._retransmit = self._giveUp = None
+        self._pending2xx = None
+
+    def _noAck(self) -> None:
+        self._giveUp = None
+        if self._pending2xx is None:
+            return
+        self._stop2xx()
+        self.inviteInProgress = False
+        self._log.warn("No ACK for 2xx; ending the dialog", callID=self.callID)
+        self.bye(reason=TerminationReason.NO_ACK).addErrback(lambda _: None)
+
+    def ackReceived(self, ack: SIPRequest) -> None:
+        """
+        An ACK arrived in this dialog: stop retransmitting the 2xx it
+        acknowledges, confirm the dialog.
+        """
+        if self._pending2xx is None:
+            return
+        try:
+            number = ack.cseq.number
+        except HeaderError:
+            return
+        if number != self._pending2xx[2]:
+            return
+        self._stop2xx()
+        self.inviteInProgress = False
+        self.notifyConfirmed()
+
+    def notifyConfirmed(self) -> None:
+        """
+        Confirm the dialog and tell the handler, the first time only.
+        """
+        self.transition(DialogState.CONFIRMED)
+        if not self.confirmedNotified:
+            self.confirmedNotified = True
+            self._tell("dialogConfirmed")
+
+    # -- UAC: ACK for 2xx --------------------------------------------------
+
+    def acknowledge(self, cseq: int) -> None:
+        """
+        Send the ACK for our INVITE's 2xx (section 13.2.2.4).
+        """
+        ack = self.createAck(cseq)
+        self._core().sendAck(self, ack)
+
+    # -- requests ------------------------------------------------------------
+
+    def sendRequest(
+        self,
+        method: str,
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes = b"",
+        contentType: str | None = None,
+    ) -> Deferred[SIPResponse]:
+        """
+        Send a request in the dialog.  An INVITE (re-INVITE) is ACKed when
+        its 2xx arrives and refreshes the remote target.  A 481 or 408
+        answer ends the dialog (section 12.2.1.2).
+
+        @return: Fires with the final response.
+        """
+        if self.state is DialogState.TERMINATED:
+            return fail(DialogError("Dialog is terminated"))
+        if method == "INVITE":
+            if self.inviteInProgress:
+                return fail(DialogError("An INVITE transaction is in progress"))
+            self.inviteInProgress = True
+        request = self.createRequest(method, headers, body, contentType)
+        d = self._core().sendInDialog(self, request)
+
+        def answered(response: SIPResponse) -> SIPResponse:
+            if method == "INVITE":
+                self.inviteInProgress = False
+                if response.isSuccess:
+                    self.refreshTarget(response)
+                    self.acknowledge(request.cseq.number)
+            if response.status in (481, 408) and method != "BYE":
+                self.terminate(TerminationReason.REMOTE_GONE)
+            return response
+
+        return d.addCallback(answered)
+
+    def bye(
+        self,
+        headers: Sequence[tuple[str, str]] = (),
+        reason: TerminationReason = TerminationReason.LOCAL_BYE,
+    ) -> Deferred[SIPResponse]:
+        """
+        End the dialog with BYE (section 15.1.1): the dialog is terminated
+        at once (the handler is told), the returned Deferred fires with the
+        BYE's final response.
+        """
+        if self.state is DialogState.TERMINATED:
+            return fail(DialogError("Dialog is terminated"))
+        request = self.createRequest("BYE", headers)
+        self._stop2xx()
+        d = self._core().sendInDialog(self, request)
+        self.terminate(reason, forget=False)
+        return d.addBoth(self._byeDone)
+
+    def _byeDone(self, result: SIPResponse | Failure) -> SIPResponse | Failure:
+        if self.core is not None:
+            self.core.dialogEnded(self)
+        return result
+
+    def terminate(self, reason: TerminationReason, forget: bool = True) -> None:
+        """
+        Mark the dialog terminated and tell the handler (once).
+        """
+        self._stop2xx()
+        if not self.transition(DialogState.TERMINATED):
+            return
+        self.terminationReason = reason
+        self._log.info(
+            "SIP dialog ended: {reason}", reason=reason.value, callID=self.callID
+        )
+        if forget and self.core is not None:
+            self.core.dialogEnded(self)
+        self._tell("dialogTerminated", reason)
+
+    def _tell(self, method: str, *args: object) -> None:
+        if self.handler is None:
+            return
+        try:
+            getattr(self.handler, method)(self, *args)
+        except Exception as e:
+            self._log.failure(
+                "Dialog handler failed in {method}",
+                method=method,
+                error=e,
+                callID=self.callID,
+            )

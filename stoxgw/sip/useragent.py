@@ -1,0 +1,1255 @@
+# -*- test-case-name: tests.sip.test_useragent -*-
+"""
+The SIP UA core (RFC 3261 section 8, 12-15): the transaction user that
+admits, routes and answers requests, and sends the gateway's own.
+
+L{SIPUserAgent} is the L{ITransactionUser} of a L{TransactionLayer}.  A
+request that starts a server transaction goes through RFC 3261 section 8.2
+in order:
+
+ 1. admission: the source must be a trusted peer (L{SIPTrust}, a CIDR
+    list), else C{403} (digest authentication of received requests is a
+    later addition: any L{IRequestAdmission} can replace L{SIPTrust});
+ 2. C{Max-Forwards: 0} gets C{483} (section 16.3 lets OPTIONS be answered);
+ 3. a Request-URI that is not sip/sips gets C{416} (section 8.2.2.1);
+ 4. an unknown method gets C{501}, a known one we do not take C{405} with
+    Allow (section 8.2.1);
+ 5. an unsupported Require option gets C{420} with Unsupported (8.2.2.3);
+ 6. CANCEL: C{200}, and C{487} for the INVITE if still unanswered
+    (section 9.2); C{481} if no INVITE matches;
+ 7. with a To tag: the request belongs to a dialog (section 12.2.2), else
+    C{481}; BYE ends it (section 15.1.2), INVITE is a re-INVITE (C{491} if
+    one is pending, section 14.2), other methods go to the dialog's
+    handler;
+ 8. without a To tag: BYE gets C{481}; INVITE goes to the L{IInviteHandler}
+    and other methods to the L{IRequestHandler} registered for the method
+    whose Request-URI match accepts it (C{404} if none); OPTIONS without a
+    handler is answered C{200} with Allow, Accept and Supported (section
+    11.2).
+
+Handlers answer through L{IncomingInvite} and L{IncomingRequest}; an
+exception in a handler is logged and answered C{500}.
+
+Outgoing: L{SIPUserAgent.invite} (a Deferred firing with the
+L{InviteDialog}, failing with L{SIPError} on a non-2xx final response;
+cancelling it sends CANCEL) and L{SIPUserAgent.request} (out-of-dialog
+non-INVITE requests).  401 and 407 challenges are answered once per
+challenge with the configured L{DigestCredentials}.  The next hop is the
+first Route (an outbound proxy or a static route per domain puts itself
+there, section 8.1.2), else the Request-URI; its host is resolved by an
+L{IResolver}: L{HostResolver} takes IP literals as they are and looks up
+A records; RFC 3263 NAPTR/SRV resolution plugs in as another
+L{IResolver}.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import Interface, implementer
+
+from stoxgw.sip.auth import DigestClient, DigestCredentials
+from stoxgw.sip.dialog import (
+    Dialog,
+    DialogError,
+    DialogState,
+    IDialogHandler,
+    InviteDialog,
+    TerminationReason,
+)
+from stoxgw.sip.headers import (
+    CSeq,
+    HeaderError,
+    Headers,
+    parseMaxForwards,
+    parseTokenList,
+)
+from stoxgw.sip.message import SIPRequest, SIPResponse
+from stoxgw.sip.transaction import (
+    ClientTransaction,
+    InviteClientTransaction,
+    InviteServerTransaction,
+    ITransactionUser,
+    ServerTransaction,
+    TimerSettings,
+    TransactionLayer,
+    TransactionState,
+)
+from stoxgw.sip.transport import Address, Flow, SIPTransport, TransportKind, newTag
+from stoxgw.sip.uri import URI, NameAddr, SIPURI
+
+__all__ = [
+    "SIPError",
+    "SIPTrust",
+    "IRequestAdmission",
+    "IInviteHandler",
+    "IRequestHandler",
+    "IResolver",
+    "HostResolver",
+    "UserAgentSettings",
+    "IncomingRequest",
+    "IncomingInvite",
+    "SIPUserAgent",
+    "KNOWN_METHODS",
+]
+
+#: Methods of RFC 3261 and its common extensions: not allowed ones get
+#: 405, anything else 501 (section 8.2.1).
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+    }
+)
+
+#: Methods the core always takes.
+CORE_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS")
+
+#: Methods a dialog's handler may receive inside an INVITE dialog.
+IN_DIALOG_METHODS = frozenset({"INFO", "MESSAGE", "NOTIFY", "REFER", "SUBSCRIBE"})
+
+
+def _failure(error: BaseException) -> Failure:
+    return Failure(error)  # type: ignore[no-untyped-call]
+
+
+class SIPError(Exception):
+    """
+    A request got a non-2xx final response.
+
+    @ivar status: The status code.
+    @ivar reason: The reason phrase.
+    @ivar response: The response.
+    """
+
+    def __init__(self, status: int, reason: str, response: SIPResponse | None = None):
+        super().__init__(status, reason)
+        self.status = status
+        self.reason = reason
+        self.response = response
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.reason}"
+
+
+class IRequestAdmission(Interface):
+    """
+    Decides whether a received request is processed (else 403).  The
+    place to add digest authentication of received requests later.
+    """
+
+    def admit(request: SIPRequest, flow: Flow) -> bool:
+        """
+        @return: Whether to process the request.
+        """
+
+
+@implementer(IRequestAdmission)
+@dataclass(frozen=True, slots=True)
+class SIPTrust:
+    """
+    Admits requests from trusted networks only (DESIGN.md "Trust": an
+    identity is never taken from a From header).
+
+    @ivar networks: The trusted networks (the SIP proxies).
+    @ivar trustAll: Admit everyone (tests, closed lab networks).
+    """
+
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    trustAll: bool = False
+
+    @classmethod
+    def fromStrings(cls, networks: Iterable[str]) -> SIPTrust:
+        """
+        Build from C{"10.0.0.0/8"}-style strings (a bare address is a /32
+        or /128).
+
+        @raise ValueError: Not a network.
+        """
+        return cls(tuple(ipaddress.ip_network(n, strict=False) for n in networks))
+
+    def isTrusted(self, host: str) -> bool:
+        """
+        Whether an IP address is in a trusted network.
+        """
+        if self.trustAll:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+    def admit(self, request: SIPRequest, flow: Flow) -> bool:
+        """
+        Admit by source address.
+        """
+        return self.isTrusted(flow.source.host)
+
+
+class IResolver(Interface):
+    """
+    Turns a SIP URI into the addresses to try (RFC 3263).
+    """
+
+    def resolve(uri: SIPURI) -> Deferred[list[Address]]:
+        """
+        @return: Addresses in order of preference; fails if none.
+        """
+
+
+@implementer(IResolver)
+class HostResolver:
+    """
+    The simple resolver: transport from the URI (C{transport} parameter,
+    C{sips} -> TLS, else the first of C{transports}), port from the URI
+    or the transport default, host as an IP literal or looked up as an A
+    record with the reactor (C{IReactorCore.resolve}).  No NAPTR/SRV: a
+    RFC 3263 resolver can replace this one.
+    """
+
+    def __init__(self, reactor: Any, transports: Sequence[TransportKind]) -> None:
+        self.reactor = reactor
+        self.transports = tuple(transports) or (TransportKind.UDP,)
+
+    def resolve(self, uri: SIPURI) -> Deferred[list[Address]]:
+        """
+        Resolve as described above.
+        """
+        param = uri.transport
+        kind: TransportKind
+        if param is not None:
+            try:
+                kind = TransportKind.fromToken(param)
+            except ValueError:
+                return fail(DialogError(f"Unsupported transport {param}"))
+            if uri.secure and kind is TransportKind.TCP:
+                kind = TransportKind.TLS
+        elif uri.secure:
+            kind = TransportKind.TLS
+        else:
+            kind = self.transports[0]
+        port = uri.port or kind.defaultPort
+        maddr = uri.parameter("maddr")
+        host = maddr or uri.host
+        if uri.numericHost or maddr:
+            return succeed([Address(kind, host, port)])
+        d: Deferred[str] = self.reactor.resolve(host)
+        return d.addCallback(lambda ip: [Address(kind, ip, port)])
+
+
+class IInviteHandler(Interface):
+    """
+    Takes INVITEs outside dialogs (the interworking layer).
+    """
+
+    def inviteReceived(invite: IncomingInvite) -> None:
+        """
+        An INVITE arrived: answer with C{invite.sendProvisional},
+        C{invite.accept} (-> an L{InviteDialog}) or C{invite.reject}.
+        C{invite.cancelled} fires if the caller cancels first.
+        """
+
+
+class IRequestHandler(Interface):
+    """
+    Takes non-INVITE requests outside dialogs (SUBSCRIBE, REFER, MESSAGE,
+    OPTIONS...).
+    """
+
+    def requestReceived(request: IncomingRequest) -> None:
+        """
+        A request arrived: answer with C{request.respond}.
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class UserAgentSettings:
+    """
+    UA core configuration.
+
+    @ivar contactUser: User part of our Contact when no other fits.
+    @ivar userAgent: The User-Agent/Server value.
+    @ivar supported: Option tags we support (Supported; others in Require
+        get 420).
+    @ivar accept: Body types we accept (Accept in OPTIONS answers).
+    @ivar outboundProxy: Every out-of-dialog request goes there (Route,
+        section 8.1.2).
+    @ivar routes: Per domain (Request-URI host), a proxy to route through.
+    @ivar credentials: For answering 401/407 challenges.
+    @ivar timers: Transaction timers.
+    """
+
+    contactUser: str = "stoxgw"
+    userAgent: str = "stoxgw"
+    supported: tuple[str, ...] = ()
+    accept: tuple[str, ...] = ("application/sdp",)
+    outboundProxy: SIPURI | None = None
+    routes: Mapping[str, SIPURI] = field(default_factory=dict)
+    credentials: DigestCredentials | None = None
+    timers: TimerSettings = TimerSettings()
+
+
+class IncomingRequest:
+    """
+    A received request waiting for its final response.
+
+    @ivar request: The request.
+    @ivar transaction: Its server transaction.
+    @ivar toTag: The To tag our responses carry (RFC 3261 8.2.6.2).
+    @ivar dialog: The dialog it arrived in, or L{None}.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        ua: SIPUserAgent,
+        request: SIPRequest,
+        transaction: ServerTransaction,
+        dialog: InviteDialog | None = None,
+    ) -> None:
+        self.ua = ua
+        self.request = request
+        self.transaction = transaction
+        self.dialog = dialog
+        self.toTag = dialog.localTag if dialog is not None else newTag()
+
+    @property
+    def flow(self) -> Flow:
+        """
+        Where the request came from.
+        """
+        return self.transaction.flow
+
+    @property
+    def answered(self) -> bool:
+        """
+        Whether a final response was sent.
+        """
+        return self.transaction.finalSent or (
+            self.transaction.state is TransactionState.TERMINATED
+        )
+
+    def makeResponse(
+        self,
+        status: int,
+        reason: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes = b"",
+        contentType: str | None = None,
+    ) -> SIPResponse:
+        """
+        Build a response (not sent).
+        """
+        response = self.request.makeResponse(
+            status, reason, toTag=self.toTag, extraHeaders=headers
+        )
+        if self.ua.settings.userAgent and "Server" not in response.headers:
+            response = response.addHeader("Server", self.ua.settings.userAgent)
+        if body or contentType is not None:
+            response = response.withBody(body, contentType)
+        return response
+
+    def respond(
+        self,
+        status: int,
+        reason: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes = b"",
+        contentType: str | None = None,
+    ) -> SIPResponse:
+        """
+        Send a response.
+
+        @raise stoxgw.sip.transaction.InvalidTransition: Already answered.
+        """
+        response = self.makeResponse(status, reason, headers, body, contentType)
+        self.transaction.respond(response)
+        return response
+
+
+class IncomingInvite(IncomingRequest):
+    """
+    A received INVITE (initial or re-INVITE) waiting for an answer.
+
+    @ivar cancelled: Fires (with L{None}) if a CANCEL ended it before it
+        was answered; the core has sent 487 by then.
+    """
+
+    def __init__(
+        self,
+        ua: SIPUserAgent,
+        request: SIPRequest,
+        transaction: ServerTransaction,
+        dialog: InviteDialog | None = None,
+    ) -> None:
+        super().__init__(ua, request, transaction, dialog)
+        self.cancelled: Deferred[None] = Deferred()
+
+    @property
+    def isReinvite(self) -> bool:
+        """
+        Whether this INVITE arrived in an existing dialog.
+        """
+        return self.dialog is not None
+
+    def sendProvisional(
+        self,
+        status: int = 180,
+        reason: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes = b"",
+        contentType: str | None = None,
+    ) -> SIPResponse:
+        """
+        Send a 1xx (with our To tag unless it is 100).
+        """
+        if not 100 <= status < 200:
+            raise ValueError("Not a provisional status")
+        return self.respond(status, reason, headers, body, contentType)
+
+    def accept(
+        self,
+        body: bytes = b"",
+        contentType: str | None = "application/sdp",
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        contact: NameAddr | None = None,
+        handler: IDialogHandler | None = None,
+    ) -> InviteDialog:
+        """
+        Answer 200 OK (Contact, Record-Route copied by makeResponse,
+        Allow, Supported) and make the dialog (or update it for a
+        re-INVITE); the 2xx is retransmitted until the ACK.
+
+        @param contact: Our Contact (default: L{SIPUserAgent.contactFor}
+            the request's transport and Request-URI user); pass one with
+            C{isfocus} or a GRUU as RFC 7702 needs.
+        @param handler: The dialog's handler (initial INVITE).
+        @raise DialogError: The INVITE has no Contact.
+        """
+        ua = self.ua
+        if contact is None:
+            if self.dialog is not None:
+                contact = self.dialog.localContact
+            else:
+                user = (
+                    self.request.uri.user
+                    if isinstance(self.request.uri, SIPURI)
+                    else None
+                )
+                contact = ua.contactFor(self.flow.transport, user=user)
+        extra = (
+            [("Contact", contact.serialize())] + ua._capabilityHeaders() + list(headers)
+        )
+        response = self.makeResponse(
+            200, None, extra, body, contentType if body else None
+        )
+        if self.dialog is None:
+            dialog = ua._makeUASDialog(self.request, self.toTag, contact, self.flow)
+            dialog.handler = handler
+        else:
+            dialog = self.dialog
+            dialog.localContact = contact
+            dialog.refreshTarget(self.request)
+        self.transaction.respond(response)
+        dialog.start2xxRetransmission(response, self.flow)
+        return dialog
+
+    def reject(
+        self,
+        status: int = 486,
+        reason: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> SIPResponse:
+        """
+        Answer with a failure (3xx-6xx).
+        """
+        if status < 300:
+            raise ValueError("Not a failure status")
+        if self.dialog is not None:
+            self.dialog.inviteInProgress = False
+        return self.respond(status, reason, headers)
+
+    def _cancel(self) -> None:
+        if self.answered:
+            return
+        self.respond(487)
+        if self.dialog is not None:
+            self.dialog.inviteInProgress = False
+        self.cancelled.callback(None)
+
+
+class _Outgoing:
+    """
+    One outgoing request through resolution, transaction(s) and digest
+    retries; for INVITE also cancellation.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        ua: SIPUserAgent,
+        request: SIPRequest,
+        onProvisional: Callable[[SIPResponse], None] | None = None,
+    ) -> None:
+        self.ua = ua
+        self.request = request
+        self.onProvisional = onProvisional
+        self.result: Deferred[SIPResponse] = Deferred()
+        self.transaction: ClientTransaction | None = None
+        self.destination: Address | None = None
+        self.cancelled = False
+        self._retried: set[int] = set()
+
+    def start(self) -> Deferred[SIPResponse]:
+        self.ua._nextHop(self.request).addCallbacks(self._send, self._unreachable)
+        return self.result
+
+    def _unreachable(self, reason: Failure) -> None:
+        self._log.warn(
+            "Cannot resolve next hop for {uri}: {error}",
+            uri=str(self.request.uri),
+            error=reason.getErrorMessage(),
+        )
+        self._finish(self.request.makeResponse(503, "Service Unavailable (no route)"))
+
+    def _send(self, destination: Address) -> None:
+        if self.cancelled:
+            self._finish(self.request.makeResponse(487))
+            return
+        self.destination = destination
+        self.transaction = self.ua.layer.sendRequest(
+            self.request, destination, self._response
+        )
+
+    def _response(self, response: SIPResponse) -> None:
+        if response.status < 200:
+            if self.onProvisional is not None and response.status > 100:
+                self.onProvisional(response)
+            return
+        if response.status in (401, 407) and not self.cancelled:
+            fields = self.ua.digest.authorize(self.request, response)
+            if fields is not None and response.status not in self._retried:
+                self._retried.add(response.status)
+                headers = self.request.headers.remove(fields[0][0])
+                cseq = self.request.cseq
+                headers = headers.set(
+                    "CSeq", CSeq(cseq.number + 1, cseq.method).serialize()
+                )
+                headers = headers.extend(fields)
+                self.request = replace(self.request, headers=headers)
+                assert self.destination is not None
+                self._send(self.destination)
+                return
+        self._finish(response)
+
+    def _finish(self, response: SIPResponse) -> None:
+        if not self.result.called:
+            self.result.callback(response)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if isinstance(self.transaction, InviteClientTransaction):
+            self.transaction.cancel()
+
+
+class SIPUserAgent:
+    """
+    The UA core: see the module docstring.
+
+    @ivar transport: The transport layer.
+    @ivar layer: The transaction layer (we are its user).
+    @ivar settings: The configuration.
+    @ivar admission: Who may send us requests.
+    @ivar resolver: Next hop resolution.
+    @ivar dialogs: Live INVITE dialogs by dialog ID.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        transport: SIPTransport,
+        *,
+        settings: UserAgentSettings = UserAgentSettings(),
+        admission: IRequestAdmission | None = None,
+        resolver: IResolver | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.clock: IReactorTime = reactor
+        self.transport = transport
+        self.settings = settings
+        self.timers = settings.timers
+        self.admission: IRequestAdmission = admission or SIPTrust()
+        self.resolver: IResolver = resolver or HostResolver(
+            reactor, transport.transports
+        )
+        self.digest = DigestClient(settings.credentials)
+        self.layer = TransactionLayer(transport, reactor, None, settings.timers)
+        self.layer.user = _TransactionUser(self)
+        self.dialogs: dict[tuple[str, str, str], InviteDialog] = {}
+        self._handlers: dict[str, list[tuple[Callable[[URI], bool] | None, Any]]] = {}
+        self._invites: dict[ServerTransaction, IncomingInvite] = {}
+        self._acks: dict[tuple[str, str, str], tuple[SIPRequest, Address]] = {}
+
+    # -- configuration -----------------------------------------------------
+
+    def addHandler(
+        self,
+        method: str,
+        handler: IInviteHandler | IRequestHandler,
+        match: Callable[[URI], bool] | None = None,
+    ) -> None:
+        """
+        Route out-of-dialog requests of C{method} whose Request-URI
+        C{match} accepts (all if L{None}) to C{handler}: an
+        L{IInviteHandler} for INVITE, an L{IRequestHandler} otherwise.
+        Handlers are tried in the order added.
+        """
+        self._handlers.setdefault(method, []).append((match, handler))
+
+    def removeHandler(self, method: str, handler: object) -> None:
+        """
+        Undo L{addHandler}.
+        """
+        self._handlers[method] = [
+            (m, h) for m, h in self._handlers.get(method, []) if h is not handler
+        ]
+
+    @property
+    def allowedMethods(self) -> list[str]:
+        """
+        The Allow list: the core methods and the registered ones.
+        """
+        methods = list(CORE_METHODS)
+        for method, handlers in self._handlers.items():
+            if handlers and method not in methods:
+                methods.append(method)
+        return methods
+
+    def _capabilityHeaders(self) -> list[tuple[str, str]]:
+        headers = [("Allow", ", ".join(self.allowedMethods))]
+        if self.settings.supported:
+            headers.append(("Supported", ", ".join(self.settings.supported)))
+        return headers
+
+    def contactFor(
+        self,
+        kind: TransportKind,
+        user: str | None = None,
+        uriParameters: Sequence[tuple[str, str | None]] = (),
+        headerParameters: Sequence[tuple[str, str | None]] = (),
+    ) -> NameAddr:
+        """
+        Our Contact for a transport: C{sip:user@host:port;transport=...}
+        plus URI parameters (C{gr} for a GRUU) and header parameters
+        (C{isfocus}, RFC 4579).
+        """
+        host, port = self.transport.sentBy(kind)
+        params: list[tuple[str, str | None]] = []
+        if kind is not TransportKind.UDP:
+            params.append(("transport", kind.uriParameter))
+        params.extend(uriParameters)
+        uri = SIPURI(
+            scheme="sips" if kind is TransportKind.TLS else "sip",
+            host=host,
+            user=user or self.settings.contactUser,
+            port=port,
+            parameters=tuple(params),
+        )
+        address = NameAddr(uri)
+        for name, value in headerParameters:
+            address = address.withParameter(name, value)
+        return address
+
+    # -- incoming ------------------------------------------------------------
+
+    def _requestReceived(
+        self, request: SIPRequest, transaction: ServerTransaction
+    ) -> None:
+        try:
+            self._process(request, transaction)
+        except Exception as e:
+            self._log.failure(
+                "Failed processing {method}",
+                method=request.method,
+                error=e,
+                peer=str(transaction.flow.source),
+                callID=request.header("Call-ID"),
+            )
+            if (
+                not transaction.finalSent
+                and transaction.state is not TransactionState.TERMINATED
+            ):
+                try:
+                    transaction.respond(request.makeResponse(500, toTag=newTag()))
+                except Exception:
+                    pass
+
+    def _reply(
+        self,
+        request: SIPRequest,
+        transaction: ServerTransaction,
+        status: int,
+        headers: Sequence[tuple[str, str]] = (),
+        reason: str | None = None,
+    ) -> None:
+        response = request.makeResponse(
+            status, reason, toTag=newTag(), extraHeaders=headers
+        )
+        if self.settings.userAgent:
+            response = response.addHeader("Server", self.settings.userAgent)
+        transaction.respond(response)
+
+    def _process(self, request: SIPRequest, transaction: ServerTransaction) -> None:
+        flow = transaction.flow
+        method = request.method
+        if not self.admission.admit(request, flow):
+            self._log.warn(
+                "Refused {method} from untrusted {peer}",
+                method=method,
+                peer=str(flow.source),
+                callID=request.header("Call-ID"),
+            )
+            self._reply(request, transaction, 403)
+            return
+        maxForwards = request.header("Max-Forwards")
+        if (
+            maxForwards is not None
+            and parseMaxForwards(maxForwards) == 0
+            and method != "OPTIONS"
+        ):
+            self._reply(request, transaction, 483)
+            return
+        if not isinstance(request.uri, SIPURI):
+            self._reply(request, transaction, 416)
+            return
+        allowed = set(self.allowedMethods)
+        toTag = request.toAddress.tag
+        if toTag is not None:
+            allowed |= IN_DIALOG_METHODS
+        if method not in allowed:
+            if method in KNOWN_METHODS:
+                self._reply(request, transaction, 405, self._capabilityHeaders()[:1])
+            else:
+                self._reply(request, transaction, 501)
+            return
+        if method != "CANCEL":
+            required = parseTokenList(request.headers.getLines("Require"))
+            unsupported = [o for o in required if o not in self.settings.supported]
+            if unsupported:
+                self._reply(
+                    request, transaction, 420, [("Unsupported", ", ".join(unsupported))]
+                )
+                return
+        if method == "CANCEL":
+            self._cancelReceived(request, transaction)
+            return
+        if toTag is not None:
+            self._inDialog(request, transaction, toTag)
+            return
+        if method == "BYE":
+            self._reply(request, transaction, 481)
+            return
+        handler = self._findHandler(method, request.uri)
+        if method == "INVITE":
+            if request.contact is None or not request.contact.addresses:
+                self._reply(
+                    request, transaction, 400, reason="Bad Request (no Contact)"
+                )
+                return
+            if handler is None:
+                self._reply(request, transaction, 404)
+                return
+            assert isinstance(transaction, InviteServerTransaction)
+            invite = IncomingInvite(self, request, transaction)
+            self._track(transaction, invite)
+            self._callHandler(lambda: handler.inviteReceived(invite), invite)
+            return
+        if handler is None:
+            if method == "OPTIONS":
+                self._answerOptions(IncomingRequest(self, request, transaction))
+            else:
+                self._reply(request, transaction, 404)
+            return
+        incoming = IncomingRequest(self, request, transaction)
+        self._callHandler(lambda: handler.requestReceived(incoming), incoming)
+
+    def _track(
+        self, transaction: InviteServerTransaction, invite: IncomingInvite
+    ) -> None:
+        self._invites[transaction] = invite
+        transaction.whenTerminated.append(self._untrack)
+
+    def _untrack(self, transaction: ServerTransaction) -> None:
+        self._invites.pop(transaction, None)
+
+    def _findHandler(self, method: str, uri: URI) -> Any:
+        for match, handler in self._handlers.get(method, []):
+            if match is None or match(uri):
+                return handler
+        return None
+
+    def _callHandler(self, call: Callable[[], None], incoming: IncomingRequest) -> None:
+        try:
+            call()
+        except Exception as e:
+            self._log.failure(
+                "SIP handler failed on {method}",
+                method=incoming.request.method,
+                error=e,
+                callID=incoming.request.header("Call-ID"),
+            )
+            if not incoming.answered:
+                try:
+                    incoming.respond(500)
+                except Exception:
+                    pass
+
+    def optionsResponse(self, incoming: IncomingRequest) -> SIPResponse:
+        """
+        The default 200 answer to OPTIONS (section 11.2): Allow, Accept,
+        Accept-Encoding, Accept-Language, Supported.  Handlers may send it
+        (after their own checks) with C{incoming.transaction.respond}.
+        """
+        headers = self._capabilityHeaders()
+        headers.append(("Accept", ", ".join(self.settings.accept)))
+        headers.append(("Accept-Encoding", "identity"))
+        headers.append(("Accept-Language", "en"))
+        if not self.settings.supported:
+            headers.append(("Supported", ""))
+        return incoming.makeResponse(200, None, headers)
+
+    def _answerOptions(self, incoming: IncomingRequest) -> None:
+        incoming.transaction.respond(self.optionsResponse(incoming))
+
+    def _cancelReceived(
+        self, request: SIPRequest, transaction: ServerTransaction
+    ) -> None:
+        inviteTransaction = self.layer.findInvite(request)
+        if inviteTransaction is None:
+            self._reply(request, transaction, 481)
+            return
+        invite = self._invites.get(inviteTransaction)
+        toTag = invite.toTag if invite is not None else newTag()
+        transaction.respond(request.makeResponse(200, toTag=toTag))
+        if invite is not None:
+            self._log.info(
+                "INVITE cancelled by {peer}",
+                peer=str(transaction.flow.source),
+                callID=request.header("Call-ID"),
+            )
+            invite._cancel()
+        elif not inviteTransaction.finalSent:
+            inviteTransaction.respond(
+                inviteTransaction.request.makeResponse(487, toTag=toTag)
+            )
+
+    def _inDialog(
+        self, request: SIPRequest, transaction: ServerTransaction, toTag: str
+    ) -> None:
+        key = (request.callID, toTag, request.fromAddress.tag or "")
+        dialog = self.dialogs.get(key)
+        if dialog is None:
+            self._reply(request, transaction, 481)
+            return
+        status = dialog.checkRemoteRequest(request)
+        if status is not None:
+            self._reply(
+                request,
+                transaction,
+                status,
+                reason="Server Internal Error (CSeq out of order)",
+            )
+            return
+        method = request.method
+        incoming: IncomingRequest
+        if method == "BYE":
+            incoming = IncomingRequest(self, request, transaction, dialog)
+            incoming.respond(200)
+            dialog.terminate(TerminationReason.REMOTE_BYE)
+            return
+        if dialog.state is DialogState.TERMINATED:
+            self._reply(request, transaction, 481)
+            return
+        if method == "INVITE":
+            if dialog.inviteInProgress:
+                self._reply(request, transaction, 491)
+                return
+            dialog.inviteInProgress = True
+            assert isinstance(transaction, InviteServerTransaction)
+            invite = IncomingInvite(self, request, transaction, dialog)
+            self._track(transaction, invite)
+            handler = dialog.handler
+            if handler is None or not hasattr(handler, "reinviteReceived"):
+                invite.reject(488)
+                return
+            self._callHandler(lambda: handler.reinviteReceived(dialog, invite), invite)
+            return
+        incoming = IncomingRequest(self, request, transaction, dialog)
+        dialogHandler = dialog.handler
+        if dialogHandler is None:
+            incoming.respond(405 if method in KNOWN_METHODS else 501)
+            return
+        self._callHandler(
+            lambda: dialogHandler.requestReceived(dialog, incoming), incoming
+        )
+
+    def _makeUASDialog(
+        self, request: SIPRequest, localTag: str, contact: NameAddr, flow: Flow
+    ) -> InviteDialog:
+        base = Dialog.fromIncomingRequest(
+            request,
+            localTag,
+            contact,
+            secure=flow.transport is TransportKind.TLS
+            and isinstance(request.uri, SIPURI)
+            and request.uri.secure,
+        )
+        dialog = self._bind(base)
+        return dialog
+
+    def _bind(self, base: Dialog) -> InviteDialog:
+        dialog = InviteDialog(
+            callID=base.callID,
+            localTag=base.localTag,
+            remoteTag=base.remoteTag,
+            localURI=base.localURI,
+            remoteURI=base.remoteURI,
+            remoteTarget=base.remoteTarget,
+            localContact=base.localContact,
+            role=base.role,
+            routeSet=base.routeSet,
+            localSeq=base.localSeq,
+            remoteSeq=base.remoteSeq,
+            secure=base.secure,
+            state=base.state,
+            core=self,
+        )
+        self.dialogs[dialog.id] = dialog
+        return dialog
+
+    def _ackReceived(self, request: SIPRequest, flow: Flow) -> None:
+        if not self.admission.admit(request, flow):
+            return
+        try:
+            key = (
+                request.callID,
+                request.toAddress.tag or "",
+                request.fromAddress.tag or "",
+            )
+        except HeaderError:
+            return
+        dialog = self.dialogs.get(key)
+        if dialog is not None:
+            dialog.ackReceived(request)
+
+    def _strayResponse(self, response: SIPResponse, flow: Flow) -> None:
+        try:
+            if not (response.isSuccess and response.cseq.method == "INVITE"):
+                return
+            key = (
+                response.callID,
+                response.fromAddress.tag or "",
+                response.toAddress.tag or "",
+            )
+        except HeaderError:
+            return
+        sent = self._acks.get(key)
+        if sent is not None:
+            self.layer.resend(*sent)
+
+    # -- DialogCore ------------------------------------------------------------
+
+    def sendInDialog(
+        self, dialog: InviteDialog, request: SIPRequest
+    ) -> Deferred[SIPResponse]:
+        """
+        Send a dialog's request (its Route set is already on it).
+        """
+        return _Outgoing(self, request).start()
+
+    def sendAck(self, dialog: InviteDialog, ack: SIPRequest) -> None:
+        """
+        Send an ACK for a 2xx and keep it for the 2xx's retransmissions.
+        """
+
+        def send(destination: Address) -> None:
+            sent = self.layer.sendStateless(ack, destination)
+            dialog.lastAck = sent
+            self._acks[dialog.id] = (sent, destination)
+
+        self._nextHop(ack).addCallbacks(send, lambda reason: None)
+
+    def resendResponse(self, response: SIPResponse, flow: Flow) -> None:
+        """
+        Send a 2xx again.
+        """
+        self.transport.sendResponse(response, flow).addErrback(lambda reason: None)
+
+    def dialogEnded(self, dialog: InviteDialog) -> None:
+        """
+        Forget a dialog.
+        """
+        if self.dialogs.get(dialog.id) is dialog:
+            del self.dialogs[dialog.id]
+        self._acks.pop(dialog.id, None)
+
+    # -- outgoing ---------------------------------------------------------------
+
+    def _nextHop(self, request: SIPRequest) -> Deferred[Address]:
+        try:
+            routes = request.route
+        except HeaderError as e:
+            return fail(e)
+        uri = routes[0].uri if routes else request.uri
+        if not isinstance(uri, SIPURI):
+            return fail(DialogError(f"Cannot send to {uri}"))
+        d: Deferred[list[Address]] = maybeDeferred(self.resolver.resolve, uri)
+
+        def first(addresses: list[Address]) -> Address:
+            if not addresses:
+                raise DialogError(f"No address for {uri}")
+            return addresses[0]
+
+        return d.addCallback(first)
+
+    def _routesFor(self, uri: SIPURI) -> list[tuple[str, str]]:
+        proxy = self.settings.outboundProxy
+        if proxy is None:
+            proxy = self.settings.routes.get(uri.host.lower())
+        if proxy is None:
+            return []
+        if not proxy.looseRouting:
+            proxy = proxy.withParameter("lr")
+        return [("Route", NameAddr(proxy).serialize())]
+
+    def _newRequest(
+        self,
+        method: str,
+        target: NameAddr,
+        fromAddress: NameAddr,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        contentType: str | None,
+        contact: NameAddr | None,
+    ) -> SIPRequest:
+        uri = target.uri
+        if not isinstance(uri, SIPURI):
+            raise DialogError(f"Not a SIP URI: {uri}")
+        callID = f"{secrets.token_hex(12)}@{self.transport.advertisedHost}"
+        fields: list[tuple[str, str]] = [
+            ("Max-Forwards", "70"),
+            ("From", fromAddress.withTag(fromAddress.tag or newTag()).serialize()),
+            ("To", target.withoutParameter("tag").serialize()),
+            ("Call-ID", callID),
+            ("CSeq", CSeq(secrets.randbelow(2**16) + 1, method).serialize()),
+        ]
+        fields.extend(self._routesFor(uri))
+        if contact is not None:
+            fields.append(("Contact", contact.serialize()))
+        if self.settings.userAgent:
+            fields.append(("User-Agent", self.settings.userAgent))
+        fields.extend(headers)
+        request = SIPRequest(method, uri.withoutHeaders(), Headers.of(*fields))
+        if body or contentType is not None:
+            request = request.withBody(body, contentType)
+        return request
+
+    def _defaultKind(self, uri: SIPURI) -> TransportKind:
+        param = uri.transport
+        if param is not None:
+            try:
+                return TransportKind.fromToken(param)
+            except ValueError:
+                pass
+        if uri.secure:
+            return TransportKind.TLS
+        transports = self.transport.transports
+        return transports[0] if transports else TransportKind.UDP
+
+    def request(
+        self,
+        method: str,
+        target: NameAddr | SIPURI,
+        fromAddress: NameAddr,
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes = b"",
+        contentType: str | None = None,
+    ) -> Deferred[SIPResponse]:
+        """
+        Send an out-of-dialog non-INVITE request (OPTIONS, MESSAGE, ...).
+
+        @return: Fires with the final response (any status; local 408 on
+            timeout, 503 on transport or resolution failure).
+        """
+        if method in ("INVITE", "ACK", "CANCEL"):
+            raise ValueError(f"Use invite() or the dialog for {method}")
+        address = target if isinstance(target, NameAddr) else NameAddr(target)
+        request = self._newRequest(
+            method, address, fromAddress, headers, body, contentType, None
+        )
+        return _Outgoing(self, request).start()
+
+    def invite(
+        self,
+        target: NameAddr | SIPURI,
+        fromAddress: NameAddr,
+        sdpOffer: bytes | None,
+        *,
+        handler: IDialogHandler | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        contentType: str = "application/sdp",
+        contact: NameAddr | None = None,
+        onProvisional: Callable[[SIPResponse], None] | None = None,
+    ) -> Deferred[InviteDialog]:
+        """
+        Send an INVITE and make the dialog from its 2xx (ACKed at once).
+
+        @param contact: Our Contact (default: L{contactFor} the transport
+            the target URI asks for).
+        @param onProvisional: Called with each 1xx (101-199).
+        @return: Fires with the confirmed L{InviteDialog}; fails with
+            L{SIPError} on a non-2xx final response (or a local 408/503).
+            Cancelling it sends CANCEL (once a provisional response came).
+        """
+        address = target if isinstance(target, NameAddr) else NameAddr(target)
+        uri = address.uri
+        if not isinstance(uri, SIPURI):
+            return fail(DialogError(f"Not a SIP URI: {uri}"))
+        if contact is None:
+            contact = self.contactFor(
+                self._defaultKind(uri),
+                user=(
+                    fromAddress.uri.user
+                    if isinstance(fromAddress.uri, SIPURI)
+                    else None
+                ),
+            )
+        extra = list(self._capabilityHeaders()) + list(headers)
+        request = self._newRequest(
+            "INVITE",
+            address,
+            fromAddress,
+            extra,
+            sdpOffer or b"",
+            contentType if sdpOffer else None,
+            contact,
+        )
+        outgoing = _Outgoing(self, request, onProvisional)
+        result: Deferred[InviteDialog] = Deferred(lambda d: outgoing.cancel())
+
+        def answered(response: SIPResponse) -> None:
+            if response.isSuccess:
+                try:
+                    base = Dialog.fromResponse(outgoing.request, response, contact)
+                except (DialogError, HeaderError) as e:
+                    self._log.warn(
+                        "Unusable 2xx for INVITE: {error}",
+                        error=str(e),
+                        callID=response.header("Call-ID"),
+                    )
+                    return
+                dialog = self._bind(base)
+                dialog.handler = handler
+                dialog.acknowledge(outgoing.request.cseq.number)
+                if result.called:
+                    # Cancelled meanwhile: the 2xx won the race (section 9.1).
+                    dialog.bye().addErrback(lambda _: None)
+                    return
+                dialog.notifyConfirmed()
+                result.callback(dialog)
+                return
+            if not result.called:
+                result.errback(
+                    _failure(SIPError(response.status, response.reason, response))
+                )
+
+        outgoing.start().addCallback(answered).addErrback(
+            lambda reason: None if result.called else result.errback(reason)
+        )
+        return result
+
+    def shutdown(self) -> None:
+        """
+        End every dialog with BYE.
+        """
+        for dialog in list(self.dialogs.values()):
+            if dialog.state is not DialogState.TERMINATED:
+                dialog.bye(reason=TerminationReason.SHUTDOWN).addErrback(lambda _: None)
+
+    def close(self) -> None:
+        """
+        Stop every timer: dialogs are dropped (their handlers told
+        C{SHUTDOWN}) and transactions abandoned.  Call L{shutdown} first
+        (and give the BYEs time) for a polite exit.
+        """
+        for dialog in list(self.dialogs.values()):
+            dialog.terminate(TerminationReason.SHUTDOWN)
+        self.dialogs.clear()
+        self._acks.clear()
+        self.layer.close()
+
+
+@implementer(ITransactionUser)
+class _TransactionUser:
+    """
+    Adapts the transaction layer's calls to the UA core.
+    """
+
+    _log = Logger()
+
+    def __init__(self, ua: SIPUserAgent) -> None:
+        self.ua = ua
+
+    def requestReceived(
+        self, request: SIPRequest, transaction: ServerTransaction
+    ) -> None:
+        self.ua._requestReceived(request, transaction)
+
+    def ackReceived(self, request: SIPRequest, flow: Flow) -> None:
+        try:
+            self.ua._ackReceived(request, flow)
+        except Exception as e:
+            self._log.failure("Failed on ACK", error=e, peer=str(flow.source))
+
+    def strayResponseReceived(self, response: SIPResponse, flow: Flow) -> None:
+        try:
+            self.ua._strayResponse(response, flow)
+        except Exception as e:
+            self._log.failure("Failed on response", error=e, peer=str(flow.source))
+
+    def serverTransactionFailed(
+        self, transaction: ServerTransaction, reason: Failure
+    ) -> None:
+        self._log.info(
+            "Server transaction for {method} failed: {error}",
+            method=transaction.request.method,
+            error=reason.getErrorMessage(),
+            transactionID=transaction.transactionID,
+        )

@@ -1,0 +1,537 @@
+# -*- test-case-name: tests.sip.test_transport -*-
+"""
+Tests for L{stoxgw.sip.transport}: UDP datagrams, TCP/TLS streams,
+connection reuse, Via handling (RFC 3261 section 18, RFC 3581).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import (
+    FakeDatagramTransport,
+    MemoryReactorClock,
+    StringTransport,
+)
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from stoxgw.sip.framing import SIPStreamParser
+from stoxgw.sip.message import SIPMessage, SIPRequest, SIPResponse, parseDatagram
+from stoxgw.sip.transport import (
+    MAGIC_COOKIE,
+    Address,
+    Flow,
+    ISIPTransportUser,
+    SIPStreamConnection,
+    SIPTransport,
+    TransportError,
+    TransportKind,
+    _UDPProtocol,
+    newBranch,
+    responseAddress,
+    stampVia,
+)
+
+INVITE = (
+    b"INVITE sip:room@192.0.2.1 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP client.example.com:5070;branch=z9hG4bK776asdhds\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"To: <sip:room@192.0.2.1>\r\n"
+    b"From: <sip:alice@example.com>;tag=1928301774\r\n"
+    b"Call-ID: a84b4c76e66710@pc33.example.com\r\n"
+    b"CSeq: 314159 INVITE\r\n"
+    b"Contact: <sip:alice@client.example.com:5070>\r\n"
+    b"Content-Length: 0\r\n"
+    b"\r\n"
+)
+
+RESPONSE = (
+    b"SIP/2.0 200 OK\r\n"
+    b"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKabc\r\n"
+    b"To: <sip:bob@example.com>;tag=x\r\n"
+    b"From: <sip:room@192.0.2.1>;tag=y\r\n"
+    b"Call-ID: c1\r\n"
+    b"CSeq: 1 OPTIONS\r\n"
+    b"Content-Length: 0\r\n"
+    b"\r\n"
+)
+
+
+@implementer(ISIPTransportUser)
+class RecordingUser:
+    """
+    Records what the transport delivers.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[tuple[SIPMessage, Flow]] = []
+
+    def messageReceived(self, message: SIPMessage, flow: Flow) -> None:
+        self.received.append((message, flow))
+
+
+def udpTransport(
+    reactor: Any = None, host: str = "192.0.2.1"
+) -> tuple[SIPTransport, FakeDatagramTransport, RecordingUser]:
+    """
+    A L{SIPTransport} whose UDP socket is a L{FakeDatagramTransport} on
+    port 5060 (and which claims TCP 5060 too), with a recording user.
+    """
+    transport = SIPTransport(reactor or MemoryReactorClock(), host)
+    protocol = _UDPProtocol(transport)
+    fake = FakeDatagramTransport()
+    protocol.makeConnection(fake)
+    transport._udp = protocol
+    transport.ports[TransportKind.UDP] = 5060
+    transport.ports[TransportKind.TCP] = 5060
+    user = RecordingUser()
+    transport.user = user
+    return transport, fake, user
+
+
+def streamConnection(
+    transport: SIPTransport,
+    peer: tuple[str, int] = ("198.51.100.7", 40000),
+    kind: TransportKind = TransportKind.TCP,
+) -> tuple[SIPStreamConnection, StringTransport]:
+    """
+    An accepted stream connection on a L{StringTransport}.
+    """
+    connection = SIPStreamConnection(transport, kind)
+    string = StringTransport(peerAddress=IPv4Address("TCP", *peer))
+    connection.makeConnection(string)
+    return connection, string
+
+
+class HelpersTests(SynchronousTestCase):
+    """
+    Branches, Via stamping and response addresses.
+    """
+
+    def test_branchHasMagicCookie(self) -> None:
+        """
+        RFC 3261 8.1.1.7: branches start with z9hG4bK and are unique.
+        """
+        branches = {newBranch() for _ in range(100)}
+        self.assertEqual(len(branches), 100)
+        for branch in branches:
+            self.assertTrue(branch.startswith(MAGIC_COOKIE))
+            self.assertGreater(len(branch), len(MAGIC_COOKIE) + 16)
+
+    def test_stampReceivedWhenHostDiffers(self) -> None:
+        """
+        RFC 3261 18.2.1: received is added when sent-by is not the source.
+        """
+        request = parseDatagram(INVITE)
+        assert isinstance(request, SIPRequest)
+        stamped = stampVia(request, "198.51.100.7", 5070)
+        self.assertEqual(stamped.topVia.received, "198.51.100.7")
+        self.assertIsNone(stamped.topVia.rport)
+
+    def test_noStampWhenSame(self) -> None:
+        """
+        No received parameter when sent-by is the source address.
+        """
+        request = parseDatagram(
+            INVITE.replace(b"client.example.com:5070", b"198.51.100.7:5070")
+        )
+        assert isinstance(request, SIPRequest)
+        self.assertIs(stampVia(request, "198.51.100.7", 5070), request)
+
+    def test_rportFilled(self) -> None:
+        """
+        RFC 3581 4: rport gets the source port and received the source
+        address, even when sent-by is the same host.
+        """
+        data = INVITE.replace(b"branch=z9hG4bK776asdhds", b"branch=z9hG4bK1;rport")
+        data = data.replace(b"client.example.com", b"198.51.100.7")
+        request = parseDatagram(data)
+        assert isinstance(request, SIPRequest)
+        stamped = stampVia(request, "198.51.100.7", 33333)
+        self.assertEqual(stamped.topVia.rport, 33333)
+        self.assertEqual(stamped.topVia.received, "198.51.100.7")
+
+    def test_stampOnlyFirstElementOfList(self) -> None:
+        """
+        Only the topmost Via element changes when a line holds several.
+        """
+        data = INVITE.replace(
+            b"branch=z9hG4bK776asdhds\r\n",
+            b"branch=z9hG4bK776asdhds, SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp\r\n",
+        )
+        request = parseDatagram(data)
+        assert isinstance(request, SIPRequest)
+        stamped = stampVia(request, "198.51.100.7", 5070)
+        vias = stamped.vias
+        self.assertEqual(len(vias), 2)
+        self.assertEqual(vias[0].received, "198.51.100.7")
+        self.assertIsNone(vias[1].received)
+
+    def test_responseAddress(self) -> None:
+        """
+        RFC 3261 18.2.2 / RFC 3581 4: received + rport, else received +
+        sent-by port, else sent-by, else the default port.
+        """
+        response = parseDatagram(RESPONSE)
+        assert isinstance(response, SIPResponse)
+        self.assertEqual(
+            responseAddress(response, TransportKind.UDP),
+            Address(TransportKind.UDP, "192.0.2.1", 5060),
+        )
+        via = "SIP/2.0/UDP h.example;branch=z9hG4bKa;received=10.0.0.1;rport=4000"
+        self.assertEqual(
+            responseAddress(response.withHeader("Via", via), TransportKind.UDP),
+            Address(TransportKind.UDP, "10.0.0.1", 4000),
+        )
+        via = "SIP/2.0/TLS h.example;branch=z9hG4bKa;received=10.0.0.1"
+        self.assertEqual(
+            responseAddress(response.withHeader("Via", via), TransportKind.TLS),
+            Address(TransportKind.TLS, "10.0.0.1", 5061),
+        )
+
+    def test_makeVia(self) -> None:
+        """
+        RFC 3261 18.1.1, RFC 3581 3: our sent-by, a branch, rport asked.
+        """
+        transport, _, _ = udpTransport()
+        via = transport.makeVia(TransportKind.UDP)
+        self.assertEqual(via.transport, "UDP")
+        self.assertEqual((via.host, via.port), ("192.0.2.1", 5060))
+        self.assertTrue(via.hasMagicCookie)
+        self.assertIs(via.rport, True)
+        self.assertEqual(
+            transport.makeVia(TransportKind.TCP, "z9hG4bKx").branch, "z9hG4bKx"
+        )
+
+    def test_transportKind(self) -> None:
+        """
+        Reliability and default ports per transport.
+        """
+        self.assertFalse(TransportKind.UDP.reliable)
+        self.assertTrue(TransportKind.TCP.reliable)
+        self.assertEqual(TransportKind.TLS.defaultPort, 5061)
+        self.assertIs(TransportKind.fromToken("tcp"), TransportKind.TCP)
+        self.assertRaises(ValueError, TransportKind.fromToken, "sctp")
+
+
+class UDPTests(SynchronousTestCase):
+    """
+    SIP over UDP (RFC 3261 18.2.1, 18.3).
+    """
+
+    def test_verifyUser(self) -> None:
+        """
+        The recording user provides the interface.
+        """
+        self.assertTrue(verifyObject(ISIPTransportUser, RecordingUser()))
+
+    def test_requestDelivered(self) -> None:
+        """
+        A datagram request is parsed, its Via stamped, and delivered with
+        its flow.
+        """
+        transport, _, user = udpTransport()
+        transport._udp.datagramReceived(INVITE, ("198.51.100.7", 5070))  # type: ignore[union-attr]
+        [(message, flow)] = user.received
+        assert isinstance(message, SIPRequest)
+        self.assertEqual(message.method, "INVITE")
+        self.assertEqual(message.topVia.received, "198.51.100.7")
+        self.assertEqual(flow.source, Address(TransportKind.UDP, "198.51.100.7", 5070))
+        self.assertIsNone(flow.connection)
+
+    def test_malformedRequestAnswered400(self) -> None:
+        """
+        RFC 3261 8.2 / 18.3: a malformed request with the reply headers
+        gets 400 back to its source; it is not delivered.
+        """
+        transport, fake, user = udpTransport()
+        bad = INVITE.replace(
+            b"Contact: <sip:alice@client.example.com:5070>", b"Contact: <sip:"
+        )
+        with capturedLogs() as logs:
+            transport._udp.datagramReceived(bad, ("198.51.100.7", 5070))  # type: ignore[union-attr]
+        self.assertEqual(user.received, [])
+        [(data, addr)] = fake.written
+        response = parseDatagram(data, requireMaxForwards=False)
+        assert isinstance(response, SIPResponse)
+        self.assertEqual(response.status, 400)
+        self.assertIsNotNone(response.toAddress.tag)
+        # Sent to received (the source) and the sent-by port.
+        self.assertEqual(addr, ("198.51.100.7", 5070))
+        self.assertEqual(logs[0]["peer"], "UDP:198.51.100.7:5070")
+
+    def test_malformedResponseDropped(self) -> None:
+        """
+        A malformed response is dropped with a warning naming the peer
+        and the error.
+        """
+        transport, fake, user = udpTransport()
+        with capturedLogs() as logs:
+            transport._udp.datagramReceived(  # type: ignore[union-attr]
+                RESPONSE.replace(b"Call-ID: c1\r\n", b""), ("198.51.100.7", 5070)
+            )
+        self.assertEqual(fake.written, [])
+        self.assertEqual(user.received, [])
+        [event] = [e for e in logs if "error" in e]
+        self.assertEqual(event["peer"], "UDP:198.51.100.7:5070")
+        self.assertIn("Missing Call-ID", event["error"])
+
+    def test_oversizedAnswered513(self) -> None:
+        """
+        RFC 3261 21.5.14: a request larger than the limit gets 513.
+        """
+        transport, fake, user = udpTransport()
+        transport.maxMessageBytes = 600
+        big = INVITE.replace(b"Content-Length: 0", b"Content-Length: 700") + b"x" * 700
+        transport._udp.datagramReceived(big, ("198.51.100.7", 5070))  # type: ignore[union-attr]
+        self.assertEqual(user.received, [])
+        response = parseDatagram(fake.written[0][0], requireMaxForwards=False)
+        assert isinstance(response, SIPResponse)
+        self.assertEqual(response.status, 513)
+
+    def test_keepAliveIgnored(self) -> None:
+        """
+        CRLF keep-alives on UDP are ignored quietly.
+        """
+        transport, fake, user = udpTransport()
+        transport._udp.datagramReceived(b"\r\n\r\n", ("198.51.100.7", 5070))  # type: ignore[union-attr]
+        self.assertEqual((fake.written, user.received), ([], []))
+
+    def test_userErrorContained(self) -> None:
+        """
+        An exception in the user never escapes datagramReceived.
+        """
+        transport, _, _ = udpTransport()
+
+        class Broken:
+            def messageReceived(self, message: SIPMessage, flow: Flow) -> None:
+                raise RuntimeError("boom")
+
+        transport.user = Broken()  # type: ignore[assignment]
+        with capturedLogs() as logs:
+            transport._udp.datagramReceived(INVITE, ("198.51.100.7", 5070))  # type: ignore[union-attr]
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(any("boom" in str(e.get("error")) for e in logs))
+
+    def test_sendRequest(self) -> None:
+        """
+        Requests to a UDP address go out of the listening socket.
+        """
+        transport, fake, _ = udpTransport()
+        request = parseDatagram(INVITE)
+        d = transport.sendMessage(
+            request, Address(TransportKind.UDP, "203.0.113.5", 5080)
+        )
+        flow = self.successResultOf(d)
+        self.assertEqual(flow.source.port, 5080)
+        self.assertEqual(fake.written, [(request.serialize(), ("203.0.113.5", 5080))])
+
+    def test_sendResponseUsesRport(self) -> None:
+        """
+        RFC 3581 4: a response goes to received:rport.
+        """
+        transport, fake, _ = udpTransport()
+        data = INVITE.replace(b"branch=z9hG4bK776asdhds", b"branch=z9hG4bK1;rport")
+        transport._udp.datagramReceived(data, ("198.51.100.7", 40001))  # type: ignore[union-attr]
+        request, flow = transport.user.received[0]  # type: ignore[union-attr]
+        assert isinstance(request, SIPRequest)
+        self.successResultOf(transport.sendResponse(request.makeResponse(100), flow))
+        self.assertEqual(fake.written[0][1], ("198.51.100.7", 40001))
+
+    def test_sendWithoutUDP(self) -> None:
+        """
+        Sending over UDP when not listening on UDP fails.
+        """
+        transport = SIPTransport(MemoryReactorClock())
+        request = parseDatagram(INVITE)
+        self.failureResultOf(
+            transport.sendMessage(
+                request, Address(TransportKind.UDP, "203.0.113.5", 5060)
+            ),
+            TransportError,
+        )
+
+
+class StreamTests(SynchronousTestCase):
+    """
+    SIP over TCP/TLS (RFC 3261 18.3 framing, 18.1.1 / 18.2.2 reuse).
+    """
+
+    def test_nodelay(self) -> None:
+        """
+        Nagle is switched off on stream connections (PEERS.md).
+        """
+        transport, _, _ = udpTransport()
+        connection = SIPStreamConnection(transport, TransportKind.TCP)
+        string = StringTransport(peerAddress=IPv4Address("TCP", "198.51.100.7", 1))
+        noDelay: list[bool] = []
+        string.setTcpNoDelay = noDelay.append  # type: ignore[attr-defined]
+        from zope.interface import alsoProvides
+        from twisted.internet.interfaces import ITCPTransport
+
+        alsoProvides(string, ITCPTransport)
+        connection.makeConnection(string)
+        self.assertEqual(noDelay, [True])
+
+    def test_messagesFramed(self) -> None:
+        """
+        Messages arriving byte by byte are delivered once complete, with
+        the connection as their flow.
+        """
+        transport, _, user = udpTransport()
+        connection, _ = streamConnection(transport)
+        for i in range(len(INVITE)):
+            connection.dataReceived(INVITE[i : i + 1])
+        [(message, flow)] = user.received
+        assert isinstance(message, SIPRequest)
+        self.assertIs(flow.connection, connection)
+        self.assertEqual(flow.source, Address(TransportKind.TCP, "198.51.100.7", 40000))
+        self.assertEqual(message.topVia.received, "198.51.100.7")
+
+    def test_pingPong(self) -> None:
+        """
+        RFC 5626 3.5.1: a double-CRLF ping gets a single-CRLF pong.
+        """
+        transport, _, _ = udpTransport()
+        connection, string = streamConnection(transport)
+        connection.dataReceived(b"\r\n\r\n")
+        self.assertEqual(string.value(), b"\r\n")
+
+    def test_responseOverSameConnection(self) -> None:
+        """
+        RFC 3261 18.2.2: the response goes back over the request's
+        connection.
+        """
+        transport, _, user = udpTransport()
+        connection, string = streamConnection(transport)
+        connection.dataReceived(INVITE)
+        request, flow = user.received[0]
+        assert isinstance(request, SIPRequest)
+        self.successResultOf(
+            transport.sendResponse(request.makeResponse(180, toTag="t"), flow)
+        )
+        [response] = SIPStreamParser().feed(string.value())
+        assert isinstance(response, SIPResponse)
+        self.assertEqual(response.status, 180)
+
+    def test_malformedAnsweredAndFatalCloses(self) -> None:
+        """
+        A message without Content-Length loses framing: 400 is sent, the
+        connection closed.
+        """
+        transport, _, user = udpTransport()
+        connection, string = streamConnection(transport)
+        connection.dataReceived(INVITE.replace(b"Content-Length: 0\r\n", b""))
+        self.assertEqual(user.received, [])
+        [response] = SIPStreamParser().feed(string.value())
+        assert isinstance(response, SIPResponse)
+        self.assertEqual(response.status, 400)
+        self.assertTrue(string.disconnecting)
+
+    def test_requestReusesAcceptedConnection(self) -> None:
+        """
+        RFC 3261 18.1.1: a request to the address of an open connection
+        goes over it.
+        """
+        reactor = MemoryReactorClock()
+        transport, _, _ = udpTransport(reactor)
+        connection, string = streamConnection(transport)
+        request = parseDatagram(INVITE)
+        d = transport.sendMessage(
+            request, Address(TransportKind.TCP, "198.51.100.7", 40000)
+        )
+        self.assertIs(self.successResultOf(d).connection, connection)
+        self.assertEqual(string.value(), request.serialize())
+        self.assertEqual(reactor.tcpClients, [])
+
+    def test_connectAndSend(self) -> None:
+        """
+        Without a connection one is made; what waits is sent once it is
+        up, and the next request reuses it.
+        """
+        reactor = MemoryReactorClock()
+        transport, _, _ = udpTransport(reactor)
+        request = parseDatagram(INVITE)
+        destination = Address(TransportKind.TCP, "203.0.113.5", 5060)
+        d1 = transport.sendMessage(request, destination)
+        d2 = transport.sendMessage(request, destination)
+        self.assertEqual(len(reactor.tcpClients), 1)
+        host, port, factory, timeout, _ = reactor.tcpClients[0]
+        self.assertEqual((host, port), ("203.0.113.5", 5060))
+        self.assertNoResult(d1)
+        protocol = factory.buildProtocol(None)
+        string = StringTransport(peerAddress=IPv4Address("TCP", "203.0.113.5", 5060))
+        protocol.makeConnection(string)
+        self.successResultOf(d1)
+        self.successResultOf(d2)
+        self.assertEqual(string.value(), request.serialize() * 2)
+        self.successResultOf(transport.sendMessage(request, destination))
+        self.assertEqual(len(reactor.tcpClients), 1)
+
+    def test_connectFailed(self) -> None:
+        """
+        A refused connection fails what waits with L{TransportError}.
+        """
+        reactor = MemoryReactorClock()
+        transport, _, _ = udpTransport(reactor)
+        request = parseDatagram(INVITE)
+        d = transport.sendMessage(
+            request, Address(TransportKind.TCP, "203.0.113.5", 5060)
+        )
+        factory = reactor.tcpClients[0][2]
+        with capturedLogs():
+            factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))  # type: ignore[no-untyped-call]
+        self.failureResultOf(d, TransportError)
+
+    def test_lostConnectionForgotten(self) -> None:
+        """
+        A closed connection is not reused; a response for it goes over a
+        new connection to the Via address (RFC 3261 18.2.2).
+        """
+        reactor = MemoryReactorClock()
+        transport, _, user = udpTransport(reactor)
+        connection, _ = streamConnection(transport)
+        connection.dataReceived(INVITE)
+        request, flow = user.received[0]
+        assert isinstance(request, SIPRequest)
+        connection.connectionLost(Failure(ConnectionRefusedError()))  # type: ignore[no-untyped-call]
+        d = transport.sendResponse(request.makeResponse(200, toTag="t"), flow)
+        self.assertNoResult(d)
+        host, port = reactor.tcpClients[0][:2]
+        self.assertEqual((host, port), ("198.51.100.7", 5070))
+
+    def test_tlsListenAndConnect(self) -> None:
+        """
+        TLS listens with the certificate from a file and connects with
+        client options per host.
+        """
+        from tests.msrp.test_tls import makeCertificate
+
+        reactor = MemoryReactorClock()
+        transport = SIPTransport(reactor, "127.0.0.1")
+        path, _ = makeCertificate(self.mktemp())
+        transport.listenTLS(5061, path)
+        self.assertEqual(len(reactor.sslServers), 1)
+        self.assertEqual(transport.ports[TransportKind.TLS], 5061)
+        request = parseDatagram(INVITE)
+        transport.sendMessage(request, Address(TransportKind.TLS, "127.0.0.1", 5061))
+        self.assertEqual(len(reactor.sslClients), 1)
+        self.assertTrue(os.path.exists(path))
+
+    def test_listenTCPAndUDP(self) -> None:
+        """
+        The listeners bind the configured interface.
+        """
+        reactor = MemoryReactorClock()
+        transport = SIPTransport(reactor, "127.0.0.1")
+        transport.listenTCP(5070)
+        self.assertEqual(reactor.tcpServers[0][0], 5070)
+        self.assertEqual(reactor.tcpServers[0][3], "127.0.0.1")
+        self.assertEqual(transport.transports, (TransportKind.TCP,))
