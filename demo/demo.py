@@ -17,7 +17,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TOP)
 
 from tests.interop.gateway import Gateway  # noqa: E402
-from tests.interop.peers import Prosody, freePort  # noqa: E402
+from tests.interop.peers import Prosody, freePort, freeUDPAndTCPPort  # noqa: E402
 
 
 def main() -> int:
@@ -26,6 +26,7 @@ def main() -> int:
     print(f"demo: starting Prosody (XMPP domain xmpp.test, MUC muc.xmpp.test) in {prosody.directory}")
     prosody.start()
     config = os.path.join(directory, "stoxgw.conf")
+    sipPort = freeUDPAndTCPPort()
     with open(config, "w") as f:
         f.write(
             "[xmpp]\n"
@@ -35,6 +36,9 @@ def main() -> int:
             f"secret = {prosody.secret}\n"
             "[msrp]\n"
             f"port = {freePort()}\n"
+            "[sip]\n"
+            f"udp_port = {sipPort}\n"
+            f"tcp_port = {sipPort}\n"
         )
     gateway = Gateway(config, directory)
     print(f"demo: starting the gateway: twistd -n stoxgw --config {config}")

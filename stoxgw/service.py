@@ -5,7 +5,8 @@ The gateway's service tree, built from a validated configuration.
 L{makeService} returns a L{GatewayService} (a L{MultiService}) with one named
 child per part of the gateway:
 
-  - C{sip}: the SIP user agent core (transports, transactions, dialogs);
+  - C{sip}: the SIP user agent core (transports, transactions, dialogs;
+    L{SIPService});
   - C{msrp}: the MSRP listener and sessions (L{MSRPService});
   - C{xmpp}: the XEP-0114 component links, one per served domain;
   - C{interworking}: the objects bridging SIP/MSRP users and XMPP rooms.
@@ -50,6 +51,68 @@ class PendingService(Service):
             part=self.name,
             what=self.what,
         )
+
+
+class SIPService(Service):
+    """
+    The SIP part: a L{SIPTransport} listening on C{[sip] local_ip} (UDP, TCP
+    and TLS ports as configured) and the L{SIPUserAgent} on top, admitting
+    requests from C{trusted_peers} only.  Until the interworking layer
+    registers its handlers, OPTIONS is answered 200 and other requests
+    404 (no such room) or 501.
+    """
+
+    _log = Logger()
+
+    def __init__(self, config: Config, reactor: Any) -> None:
+        self.setName("sip")
+        from stoxgw.sip.auth import DigestCredentials
+        from stoxgw.sip.transport import SIPTransport
+        from stoxgw.sip.uri import SIPURI
+        from stoxgw.sip.useragent import SIPTrust, SIPUserAgent, UserAgentSettings
+
+        self.config = config.sip
+        s = self.config
+        self.transport = SIPTransport(reactor, s.local_ip)
+        credentials = None
+        if s.username is not None and s.password is not None:
+            credentials = DigestCredentials(s.username, s.password.reveal())
+        settings = UserAgentSettings(
+            outboundProxy=SIPURI.fromString(s.outbound_proxy) if s.outbound_proxy else None,
+            credentials=credentials,
+        )
+        self.userAgent = SIPUserAgent(
+            reactor,
+            self.transport,
+            settings=settings,
+            admission=SIPTrust(networks=s.trusted_peers),
+        )
+
+    def startService(self) -> None:
+        super().startService()
+        s = self.config
+        if s.udp_port:
+            self.transport.listenUDP(s.udp_port)
+        if s.tcp_port:
+            self.transport.listenTCP(s.tcp_port)
+        if s.tls_port:
+            assert s.tls_certificate is not None
+            self.transport.listenTLS(s.tls_port, s.tls_certificate, s.tls_private_key)
+        self._log.info(
+            "SIP listening on {host}: {ports}",
+            host=s.local_ip,
+            ports=", ".join(
+                f"{kind} {port}"
+                for kind, port in (("udp", s.udp_port), ("tcp", s.tcp_port), ("tls", s.tls_port))
+                if port
+            ),
+        )
+
+    def stopService(self) -> Any:
+        super().stopService()
+        self.userAgent.shutdown()
+        self.userAgent.close()
+        return self.transport.stopListening()
 
 
 class MSRPService(Service):
@@ -148,7 +211,7 @@ class GatewayService(MultiService):
         self.reactor = reactor
         self.handleSignals = handleSignals
         self.logObserver: ILogObserver | None = None
-        PendingService("sip", "SIP (INVITE, SUBSCRIBE, REFER)").setServiceParent(self)
+        SIPService(config, reactor).setServiceParent(self)
         MSRPService(config, reactor).setServiceParent(self)
         XMPPService(config, reactor).setServiceParent(self)
         PendingService("interworking", "SIP <-> XMPP groupchat bridging").setServiceParent(self)

@@ -5,13 +5,18 @@ Tests for L{stoxgw.service}: the service tree built from a configuration.
 
 from __future__ import annotations
 
+from typing import Any
+from unittest.mock import Mock
+
+from twisted.internet.address import IPv4Address
+
 from twisted.application.service import Application, IServiceCollection
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import ILogObserver
 from twisted.trial.unittest import SynchronousTestCase
 
 from stoxgw.config import parseConfig
-from stoxgw.service import MSRPService, PendingService, makeService
+from stoxgw.service import MSRPService, PendingService, SIPService, makeService
 from stoxgw.xmpp.component import ComponentLink
 
 CONFIG = (
@@ -20,13 +25,31 @@ CONFIG = (
 )
 
 
+class UDPMemoryReactor(MemoryReactorClock):
+    """
+    A memory reactor that also records UDP listeners.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.udpPorts: list[tuple[int, str]] = []
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> Any:
+        self.udpPorts.append((port, interface))
+        listening = Mock()
+        listening.getHost.return_value = IPv4Address("UDP", interface, port)
+        listening.stopListening.return_value = None
+        protocol.makeConnection(listening)
+        return listening
+
+
 class GatewayServiceTests(SynchronousTestCase):
     """
     L{makeService}.
     """
 
     def setUp(self) -> None:
-        self.reactor = MemoryReactorClock()
+        self.reactor = UDPMemoryReactor()
         self.config = parseConfig(CONFIG, "gw.conf")
         self.service = makeService(self.config, self.reactor)
 
@@ -36,8 +59,8 @@ class GatewayServiceTests(SynchronousTestCase):
         """
         names = sorted(child.name for child in self.service)
         self.assertEqual(names, ["interworking", "msrp", "sip", "xmpp"])
-        for name in ("sip", "interworking"):
-            self.assertIsInstance(self.service.getServiceNamed(name), PendingService)
+        self.assertIsInstance(self.service.getServiceNamed("interworking"), PendingService)
+        self.assertIsInstance(self.service.getServiceNamed("sip"), SIPService)
         self.assertIsInstance(self.service.getServiceNamed("msrp"), MSRPService)
 
     def test_oneLinkPerDomain(self) -> None:
@@ -65,15 +88,15 @@ class GatewayServiceTests(SynchronousTestCase):
 
     def test_listeners(self) -> None:
         """
-        The only listener is MSRP's, on C{[msrp] local_ip:port}: parts not
-        built yet open no sockets (they pretend nothing;
-        L{MemoryReactorClock.listenUDP} would raise, so no UDP either).
+        SIP listens on UDP and TCP 5060 and MSRP on TCP 2855 of the
+        configured addresses; parts not built yet open nothing.
         """
         self.service.startService()
         self.assertEqual(
-            [(port, interface) for port, _, _, interface in self.reactor.tcpServers],
-            [(2855, "127.0.0.1")],
+            sorted((port, interface) for port, _, _, interface in self.reactor.tcpServers),
+            [(2855, "127.0.0.1"), (5060, "127.0.0.1")],
         )
+        self.assertEqual(self.reactor.udpPorts, [(5060, "127.0.0.1")])
         self.assertEqual(self.reactor.sslServers, [])
         self.assertEqual(self.reactor.unixServers, [])
         self.successResultOf(self.service.stopService())

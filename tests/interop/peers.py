@@ -36,6 +36,22 @@ def freePort() -> int:
         return port
 
 
+def freeUDPAndTCPPort() -> int:
+    """
+    @return: a port on 127.0.0.1 free for both UDP and TCP right now (SIP
+        listens on both).
+    """
+    for _ in range(100):
+        port = freePort()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
 def waitForPort(port: int, timeout: float = 15.0, process: subprocess.Popen[bytes] | None = None) -> None:
     """
     Wait until something accepts TCP connections on 127.0.0.1:C{port}.

@@ -18,7 +18,7 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.interop.gateway import TOP, Gateway
-from tests.interop.peers import Prosody, freePort
+from tests.interop.peers import Prosody, freePort, freeUDPAndTCPPort
 
 LINK_UP = "XMPP component link up:"
 
@@ -40,6 +40,9 @@ class ProsodyComponentTests(SynchronousTestCase):
     def startGateway(self, text: str) -> Gateway:
         if "[msrp]" not in text:
             text += f"[msrp]\nport = {freePort()}\n"
+        if "[sip]" not in text:
+            port = freeUDPAndTCPPort()
+            text += f"[sip]\nudp_port = {port}\ntcp_port = {port}\n"
         directory = self.mktemp()
         os.makedirs(directory)
         path = os.path.join(directory, "stoxgw.conf")
@@ -102,10 +105,15 @@ class ProsodyComponentTests(SynchronousTestCase):
             "secret = CHANGE_ME\n",
             f"secret = {prosody.secret}\nport = {prosody.componentPort}\n",
         ).replace(";port = 2855\n", f"port = {freePort()}\n")
+        sipPort = freeUDPAndTCPPort()
+        filled = filled.replace(";udp_port = 5060\n", f"udp_port = {sipPort}\n").replace(
+            ";tcp_port = 5060\n", f"tcp_port = {sipPort}\n"
+        )
         gateway = self.startGateway(filled)
         output = gateway.waitFor(LINK_UP)
         self.assertIn(f"{LINK_UP} sip.example.com", output)
         self.assertIn("MSRP listening on 127.0.0.1:", output)
+        self.assertIn(f"SIP listening on 127.0.0.1: udp {sipPort}, tcp {sipPort}", output)
         self.assertEqual(gateway.stop(), STOPPED_BY_SIGTERM)
 
     def test_checkConfigScript(self) -> None:

@@ -1,8 +1,10 @@
-# -*- test-case-name: tests.interop.test_room_prosody -*-
+# -*- test-case-name: tests.interop.test_room_servers -*-
 """
-Interop: an XMPP client (slixmpp, a registered user on a real Prosody)
-enters a room the gateway hosts on its room domain (RFC 7702 section 5;
-XEP-0045 section 7.2 order, R-184 to R-191).
+Interop: an XMPP client (slixmpp, a registered user on a real Prosody or a
+real ejabberd) enters a room the gateway hosts on its room domain (RFC 7702
+section 5; XEP-0045 section 7.2 order, R-184 to R-191).  The same tests run
+against each server (L{RoomServerTestsMixin} and its subclasses); the
+server accepts the room domain as a XEP-0114 component.
 
 The gateway side runs in-process on the real reactor: a L{ComponentLink}
 for the room domain carrying the L{MUCService} and its disco handlers, with
@@ -37,6 +39,7 @@ from stoxgw.rooms.model import HistoryEntry, Participant, Room, RoomSettings, Su
 from stoxgw.xmpp.component import ComponentLink
 from stoxgw.xmpp.disco import RoomDisco, discoHandlers
 from stoxgw.xmpp.room import IRoomBackend, JoinAccepted, MUCService
+from tests.interop.ejabberd import Ejabberd
 from tests.interop.peers import PeerUnavailable, Prosody
 
 ROOM_DOMAIN = "chat.sip.xmpp.test"
@@ -213,30 +216,38 @@ def waitFor(
     return d
 
 
-class RoomWithProsodyTests(TestCase):
+class RoomServerTestsMixin:
     """
-    A slixmpp user on Prosody enters, talks in and discovers a room hosted
-    by the gateway's room domain.
+    A slixmpp user on a real XMPP server enters, talks in and discovers a
+    room hosted by the gateway's room domain.  Subclasses say which server
+    (L{makeServer}); it must accept L{ROOM_DOMAIN} as a component.
     """
 
-    timeout = 60
+    timeout = 120
+
+    def makeServer(self) -> Any:
+        """
+        @return: a server runner (not started) with L{ROOM_DOMAIN} among
+            its components.
+        """
+        raise NotImplementedError()
 
     def setUp(self) -> Any:
         try:
-            self.prosody = Prosody(components=(ROOM_DOMAIN,), directory=self.mktemp())
+            self.server = self.makeServer()
         except PeerUnavailable as e:
-            raise SkipTest(str(e))
-        self.prosody.start()
-        self.addCleanup(self.prosody.stop)
-        self.prosody.register("juliet", "juliet-pass")
+            raise SkipTest(str(e)) from None
+        self.server.start()
+        self.addCleanup(self.server.stop)
+        self.server.register("juliet", "juliet-pass")
 
         self.backend = AcceptingBackend()
         self.link = ComponentLink(
             reactor,
             ROOM_DOMAIN,
             "127.0.0.1",
-            self.prosody.componentPort,
-            self.prosody.secret,
+            self.server.componentPort,
+            self.server.secret,
         )
         self.service = MUCService(ROOM_DOMAIN, self.backend, reactor)
         self.service.setHandlerParent(self.link.streamManager)
@@ -258,7 +269,7 @@ class RoomWithProsodyTests(TestCase):
         self.addCleanup(self.link.stopService)
 
         self.client = SlixmppClient(
-            f"juliet@{self.prosody.domain}/balcony", "juliet-pass", self.prosody.c2sPort
+            f"juliet@{self.server.domain}/balcony", "juliet-pass", self.server.c2sPort
         )
         self.addCleanup(self.client.stop)
         d = waitFor(lambda: self.link.up, 15, "the component link")
@@ -345,7 +356,7 @@ class RoomWithProsodyTests(TestCase):
         self.assertIsNone(subject.find(f"{C}body"))
         self.assertEqual(
             self.backend.calls[0],
-            ("joinRequested", ROOM, NICK, f"juliet@{self.prosody.domain}/balcony"),
+            ("joinRequested", ROOM, NICK, f"juliet@{self.server.domain}/balcony"),
         )
 
         # groupchat and its reflection with the client's id
@@ -394,3 +405,21 @@ class RoomWithProsodyTests(TestCase):
         self.assertEqual(identities, [("conference", "text")])
         features = [f.get("var") for f in answers[0].iter(f"{info}feature")]
         self.assertIn("http://jabber.org/protocol/muc", features)
+
+
+class ProsodyRoomTests(RoomServerTestsMixin, TestCase):
+    """
+    Against Prosody 0.12.
+    """
+
+    def makeServer(self) -> Prosody:
+        return Prosody(components=(ROOM_DOMAIN,), directory=self.mktemp())
+
+
+class EjabberdRoomTests(RoomServerTestsMixin, TestCase):
+    """
+    Against ejabberd 23.01.
+    """
+
+    def makeServer(self) -> Ejabberd:
+        return Ejabberd(components=(ROOM_DOMAIN,), directory=self.mktemp())
