@@ -26,7 +26,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable, Sequence, Union
+from typing import Any, Callable, Iterable, Sequence, Union
 
 from stoxgw.msrp.uri import MSRPURI, MSRPURIError, parsePath, serializePath
 
@@ -732,6 +732,66 @@ MSRPMessage = Union[MSRPRequest, MSRPResponse]
 """
 Either kind of MSRP message.
 """
+
+
+# Private constructors for the receive path: the same objects the dataclass
+# constructors make (they stay frozen), without the generated __init__'s
+# object.__setattr__ call per field.  Only for values already validated.
+_new = object.__new__
+
+
+def _slotSetter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """
+    The setter of a slot, bypassing the frozen dataclass's C{__setattr__}.
+    """
+    setter: Callable[[Any, Any], None] = vars(cls)[name].__set__
+    return setter
+
+
+_setHeaderName = _slotSetter(MSRPHeader, "name")
+_setHeaderValue = _slotSetter(MSRPHeader, "value")
+_setHeaderSpacing = _slotSetter(MSRPHeader, "spacing")
+_setTransactionID = _slotSetter(MSRPRequest, "transactionID")
+_setMethod = _slotSetter(MSRPRequest, "method")
+_setToPath = _slotSetter(MSRPRequest, "toPath")
+_setFromPath = _slotSetter(MSRPRequest, "fromPath")
+_setHeaders = _slotSetter(MSRPRequest, "headers")
+_setBody = _slotSetter(MSRPRequest, "body")
+_setContinuation = _slotSetter(MSRPRequest, "continuation")
+
+
+def _newHeader(name: str, value: str, spacing: str) -> MSRPHeader:
+    """
+    Make C{MSRPHeader(name, value, spacing)} quickly.
+    """
+    field: MSRPHeader = _new(MSRPHeader)
+    _setHeaderName(field, name)
+    _setHeaderValue(field, value)
+    _setHeaderSpacing(field, spacing)
+    return field
+
+
+def _newRequest(
+    transactionID: str,
+    method: str,
+    toPath: tuple[MSRPURI, ...],
+    fromPath: tuple[MSRPURI, ...],
+    headers: tuple[MSRPHeader, ...],
+    body: bytes | None,
+    continuation: Continuation,
+) -> MSRPRequest:
+    """
+    Make C{MSRPRequest(...)} with all fields given, quickly.
+    """
+    request: MSRPRequest = _new(MSRPRequest)
+    _setTransactionID(request, transactionID)
+    _setMethod(request, method)
+    _setToPath(request, toPath)
+    _setFromPath(request, fromPath)
+    _setHeaders(request, headers)
+    _setBody(request, body)
+    _setContinuation(request, continuation)
+    return request
 
 
 def isIdent(text: str) -> bool:

@@ -36,6 +36,8 @@ from stoxgw.msrp.message import (
     MSRPParseError,
     MSRPRequest,
     MSRPResponse,
+    _newHeader,
+    _newRequest,
 )
 from stoxgw.msrp.uri import MSRPURI, MSRPURIError, parsePath
 
@@ -65,6 +67,13 @@ What L{MSRPParser.feed} returns: messages and errors in stream order.
 _START_RE = re.compile(
     rb"MSRP ([A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31})(?: (.*))?\Z", re.S
 )
+# A request's start line, CRLF included, as _START_RE then _METHOD_RE accept
+# it (neither the id nor the method can contain CR or LF, so the CRLF is the
+# first one).
+_REQUEST_LINE_RE = re.compile(
+    rb"MSRP ([A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31}) ([A-Z]+)\r\n"
+)
+_SNAPSHOT_SIZE = 1 << 16
 _METHOD_RE = re.compile(rb"[A-Z]+\Z")
 _STATUS_RE = re.compile(rb"([0-9]{3})(?: (.*))?\Z", re.S)
 _HEADER_RE = re.compile(r"([A-Za-z][!#-'*+\-.0-9A-Z^-~]*):([ \t]*)(.*)\Z", re.S)
@@ -73,6 +82,13 @@ _FLAGS = {ord(flag.value): flag for flag in Continuation}
 _PREFIX = b"MSRP "
 _PATH_CACHE_SIZE = 128
 _LINE_CACHE_SIZE = 256
+# Message-IDs are unique: caching their lines would only evict the others.
+_UNCACHED_PREFIX = b"Message-ID:"
+_METHOD_NAMES: dict[bytes, str] = {}
+# Header names that matched _HEADER_RE, as bytes, to their text.
+_HEADER_NAMES: dict[bytes, str] = {}
+_BLANKS = (b" ", b"\t")
+_PATH_HEADERS = ("to-path", "from-path")
 
 
 class _State(Enum):
@@ -132,6 +148,11 @@ class MSRPParser:
         # Byte-Range repeat for every message of a session): raw bytes to
         # the immutable field, so each distinct line is decoded once.
         self._lineCache: dict[bytes, MSRPHeader] = {}
+        # The same for the To-Path and From-Path lines of the fast path:
+        # raw bytes to the lower-cased name, the field and the parsed path.
+        self._pathLineCache: dict[
+            bytes, tuple[str, MSRPHeader, tuple[MSRPURI, ...]]
+        ] = {}
 
     @property
     def failed(self) -> bool:
@@ -162,6 +183,7 @@ class MSRPParser:
         while True:
             state = self._state
             if state is _State.START:
+                self._parseFast(events)
                 progressed = self._parseStartLine(events)
             elif state is _State.HEADERS:
                 progressed = self._parseHeaders(events)
@@ -178,6 +200,180 @@ class MSRPParser:
         if self._state is _State.START or self._state is _State.DISCARD:
             self._compact()
         return events
+
+    def _parseFast(self, events: list[MSRPEvent]) -> None:
+        """
+        Parse the complete, well-formed requests at the front of the buffer
+        in one go (the usual traffic), between messages only.
+
+        It stops, changing nothing, at the first message it does not take:
+        a response, an incomplete message, anything malformed or over a
+        limit, anything unusual.  The state machine then parses that message
+        from its start line, so the events are those the state machine
+        alone gives for the same bytes; this only takes the shortcut.
+
+        @param events: The output list.
+        """
+        start = self._start
+        size = len(self._buffer)
+        if start >= size:
+            return
+        # Work on an immutable copy (slices of it need no second copy and
+        # hash for the caches), unless that means copying a large buffer.
+        buffer: bytes | bytearray
+        if size - start <= _SNAPSHOT_SIZE:
+            buffer = bytes(self._buffer)
+        else:
+            buffer = self._buffer
+        limit = self.maxHeaderBytes
+        maxChunk = self.maxChunkBytes
+        lineCache = self._lineCache
+        pathLines = self._pathLineCache
+        flags = _FLAGS
+        append = events.append
+        while start < size:
+            match = _REQUEST_LINE_RE.match(buffer, start, start + limit)
+            if match is None:
+                break
+            tid, methodBytes = match.groups()
+            end = match.end() - 2
+            # The header section: up to an empty line, within the limit.  A
+            # line in it that could be this transaction's end-line starts
+            # with "-", which no valid header line does: the loop below
+            # leaves such a message to the state machine.
+            blank = buffer.find(b"\r\n\r\n", end, start + limit + 2)
+            if blank <= end:
+                break
+            # The body: up to the first complete end-line.
+            endPattern = b"\r\n-------" + tid
+            bodyStart = blank + 4
+            patternSize = len(endPattern)
+            found = buffer.find(endPattern, blank + 2)
+            while found >= 0:
+                after = found + patternSize
+                if after + 3 > size:
+                    found = -1
+                    break
+                if (
+                    buffer[after] in flags
+                    and buffer[after + 1] == 13
+                    and buffer[after + 2] == 10
+                ):
+                    break
+                found = buffer.find(endPattern, found + 1)
+            if found < bodyStart or found - bodyStart > maxChunk:
+                break
+            lines = bytes(buffer[end + 2 : blank]).split(b"\r\n")
+            toEntry = pathLines.get(lines[0])
+            if toEntry is None:
+                toEntry = self._pathLine(lines[0])
+            if toEntry is None or toEntry[0] != "to-path" or len(lines) < 2:
+                break
+            fromEntry = pathLines.get(lines[1])
+            if fromEntry is None:
+                fromEntry = self._pathLine(lines[1])
+            if fromEntry is None or fromEntry[0] != "from-path":
+                break
+            headers = [toEntry[1], fromEntry[1]]
+            for raw in lines[2:]:
+                field = lineCache.get(raw)
+                if field is None:
+                    field = self._headerLine(raw)
+                    if field is None:
+                        break
+                headers.append(field)
+            else:
+                method = _METHOD_NAMES.get(methodBytes)
+                if method is None:
+                    method = methodBytes.decode("ascii")
+                    if len(_METHOD_NAMES) < 16:
+                        _METHOD_NAMES[methodBytes] = method
+                append(
+                    _newRequest(
+                        tid.decode("ascii"),
+                        method,
+                        toEntry[2],
+                        fromEntry[2],
+                        tuple(headers),
+                        bytes(buffer[bodyStart:found]),
+                        flags[buffer[found + patternSize]],
+                    )
+                )
+                start = found + patternSize + 3
+                continue
+            break
+        self._start = self._scan = start
+
+    def _headerLine(self, raw: bytes) -> MSRPHeader | None:
+        """
+        Parse one header line for L{_parseFast} (as L{_parseHeaderLines}
+        does) and cache it.
+
+        @param raw: The line without its CRLF.
+        @return: The field, or L{None} if the line is not valid.
+        """
+        colon = raw.find(b":")
+        name = _HEADER_NAMES.get(raw[:colon]) if colon > 0 else None
+        if (
+            name is not None
+            and raw[colon + 1 : colon + 2] == b" "
+            and raw[colon + 2 : colon + 3] not in _BLANKS
+        ):
+            # A name seen valid before and one SP before a value that does
+            # not start with more blanks: what _HEADER_RE would find.
+            try:
+                value = raw[colon + 2 :].decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            if not (value.isascii() and value.isalnum()) and _BAD_TEXT_RE.search(value):
+                return None
+            field = _newHeader(name, value, " ")
+        else:
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            match = _HEADER_RE.match(line)
+            if match is None:
+                return None
+            name, spacing, value = match.groups()
+            if _BAD_TEXT_RE.search(value):
+                return None
+            field = _newHeader(name, value, spacing)
+            if len(_HEADER_NAMES) < _LINE_CACHE_SIZE:
+                _HEADER_NAMES[raw[: len(name)]] = name
+        if not raw.startswith(_UNCACHED_PREFIX):
+            cache = self._lineCache
+            if len(cache) >= _LINE_CACHE_SIZE:
+                cache.clear()
+            cache[raw] = field
+        return field
+
+    def _pathLine(
+        self, raw: bytes
+    ) -> tuple[str, MSRPHeader, tuple[MSRPURI, ...]] | None:
+        """
+        Parse a To-Path or From-Path line for L{_parseFast} and cache it.
+
+        @param raw: The line without its CRLF.
+        @return: The lower-cased name, the field and the path, or L{None} if
+            the line is not a valid path header.
+        """
+        field = self._lineCache.get(raw) or self._headerLine(raw)
+        if field is None:
+            return None
+        lowered = field.name.lower()
+        if lowered not in _PATH_HEADERS:
+            return None
+        try:
+            path = self._paths(field.value)
+        except MSRPURIError:
+            return None
+        cache = self._pathLineCache
+        if len(cache) >= _PATH_CACHE_SIZE:
+            cache.clear()
+        entry = cache[raw] = (lowered, field, path)
+        return entry
 
     def _compact(self) -> None:
         """
@@ -422,10 +618,11 @@ class MSRPParser:
                 if _BAD_TEXT_RE.search(value):
                     error = f"control character in {name}"
                     break
-                field = MSRPHeader(name, value, spacing)
-                if len(cache) >= _LINE_CACHE_SIZE:
-                    cache.clear()
-                cache[raw] = field
+                field = _newHeader(name, value, spacing)
+                if not raw.startswith(_UNCACHED_PREFIX):
+                    if len(cache) >= _LINE_CACHE_SIZE:
+                        cache.clear()
+                    cache[raw] = field
             else:
                 name = field.name
                 value = field.value

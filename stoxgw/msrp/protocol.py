@@ -80,6 +80,7 @@ R-135).
 """
 
 _SEND = MSRPMethod.SEND.value
+_KNOWN_METHODS = frozenset(method.value for method in MSRPMethod)
 _REPORT = MSRPMethod.REPORT.value
 _CACHE_SIZE = 256
 
@@ -466,6 +467,15 @@ class MSRPConnection(Protocol):
         # its key object alive so that the id cannot be reused meanwhile.
         self._routes: dict[int, tuple[MSRPURI, ConnectionUser]] = {}
         self._uriBytes: dict[int, tuple[MSRPURI, bytes]] = {}
+        # (id(fromPath), id(toPath), code, SEND?) -> (fromPath, toPath, the
+        # response bytes between the transaction id and the end-line's id).
+        self._responseMiddles: dict[
+            tuple[int, int, int, bool],
+            tuple[tuple[MSRPURI, ...], tuple[MSRPURI, ...], bytes],
+        ] = {}
+        # While dataReceived runs: the responses written so far, joined into
+        # one transport write at its end (or before any other write).
+        self._batch: list[bytes] | None = None
         self._streams: dict[MSRPURI, deque[ChunkSource]] = {}
         self._rotation: deque[MSRPURI] = deque()
         self._paused = False
@@ -544,6 +554,7 @@ class MSRPConnection(Protocol):
         """
         if self._closed:
             return
+        self._flushBatch()
         self._open = False
         self._closed = True
         self._log.info(
@@ -575,6 +586,7 @@ class MSRPConnection(Protocol):
         L{IMSRPConnectionUser.connectionLost}).
         """
         if self.transport is not None and not self._closed:
+            self._flushBatch()
             self._transport.loseConnection()
 
     def attach(self, session: ConnectionUser) -> None:
@@ -613,6 +625,27 @@ class MSRPConnection(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         """
+        Parse and dispatch; nothing escapes.  The responses due are written
+        with one transport write at the end (or earlier, before anything
+        else is written), in order.
+
+        @param data: The bytes received.
+        """
+        if self._batch is not None:
+            # Called again from a handler: the outer call writes the batch.
+            self._dispatch(data)
+            return
+        batch: list[bytes] = []
+        self._batch = batch
+        try:
+            self._dispatch(data)
+        finally:
+            self._batch = None
+            if batch:
+                self._transport.write(b"".join(batch))
+
+    def _dispatch(self, data: bytes) -> None:
+        """
         Parse and dispatch; nothing escapes.
 
         @param data: The bytes received.
@@ -621,7 +654,9 @@ class MSRPConnection(Protocol):
             if self._closed:
                 return
             try:
-                if isinstance(event, MSRPParseError):
+                if type(event) is MSRPRequest:
+                    self._requestReceived(event)
+                elif isinstance(event, MSRPParseError):
                     self._parseErrorReceived(event)
                 elif isinstance(event, MSRPResponse):
                     self._responseReceived(event)
@@ -633,6 +668,17 @@ class MSRPConnection(Protocol):
                     peer=self.peer,
                     transactionID=event.transactionID,
                 )
+
+    def _flushBatch(self) -> None:
+        """
+        Write the responses batched so far (before anything else is written,
+        so that the order on the wire stays the order of the calls).
+        """
+        batch = self._batch
+        if batch:
+            data = b"".join(batch)
+            batch.clear()
+            self._transport.write(data)
 
     def _parseErrorReceived(self, error: MSRPParseError) -> None:
         """
@@ -734,7 +780,7 @@ class MSRPConnection(Protocol):
             )
             self.respond(request, 481)
             return
-        if request.knownMethod is None:
+        if request.method not in _KNOWN_METHODS:  # request.knownMethod is None
             self.respond(request, 501)
             return
         session.requestReceived(self, request)
@@ -765,6 +811,27 @@ class MSRPConnection(Protocol):
             failureReport = request.effectiveFailureReport
         except MSRPParseError:
             failureReport = FailureReport.YES
+        return self._respond(request, code, failureReport, comment, headers)
+
+    def _respond(
+        self,
+        request: MSRPRequest,
+        code: int,
+        failureReport: FailureReport,
+        comment: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> bool:
+        """
+        L{respond} to a request that is not a REPORT, whose
+        C{effectiveFailureReport} the caller knows already.
+
+        @param request: The request (not a REPORT).
+        @param code: The status code.
+        @param failureReport: C{request.effectiveFailureReport}.
+        @param comment: The comment; by default the reason phrase.
+        @param headers: Further header fields.
+        @return: Whether a response was queued.
+        """
         if failureReport is FailureReport.NO:
             return False
         if failureReport is FailureReport.PARTIAL and code == 200:
@@ -784,8 +851,11 @@ class MSRPConnection(Protocol):
             ):
                 self._priority.append(data)
                 self._pump()
+            elif self._batch is not None:
+                # What sendPriority and _pump would do, without the queue,
+                # and written with the other responses to the same read.
+                self._batch.append(data)
             else:
-                # What sendPriority and _pump would do, without the queue.
                 self._transport.write(data)
         return True
 
@@ -802,37 +872,44 @@ class MSRPConnection(Protocol):
         toPath = request.toPath
         fromPath = request.fromPath
         transactionID = request.transactionID
-        comment = reasonPhrase(code)
-        if (
-            not toPath
-            or not fromPath
-            or not 100 <= code <= 999
-            or (comment is not None and not comment.isprintable())
-            or not isIdent(transactionID)
-        ):
+        if not isIdent(transactionID):
             return None
-        if request.method == _SEND:
-            target = self._uriAsBytes(fromPath[0])
+        send = request.method == _SEND
+        key = (id(fromPath), id(toPath), code, send)
+        cached = self._responseMiddles.get(key)
+        if cached is not None and cached[0] is fromPath and cached[1] is toPath:
+            middle = cached[2]
         else:
-            target = b" ".join([self._uriAsBytes(uri) for uri in fromPath])
-        status = f"{code:03d}" if comment is None else f"{code:03d} {comment}"
+            comment = reasonPhrase(code)
+            if (
+                not toPath
+                or not fromPath
+                or not 100 <= code <= 999
+                or (comment is not None and not comment.isprintable())
+            ):
+                return None
+            if send:
+                target = self._uriAsBytes(fromPath[0])
+            else:
+                target = b" ".join([self._uriAsBytes(uri) for uri in fromPath])
+            status = f"{code:03d}" if comment is None else f"{code:03d} {comment}"
+            middle = b"".join(
+                [
+                    b" ",
+                    status.encode("utf-8"),
+                    b"\r\nTo-Path: ",
+                    target,
+                    b"\r\nFrom-Path: ",
+                    self._uriAsBytes(toPath[-1]),
+                    b"\r\n",
+                    END_LINE_DASHES,
+                ]
+            )
+            if len(self._responseMiddles) >= _CACHE_SIZE:
+                self._responseMiddles.clear()
+            self._responseMiddles[key] = (fromPath, toPath, middle)
         tid = transactionID.encode("ascii")
-        return b"".join(
-            [
-                b"MSRP ",
-                tid,
-                b" ",
-                status.encode("utf-8"),
-                b"\r\nTo-Path: ",
-                target,
-                b"\r\nFrom-Path: ",
-                self._uriAsBytes(toPath[-1]),
-                b"\r\n",
-                END_LINE_DASHES,
-                tid,
-                b"$\r\n",
-            ]
-        )
+        return b"MSRP " + tid + middle + tid + b"$\r\n"
 
     def _uriAsBytes(self, uri: MSRPURI) -> bytes:
         """
@@ -918,6 +995,7 @@ class MSRPConnection(Protocol):
         Write queued messages until the queues are empty or the transport
         asks to pause.
         """
+        self._flushBatch()
         if self._pumping or not self._open or self._closed:
             return
         self._pumping = True

@@ -53,6 +53,7 @@ from stoxgw.msrp.message import (
     SuccessReport,
     buildRequest,
     generateMessageID,
+    isIdent,
 )
 from stoxgw.msrp.protocol import (
     DEFAULT_CHUNK_SIZE,
@@ -109,6 +110,30 @@ lost, session closed, session not usable.
 _SEND = MSRPMethod.SEND.value
 _REPORT = MSRPMethod.REPORT.value
 _NICKNAME = MSRPMethod.NICKNAME.value
+
+# The fast path of _chunkFields: header names (as received) to what
+# _sendReceived reads of them (-1 for anything else), and parse caches.
+_CHUNK_FIELDS = {
+    "message-id": 0,
+    "byte-range": 1,
+    "success-report": 2,
+    "failure-report": 3,
+    "content-type": 4,
+}
+_FIELD_SLOTS: dict[str, int] = {
+    "To-Path": -1,
+    "From-Path": -1,
+    "Message-ID": 0,
+    "Byte-Range": 1,
+    "Success-Report": 2,
+    "Failure-Report": 3,
+    "Content-Type": 4,
+}
+_FIELD_SLOTS_SIZE = 256
+_SUCCESS_REPORTS = {report.value: report for report in SuccessReport}
+_FAILURE_REPORTS = {report.value: report for report in FailureReport}
+_BYTE_RANGES: dict[str, ByteRange] = {}
+_BYTE_RANGES_SIZE = 1024
 
 
 class MSRPSendError(Exception):
@@ -187,6 +212,122 @@ class IncomingMessage:
             if field.name.lower() == lowered:
                 return field.value
         return None
+
+
+_newIncoming = object.__new__
+_incomingSetters: tuple[Callable[[Any, Any], None], ...] = tuple(
+    vars(IncomingMessage)[name].__set__
+    for name in (
+        "messageID",
+        "contentType",
+        "body",
+        "headers",
+        "size",
+        "fromPath",
+        "toPath",
+        "successReport",
+        "failureReport",
+    )
+)
+
+
+def _incomingMessage(
+    messageID: str,
+    contentType: str,
+    body: bytes,
+    headers: tuple[MSRPHeader, ...],
+    size: int,
+    fromPath: tuple[MSRPURI, ...],
+    toPath: tuple[MSRPURI, ...],
+    successReport: bool,
+    failureReport: FailureReport,
+) -> IncomingMessage:
+    """
+    Make an L{IncomingMessage} (still frozen) without the generated
+    C{__init__}'s C{object.__setattr__} per field.
+    """
+    message: IncomingMessage = _newIncoming(IncomingMessage)
+    (
+        setMessageID,
+        setContentType,
+        setBody,
+        setHeaders,
+        setSize,
+        setFromPath,
+        setToPath,
+        setSuccessReport,
+        setFailureReport,
+    ) = _incomingSetters
+    setMessageID(message, messageID)
+    setContentType(message, contentType)
+    setBody(message, body)
+    setHeaders(message, headers)
+    setSize(message, size)
+    setFromPath(message, fromPath)
+    setToPath(message, toPath)
+    setSuccessReport(message, successReport)
+    setFailureReport(message, failureReport)
+    return message
+
+
+def _chunkFields(
+    request: MSRPRequest,
+) -> tuple[
+    str | None, ByteRange | None, SuccessReport | None, FailureReport | None, str | None
+]:
+    """
+    Read what L{MSRPSession._sendReceived} needs of a SEND: its
+    C{messageID}, C{byteRange}, C{successReport}, C{failureReport} and
+    C{contentType}, with the accessors' results and errors.
+
+    One pass over the header fields and cached parses give the answer when
+    all are valid (the usual case); otherwise the accessors run, in that
+    order, and raise the error they raise.
+
+    @param request: The request.
+    @return: The five values.
+    @raise MSRPParseError: As the accessors do.
+    """
+    values: list[str | None] = [None, None, None, None, None]
+    slots = _FIELD_SLOTS
+    for field in request.headers:
+        name = field.name
+        slot = slots.get(name)
+        if slot is None:
+            slot = _CHUNK_FIELDS.get(name.lower(), -1)
+            if len(slots) < _FIELD_SLOTS_SIZE:
+                slots[name] = slot
+        if slot >= 0 and values[slot] is None:
+            values[slot] = field.value
+    messageID, byteRangeText, successText, failureText, contentType = values
+    byteRange = None
+    if byteRangeText is not None:
+        byteRange = _BYTE_RANGES.get(byteRangeText)
+        if byteRange is None:
+            try:
+                byteRange = ByteRange.fromString(byteRangeText)
+            except ValueError:
+                byteRange = None
+            else:
+                if len(_BYTE_RANGES) >= _BYTE_RANGES_SIZE:
+                    _BYTE_RANGES.clear()
+                _BYTE_RANGES[byteRangeText] = byteRange
+    successReport = None if successText is None else _SUCCESS_REPORTS.get(successText)
+    failureReport = None if failureText is None else _FAILURE_REPORTS.get(failureText)
+    if (
+        (messageID is None or isIdent(messageID))
+        and (byteRange is not None or byteRangeText is None)
+        and (successReport is not None or successText is None)
+        and (failureReport is not None or failureText is None)
+    ):
+        return messageID, byteRange, successReport, failureReport, contentType
+    return (
+        request.messageID,
+        request.byteRange,
+        request.successReport,
+        request.failureReport,
+        request.contentType,
+    )
 
 
 class SessionState(Enum):
@@ -1298,10 +1439,13 @@ class MSRPSession:
             connection.respond(request, 200)
             return
         try:
-            messageID = request.messageID
-            byteRange = request.byteRange
-            successReport = request.successReport
-            failureReport = request.failureReport
+            (
+                messageID,
+                byteRange,
+                successReport,
+                failureReport,
+                contentTypeValue,
+            ) = _chunkFields(request)
         except MSRPParseError as e:
             connection.respond(request, e.code)
             return
@@ -1311,7 +1455,7 @@ class MSRPSession:
         if messageID in self._rejected:
             connection.respond(request, 413)
             return
-        contentType = request.contentType or ""
+        contentType = contentTypeValue or ""
         if not self.accepts(contentType):
             self._drop(messageID)
             connection.respond(request, 415)
@@ -1410,16 +1554,16 @@ class MSRPSession:
             success REPORT.
         @param failureReport: Its Failure-Report value (default applied).
         """
-        message = IncomingMessage(
-            messageID=messageID,
-            contentType=contentType,
-            body=body,
-            headers=headers,
-            size=size,
-            fromPath=request.fromPath,
-            toPath=request.toPath,
-            successReport=successReport,
-            failureReport=failureReport,
+        message = _incomingMessage(
+            messageID,
+            contentType,
+            body,
+            headers,
+            size,
+            request.fromPath,
+            request.toPath,
+            successReport,
+            failureReport,
         )
         # maybeDeferred, without a Deferred for the usual synchronous result.
         try:
@@ -1451,7 +1595,9 @@ class MSRPSession:
         if connection is None:
             return
         status = 200 if code is None else int(code)
-        connection.respond(request, status)
+        # connection.respond(request, status) for a SEND whose
+        # Failure-Report is known already.
+        connection._respond(request, status, message.failureReport)
         if status == 200 and message.successReport:
             connection.sendPriority(
                 reportFor(

@@ -657,3 +657,66 @@ class ErrorTests(SplitInvarianceMixin, SynchronousTestCase):
         self.assertTrue(error.fatal)
         error = self.assertRaises(MSRPParseError, parseMessage, b"")
         self.assertEqual(error.reason, "incomplete message")
+
+
+class FastPathTests(SplitInvarianceMixin, SynchronousTestCase):
+    """
+    Complete requests fed whole take a shortcut past the state machine;
+    whatever it does not take goes through the state machine, so the events
+    stay those of byte-by-byte feeding.
+    """
+
+    def test_shortcutDeclines(self) -> None:
+        """
+        Messages the shortcut must leave to the state machine, between
+        messages it takes, give the same events however the stream is
+        split; the parser's caches do not change the results.
+        """
+        lines = [
+            b"Message-ID: abcd1234\r\n",
+            b"Message-ID:  abcd1234\r\n",
+            b"Message-ID:\tabcd1234\r\n",
+            b"Message-ID:abcd1234\r\n",
+            b"Message-ID: \r\n",
+            b"message-id: ab\xc3\xa9cd\r\n",
+            b"Message-ID: ab\x01cd\r\n",
+            b"Message-ID: ab\xffcd\r\n",
+            b"-------abcd$\r\n",
+            b"X Bad: 1\r\n",
+            b"Byte-Range: 1-5/5\r\n",
+        ]
+        messages = [send(b"good1", b"hello", extra=b"Message-ID: abcd1234\r\n")]
+        for index, line in enumerate(lines):
+            tid = b"tid%03d" % index
+            messages.append(send(tid, b"body", extra=line))
+            messages.append(send(b"ok%03d" % index, b"x", extra=line))
+        messages += [
+            b"MSRP abcd SEND\r\n" + FROM + TO + b"\r\nx\r\n-------abcd$\r\n",
+            b"MSRP abcd SEND\r\n" + TO + b"\r\nx\r\n-------abcd$\r\n",
+            b"MSRP abcd SEND\r\n\r\nx\r\n-------abcd$\r\n",
+            b"MSRP abcd SEND\r\n" + TO + FROM + b"\r\n-------abcd$\r\n",
+            b"MSRP abcd SEND \r\n" + TO + FROM + b"\r\nx\r\n-------abcd$\r\n",
+            b"MSRP abcd 200 OK\r\n" + TO + FROM + b"-------abcd$\r\n",
+            send(b"last1", b"\r\n-------last1x\r\n-------last"),
+        ]
+        data = b"".join(messages)
+        events = self.assertSplitInvariant(data)
+        self.assertEqual(events[0], parseMessage(messages[0]))
+        self.assertEqual(events[-1], parseMessage(messages[-1]))
+        self.assertSplitInvariant(data, maxHeaderBytes=150, maxChunkBytes=3)
+
+    def test_sameParserTwice(self) -> None:
+        """
+        A parser that has seen a stream (and cached its lines) parses it
+        again to the same messages.
+        """
+        messages = [
+            send(b"tid%03d" % n, b"x" * n, extra=b"Message-ID: m%07d\r\n" % n)
+            for n in range(40)
+        ]
+        data = b"".join(messages)
+        parser = MSRPParser()
+        first = parser.feed(data)
+        self.assertEqual(first, [parseMessage(message) for message in messages])
+        self.assertEqual(parser.feed(data), first)
+        self.assertEqual([event.serialize() for event in first], messages)  # type: ignore[union-attr]

@@ -29,12 +29,13 @@ from stoxgw.msrp.message import (
 from stoxgw.msrp.parser import MSRPEvent, MSRPParser
 from stoxgw.msrp.protocol import (
     ChunkedSend,
+    ChunkSource,
     IMSRPConnectionUser,
     IMSRPSessionRegistry,
     MSRPConnection,
     SingleRequest,
 )
-from stoxgw.msrp.reports import buildReport
+from stoxgw.msrp.reports import buildReport, responseTo
 from stoxgw.msrp.uri import MSRPURI
 
 LOCAL = MSRPURI.fromString("msrp://10.0.0.1:2855/localsession;tcp")
@@ -652,3 +653,105 @@ class SchedulerTests(SynchronousTestCase):
         )
         connection.sendStream(session, source)
         self.assertEqual(connection.pendingTransactions, 0)
+
+
+class CountingTransport(StringTransport):
+    """
+    A string transport that records each write.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        super().write(data)
+
+    def loseConnection(self) -> None:
+        self.writes.append(b"<closed>")
+        super().loseConnection()
+
+
+class AnsweringSession(FakeSession):
+    """
+    A session that answers every request with 200 at once and can queue a
+    message of its own while doing so.
+    """
+
+    sendAlso: ChunkSource | None = None
+
+    def requestReceived(self, connection: MSRPConnection, request: MSRPRequest) -> None:
+        super().requestReceived(connection, request)
+        connection.respond(request, 200)
+        if self.sendAlso is not None:
+            source, self.sendAlso = self.sendAlso, None
+            connection.sendStream(self, source)
+
+
+class BatchingTests(SynchronousTestCase):
+    """
+    The responses due after one read are written with one transport write,
+    in order, and never after what is written later.
+    """
+
+    def requests(self, count: int) -> list[MSRPRequest]:
+        """
+        Distinct peer SENDs.
+        """
+        return [
+            peerRequest(
+                headers=[("Message-ID", f"msg{n:04d}"), ("Byte-Range", "1-5/5")]
+            )
+            for n in range(count)
+        ]
+
+    def test_oneWritePerRead(self) -> None:
+        """
+        Three requests in one read: three responses in one write.
+        """
+        session = AnsweringSession()
+        transport = CountingTransport()
+        connection, _ = connect(FakeRegistry(session), transport)
+        requests = self.requests(3)
+        connection.dataReceived(b"".join(r.serialize() for r in requests))
+        self.assertEqual(len(transport.writes), 1)
+        responses = written(transport)
+        self.assertEqual(
+            [r.transactionID for r in responses],
+            [r.transactionID for r in requests],
+        )
+        self.assertEqual(responses, [responseTo(r, 200) for r in requests])
+
+    def test_orderWithOtherWrites(self) -> None:
+        """
+        A message queued while a read is handled is written after the
+        responses due before it and before those due after it.
+        """
+        session = AnsweringSession()
+        session.sendAlso = SingleRequest(
+            buildRequest("SEND", (REMOTE,), (LOCAL,)), Listener()
+        )
+        transport = CountingTransport()
+        connection, _ = connect(FakeRegistry(session), transport)
+        requests = self.requests(2)
+        connection.dataReceived(b"".join(r.serialize() for r in requests))
+        kinds = [
+            "response" if isinstance(e, MSRPResponse) else "request"
+            for e in written(transport)
+        ]
+        self.assertEqual(kinds, ["response", "request", "response"])
+
+    def test_writtenBeforeClosing(self) -> None:
+        """
+        Responses due before a fatal framing error are written before the
+        connection is closed.
+        """
+        session = AnsweringSession()
+        transport = CountingTransport()
+        connection, _ = connect(FakeRegistry(session), transport)
+        [request] = self.requests(1)
+        connection.dataReceived(request.serialize() + b"garbage\r\n")
+        self.assertEqual(
+            transport.writes, [responseTo(request, 200).serialize(), b"<closed>"]
+        )

@@ -5,6 +5,7 @@ Tests for L{stoxgw.msrp.session}.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -18,6 +19,8 @@ from zope.interface.verify import verifyObject
 from stoxgw.msrp.message import (
     ByteRange,
     Continuation,
+    MSRPHeader,
+    MSRPParseError,
     MSRPRequest,
     MSRPResponse,
     Status,
@@ -35,6 +38,7 @@ from stoxgw.msrp.session import (
     MSRPSession,
     SendResult,
     SessionState,
+    _chunkFields,
     mediaTypeMatches,
 )
 from tests.msrp.test_protocol import LOCAL, REMOTE, PausingTransport, written
@@ -800,3 +804,70 @@ class ReceiveTests(SessionTestCase):
         events = self.out()
         self.assertIsInstance(events[0], MSRPResponse)
         self.assertEqual(len(events), 5)
+
+
+class ChunkFieldsTests(SynchronousTestCase):
+    """
+    The one-pass reading of a SEND's headers gives what the accessors give.
+    """
+
+    NAMES = [
+        "Message-ID",
+        "message-id",
+        "Byte-Range",
+        "BYTE-RANGE",
+        "Success-Report",
+        "success-report",
+        "Failure-Report",
+        "failure-REPORT",
+        "Content-Type",
+        "content-type",
+        "X-Other",
+    ]
+    VALUES = {
+        "message-id": ["abcd1234", "ab", "a b", "abcd-.=%", ""],
+        "byte-range": ["1-5/5", "1-*/*", "0-1/1", "3-1/5", "1-6/5", "x", "3-4/*"],
+        "success-report": ["yes", "no", "Yes", "maybe"],
+        "failure-report": ["yes", "no", "partial", "NO", ""],
+        "content-type": ["text/plain", "", "a/b;c=d"],
+        "x-other": ["v"],
+    }
+
+    def outcome(self, read: Any) -> tuple[Any, ...]:
+        """
+        What a reading returns or raises.
+        """
+        try:
+            return ("values", read())
+        except MSRPParseError as e:
+            return ("error", e.code, e.reason)
+
+    def test_sameAsAccessors(self) -> None:
+        """
+        Random header sets, with case variants, duplicates and malformed
+        values: the same values, or the same error.
+        """
+        rng = random.Random(4975)
+        for _ in range(3000):
+            names = rng.sample(self.NAMES, rng.randint(0, 7))
+            names += rng.sample(self.NAMES, rng.randint(0, 2))
+            headers = tuple(
+                MSRPHeader(name, rng.choice(self.VALUES[name.lower()]))
+                for name in names
+            )
+            request = MSRPRequest(
+                "abcd1234", "SEND", (LOCAL,), (REMOTE,), headers, b"x"
+            )
+            self.assertEqual(
+                self.outcome(lambda: _chunkFields(request)),
+                self.outcome(
+                    lambda: (
+                        request.messageID,
+                        request.byteRange,
+                        request.successReport,
+                        request.failureReport,
+                        request.contentType,
+                    )
+                ),
+                headers,
+            )
