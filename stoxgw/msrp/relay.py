@@ -41,12 +41,13 @@ answered without qop, cnonce and nc, as RFC 2617 section 3.2.2.1 describes.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Sequence
 
+from stoxgw.formats.digest import digestHash
+from stoxgw.formats.digest import digestResponse as sharedDigestResponse
 from stoxgw.msrp.message import (
     AuthParameters,
     MSRPMethod,
@@ -111,10 +112,7 @@ class DigestAlgorithm(Enum):
         @param text: The data.
         @return: 32 (MD5) or 64 (SHA-256) hex digits.
         """
-        data = text.encode("utf-8")
-        if self is DigestAlgorithm.MD5:
-            return hashlib.md5(data).hexdigest()
-        return hashlib.sha256(data).hexdigest()
+        return digestHash(self.value, text)
 
     @classmethod
     def fromToken(cls, token: str | None) -> DigestAlgorithm | None:
@@ -174,14 +172,20 @@ def digestResponse(
     @return: The hex digest.
     @raise ValueError: If C{qop} is given without C{nc} and C{cnonce}.
     """
-    h = algorithm.hash
-    ha1 = h(f"{username}:{realm}:{password}")
-    ha2 = h(f"{method}:{uri}")
-    if qop is None:
-        return h(f"{ha1}:{nonce}:{ha2}")
-    if nc is None or cnonce is None:
+    if qop is not None and (nc is None or cnonce is None):
         raise ValueError("qop requires nc and cnonce")
-    return h(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
+    return sharedDigestResponse(
+        algorithm=algorithm.value,
+        username=username,
+        realm=realm,
+        password=password,
+        method=method,
+        uri=uri,
+        nonce=nonce,
+        qop=qop,
+        nc=nc or "",
+        cnonce=cnonce or "",
+    )
 
 
 def digestResponseAuth(

@@ -20,15 +20,16 @@ Authentication of requests the gateway I{receives} is not done here: the
 UA core admits requests by source address (L{stoxgw.sip.useragent.SIPTrust});
 a digest-challenging policy can implement the same interface later.
 
-Pure, standard library only (L{hashlib}, L{secrets}).
+Sans-IO; the digest formula itself is L{stoxgw.formats.digest}, shared with
+the MSRP relay client.
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 
+from stoxgw.formats.digest import digestResponse
 from stoxgw.sip.headers import AuthHeader, HeaderError
 from stoxgw.sip.message import SIPRequest, SIPResponse
 from stoxgw.sip.uri import quoteString
@@ -40,53 +41,8 @@ __all__ = [
     "SUPPORTED_ALGORITHMS",
 ]
 
-_HASHES = {
-    "MD5": "md5",
-    "SHA-256": "sha256",
-}
-
 #: Supported algorithms, most preferred first.
 SUPPORTED_ALGORITHMS = ("SHA-256", "SHA-256-SESS", "MD5", "MD5-SESS")
-
-
-def _hash(algorithm: str, text: str) -> str:
-    name = _HASHES[algorithm.upper().removesuffix("-SESS")]
-    return hashlib.new(name, text.encode("utf-8")).hexdigest()
-
-
-def digestResponse(
-    *,
-    algorithm: str,
-    username: str,
-    realm: str,
-    password: str,
-    method: str,
-    uri: str,
-    nonce: str,
-    qop: str | None = None,
-    nc: str = "00000001",
-    cnonce: str = "",
-    body: bytes = b"",
-) -> str:
-    """
-    Compute the C{response} value (RFC 7616 section 3.4.1, RFC 2617
-    section 3.2.2; without qop, RFC 2069).
-
-    @param algorithm: C{MD5}, C{MD5-sess}, C{SHA-256} or C{SHA-256-sess}.
-    @param qop: C{auth}, C{auth-int} or L{None}.
-    @raise KeyError: Unsupported algorithm.
-    """
-    ha1 = _hash(algorithm, f"{username}:{realm}:{password}")
-    if algorithm.upper().endswith("-SESS"):
-        ha1 = _hash(algorithm, f"{ha1}:{nonce}:{cnonce}")
-    if qop == "auth-int":
-        bodyHash = _hash(algorithm, body.decode("latin-1"))
-        ha2 = _hash(algorithm, f"{method}:{uri}:{bodyHash}")
-    else:
-        ha2 = _hash(algorithm, f"{method}:{uri}")
-    if qop:
-        return _hash(algorithm, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
-    return _hash(algorithm, f"{ha1}:{nonce}:{ha2}")
 
 
 @dataclass(frozen=True, slots=True)
