@@ -85,7 +85,6 @@ def _runStoxgwServer(sessions: int, pipe: Any) -> None:
     @param pipe: The parent's end of a L{multiprocessing.Pipe}.
     """
     from twisted.internet import reactor
-    from twisted.internet.task import LoopingCall
     from twisted.logger import LogLevel, globalLogBeginner
     from zope.interface import implementer
 
@@ -372,7 +371,6 @@ def _runLoad(
         send(client, client.take(window))
 
     ok = errors = 0
-    okTotal = errorTotal = 0
     started = time.monotonic()
     counting = started + warmup
     stop = counting + duration

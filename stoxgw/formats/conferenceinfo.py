@@ -38,8 +38,8 @@ Sans-IO: standard library only.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 from xml.etree import ElementTree

@@ -997,7 +997,7 @@ class MSRPEndpoint:
         connection.
         """
         link, self._relayLink = self._relayLink, None
-        factory, self._relayFactory = self._relayFactory, None
+        self._relayFactory = None
         if link is not None:
             connection = link.connection
             link.stop()

@@ -33,7 +33,6 @@ from stoxgw.sip.headers import (
     Headers,
     MediaType,
     Via,
-    canonicalName,
     parseAddress,
     parseCallID,
     parseContact,

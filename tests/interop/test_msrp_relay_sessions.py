@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from stoxgw.msrp.endpoint import MSRPEndpoint
@@ -26,7 +25,7 @@ from stoxgw.msrp.session import (
 )
 from stoxgw.msrp.uri import MSRPURI
 from tests.interop.kamailio import KamailioMSRPRelay
-from tests.interop.test_msrp_tcp import WaitingHandler
+from tests.interop.msrpendpoints import WaitingHandler, startEndpoint
 
 
 class SessionsThroughKamailioTests(TestCase):
@@ -51,10 +50,8 @@ class SessionsThroughKamailioTests(TestCase):
         """
         An endpoint that uses C{relay}, cleaned up after the test.
         """
-        endpoint = MSRPEndpoint(
-            reactor,
-            "127.0.0.1",
-            0,
+        return startEndpoint(
+            self,
             transactionTimeout=10,
             connectTimeout=5,
             chunkSize=2048,
@@ -62,26 +59,6 @@ class SessionsThroughKamailioTests(TestCase):
             relayUsername=username,
             relayPassword=password,
         )
-        endpoint.startListening()
-        self.addCleanup(endpoint.stopListening)
-        self.addCleanup(self.disconnect, endpoint)
-        return endpoint
-
-    def disconnect(self, endpoint: MSRPEndpoint) -> Deferred[None]:
-        """
-        Close an endpoint's connections and wait until they are gone.
-        """
-        endpoint.disconnectAll()
-        done: Deferred[None] = Deferred()
-
-        def check() -> None:
-            if endpoint.connections:
-                reactor.callLater(0.01, check)  # type: ignore[attr-defined]
-            else:
-                done.callback(None)
-
-        check()
-        return done
 
     @inlineCallbacks
     def test_chunkedBothWaysThroughRelay(self) -> Any:

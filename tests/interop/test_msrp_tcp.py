@@ -8,39 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.python.failure import Failure
+from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 
 from stoxgw.msrp.endpoint import MSRPEndpoint
-from stoxgw.msrp.session import IMSRPSessionHandler, IncomingMessage, SendResult
-
-
-@implementer(IMSRPSessionHandler)
-class WaitingHandler:
-    """
-    Fires L{Deferred}s as messages and nicknames arrive.
-    """
-
-    def __init__(self) -> None:
-        self.message: Deferred[IncomingMessage] = Deferred()
-        self.nickname: Deferred[str] = Deferred()
-        self.failures: list[Failure] = []
-
-    def sessionBound(self) -> None:
-        pass
-
-    def messageReceived(self, message: IncomingMessage) -> None:
-        self.message.callback(message)
-
-    def nicknameRequested(self, nickname: str) -> int:
-        self.nickname.callback(nickname)
-        return 200
-
-    def sessionFailed(self, reason: Failure) -> None:
-        self.failures.append(reason)
+from stoxgw.msrp.session import IncomingMessage, SendResult
+from tests.interop.msrpendpoints import WaitingHandler, startEndpoint
 
 
 class MSRPOverTCPTests(TestCase):
@@ -55,27 +28,7 @@ class MSRPOverTCPTests(TestCase):
         An endpoint on 127.0.0.1 with an ephemeral port, cleaned up after
         the test.
         """
-        endpoint = MSRPEndpoint(reactor, "127.0.0.1", 0, transactionTimeout=10)
-        endpoint.startListening()
-        self.addCleanup(endpoint.stopListening)
-        self.addCleanup(self.disconnect, endpoint)
-        return endpoint
-
-    def disconnect(self, endpoint: MSRPEndpoint) -> Deferred[None]:
-        """
-        Close an endpoint's connections and wait until they are gone.
-        """
-        endpoint.disconnectAll()
-        done: Deferred[None] = Deferred()
-
-        def check() -> None:
-            if endpoint.connections:
-                reactor.callLater(0.01, check)  # type: ignore[attr-defined]
-            else:
-                done.callback(None)
-
-        check()
-        return done
+        return startEndpoint(self, transactionTimeout=10)
 
     @inlineCallbacks
     def test_chunkedBothWaysAndNickname(self) -> Any:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.ssl import PrivateCertificate
 from twisted.trial.unittest import TestCase
@@ -26,7 +25,7 @@ from stoxgw.msrp.tls import (
     FingerprintMismatch,
     SubjectAltNameMismatch,
 )
-from tests.interop.test_msrp_tcp import WaitingHandler
+from tests.interop.msrpendpoints import WaitingHandler, startEndpoint
 from tests.msrp.test_tls import makeCertificate
 
 
@@ -44,34 +43,12 @@ class MSRPOverTLSTests(TestCase):
         A TLS endpoint on 127.0.0.1 with an ephemeral port, cleaned up after
         the test.
         """
-        endpoint = MSRPEndpoint(
-            reactor,
-            "127.0.0.1",
-            0,
+        return startEndpoint(
+            self,
             tls=MSRPTLS(certificate, trustRoot=trustRoot or certificate),
             transactionTimeout=10,
             connectTimeout=5,
         )
-        endpoint.startListening()
-        self.addCleanup(endpoint.stopListening)
-        self.addCleanup(self.disconnect, endpoint)
-        return endpoint
-
-    def disconnect(self, endpoint: MSRPEndpoint) -> Deferred[None]:
-        """
-        Close an endpoint's connections and wait until they are gone.
-        """
-        endpoint.disconnectAll()
-        done: Deferred[None] = Deferred()
-
-        def check() -> None:
-            if endpoint.connections:
-                reactor.callLater(0.01, check)  # type: ignore[attr-defined]
-            else:
-                done.callback(None)
-
-        check()
-        return done
 
     def certificates(
         self,
