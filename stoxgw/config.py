@@ -238,6 +238,109 @@ def _uri(*schemes: str) -> Callable[[str], str]:
     return parse
 
 
+def _realm(text: str) -> str:
+    """
+    A digest realm: printable, without quotes or backslashes (it goes into
+    a quoted string, RFC 3261 section 22.4).
+    """
+    if not text.isprintable() or '"' in text or "\\" in text:
+        raise _Invalid(f"{text!r} is not a usable realm (no quotes, backslashes or control characters)")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """
+    The users of C{[sip] credentials_file}: their C{repr} shows the file and
+    the user names, never a password.
+
+    @ivar path: the file they were read from.
+    @ivar users: C{(user, password)} pairs in file order.
+    """
+
+    path: str
+    users: tuple[tuple[str, Secret], ...]
+
+    def reveal(self) -> dict[str, str]:
+        """
+        @return: the password of each user, for the code that checks them.
+        """
+        return {user: password.reveal() for user, password in self.users}
+
+
+def _credentialsFile(text: str) -> Credentials:
+    """
+    A readable file of C{user:password} lines; blank lines and lines
+    starting with C{#} are ignored.  Errors name the line, never its text.
+    """
+    path = _readableFile(text)
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise _Invalid(f"{text!r} cannot be read: {getattr(e, 'strerror', None) or type(e).__name__}") from None
+    users: dict[str, Secret] = {}
+    for number, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        user, colon, password = stripped.partition(":")
+        user = user.strip()
+        if not colon or not user or not password or any(c.isspace() for c in user):
+            raise _Invalid(f"{text!r} line {number}: not a user:password line")
+        if user in users:
+            raise _Invalid(f"{text!r} line {number}: user {user!r} appears twice")
+        users[user] = Secret(password)
+    if not users:
+        raise _Invalid(f"{text!r} has no user:password line")
+    return Credentials(path, tuple(users.items()))
+
+
+#: A C{[sip] static_routes} entry: domain, host, port (or L{None}) and
+#: transport (C{udp}, C{tcp}, C{tls} or L{None}).
+StaticRouteSpec = tuple[str, str, int | None, str | None]
+
+
+def _staticRoutes(text: str) -> tuple[StaticRouteSpec, ...]:
+    """
+    Comma-separated C{DOMAIN=HOST[:PORT][/TRANSPORT]}; an IPv6 host in
+    brackets.
+    """
+    routes: list[StaticRouteSpec] = []
+    seen: set[str] = set()
+    for item in _items(text):
+        domain, equals, target = item.partition("=")
+        if not equals:
+            raise _Invalid(f"{item!r} is not DOMAIN=HOST[:PORT][/TRANSPORT]")
+        domain = _hostname(domain.strip())
+        if domain in seen:
+            raise _Invalid(f"{domain} has two static routes")
+        seen.add(domain)
+        target, slash, transport = target.strip().partition("/")
+        kind = None
+        if slash:
+            kind = transport.strip().lower()
+            if kind not in ("udp", "tcp", "tls"):
+                raise _Invalid(f"{item!r}: transport {transport!r} is not udp, tcp or tls")
+        port = None
+        if target.startswith("["):
+            host, bracket, rest = target[1:].partition("]")
+            if not bracket:
+                raise _Invalid(f"{item!r}: unclosed [ in the host")
+            if rest:
+                if not rest.startswith(":"):
+                    raise _Invalid(f"{item!r} is not DOMAIN=HOST[:PORT][/TRANSPORT]")
+                port = _port(rest[1:])
+            host = _ipAddress(host)
+        else:
+            host, colon, portText = target.partition(":")
+            if colon:
+                port = _port(portText)
+            host = _host(host)
+        routes.append((domain, host, port, kind))
+    return tuple(routes)
+
+
 @dataclass(frozen=True, slots=True)
 class Key:
     """
@@ -314,7 +417,41 @@ SCHEMA: tuple[Key, ...] = (
         "Addresses or CIDR networks (comma-separated) whose SIP requests are "
         "accepted without authentication: your SIP proxies.",
     ),
+    Key(
+        "sip",
+        "trusted_tls_names",
+        _hostnames,
+        "",
+        "TLS identities (certificate subjectAltName DNS names or SIP URI hosts, "
+        "comma-separated) whose SIP requests are accepted without "
+        "authentication; only verified certificates count.",
+    ),
+    Key(
+        "sip",
+        "auth_realm",
+        _realm,
+        None,
+        "Realm for digest authentication (RFC 3261 section 22) of SIP requests "
+        "from untrusted peers; unset: no digest, untrusted peers get 403.",
+    ),
+    Key(
+        "sip",
+        "credentials_file",
+        _credentialsFile,
+        None,
+        "File of user:password lines (# comments) for digest authentication; "
+        "required with auth_realm; keep it readable only by the gateway.",
+    ),
     Key("sip", "outbound_proxy", _uri("sip", "sips"), None, "SIP URI all outgoing requests are sent through."),
+    Key(
+        "sip",
+        "static_routes",
+        _staticRoutes,
+        "",
+        "Next hops that bypass DNS, comma-separated DOMAIN=HOST[:PORT][/TRANSPORT] "
+        "(transport udp, tcp or tls); other domains are resolved with RFC 3263 "
+        "(NAPTR, SRV, A/AAAA).",
+    ),
     Key("sip", "username", _string, None, "User name for answering digest challenges from the proxy."),
     Key("sip", "password", _secret, None, "Password for answering digest challenges.", secret=True),
     # [msrp]
@@ -413,7 +550,11 @@ class SIPConfig:
     tls_certificate: str | None
     tls_private_key: str | None
     trusted_peers: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    trusted_tls_names: tuple[str, ...]
+    auth_realm: str | None
+    credentials_file: Credentials | None
     outbound_proxy: str | None
+    static_routes: tuple[StaticRouteSpec, ...]
     username: str | None
     password: Secret | None
 
@@ -608,6 +749,10 @@ def _crossCheck(values: Mapping[tuple[str, str], Any], path: str) -> list[str]:
         missing("msrp", "tls_private_key", "use_tls is on")
     if values.get(("sip", "password")) is not None:
         missing("sip", "username", "password is set")
+    if values.get(("sip", "auth_realm")) is not None:
+        missing("sip", "credentials_file", "auth_realm is set")
+    if values.get(("sip", "credentials_file")) is not None:
+        missing("sip", "auth_realm", "credentials_file is set")
     if values.get(("msrp", "relay_password")) is not None:
         missing("msrp", "relay_username", "relay_password is set")
     if (

@@ -56,20 +56,38 @@ class PendingService(Service):
 class SIPService(Service):
     """
     The SIP part: a L{SIPTransport} listening on C{[sip] local_ip} (UDP, TCP
-    and TLS ports as configured) and the L{SIPUserAgent} on top, admitting
-    requests from C{trusted_peers} only.  Until the interworking layer
-    registers its handlers, OPTIONS is answered 200 and other requests
-    404 (no such room) or 501.
+    and TLS ports as configured) and the L{SIPUserAgent} on top.
+
+    Admission: requests from C{trusted_peers} and C{trusted_tls_names} are
+    taken as they are; with C{auth_realm} set, other peers must answer a
+    digest challenge for a user of C{credentials_file}
+    (L{DigestAdmission}), else they get 403 (L{SIPTrust}).  Next hops:
+    C{static_routes} first, then RFC 3263 DNS (L{RFC3263Resolver} over
+    C{twisted.names}, the system's resolv.conf and hosts file).  Until the
+    interworking layer registers its handlers, OPTIONS is answered 200 and
+    other requests 404 (no such room) or 501.
+
+    @ivar admission: The L{IRequestAdmission} in use.
+    @ivar resolver: The L{RFC3263Resolver}.
     """
 
     _log = Logger()
 
     def __init__(self, config: Config, reactor: Any) -> None:
         self.setName("sip")
+        from twisted.names import hosts, resolve
+
+        from stoxgw.sip.admission import DigestAdmission
         from stoxgw.sip.auth import DigestCredentials
-        from stoxgw.sip.transport import SIPTransport
+        from stoxgw.sip.dns import RFC3263Resolver, StaticRoute
+        from stoxgw.sip.transport import SIPTransport, TransportKind
         from stoxgw.sip.uri import SIPURI
-        from stoxgw.sip.useragent import SIPTrust, SIPUserAgent, UserAgentSettings
+        from stoxgw.sip.useragent import (
+            IRequestAdmission,
+            SIPTrust,
+            SIPUserAgent,
+            UserAgentSettings,
+        )
 
         self.config = config.sip
         s = self.config
@@ -81,15 +99,49 @@ class SIPService(Service):
             outboundProxy=SIPURI.fromString(s.outbound_proxy) if s.outbound_proxy else None,
             credentials=credentials,
         )
+        trust = SIPTrust(networks=s.trusted_peers, tlsNames=frozenset(s.trusted_tls_names))
+        self.admission: IRequestAdmission = trust
+        if s.auth_realm is not None and s.credentials_file is not None:
+            self.admission = DigestAdmission(
+                s.auth_realm,
+                s.credentials_file.reveal(),
+                trust=trust,
+                clock=reactor.seconds,
+            )
+        self.reactor = reactor
+        self._dnsClient: Any = None
+        # Until the service starts, only /etc/hosts: twisted.names' client
+        # resolver schedules a timer as soon as it exists (see startService).
+        self.resolver = RFC3263Resolver(
+            resolve.ResolverChain([hosts.Resolver(b"/etc/hosts")]),
+            lambda: self.transport.transports,
+            staticRoutes={
+                domain: StaticRoute(
+                    host, port, TransportKind.fromToken(kind) if kind else None
+                )
+                for domain, host, port, kind in s.static_routes
+            },
+        )
         self.userAgent = SIPUserAgent(
             reactor,
             self.transport,
             settings=settings,
-            admission=SIPTrust(networks=s.trusted_peers),
+            admission=self.admission,
+            resolver=self.resolver,
         )
 
     def startService(self) -> None:
         super().startService()
+        from twisted.names import cache, client, hosts, resolve
+
+        self._dnsClient = client.Resolver(resolv="/etc/resolv.conf", reactor=self.reactor)
+        self.resolver.dns = resolve.ResolverChain(
+            [
+                hosts.Resolver(b"/etc/hosts"),
+                cache.CacheResolver(reactor=self.reactor),
+                self._dnsClient,
+            ]
+        )
         s = self.config
         if s.udp_port:
             self.transport.listenUDP(s.udp_port)
@@ -112,6 +164,10 @@ class SIPService(Service):
         super().stopService()
         self.userAgent.shutdown()
         self.userAgent.close()
+        # twisted.names re-reads resolv.conf on a timer; stop it.
+        parseCall = getattr(self._dnsClient, "_parseCall", None)
+        if parseCall is not None and parseCall.active():
+            parseCall.cancel()
         return self.transport.stopListening()
 
 

@@ -252,3 +252,123 @@ class SecretTests(SynchronousTestCase):
         problems = problemsOf(self, MINIMAL + "[sip]\npassword = topsecret\n")
         self.assertEqual(problems, ("gw.conf: [sip] username: required when password is set",))
         self.assertNotIn("topsecret", "\n".join(problems))
+
+
+class SIPAuthenticationAndRoutingTests(SynchronousTestCase):
+    """
+    C{[sip] trusted_tls_names}, C{auth_realm}, C{credentials_file} and
+    C{static_routes} (DESIGN.md "Trust"; RFC 3261 22, RFC 3263).
+    """
+
+    def credentials(self, text: str) -> str:
+        path = self.mktemp()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def test_defaults(self) -> None:
+        """
+        By default: no TLS names, no digest, no static routes.
+        """
+        sip = parseConfig(MINIMAL, "gw.conf").sip
+        self.assertEqual(sip.trusted_tls_names, ())
+        self.assertIsNone(sip.auth_realm)
+        self.assertIsNone(sip.credentials_file)
+        self.assertEqual(sip.static_routes, ())
+
+    def test_credentialsFile(self) -> None:
+        """
+        C{user:password} lines (the password is everything after the first
+        colon), comments and blank lines skipped; passwords never in repr.
+        """
+        path = self.credentials("# users\nalice:won:der:land\n\n  bob:builder  \n")
+        sip = parseConfig(
+            MINIMAL + f"[sip]\nauth_realm = gw.example.com\ncredentials_file = {path}\n"
+            "trusted_tls_names = Proxy.Example.com, edge.example.com\n",
+            "gw.conf",
+        ).sip
+        self.assertEqual(sip.auth_realm, "gw.example.com")
+        assert sip.credentials_file is not None
+        self.assertEqual(sip.credentials_file.reveal(), {"alice": "won:der:land", "bob": "builder"})
+        self.assertNotIn("won:der", repr(sip))
+        self.assertNotIn("builder", repr(sip))
+        self.assertEqual(sip.trusted_tls_names, ("proxy.example.com", "edge.example.com"))
+
+    def test_badCredentialsLine(self) -> None:
+        """
+        A line that is not C{user:password} is named by number, and its
+        text (maybe a password) is not echoed.
+        """
+        path = self.credentials("alice:ok\nhunter2-without-user\n")
+        (problem,) = problemsOf(
+            self, MINIMAL + f"[sip]\nauth_realm = r\ncredentials_file = {path}\n"
+        )
+        self.assertEqual(
+            problem, f"gw.conf: [sip] credentials_file: {path!r} line 2: not a user:password line"
+        )
+        self.assertNotIn("hunter2", problem)
+        path = self.credentials("alice:a\nalice:b\n")
+        (problem,) = problemsOf(
+            self, MINIMAL + f"[sip]\nauth_realm = r\ncredentials_file = {path}\n"
+        )
+        self.assertIn("line 2: user 'alice' appears twice", problem)
+
+    def test_realmAndFileTogether(self) -> None:
+        """
+        C{auth_realm} and C{credentials_file} need each other.
+        """
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "[sip]\nauth_realm = gw.example.com\n"),
+            ("gw.conf: [sip] credentials_file: required when auth_realm is set",),
+        )
+        path = self.credentials("alice:x\n")
+        self.assertEqual(
+            problemsOf(self, MINIMAL + f"[sip]\ncredentials_file = {path}\n"),
+            ("gw.conf: [sip] auth_realm: required when credentials_file is set",),
+        )
+
+    def test_badRealm(self) -> None:
+        """
+        A realm must fit in a quoted string.
+        """
+        path = self.credentials("alice:x\n")
+        (problem,) = problemsOf(
+            self, MINIMAL + f'[sip]\nauth_realm = a"b\ncredentials_file = {path}\n'
+        )
+        self.assertTrue(problem.startswith("gw.conf: [sip] auth_realm: "), problem)
+
+    def test_staticRoutes(self) -> None:
+        """
+        C{DOMAIN=HOST[:PORT][/TRANSPORT]}, comma-separated; IPv6 in
+        brackets; host names allowed.
+        """
+        sip = parseConfig(
+            MINIMAL + "[sip]\nstatic_routes = Example.com=192.0.2.10:5070/TCP, "
+            "lab.example=[2001:db8::5], named.example = proxy.example.net/tls,"
+            " six.example=[::1]:5080/udp\n",
+            "gw.conf",
+        ).sip
+        self.assertEqual(
+            sip.static_routes,
+            (
+                ("example.com", "192.0.2.10", 5070, "tcp"),
+                ("lab.example", "2001:db8::5", None, None),
+                ("named.example", "proxy.example.net", None, "tls"),
+                ("six.example", "::1", 5080, "udp"),
+            ),
+        )
+
+    def test_badStaticRoutes(self) -> None:
+        """
+        Each malformed route is reported with the key.
+        """
+        for value, message in [
+            ("example.com", "'example.com' is not DOMAIN=HOST[:PORT][/TRANSPORT]"),
+            ("example.com=192.0.2.1/sctp", "transport 'sctp' is not udp, tcp or tls"),
+            ("example.com=192.0.2.1:99999", "99999 is out of range (1 to 65535)"),
+            ("example.com=[::1", "unclosed ["),
+            ("a.example=192.0.2.1, a.example=192.0.2.2", "a.example has two static routes"),
+        ]:
+            (problem,) = problemsOf(self, MINIMAL + f"[sip]\nstatic_routes = {value}\n")
+            self.assertTrue(problem.startswith("gw.conf: [sip] static_routes: "), problem)
+            self.assertIn(message, problem)

@@ -110,3 +110,68 @@ class GatewayServiceTests(SynchronousTestCase):
         self.service.setServiceParent(application)
         self.assertIs(application.getComponent(ILogObserver), self.service.logObserver)
         self.assertIsNotNone(self.service.logObserver)
+
+
+class SIPServiceTests(SynchronousTestCase):
+    """
+    L{SIPService} builds the admission and the resolver from C{[sip]}.
+    """
+
+    def build(self, extra: str = "") -> SIPService:
+        config = parseConfig(CONFIG + extra, "gw.conf")
+        return SIPService(config, UDPMemoryReactor())
+
+    def test_trustOnly(self) -> None:
+        """
+        Without C{auth_realm}: L{SIPTrust} over C{trusted_peers} and
+        C{trusted_tls_names}; the UA resolves with RFC 3263.
+        """
+        from stoxgw.sip.dns import RFC3263Resolver
+        from stoxgw.sip.useragent import SIPTrust
+
+        service = self.build("[sip]\ntrusted_tls_names = proxy.example.com\n")
+        self.assertIsInstance(service.admission, SIPTrust)
+        assert isinstance(service.admission, SIPTrust)
+        self.assertEqual(service.admission.tlsNames, frozenset({"proxy.example.com"}))
+        self.assertIs(service.userAgent.admission, service.admission)
+        self.assertIsInstance(service.userAgent.resolver, RFC3263Resolver)
+
+    def test_digest(self) -> None:
+        """
+        With C{auth_realm} and C{credentials_file}: L{DigestAdmission}
+        with that realm, keeping the trusted peers.
+        """
+        from stoxgw.sip.admission import DigestAdmission
+
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("alice:wonderland\n")
+        service = self.build(f"[sip]\nauth_realm = gw.example.com\ncredentials_file = {path}\n")
+        admission = service.admission
+        assert isinstance(admission, DigestAdmission)
+        self.assertEqual(admission.realm, "gw.example.com")
+        self.assertTrue(admission.trust.isTrusted("127.0.0.1"))
+        self.assertIs(service.userAgent.admission, admission)
+
+    def test_staticRoutes(self) -> None:
+        """
+        C{static_routes} resolve without DNS; the transports are read when
+        resolving (the listeners start after the resolver is built).
+        """
+        from stoxgw.sip.transport import Address, TransportKind
+        from stoxgw.sip.uri import SIPURI
+
+        service = self.build("[sip]\nstatic_routes = example.com=192.0.2.10:5070/tcp, b.example=192.0.2.11\n")
+        resolve = service.resolver.resolve
+        self.assertEqual(
+            self.successResultOf(resolve(SIPURI("sip", "example.com", user="room"))),
+            [Address(TransportKind.TCP, "192.0.2.10", 5070)],
+        )
+        self.assertEqual(service.resolver.transports, (TransportKind.UDP,))
+        service.startService()
+        self.assertEqual(service.resolver.transports, (TransportKind.UDP, TransportKind.TCP))
+        self.assertEqual(
+            self.successResultOf(resolve(SIPURI("sip", "b.example"))),
+            [Address(TransportKind.UDP, "192.0.2.11", 5060)],
+        )
+        self.successResultOf(service.stopService())

@@ -16,9 +16,8 @@ L{hashlib} everywhere and is left out).  When a response carries several
 challenges, SHA-256 is preferred over MD5 (RFC 8760 section 2.4).  qop
 C{auth} is preferred; C{auth-int} is used when it is the only one offered.
 
-Authentication of requests the gateway I{receives} is not done here: the
-UA core admits requests by source address (L{stoxgw.sip.useragent.SIPTrust});
-a digest-challenging policy can implement the same interface later.
+Authentication of requests the gateway I{receives} is not done here: see
+L{stoxgw.sip.admission.DigestAdmission} (same formula).
 
 Sans-IO; the digest formula itself is L{stoxgw.formats.digest}, shared with
 the MSRP relay client.

@@ -616,6 +616,9 @@ class ServerTransaction(_Transaction):
     @ivar flow: Where it came from (responses go back along it).
     @ivar lastResponse: The last response sent.
     @ivar key: Its matching key.
+    @ivar authenticatedUser: The user name the request proved with digest
+        authentication (set by the UA core's admission), or L{None}: the
+        request's identity for the layers above, never its From header.
     """
 
     def __init__(
@@ -629,6 +632,7 @@ class ServerTransaction(_Transaction):
         self.request = request
         self.flow = flow
         self.key = key
+        self.authenticatedUser: str | None = None
         self.lastResponse: SIPResponse | None = None
         #: Called once when the transaction terminates.
         self.whenTerminated: list[Callable[[ServerTransaction], None]] = []

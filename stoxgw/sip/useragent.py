@@ -7,9 +7,11 @@ L{SIPUserAgent} is the L{ITransactionUser} of a L{TransactionLayer}.  A
 request that starts a server transaction goes through RFC 3261 section 8.2
 in order:
 
- 1. admission: the source must be a trusted peer (L{SIPTrust}, a CIDR
-    list), else C{403} (digest authentication of received requests is a
-    later addition: any L{IRequestAdmission} can replace L{SIPTrust});
+ 1. admission (L{IRequestAdmission}): L{SIPTrust} admits trusted peers
+    (CIDR list, TLS identities) and answers others C{403};
+    L{stoxgw.sip.admission.DigestAdmission} challenges them instead
+    (C{401}, RFC 3261 section 22) and records the authenticated user on
+    the server transaction (C{authenticatedUser});
  2. C{Max-Forwards: 0} gets C{483} (section 16.3 lets OPTIONS be answered);
  3. a Request-URI that is not sip/sips gets C{416} (section 8.2.2.1);
  4. an unknown method gets C{501}, a known one we do not take C{405} with
@@ -20,7 +22,9 @@ in order:
  7. with a To tag: the request belongs to a dialog (section 12.2.2), else
     C{481}; BYE ends it (section 15.1.2), INVITE is a re-INVITE (C{491} if
     one is pending, section 14.2), other methods go to the dialog's
-    handler;
+    handler, except that SUBSCRIBE, NOTIFY and REFER are first offered to
+    the L{IDialogUsageHandler}s (RFC 5057 usages: subscriptions, REFER,
+    in their own dialogs or sharing an INVITE dialog);
  8. without a To tag: BYE gets C{481}; INVITE goes to the L{IInviteHandler}
     and other methods to the L{IRequestHandler} registered for the method
     whose Request-URI match accepts it (C{404} if none); OPTIONS without a
@@ -38,8 +42,8 @@ challenge with the configured L{DigestCredentials}.  The next hop is the
 first Route (an outbound proxy or a static route per domain puts itself
 there, section 8.1.2), else the Request-URI; its host is resolved by an
 L{IResolver}: L{HostResolver} takes IP literals as they are and looks up
-A records; RFC 3263 NAPTR/SRV resolution plugs in as another
-L{IResolver}.
+A records; L{stoxgw.sip.dns.RFC3263Resolver} does RFC 3263 NAPTR/SRV
+resolution (the gateway's service uses it).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
@@ -88,9 +93,13 @@ from stoxgw.sip.uri import URI, NameAddr, SIPURI
 __all__ = [
     "SIPError",
     "SIPTrust",
+    "AdmissionDecision",
+    "AdmissionVerdict",
     "IRequestAdmission",
+    "tlsPeerNames",
     "IInviteHandler",
     "IRequestHandler",
+    "IDialogUsageHandler",
     "IResolver",
     "HostResolver",
     "UserAgentSettings",
@@ -151,41 +160,191 @@ class SIPError(Exception):
         return f"{self.status} {self.reason}"
 
 
-class IRequestAdmission(Interface):
+class AdmissionVerdict(Enum):
     """
-    Decides whether a received request is processed (else 403).  The
-    place to add digest authentication of received requests later.
+    What to do with a received request.
     """
 
-    def admit(request: SIPRequest, flow: Flow) -> bool:
+    #: Process it.
+    ADMIT = "admit"
+    #: Answer 401 with challenges (RFC 3261 section 22.2).
+    CHALLENGE = "challenge"
+    #: Answer with a failure (403) and drop it.
+    REJECT = "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionDecision:
+    """
+    An L{IRequestAdmission}'s answer for one request.
+
+    @ivar verdict: Admit, challenge or reject.
+    @ivar status: The response status for a challenge (401) or a
+        rejection (403, 400...); 0 when admitted.
+    @ivar reason: The reason phrase, or L{None} for the default.
+    @ivar headers: Header fields for the response (one C{WWW-Authenticate}
+        per challenge, most preferred first, RFC 8760 section 2.3).
+    @ivar user: The digest-authenticated user name, if any: the identity
+        of the request for the layers above (never the From header).
+    @ivar peerName: The trusted TLS identity of the peer, if that is what
+        admitted it.
+    @ivar detail: Why, for the log (never a secret).
+    """
+
+    verdict: AdmissionVerdict
+    status: int = 0
+    reason: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    user: str | None = None
+    peerName: str | None = None
+    detail: str = ""
+
+    @classmethod
+    def admit(
+        cls, user: str | None = None, peerName: str | None = None, detail: str = ""
+    ) -> AdmissionDecision:
         """
-        @return: Whether to process the request.
+        Process the request.
         """
+        return cls(AdmissionVerdict.ADMIT, user=user, peerName=peerName, detail=detail)
+
+    @classmethod
+    def reject(
+        cls, status: int = 403, reason: str | None = None, detail: str = ""
+    ) -> AdmissionDecision:
+        """
+        Answer C{status} (403 by default).
+        """
+        return cls(AdmissionVerdict.REJECT, status, reason, detail=detail)
+
+    @classmethod
+    def challenge(
+        cls, challenges: Sequence[str], detail: str = ""
+    ) -> AdmissionDecision:
+        """
+        Answer 401 with a C{WWW-Authenticate} field per challenge.
+        """
+        return cls(
+            AdmissionVerdict.CHALLENGE,
+            401,
+            headers=tuple(("WWW-Authenticate", c) for c in challenges),
+            detail=detail,
+        )
+
+    @property
+    def admitted(self) -> bool:
+        """
+        Whether the request is to be processed.
+        """
+        return self.verdict is AdmissionVerdict.ADMIT
+
+
+class IRequestAdmission(Interface):
+    """
+    Decides whether a received request is processed, rejected (403) or
+    challenged (401, digest authentication of received requests:
+    L{stoxgw.sip.admission.DigestAdmission}).  ACK and CANCEL can never be
+    challenged (RFC 3261 section 22.1): an implementation admits or
+    rejects them.
+    """
+
+    def decide(request: SIPRequest, flow: Flow) -> AdmissionDecision:
+        """
+        @return: The decision; the UA core sends its response if it is not
+            an admission.
+        """
+
+
+def tlsPeerNames(flow: Flow) -> tuple[str, ...]:
+    """
+    The identities in the TLS certificate of a flow's peer, lower case
+    (RFC 5922 section 7.1: the host of C{sip}/C{sips} subjectAltName
+    URIs and the subjectAltName DNS names; the subject CN only when there
+    is no subjectAltName).
+
+    Only certificates the TLS layer verified may be trusted by name: the
+    gateway's TLS client connections verify the peer against the system
+    trust store and the host connected to; the TLS listener of this
+    version requests no client certificate, so incoming TLS connections
+    have none and match no name.
+
+    @return: The names, or C{()} for a flow without TLS or certificate.
+    """
+    transport = getattr(flow.connection, "transport", None)
+    getPeerCertificate = getattr(transport, "getPeerCertificate", None)
+    if getPeerCertificate is None:
+        return ()
+    try:
+        certificate = getPeerCertificate()
+    except Exception:
+        return ()
+    if certificate is None:
+        return ()
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    if not isinstance(certificate, x509.Certificate):
+        certificate = certificate.to_cryptography()
+    names: list[str] = []
+    try:
+        san = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+    except x509.ExtensionNotFound:
+        san = None
+    if san is not None:
+        for value in san.get_values_for_type(x509.UniformResourceIdentifier):
+            scheme, _, rest = value.partition(":")
+            if scheme.lower() in ("sip", "sips") and rest:
+                try:
+                    names.append(SIPURI.fromString(value).host)
+                except ValueError:
+                    continue
+        names.extend(san.get_values_for_type(x509.DNSName))
+    else:
+        for attribute in certificate.subject.get_attributes_for_oid(
+            NameOID.COMMON_NAME
+        ):
+            if isinstance(attribute.value, str):
+                names.append(attribute.value)
+    return tuple(name.lower().rstrip(".") for name in names)
 
 
 @implementer(IRequestAdmission)
 @dataclass(frozen=True, slots=True)
 class SIPTrust:
     """
-    Admits requests from trusted networks only (DESIGN.md "Trust": an
-    identity is never taken from a From header).
+    Admits requests from trusted peers only, by source address or by TLS
+    identity (DESIGN.md "Trust": an identity is never taken from a From
+    header); others get 403.
 
     @ivar networks: The trusted networks (the SIP proxies).
     @ivar trustAll: Admit everyone (tests, closed lab networks).
+    @ivar tlsNames: Trusted TLS identities (lower case): a TLS flow whose
+        peer certificate names one of them is admitted.
+    @ivar peerNames: Reads a flow's certificate names (L{tlsPeerNames};
+        tests replace it).
     """
 
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     trustAll: bool = False
+    tlsNames: frozenset[str] = frozenset()
+    peerNames: Callable[[Flow], Sequence[str]] = tlsPeerNames
 
     @classmethod
-    def fromStrings(cls, networks: Iterable[str]) -> SIPTrust:
+    def fromStrings(
+        cls, networks: Iterable[str], tlsNames: Iterable[str] = ()
+    ) -> SIPTrust:
         """
         Build from C{"10.0.0.0/8"}-style strings (a bare address is a /32
-        or /128).
+        or /128) and TLS names.
 
         @raise ValueError: Not a network.
         """
-        return cls(tuple(ipaddress.ip_network(n, strict=False) for n in networks))
+        return cls(
+            tuple(ipaddress.ip_network(n, strict=False) for n in networks),
+            tlsNames=frozenset(n.lower().rstrip(".") for n in tlsNames),
+        )
 
     def isTrusted(self, host: str) -> bool:
         """
@@ -201,11 +360,34 @@ class SIPTrust:
             address = address.ipv4_mapped
         return any(address in network for network in self.networks)
 
-    def admit(self, request: SIPRequest, flow: Flow) -> bool:
+    def trustedName(self, flow: Flow) -> str | None:
         """
-        Admit by source address.
+        The trusted TLS identity of a TLS flow's peer, or L{None}.
         """
-        return self.isTrusted(flow.source.host)
+        if not self.tlsNames or flow.transport is not TransportKind.TLS:
+            return None
+        for name in self.peerNames(flow):
+            if name.lower() in self.tlsNames:
+                return name.lower()
+        return None
+
+    def trusts(self, flow: Flow) -> AdmissionDecision | None:
+        """
+        An admission if the flow's peer is trusted (by address, then by
+        TLS identity), else L{None}.
+        """
+        if self.isTrusted(flow.source.host):
+            return AdmissionDecision.admit(detail="trusted address")
+        name = self.trustedName(flow)
+        if name is not None:
+            return AdmissionDecision.admit(peerName=name, detail="trusted TLS name")
+        return None
+
+    def decide(self, request: SIPRequest, flow: Flow) -> AdmissionDecision:
+        """
+        Admit trusted peers, reject others with 403.
+        """
+        return self.trusts(flow) or AdmissionDecision.reject(detail="untrusted peer")
 
 
 class IResolver(Interface):
@@ -225,8 +407,9 @@ class HostResolver:
     The simple resolver: transport from the URI (C{transport} parameter,
     C{sips} -> TLS, else the first of C{transports}), port from the URI
     or the transport default, host as an IP literal or looked up as an A
-    record with the reactor (C{IReactorCore.resolve}).  No NAPTR/SRV: a
-    RFC 3263 resolver can replace this one.
+    record with the reactor (C{IReactorCore.resolve}).  No NAPTR/SRV: the
+    default when none is given, for tests and lab set-ups;
+    L{stoxgw.sip.dns.RFC3263Resolver} is the RFC 3263 one.
     """
 
     def __init__(self, reactor: Any, transports: Sequence[TransportKind]) -> None:
@@ -281,6 +464,29 @@ class IRequestHandler(Interface):
     def requestReceived(request: IncomingRequest) -> None:
         """
         A request arrived: answer with C{request.respond}.
+        """
+
+
+#: Methods offered to the L{IDialogUsageHandler}s before the INVITE
+#: dialog's handler (RFC 5057 dialog usages: subscriptions, REFER).
+USAGE_METHODS = frozenset({"SUBSCRIBE", "NOTIFY", "REFER"})
+
+
+class IDialogUsageHandler(Interface):
+    """
+    Takes requests with a To tag that belong to a dialog usage other than
+    INVITE (RFC 5057): subscriptions (RFC 6665) and REFER (RFC 3515), in
+    their own dialogs or sharing an INVITE dialog.
+    """
+
+    def inDialogRequestReceived(request: IncomingRequest) -> bool:
+        """
+        A SUBSCRIBE, NOTIFY or REFER with a To tag arrived
+        (C{request.dialog} is the INVITE dialog it names, if any; its
+        CSeq is not checked yet).
+
+        @return: Whether the request was taken (and answered); if not, it
+            goes to the INVITE dialog's handler, or gets C{481}.
         """
 
 
@@ -616,8 +822,18 @@ class SIPUserAgent:
         self._handlers: dict[str, list[tuple[Callable[[URI], bool] | None, Any]]] = {}
         self._invites: dict[ServerTransaction, IncomingInvite] = {}
         self._acks: dict[tuple[str, str, str], tuple[SIPRequest, Address]] = {}
+        self._usageHandlers: list[IDialogUsageHandler] = []
+        #: Event packages for Allow-Events (RFC 6665 section 4.4.4).
+        self.allowEvents: list[str] = []
 
     # -- configuration -----------------------------------------------------
+
+    def addUsageHandler(self, handler: IDialogUsageHandler) -> None:
+        """
+        Offer in-dialog SUBSCRIBE, NOTIFY and REFER requests to
+        C{handler} (in the order added) before the INVITE dialogs.
+        """
+        self._usageHandlers.append(handler)
 
     def addHandler(
         self,
@@ -656,6 +872,8 @@ class SIPUserAgent:
         headers = [("Allow", ", ".join(self.allowedMethods))]
         if self.settings.supported:
             headers.append(("Supported", ", ".join(self.settings.supported)))
+        if self.allowEvents:
+            headers.append(("Allow-Events", ", ".join(self.allowEvents)))
         return headers
 
     def contactFor(
@@ -729,15 +947,33 @@ class SIPUserAgent:
     def _process(self, request: SIPRequest, transaction: ServerTransaction) -> None:
         flow = transaction.flow
         method = request.method
-        if not self.admission.admit(request, flow):
-            self._log.warn(
-                "Refused {method} from untrusted {peer}",
-                method=method,
-                peer=str(flow.source),
-                callID=request.header("Call-ID"),
+        decision = self.admission.decide(request, flow)
+        if not decision.admitted:
+            if decision.verdict is AdmissionVerdict.CHALLENGE:
+                self._log.debug(
+                    "Challenged {method} from {peer}: {error}",
+                    method=method,
+                    peer=str(flow.source),
+                    error=decision.detail,
+                    callID=request.header("Call-ID"),
+                )
+            else:
+                self._log.warn(
+                    "Refused {method} from untrusted {peer}: {error}",
+                    method=method,
+                    peer=str(flow.source),
+                    error=decision.detail,
+                    callID=request.header("Call-ID"),
+                )
+            self._reply(
+                request,
+                transaction,
+                decision.status,
+                decision.headers,
+                reason=decision.reason,
             )
-            self._reply(request, transaction, 403)
             return
+        transaction.authenticatedUser = decision.user
         maxForwards = request.header("Max-Forwards")
         if (
             maxForwards is not None
@@ -875,6 +1111,18 @@ class SIPUserAgent:
     ) -> None:
         key = (request.callID, toTag, request.fromAddress.tag or "")
         dialog = self.dialogs.get(key)
+        if request.method in USAGE_METHODS and self._usageHandlers:
+            usage = IncomingRequest(self, request, transaction, dialog)
+            for usageHandler in self._usageHandlers:
+                taken = False
+
+                def offer(h: IDialogUsageHandler = usageHandler) -> None:
+                    nonlocal taken
+                    taken = h.inDialogRequestReceived(usage)
+
+                self._callHandler(offer, usage)
+                if taken or usage.answered:
+                    return
         if dialog is None:
             self._reply(request, transaction, 481)
             return
@@ -955,7 +1203,7 @@ class SIPUserAgent:
         return dialog
 
     def _ackReceived(self, request: SIPRequest, flow: Flow) -> None:
-        if not self.admission.admit(request, flow):
+        if not self.admission.decide(request, flow).admitted:
             return
         try:
             key = (
@@ -987,7 +1235,7 @@ class SIPUserAgent:
     # -- DialogCore ------------------------------------------------------------
 
     def sendInDialog(
-        self, dialog: InviteDialog, request: SIPRequest
+        self, dialog: Dialog, request: SIPRequest
     ) -> Deferred[SIPResponse]:
         """
         Send a dialog's request (its Route set is already on it).

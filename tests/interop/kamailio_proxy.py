@@ -14,7 +14,9 @@ What the configuration does:
    Route to the proxy removed, C{record_route()} (two Record-Route
    entries when the transport changes, C{enable_double_rr}), then
    C{t_relay()} to the Request-URI;
- - requests in a dialog: C{loose_route()} and C{t_relay()}; an in-dialog
+ - requests in a dialog: C{loose_route()} and C{t_relay()} (NOTIFYs are
+   record-routed too, RFC 6665 section 4.3, since one may reach the
+   subscriber before the SUBSCRIBE's 2xx and make the dialog); an in-dialog
    request without a Route to the proxy gets C{404} (so a UA that ignores
    the route set fails loudly); ACKs for non-2xx are absorbed by C{tm};
  - CANCEL is relayed when its transaction exists.
@@ -112,6 +114,11 @@ request_route {{
     }}
     if (has_totag()) {{
         if (loose_route()) {{
+            if (is_method("NOTIFY")) {{
+                # RFC 6665 4.3 (as Kamailio's stock config does): a NOTIFY
+                # may be the subscriber's first message of the dialog.
+                record_route();
+            }}
             xlog("L_INFO", "RELAY $rm in-dialog from $si:$sp to $ru\\n");
             t_relay();
             exit;

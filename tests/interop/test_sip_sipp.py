@@ -11,6 +11,8 @@ L{tests.interop.sipp}).
    7702 section 6.1).
  - SIPp as UAS answers the gateway's INVITE; the gateway ACKs and BYEs.
  - OPTIONS from SIPp gets 200 with Allow and Accept (RFC 3261 section 11).
+ - With digest authentication and no trusted network, SIPp's OPTIONS gets
+   401, SIPp answers the MD5 challenge and gets 200 (RFC 3261 section 22).
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ from stoxgw.sip.dialog import IDialogHandler, InviteDialog, TerminationReason
 from stoxgw.sip.sdp import MSRPMedia, Origin, answerMSRPOffer, parseSDP
 from stoxgw.sip.transport import SIPTransport, TransportKind
 from stoxgw.sip.uri import SIPURI, parseNameAddr
+from stoxgw.sip.admission import DigestAdmission
 from stoxgw.sip.useragent import (
+    AdmissionDecision,
+    AdmissionVerdict,
     IInviteHandler,
     IncomingInvite,
+    IRequestAdmission,
     SIPTrust,
     SIPUserAgent,
     UserAgentSettings,
@@ -280,6 +286,68 @@ class SIPpTests(TestCase):
         RFC 3261 11.2: the same over TCP.
         """
         return self._options(TransportKind.TCP, "t1")
+
+    @inlineCallbacks
+    def test_digestOptions(self) -> Any:
+        """
+        RFC 3261 22.2, 22.4; DESIGN.md "Trust": with no trusted network,
+        SIPp's OPTIONS gets 401, SIPp answers the challenge with alice's
+        password (qop=auth), and the second OPTIONS gets 200; the gateway
+        saw alice authenticated.  SIPp 3.6.1 reads only the first
+        WWW-Authenticate and only knows MD5 ("createAuthHeader:
+        authentication must use MD5"), so this gateway challenges with MD5
+        alone; both algorithms together are covered by
+        L{tests.sip.test_admission}.
+        """
+        transport = SIPTransport(reactor, "127.0.0.1")
+        transport.listenUDP(0)
+        self.addCleanup(transport.stopListening)
+        admission = RecordingAdmission(
+            DigestAdmission(
+                "stoxgw.test",
+                {"alice": "wonderland"},
+                trust=SIPTrust(),
+                clock=reactor.seconds,  # type: ignore[attr-defined]
+                algorithms=("MD5",),
+            )
+        )
+        ua = SIPUserAgent(
+            reactor,
+            transport,
+            settings=UserAgentSettings(contactUser="gw"),
+            admission=admission,
+        )
+        self.addCleanup(ua.close)
+        result = yield self.run_sipp(
+            "uac_options_digest.xml",
+            remote=f"127.0.0.1:{transport.ports[TransportKind.UDP]}",
+            localPort=freeUDPAndTCPPort(),
+            transport="u1",
+            service="room",
+            timeout=15,
+        )
+        self.assertSucceeded(result)
+        verdicts = [(d.verdict, d.user) for d in admission.decisions]
+        self.assertEqual(
+            verdicts,
+            [(AdmissionVerdict.CHALLENGE, None), (AdmissionVerdict.ADMIT, "alice")],
+        )
+
+
+@implementer(IRequestAdmission)
+class RecordingAdmission:
+    """
+    Passes decisions through and keeps them.
+    """
+
+    def __init__(self, admission: IRequestAdmission) -> None:
+        self.admission = admission
+        self.decisions: list[AdmissionDecision] = []
+
+    def decide(self, request: Any, flow: Any) -> AdmissionDecision:
+        decision = self.admission.decide(request, flow)
+        self.decisions.append(decision)
+        return decision
 
 
 def _sleep(seconds: float) -> Deferred[None]:

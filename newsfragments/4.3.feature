@@ -1,0 +1,1 @@
+The SIP side serves and holds RFC 6665 subscriptions (the conference event package with full and partial conference-info notifications) and sends and answers RFC 3515 REFERs with sipfrag progress and RFC 4488 Refer-Sub.
