@@ -48,6 +48,7 @@ from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.interfaces import (
     IAddress,
     IConnector,
+    IHandshakeListener,
     IListeningPort,
     IOpenSSLClientConnectionCreator,
     ITCPTransport,
@@ -61,7 +62,7 @@ from twisted.internet.protocol import (
 )
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import Interface
+from zope.interface import Interface, implementer
 
 from stoxgw.sip.framing import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -281,13 +282,16 @@ def _peerOf(address: IAddress | None, kind: TransportKind) -> Address:
     return Address(kind, str(host), int(port))
 
 
+@implementer(IHandshakeListener)
 class SIPStreamConnection(Protocol):
     """
     One TCP or TLS connection carrying SIP (RFC 3261 section 18.3 framing).
 
     @ivar kind: L{TransportKind.TCP} or L{TransportKind.TLS}.
     @ivar peer: The peer's address (set when connected).
-    @ivar connected: Whether the connection is up.
+    @ivar ready: Whether the connection can carry messages: connected, and
+        for TLS with its handshake completed (not the same as
+        L{Protocol.connected}, which Twisted sets at TCP connect).
     """
 
     _log = Logger()
@@ -297,30 +301,52 @@ class SIPStreamConnection(Protocol):
         self.kind = kind
         self.peer = Address(kind, "0.0.0.0", 0)
         self.parser = SIPStreamParser(owner.maxMessageBytes)
-        self.connected = False
+        self.ready = False
         self.flow = Flow(self.peer, self)
 
     def connectionMade(self) -> None:
         """
-        Register the connection for reuse, turn Nagle off.
+        Turn Nagle off; register a TCP connection for reuse now, a TLS one
+        once its handshake has completed (L{handshakeCompleted}), so that
+        nothing counts as sent over a TLS connection whose peer was not
+        verified.
         """
         assert self.transport is not None
         self.peer = _peerOf(self.transport.getPeer(), self.kind)
         self.flow = Flow(self.peer, self)
-        self.connected = True
         if ITCPTransport.providedBy(self.transport):
             try:
                 self.transport.setTcpNoDelay(True)
             except Exception:  # pragma: no cover - platform dependent
                 pass
+        if self.kind is not TransportKind.TLS:
+            self._ready()
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake succeeded (L{IHandshakeListener}): the connection
+        is usable, unless the peer's identity failed verification, in which
+        case Twisted has already begun to abort it (and L{connectionLost}
+        will fail what waited for it).
+        """
+        if self.transport is not None and getattr(self.transport, "disconnecting", False):
+            return
+        self._ready()
+
+    def _ready(self) -> None:
+        self.ready = True
         self.owner._connectionMade(self)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
-        Forget the connection.
+        Forget the connection; if it never became usable (a failed TLS
+        handshake), fail what waited for it.
         """
-        self.connected = False
-        self.owner._connectionLost(self)
+        wasReady, self.ready = self.ready, False
+        if wasReady:
+            self.owner._connectionLost(self)
+        elif isinstance(self.factory, _StreamClientFactory):
+            self.owner._connectFailed(self.factory, reason)
 
     def send(self, data: bytes) -> None:
         """
@@ -328,7 +354,7 @@ class SIPStreamConnection(Protocol):
 
         @raise TransportError: The connection is closed.
         """
-        if not self.connected or self.transport is None:
+        if not self.ready or self.transport is None:
             raise TransportError(f"connection to {self.peer} is closed")
         self.transport.write(data)
 
@@ -593,7 +619,7 @@ class SIPTransport:
                 return fail(TransportError(str(e)))
             return succeed(Flow(destination))
         connection = self._connections.get(destination)
-        if connection is not None and connection.connected:
+        if connection is not None and connection.ready:
             try:
                 connection.send(data)
             except TransportError as e:
@@ -607,7 +633,7 @@ class SIPTransport:
         section 18.2.2).
         """
         if flow.connection is not None:
-            if flow.connection.connected:
+            if flow.connection.ready:
                 self._trace(response, flow.source, "sent")
                 try:
                     flow.connection.send(response.serialize())

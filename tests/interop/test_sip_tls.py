@@ -21,8 +21,7 @@ trusts exactly the other's:
    with pjsua2's certificate as trust root, IP address identity) when it
    connects to pjsua2: INVITE, ACK and BYE either way;
  - without that trust root the handshake fails and the gateway's INVITE
-   should fail at once with a local 503 (RFC 3261 sections 8.1.3.1, 18.4);
-   it does not yet (see the C{todo} of that test).
+   fails at once with a local 503 (RFC 3261 sections 8.1.3.1, 18.4).
 """
 
 from __future__ import annotations
@@ -174,9 +173,3 @@ class PJSUA2TLSTests(PJSUA2Scenarios):
         self.assertEqual([e for e in agent.events if e["event"] == "incoming"], [])
         self.assertEqual(ua.dialogs, {})
 
-    test_untrustedCertificate.todo = (  # type: ignore[attr-defined]
-        "SIPTransport reports a TLS client connection as made at TCP connect, "
-        "before the handshake: the INVITE counts as sent and a failed "
-        "handshake reaches no transaction, which ends with 408 after Timer B "
-        "(32 s) instead of 503 at once"
-    )

@@ -525,6 +525,58 @@ class StreamTests(SynchronousTestCase):
         self.assertEqual(len(reactor.sslClients), 1)
         self.assertTrue(os.path.exists(path))
 
+    def _tlsConnection(self) -> tuple[Any, Any, StringTransport]:
+        from tests.msrp.test_tls import makeCertificate
+
+        reactor = MemoryReactorClock()
+        transport = SIPTransport(reactor, "127.0.0.1")
+        path, _ = makeCertificate(self.mktemp())
+        transport.listenTLS(5061, path)
+        sent = transport.sendMessage(
+            parseDatagram(INVITE), Address(TransportKind.TLS, "127.0.0.1", 5061)
+        )
+        factory = reactor.sslClients[0][2]
+        connection = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5061))
+        wire = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 5061))
+        connection.makeConnection(wire)
+        return sent, connection, wire
+
+    def test_tlsReadyAfterHandshake(self) -> None:
+        """
+        RFC 3261 26.2: nothing is sent over an outgoing TLS connection
+        before its handshake (and so the peer's certificate check) has
+        completed; then the queued request goes out.
+        """
+        sent, connection, wire = self._tlsConnection()
+        self.assertEqual(wire.value(), b"")
+        self.assertNoResult(sent)
+        connection.handshakeCompleted()
+        self.assertTrue(wire.value().startswith(b"INVITE "))
+        self.assertIs(self.successResultOf(sent).connection, connection)
+
+    def test_tlsHandshakeFailed(self) -> None:
+        """
+        RFC 3261 8.1.3.1, 18.4: a handshake that fails (e.g. the peer's
+        certificate is not trusted) fails the send with a transport error
+        at once, which the transaction layer turns into 503.
+        """
+        sent, connection, wire = self._tlsConnection()
+        connection.connectionLost(Failure(ConnectionRefusedError("certificate verify failed")))
+        self.assertEqual(wire.value(), b"")
+        failure = self.failureResultOf(sent, TransportError)
+        self.assertIn("certificate verify failed", failure.getErrorMessage())
+
+    def test_tlsAbortedAfterHandshake(self) -> None:
+        """
+        When Twisted's identity check aborts the connection at the end of
+        the handshake, the connection never becomes usable.
+        """
+        sent, connection, wire = self._tlsConnection()
+        wire.disconnecting = True
+        connection.handshakeCompleted()
+        self.assertEqual(wire.value(), b"")
+        self.assertNoResult(sent)
+
     def test_listenTCPAndUDP(self) -> None:
         """
         The listeners bind the configured interface.
