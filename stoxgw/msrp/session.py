@@ -1429,6 +1429,18 @@ class MSRPSession:
             timeout=self.reassemblyTimeout,
         )
 
+    def _refused(self, request: MSRPRequest, code: int, reason: str) -> None:
+        """
+        Log why a received SEND is refused (the response carries the code).
+        """
+        self._log.warn(
+            "MSRP SEND {transactionID} in {msrpSessionID} refused with {code}: {reason}",
+            transactionID=request.transactionID,
+            msrpSessionID=str(self.localURI),
+            code=code,
+            reason=reason,
+        )
+
     def _sendReceived(self, connection: MSRPConnection, request: MSRPRequest) -> None:
         """
         Take one SEND chunk (R-136, R-146, R-147, R-126).
@@ -1458,6 +1470,7 @@ class MSRPSession:
         contentType = contentTypeValue or ""
         if not self.accepts(contentType):
             self._drop(messageID)
+            self._refused(request, 415, f"content type {contentType or '(none)'} not accepted")
             connection.respond(request, 415)
             return
         offset = 0 if byteRange is None else byteRange.start - 1
@@ -1467,6 +1480,9 @@ class MSRPSession:
             end > self.maxMessageSize
         ):
             self._reject(messageID)
+            self._refused(
+                request, 413, f"message larger than max_message_size ({self.maxMessageSize} octets)"
+            )
             connection.respond(request, 413)
             return
         if declared is not None and end > declared:
@@ -1483,6 +1499,9 @@ class MSRPSession:
         reassembly = self._incoming.get(messageID)
         if reassembly is None:
             if len(self._incoming) >= self.maxIncomingMessages:
+                self._refused(
+                    request, 413, f"more than {self.maxIncomingMessages} messages in progress"
+                )
                 connection.respond(request, 413, "too many messages in progress")
                 return
             if offset == 0 and request.continuation is Continuation.END:

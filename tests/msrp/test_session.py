@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -640,6 +641,31 @@ class ReceiveTests(SessionTestCase):
             chunk(b"a" * 100, "101-200/999999", continuation=Continuation.MORE),
         )
         self.assertEqual([r.code for r in self.responses()], [413, 413])
+
+    def test_refusalsLogged(self) -> None:
+        """
+        Each refusal of a received SEND (413, 415) is one warning naming the
+        transaction, the session, the status and why; later chunks of an
+        already refused message add no line.
+        """
+        self.session.acceptTypes = ("message/cpim",)
+        with capturedLogs() as logs:
+            self.receive(
+                chunk(
+                    b"a" * 100, "1-100/999999",
+                    continuation=Continuation.MORE, contentType="message/cpim",
+                ),
+                chunk(
+                    b"a" * 100, "101-200/999999",
+                    continuation=Continuation.MORE, contentType="message/cpim",
+                ),
+                chunk(b"x", "1-1/1", "msg0002", contentType="image/png"),
+            )
+        refusals = [e for e in logs if "refused with" in e.get("log_format", "")]
+        self.assertEqual([e["code"] for e in refusals], [413, 415])
+        self.assertIn("max_message_size", refusals[0]["reason"])
+        self.assertIn("image/png", refusals[1]["reason"])
+        self.assertEqual(refusals[1]["msrpSessionID"], str(self.session.localURI))
 
     def test_tooLargeUndeclared(self) -> None:
         """
