@@ -206,13 +206,8 @@ class MSRPService(Service):
 
     def startService(self) -> None:
         super().startService()
+        # The endpoint logs "MSRP listening on HOST:PORT (SCHEME)" itself.
         self.endpoint.startListening()
-        self._log.info(
-            "MSRP listening on {host}:{port} ({scheme})",
-            host=self.endpoint.interface,
-            port=self.endpoint.port,
-            scheme=self.endpoint.scheme,
-        )
         if self.endpoint.relayURI is not None:
             # startRelay logs its own failures (naming the relay and the
             # [msrp] relay_* keys) and retries; nothing more to do here.
