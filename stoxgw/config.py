@@ -20,6 +20,7 @@ from __future__ import annotations
 import configparser
 import ipaddress
 import os
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,6 +211,21 @@ def _readableFile(text: str) -> str:
         raise _Invalid(f"{text!r} does not exist or is not a file")
     if not os.access(path, os.R_OK):
         raise _Invalid(f"{text!r} is not readable")
+    return path
+
+
+def _caFile(text: str) -> str:
+    """
+    A readable PEM file holding at least one certificate (CA bundle).
+    """
+    path = _readableFile(text)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=path)
+    except (ssl.SSLError, OSError, ValueError):
+        raise _Invalid(f"{text!r} is not a PEM file of certificates") from None
+    if not context.cert_store_stats()["x509"]:
+        raise _Invalid(f"{text!r} holds no certificate")
     return path
 
 
@@ -411,6 +427,17 @@ SCHEMA: tuple[Key, ...] = (
     Key("sip", "tls_private_key", _readableFile, None, "PEM private key for SIP over TLS."),
     Key(
         "sip",
+        "tls_ca_file",
+        _caFile,
+        None,
+        "PEM file of CA certificates that SIP TLS peers are verified against: "
+        "the TLS listener then asks clients for a certificate (optional; one "
+        "that does not verify fails the handshake) and outgoing TLS checks "
+        "servers against it; unset: outgoing TLS uses the system trust store "
+        "and the listener asks for no client certificate.",
+    ),
+    Key(
+        "sip",
         "trusted_peers",
         _networks,
         "127.0.0.1/32",
@@ -424,7 +451,8 @@ SCHEMA: tuple[Key, ...] = (
         "",
         "TLS identities (certificate subjectAltName DNS names or SIP URI hosts, "
         "comma-separated) whose SIP requests are accepted without "
-        "authentication; only verified certificates count.",
+        "authentication, over TLS connections either side opened; only "
+        "certificates verified against tls_ca_file count (requires it).",
     ),
     Key(
         "sip",
@@ -549,6 +577,7 @@ class SIPConfig:
     tls_port: int
     tls_certificate: str | None
     tls_private_key: str | None
+    tls_ca_file: str | None
     trusted_peers: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     trusted_tls_names: tuple[str, ...]
     auth_realm: str | None
@@ -744,6 +773,8 @@ def _crossCheck(values: Mapping[tuple[str, str], Any], path: str) -> list[str]:
     if values.get(("sip", "tls_port")):
         missing("sip", "tls_certificate", "tls_port is set")
         missing("sip", "tls_private_key", "tls_port is set")
+    if values.get(("sip", "trusted_tls_names")):
+        missing("sip", "tls_ca_file", "trusted_tls_names is set")
     if values.get(("msrp", "use_tls")):
         missing("msrp", "tls_certificate", "use_tls is on")
         missing("msrp", "tls_private_key", "use_tls is on")

@@ -58,9 +58,15 @@ class SIPService(Service):
     The SIP part: a L{SIPTransport} listening on C{[sip] local_ip} (UDP, TCP
     and TLS ports as configured) and the L{SIPUserAgent} on top.
 
-    Admission: requests from C{trusted_peers} and C{trusted_tls_names} are
-    taken as they are; with C{auth_realm} set, other peers must answer a
-    digest challenge for a user of C{credentials_file}
+    TLS: with C{tls_ca_file}, the listener asks clients for a certificate
+    (optional) and verifies it against those CA certificates, and outgoing
+    TLS connections verify servers against them (else against the system
+    trust store).
+
+    Admission: requests from C{trusted_peers} and C{trusted_tls_names}
+    (names from verified certificates, on TLS connections either side
+    opened) are taken as they are; with C{auth_realm} set, other peers
+    must answer a digest challenge for a user of C{credentials_file}
     (L{DigestAdmission}), else they get 403 (L{SIPTrust}).  Next hops:
     C{static_routes} first, then RFC 3263 DNS (L{RFC3263Resolver} over
     C{twisted.names}, the system's resolv.conf and hosts file).  Until the
@@ -80,7 +86,7 @@ class SIPService(Service):
         from stoxgw.sip.admission import DigestAdmission
         from stoxgw.sip.auth import DigestCredentials
         from stoxgw.sip.dns import RFC3263Resolver, StaticRoute
-        from stoxgw.sip.transport import SIPTransport, TransportKind
+        from stoxgw.sip.transport import SIPTransport, TransportKind, loadCertificates
         from stoxgw.sip.uri import SIPURI
         from stoxgw.sip.useragent import (
             IRequestAdmission,
@@ -91,7 +97,11 @@ class SIPService(Service):
 
         self.config = config.sip
         s = self.config
-        self.transport = SIPTransport(reactor, s.local_ip)
+        self.transport = SIPTransport(
+            reactor,
+            s.local_ip,
+            caCertificates=loadCertificates(s.tls_ca_file) if s.tls_ca_file else (),
+        )
         credentials = None
         if s.username is not None and s.password is not None:
             credentials = DigestCredentials(s.username, s.password.reveal())
@@ -150,6 +160,11 @@ class SIPService(Service):
         if s.tls_port:
             assert s.tls_certificate is not None
             self.transport.listenTLS(s.tls_port, s.tls_certificate, s.tls_private_key)
+            if s.tls_ca_file is not None:
+                self._log.info(
+                    "SIP over TLS asks clients for a certificate, verified against {caFile}",
+                    caFile=s.tls_ca_file,
+                )
         self._log.info(
             "SIP listening on {host}: {ports}",
             host=s.local_ip,

@@ -266,12 +266,24 @@ class SIPAuthenticationAndRoutingTests(SynchronousTestCase):
             f.write(text)
         return path
 
+    def caFile(self) -> str:
+        """
+        A PEM file with one (self-signed) certificate, made now.
+        """
+        from twisted.internet import ssl
+
+        from tests.msrp.test_tls import makeCertificate
+
+        _, certificate = makeCertificate(self.mktemp(), "ca")
+        return self.credentials(ssl.Certificate(certificate.original).dumpPEM().decode("ascii"))
+
     def test_defaults(self) -> None:
         """
         By default: no TLS names, no digest, no static routes.
         """
         sip = parseConfig(MINIMAL, "gw.conf").sip
         self.assertEqual(sip.trusted_tls_names, ())
+        self.assertIsNone(sip.tls_ca_file)
         self.assertIsNone(sip.auth_realm)
         self.assertIsNone(sip.credentials_file)
         self.assertEqual(sip.static_routes, ())
@@ -284,7 +296,8 @@ class SIPAuthenticationAndRoutingTests(SynchronousTestCase):
         path = self.credentials("# users\nalice:won:der:land\n\n  bob:builder  \n")
         sip = parseConfig(
             MINIMAL + f"[sip]\nauth_realm = gw.example.com\ncredentials_file = {path}\n"
-            "trusted_tls_names = Proxy.Example.com, edge.example.com\n",
+            "trusted_tls_names = Proxy.Example.com, edge.example.com\n"
+            f"tls_ca_file = {self.caFile()}\n",
             "gw.conf",
         ).sip
         self.assertEqual(sip.auth_realm, "gw.example.com")
@@ -312,6 +325,36 @@ class SIPAuthenticationAndRoutingTests(SynchronousTestCase):
             self, MINIMAL + f"[sip]\nauth_realm = r\ncredentials_file = {path}\n"
         )
         self.assertIn("line 2: user 'alice' appears twice", problem)
+
+    def test_tlsCAFile(self) -> None:
+        """
+        RFC 5922 7.1: C{tls_ca_file} names a readable PEM file with at
+        least one certificate, checked when the configuration is read.
+        """
+        path = self.caFile()
+        sip = parseConfig(MINIMAL + f"[sip]\ntls_ca_file = {path}\n", "gw.conf").sip
+        self.assertEqual(sip.tls_ca_file, path)
+        missing = os.path.join(self.mktemp(), "ca.pem")
+        self.assertEqual(
+            problemsOf(self, MINIMAL + f"[sip]\ntls_ca_file = {missing}\n"),
+            (f"gw.conf: [sip] tls_ca_file: {missing!r} does not exist or is not a file",),
+        )
+        garbage = self.credentials("not a certificate\n")
+        self.assertEqual(
+            problemsOf(self, MINIMAL + f"[sip]\ntls_ca_file = {garbage}\n"),
+            (f"gw.conf: [sip] tls_ca_file: {garbage!r} is not a PEM file of certificates",),
+        )
+
+    def test_trustedTLSNamesNeedCAFile(self) -> None:
+        """
+        DESIGN.md "Trust": trusted TLS names need the CA certificates that
+        client certificates are verified against; without them no
+        incoming TLS connection could ever match a name.
+        """
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "[sip]\ntrusted_tls_names = proxy.example.com\n"),
+            ("gw.conf: [sip] tls_ca_file: required when trusted_tls_names is set",),
+        )
 
     def test_realmAndFileTogether(self) -> None:
         """

@@ -129,12 +129,65 @@ class SIPServiceTests(SynchronousTestCase):
         from stoxgw.sip.dns import RFC3263Resolver
         from stoxgw.sip.useragent import SIPTrust
 
-        service = self.build("[sip]\ntrusted_tls_names = proxy.example.com\n")
+        service = self.build(
+            f"[sip]\ntrusted_tls_names = proxy.example.com\ntls_ca_file = {self.caFile()}\n"
+        )
         self.assertIsInstance(service.admission, SIPTrust)
         assert isinstance(service.admission, SIPTrust)
         self.assertEqual(service.admission.tlsNames, frozenset({"proxy.example.com"}))
         self.assertIs(service.userAgent.admission, service.admission)
         self.assertIsInstance(service.userAgent.resolver, RFC3263Resolver)
+
+    def caFile(self) -> str:
+        """
+        A CA bundle of one certificate, made now.
+        """
+        from twisted.internet import ssl
+
+        from tests.msrp.test_tls import makeCertificate
+
+        directory = self.mktemp()
+        _, certificate = makeCertificate(directory, "ca")
+        path = directory + "/ca-bundle.pem"
+        with open(path, "wb") as f:
+            f.write(ssl.Certificate(certificate.original).dumpPEM())
+        return path
+
+    def test_tlsClientCertificates(self) -> None:
+        """
+        RFC 5922 7.4: with C{tls_ca_file}, the transport holds its CA
+        certificates, and the TLS listener asks clients for a certificate
+        without requiring one (C{VERIFY_PEER}, not
+        C{VERIFY_FAIL_IF_NO_PEER_CERT}); without it, the listener asks for
+        none.
+        """
+        from OpenSSL import SSL
+
+        from tests.msrp.test_tls import makeCertificate
+
+        certificate, _ = makeCertificate(self.mktemp(), "gateway")
+        caFile = self.caFile()
+        tls = f"[sip]\ntls_port = 5061\ntls_certificate = {certificate}\ntls_private_key = {certificate}\n"
+        service = self.build(tls + f"tls_ca_file = {caFile}\n")
+        [ca] = service.transport.caCertificates
+        with open(caFile, "rb") as f:
+            self.assertEqual(ca.dumpPEM(), f.read())
+        reactor = service.transport.reactor
+        service.startService()
+        options = reactor.sslServers[0][2]
+        self.assertEqual(
+            options.getContext().get_verify_mode(),
+            SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE,
+        )
+        self.successResultOf(service.stopService())
+
+        service = self.build(tls)
+        self.assertEqual(service.transport.caCertificates, ())
+        reactor = service.transport.reactor
+        service.startService()
+        options = reactor.sslServers[0][2]
+        self.assertEqual(options.getContext().get_verify_mode(), SSL.VERIFY_NONE)
+        self.successResultOf(service.stopService())
 
     def test_digest(self) -> None:
         """

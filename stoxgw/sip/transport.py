@@ -30,10 +30,20 @@ a warning (fields C{peer}, C{error}).  No exception escapes
 C{datagramReceived} or C{dataReceived}.  Streams answer RFC 5626 CRLF
 pings with a pong and set C{TCP_NODELAY}.
 
+TLS peers are verified (RFC 3261 section 26.2, RFC 5922 section 7):
+outgoing connections check the server's certificate against the trust
+roots (the configured CA certificates, else the system trust store) and
+the host connected to; with CA certificates configured, the TLS listener
+asks clients for a certificate (optional: a client without one is still
+served and simply has no identity, RFC 5922 section 7.4) and a client
+certificate that does not verify against them fails the handshake.  A
+connection carries nothing before its handshake has completed, and
+L{SIPStreamConnection.peerVerified} says whether the peer certificate
+(from which the trust decision reads names) has been verified.
+
 Not done here (hooks for later): idle-connection timeouts, RFC 5923
-connection aliases, switching a large UDP request to TCP (section 18.1.1),
-and certificate-based peer identity for the trust decision (the L{Flow}
-carries the connection, from which it can be read).
+connection aliases, and switching a large UDP request to TCP (section
+18.1.1).
 """
 
 from __future__ import annotations
@@ -41,8 +51,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
+from cryptography import x509
+from OpenSSL import SSL, crypto
 from twisted.internet import ssl
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.interfaces import (
@@ -94,6 +106,7 @@ __all__ = [
     "stampVia",
     "responseAddress",
     "newTag",
+    "loadCertificates",
 ]
 
 #: RFC 3261 section 8.1.1.7: every branch we make starts with this.
@@ -109,6 +122,23 @@ def newBranch() -> str:
 
 def _failure(error: BaseException) -> Failure:
     return Failure(error)  # type: ignore[no-untyped-call]
+
+
+def loadCertificates(path: str) -> tuple[ssl.Certificate, ...]:
+    """
+    Every certificate in a PEM file (a CA bundle, or a certificate chain),
+    in file order; other PEM blocks (a private key) are skipped.
+
+    @raise OSError: The file cannot be read.
+    @raise ValueError: It holds no certificate, or one that cannot be
+        parsed.
+    """
+    with open(path, "rb") as f:
+        pem = f.read()
+    return tuple(
+        ssl.Certificate(crypto.X509.from_cryptography(certificate))  # type: ignore[no-untyped-call]
+        for certificate in x509.load_pem_x509_certificates(pem)
+    )
 
 
 class TransportKind(Enum):
@@ -292,17 +322,50 @@ class SIPStreamConnection(Protocol):
     @ivar ready: Whether the connection can carry messages: connected, and
         for TLS with its handshake completed (not the same as
         L{Protocol.connected}, which Twisted sets at TCP connect).
+    @ivar verifiesPeer: Whether the TLS options of this connection verify
+        a certificate the peer presents and fail the handshake when it does
+        not verify: outgoing connections (the client options check the
+        server's certificate and host), and incoming ones when the
+        listener has CA certificates to check client certificates with.
     """
 
     _log = Logger()
 
-    def __init__(self, owner: SIPTransport, kind: TransportKind) -> None:
+    def __init__(
+        self, owner: SIPTransport, kind: TransportKind, verifiesPeer: bool = False
+    ) -> None:
         self.owner = owner
         self.kind = kind
+        self.verifiesPeer = verifiesPeer
         self.peer = Address(kind, "0.0.0.0", 0)
         self.parser = SIPStreamParser(owner.maxMessageBytes)
         self.ready = False
         self.flow = Flow(self.peer, self)
+
+    @property
+    def peerVerified(self) -> bool:
+        """
+        Whether the peer's certificate, if it presented one, has been
+        verified (RFC 5922 section 7.1: checked per RFC 5280 before any
+        identity is read from it): a TLS connection whose handshake has
+        completed with options that verify the peer (L{verifiesPeer}),
+        and whose OpenSSL connection indeed has peer verification on.
+        Names may be read from the peer certificate only when this holds.
+        """
+        if (
+            self.kind is not TransportKind.TLS
+            or not self.ready
+            or not self.verifiesPeer
+        ):
+            return False
+        getHandle = getattr(self.transport, "getHandle", None)
+        if getHandle is None:
+            return True
+        try:
+            mode = getHandle().get_verify_mode()
+        except Exception:
+            return False
+        return bool(mode & SSL.VERIFY_PEER)
 
     def connectionMade(self) -> None:
         """
@@ -324,12 +387,16 @@ class SIPStreamConnection(Protocol):
 
     def handshakeCompleted(self) -> None:
         """
-        The TLS handshake succeeded (L{IHandshakeListener}): the connection
-        is usable, unless the peer's identity failed verification, in which
-        case Twisted has already begun to abort it (and L{connectionLost}
-        will fail what waited for it).
+        The TLS handshake succeeded (L{IHandshakeListener}), so a
+        certificate the peer presented passed OpenSSL's verification when
+        L{verifiesPeer}: the connection is usable, unless the server's
+        identity failed Twisted's host check, in which case Twisted has
+        already begun to abort it (and L{connectionLost} will fail what
+        waited for it).
         """
-        if self.transport is not None and getattr(self.transport, "disconnecting", False):
+        if self.transport is not None and getattr(
+            self.transport, "disconnecting", False
+        ):
             return
         self._ready()
 
@@ -347,6 +414,14 @@ class SIPStreamConnection(Protocol):
             self.owner._connectionLost(self)
         elif isinstance(self.factory, _StreamClientFactory):
             self.owner._connectFailed(self.factory, reason)
+        elif self.kind is TransportKind.TLS:
+            # An incoming TLS connection whose handshake failed, e.g. on a
+            # client certificate that does not verify.
+            self._log.warn(
+                "SIP TLS handshake with {peer} failed: {error}",
+                peer=str(self.peer),
+                error=reason.getErrorMessage(),
+            )
 
     def send(self, data: bytes) -> None:
         """
@@ -396,12 +471,15 @@ class SIPStreamConnection(Protocol):
 class _StreamServerFactory(ServerFactory):
     noisy = False
 
-    def __init__(self, owner: SIPTransport, kind: TransportKind) -> None:
+    def __init__(
+        self, owner: SIPTransport, kind: TransportKind, verifiesPeer: bool = False
+    ) -> None:
         self.owner = owner
         self.kind = kind
+        self.verifiesPeer = verifiesPeer
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
-        return SIPStreamConnection(self.owner, self.kind)
+        return SIPStreamConnection(self.owner, self.kind, self.verifiesPeer)
 
 
 class _StreamClientFactory(ClientFactory):
@@ -418,7 +496,12 @@ class _StreamClientFactory(ClientFactory):
         self.connection: SIPStreamConnection | None = None
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
-        connection = SIPStreamConnection(self.owner, self.address.transport)
+        # The client options verify the server (the clientTLS contract).
+        connection = SIPStreamConnection(
+            self.owner,
+            self.address.transport,
+            verifiesPeer=self.address.transport is TransportKind.TLS,
+        )
         connection.factory = self
         self.connection = connection
         return connection
@@ -463,6 +546,8 @@ class SIPTransport:
     @ivar ports: The bound port of each listening transport.
     @ivar maxMessageBytes: Largest accepted message.
     @ivar user: Who receives parsed messages.
+    @ivar caCertificates: The CA certificates peers' TLS certificates are
+        verified against, or C{()} for the defaults (see L{__init__}).
     """
 
     _log = Logger()
@@ -476,16 +561,25 @@ class SIPTransport:
         maxMessageBytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         clientTLS: Callable[[str], IOpenSSLClientConnectionCreator] | None = None,
         connectTimeout: float = 10.0,
+        caCertificates: Iterable[ssl.Certificate] = (),
     ) -> None:
         """
         @param reactor: Provides L{IReactorUDP}, L{IReactorTCP} (and
             L{IReactorSSL} for TLS).
         @param host: Listening address.
         @param advertisedHost: Host for Via and Contact (default: C{host}).
-        @param clientTLS: Makes the TLS client options for a peer host
-            (default: L{ssl.optionsForClientTLS}, which verifies the
-            certificate against the system trust store).
+        @param clientTLS: Makes the TLS client options for a peer host;
+            they must verify the server's certificate, since names are read
+            from it for the trust decision (default:
+            L{ssl.optionsForClientTLS} with the C{caCertificates} as trust
+            root, or the system trust store without them).
         @param connectTimeout: Seconds an outgoing connection may take.
+        @param caCertificates: Trust roots for peers' certificates (the
+            C{[sip] tls_ca_file}): with them the TLS listener asks clients
+            for a certificate and verifies it against them, and outgoing
+            connections verify servers against them instead of the system
+            trust store.  Without them the listener asks for no client
+            certificate.
         """
         self.reactor = reactor
         self.host = host
@@ -493,9 +587,8 @@ class SIPTransport:
         self.maxMessageBytes = maxMessageBytes
         self.ports: dict[TransportKind, int] = {}
         self.user: ISIPTransportUser | None = None
-        self._clientTLS = clientTLS or (
-            lambda hostname: ssl.optionsForClientTLS(hostname)
-        )
+        self.caCertificates = tuple(caCertificates)
+        self._clientTLS = clientTLS or self._defaultClientTLS
         self._connectTimeout = connectTimeout
         self._listening: list[IListeningPort] = []
         self._udp: _UDPProtocol | None = None
@@ -528,13 +621,33 @@ class SIPTransport:
         self.ports[TransportKind.TCP] = _boundPort(listening, port)
         return listening
 
-    def listenTLS(
-        self, port: int, certificateFile: str, privateKeyFile: str | None = None
-    ) -> IListeningPort:
+    def _defaultClientTLS(self, hostname: str) -> IOpenSSLClientConnectionCreator:
         """
-        Listen for SIP over TLS with a PEM certificate (chain) and key.
+        Client options that verify the server's certificate against the
+        C{caCertificates} (else the system trust store) and C{hostname}
+        (RFC 5922 section 7.3).
+        """
+        trustRoot = None
+        if self.caCertificates:
+            trustRoot = ssl.trustRootFromCertificates(  # type: ignore[no-untyped-call]
+                self.caCertificates
+            )
+        return ssl.optionsForClientTLS(hostname, trustRoot=trustRoot)
+
+    def serverTLSOptions(
+        self, certificateFile: str, privateKeyFile: str | None = None
+    ) -> ssl.CertificateOptions:
+        """
+        The TLS server options of the listener: our certificate, the rest
+        of the chain from C{certificateFile} (sent to the peer), our key;
+        with C{caCertificates}, a request for the client's certificate,
+        optional (a client without one is served, RFC 5922 section 7.4),
+        which, when sent, must verify against them or the handshake fails
+        (OpenSSL C{VERIFY_PEER} without C{VERIFY_FAIL_IF_NO_PEER_CERT}).
 
         @param privateKeyFile: The key, if not in C{certificateFile}.
+        @raise OSError: A file cannot be read.
+        @raise ValueError: No certificate, or no matching key.
         """
         with open(certificateFile, "rb") as f:
             pem = f.read()
@@ -542,10 +655,37 @@ class SIPTransport:
             with open(privateKeyFile, "rb") as f:
                 pem = pem + b"\n" + f.read()
         certificate = ssl.PrivateCertificate.loadPEM(pem)  # type: ignore[no-untyped-call]
-        options = certificate.options()
+        chain = loadCertificates(certificateFile)[1:]
+        verification: dict[str, Any] = {}
+        if self.caCertificates:
+            verification = {
+                "verify": True,
+                "caCerts": [c.original for c in self.caCertificates],
+                "requireCertificate": False,
+            }
+        return ssl.CertificateOptions(
+            privateKey=certificate.privateKey.original,
+            certificate=certificate.original,
+            extraCertChain=[c.original for c in chain],
+            **verification,
+        )
+
+    def listenTLS(
+        self, port: int, certificateFile: str, privateKeyFile: str | None = None
+    ) -> IListeningPort:
+        """
+        Listen for SIP over TLS with a PEM certificate (chain) and key
+        (L{serverTLSOptions}: with C{caCertificates}, client certificates
+        are asked for and verified).
+
+        @param privateKeyFile: The key, if not in C{certificateFile}.
+        """
+        options = self.serverTLSOptions(certificateFile, privateKeyFile)
         listening: IListeningPort = self.reactor.listenSSL(
             port,
-            _StreamServerFactory(self, TransportKind.TLS),
+            _StreamServerFactory(
+                self, TransportKind.TLS, verifiesPeer=bool(self.caCertificates)
+            ),
             options,
             interface=self.host,
         )

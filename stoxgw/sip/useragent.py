@@ -262,14 +262,20 @@ def tlsPeerNames(flow: Flow) -> tuple[str, ...]:
     URIs and the subjectAltName DNS names; the subject CN only when there
     is no subjectAltName).
 
-    Only certificates the TLS layer verified may be trusted by name: the
-    gateway's TLS client connections verify the peer against the system
-    trust store and the host connected to; the TLS listener of this
-    version requests no client certificate, so incoming TLS connections
-    have none and match no name.
+    Names are read only from a certificate the TLS layer verified
+    (L{stoxgw.sip.transport.SIPStreamConnection.peerVerified}): on
+    connections the gateway opened, the server's, checked against the
+    trust roots and the host connected to; on incoming connections, the
+    client's, when the listener has CA certificates (C{[sip] tls_ca_file})
+    to check it against (a client certificate that fails that check fails
+    the handshake).  Any other flow gives no name, whatever certificate
+    its transport holds.
 
-    @return: The names, or C{()} for a flow without TLS or certificate.
+    @return: The names, or C{()} for a flow without TLS, without a
+        certificate, or whose certificate was not verified.
     """
+    if not getattr(flow.connection, "peerVerified", False):
+        return ()
     transport = getattr(flow.connection, "transport", None)
     getPeerCertificate = getattr(transport, "getPeerCertificate", None)
     if getPeerCertificate is None:
@@ -321,7 +327,8 @@ class SIPTrust:
     @ivar networks: The trusted networks (the SIP proxies).
     @ivar trustAll: Admit everyone (tests, closed lab networks).
     @ivar tlsNames: Trusted TLS identities (lower case): a TLS flow whose
-        peer certificate names one of them is admitted.
+        verified peer certificate names one of them is admitted, on
+        connections either side opened.
     @ivar peerNames: Reads a flow's certificate names (L{tlsPeerNames};
         tests replace it).
     """

@@ -14,7 +14,9 @@ Options (argv)::
 
     --transport udp|tcp|tls   the one SIP transport (bound to 127.0.0.1)
     --port N                  its port (0: any)
-    --cert PEM --key PEM      our TLS certificate and key (TLS server side)
+    --cert PEM --key PEM      our TLS certificate and key (TLS server side,
+                              and the client certificate PJSIP presents
+                              when a server asks for one)
     --ca PEM                  trusted CA list; with it the server
                               certificate is verified (TLS client side)
     --log FILE                PJSIP log, SIP messages included

@@ -247,7 +247,8 @@ def startAgent(
     Start the agent; wait for its C{ready} event (with its port) with
     L{PJSUA2Agent.waitForEvent}.
 
-    @param cert: Our PEM certificate with its key (TLS server side).
+    @param cert: Our PEM certificate with its key (TLS server side; PJSIP
+        also presents it as client certificate when a server asks).
     @param ca: The PEM certificates to trust (TLS client side; enables
         server certificate verification).
     @param answer: The final status for incoming calls (after 180).

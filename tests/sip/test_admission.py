@@ -33,6 +33,7 @@ from stoxgw.sip.useragent import (
     SIPTrust,
     tlsPeerNames,
 )
+from tests.sip.test_transport import InMemoryTLSMixin
 from tests.sip.test_useragent import (
     PEER,
     InviteRecorder,
@@ -509,6 +510,93 @@ class SIPTrustTests(SynchronousTestCase):
             tlsPeerNames(Flow(Address(TransportKind.UDP, "192.0.2.1", 5060))), ()
         )
 
+    def test_unverifiedCertificateHasNoNames(self) -> None:
+        """
+        RFC 5922 7.1: identities are taken only from a certificate found
+        valid (RFC 5280); a certificate on a connection whose peer was not
+        verified gives no name, and its flow is not trusted by name.
+        """
+        certificate = _certificate(
+            "proxy.example.com", [x509.DNSName("proxy.example.com")]
+        )
+        self.assertEqual(
+            tlsPeerNames(_flowWith(certificate, verified=True)), ("proxy.example.com",)
+        )
+        unverified = _flowWith(certificate, verified=False)
+        self.assertEqual(tlsPeerNames(unverified), ())
+        trust = SIPTrust(tlsNames=frozenset({"proxy.example.com"}))
+        self.assertIsNone(trust.trustedName(unverified))
+        self.assertFalse(trust.decide(None, unverified).admitted)  # type: ignore[arg-type]
+
+
+class TLSClientCertificateTrustTests(InMemoryTLSMixin, SynchronousTestCase):
+    """
+    The trust decision on requests arriving over incoming TLS connections,
+    after real (in-memory) handshakes with the gateway's listener
+    (L{InMemoryTLSMixin}): DESIGN.md "Trust", RFC 5922 7.4.  The admission
+    is a L{DigestAdmission} trusting no network and the name
+    C{proxy.example.com}.
+    """
+
+    def setUp(self) -> None:
+        self.makeCertificates()
+        self.admission = DigestAdmission(
+            REALM,
+            {"alice": "wonderland"},
+            trust=SIPTrust(tlsNames=frozenset({"proxy.example.com"})),
+            secret=b"k" * 32,
+            clock=lambda: 1000.0,
+        )
+
+    def decide(self, verify: bool = True, certificate: Any = None) -> AdmissionDecision:
+        """
+        Connect with C{certificate}, send an INVITE; the admission's
+        decision on it.
+        """
+        _, _, user = self.connectAsClient(verify, certificate)
+        [(received, flow)] = user.received
+        assert isinstance(received, SIPRequest)
+        return self.admission.decide(received, flow)
+
+    def test_verifiedTrustedName(self) -> None:
+        """
+        RFC 5922 7.4: a client certificate verified against the CA file
+        and naming a trusted peer admits the request without digest, with
+        that name.
+        """
+        decision = self.decide(certificate=self.proxy)
+        self.assertTrue(decision.admitted)
+        self.assertEqual(decision.peerName, "proxy.example.com")
+
+    def test_verifiedOtherName(self) -> None:
+        """
+        A valid certificate for a name that is not trusted: the request is
+        challenged (401) like any other.
+        """
+        _, other = self.authority.issue(
+            self.directory, "other", dnsNames=["other.example.com"]
+        )
+        decision = self.decide(certificate=other)
+        self.assertEqual(
+            (decision.verdict, decision.status), (AdmissionVerdict.CHALLENGE, 401)
+        )
+
+    def test_noCertificate(self) -> None:
+        """
+        RFC 5922 7.4: a client that presents no certificate MUST NOT be
+        considered authenticated: challenged.
+        """
+        decision = self.decide(certificate=None)
+        self.assertEqual(decision.status, 401)
+
+    def test_listenerWithoutCAFile(self) -> None:
+        """
+        Without CA certificates no client certificate is asked for, so no
+        incoming connection is trusted by name.
+        """
+        decision = self.decide(verify=False, certificate=self.proxy)
+        self.assertEqual(decision.status, 401)
+
 
 class _FakeTLSTransport:
     def __init__(self, certificate: Any) -> None:
@@ -519,14 +607,15 @@ class _FakeTLSTransport:
 
 
 class _FakeConnection:
-    def __init__(self, certificate: Any) -> None:
+    def __init__(self, certificate: Any, verified: bool) -> None:
         self.transport = _FakeTLSTransport(certificate)
+        self.peerVerified = verified
 
 
-def _flowWith(certificate: Any) -> Flow:
+def _flowWith(certificate: Any, verified: bool = True) -> Flow:
     return Flow(
         Address(TransportKind.TLS, "192.0.2.1", 5061),
-        _FakeConnection(certificate),  # type: ignore[arg-type]
+        _FakeConnection(certificate, verified),  # type: ignore[arg-type]
     )
 
 

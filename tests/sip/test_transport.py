@@ -1,16 +1,33 @@
 # -*- test-case-name: tests.sip.test_transport -*-
 """
 Tests for L{stoxgw.sip.transport}: UDP datagrams, TCP/TLS streams,
-connection reuse, Via handling (RFC 3261 section 18, RFC 3581).
+connection reuse, Via handling (RFC 3261 section 18, RFC 3581), and TLS
+peer verification (RFC 5922 section 7) over in-memory TLS connections.
+
+Certificates are made at run time (L{Authority}; no key is committed).
 """
 
 from __future__ import annotations
 
+import datetime
 import os
-from typing import Any
+from dataclasses import dataclass
+from ipaddress import ip_address
+from typing import Any, Iterable
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
+from twisted.internet import ssl
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.test.iosim import FakeTransport, IOPump, connect
 from twisted.internet.testing import (
     FakeDatagramTransport,
     MemoryReactorClock,
@@ -34,6 +51,7 @@ from stoxgw.sip.transport import (
     TransportError,
     TransportKind,
     _UDPProtocol,
+    loadCertificates,
     newBranch,
     responseAddress,
     stampVia,
@@ -94,6 +112,220 @@ def udpTransport(
     user = RecordingUser()
     transport.user = user
     return transport, fake, user
+
+
+@dataclass(frozen=True)
+class Authority:
+    """
+    A test certificate authority (P-256, one day), made at run time.
+
+    @ivar name: Its common name.
+    @ivar key: Its private key.
+    @ivar certificate: Its self-signed certificate.
+    """
+
+    name: str
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+
+    @classmethod
+    def make(cls, name: str = "stoxgw test CA") -> Authority:
+        """
+        A new authority.
+        """
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return cls(name, key, certificate)
+
+    @property
+    def pem(self) -> bytes:
+        """
+        The authority's certificate, PEM (no key).
+        """
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def writeBundle(self, directory: str, name: str = "ca") -> str:
+        """
+        Write the certificate alone as C{<name>.pem} (a CA file).
+
+        @return: Its path.
+        """
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, f"{name}.pem")
+        with open(path, "wb") as f:
+            f.write(self.pem)
+        return path
+
+    def issue(
+        self,
+        directory: str,
+        name: str,
+        dnsNames: Iterable[str] = (),
+        sipURIs: Iterable[str] = (),
+        ipAddress: str | None = "127.0.0.1",
+        commonName: str | None = None,
+    ) -> tuple[str, ssl.PrivateCertificate]:
+        """
+        Issue an end-entity certificate (no extendedKeyUsage, so good for
+        TLS client and server alike) and write it with its key as
+        C{<name>.pem}.
+
+        @param dnsNames: subjectAltName DNS names.
+        @param sipURIs: subjectAltName URIs (C{sip:example.com}).
+        @param ipAddress: A subjectAltName IP address, or L{None}.
+        @param commonName: The subject CN (default: C{name}).
+        @return: The PEM path and the loaded certificate with its key.
+        """
+        key = ec.generate_private_key(ec.SECP256R1())
+        san: list[x509.GeneralName] = [x509.DNSName(n) for n in dnsNames]
+        san += [x509.UniformResourceIdentifier(u) for u in sipURIs]
+        if ipAddress is not None:
+            san.append(x509.IPAddress(ip_address(ipAddress)))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(
+                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, commonName or name)])
+            )
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.BasicConstraints(ca=False, path_length=None), critical=True
+            )
+        )
+        if san:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(san), critical=False
+            )
+        certificate = builder.sign(self.key, hashes.SHA256())
+        pem = certificate.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, f"{name}.pem")
+        with open(path, "wb") as f:
+            f.write(pem)
+        return path, ssl.PrivateCertificate.loadPEM(pem)  # type: ignore[no-untyped-call]
+
+    def trustRoot(self) -> Any:
+        """
+        An C{IOpenSSLTrustRoot} trusting this authority only.
+        """
+        return ssl.trustRootFromCertificates(  # type: ignore[no-untyped-call]
+            [ssl.Certificate.loadPEM(self.pem)]  # type: ignore[no-untyped-call]
+        )
+
+
+class TLSPeer(Protocol):
+    """
+    The far end of an in-memory TLS connection: records what it receives
+    and whether its handshake completed.
+    """
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.handshakeDone = False
+        self.lost = False
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.lost = True
+
+
+@implementer(IHandshakeListener)
+class _HandshakeTLSPeer(TLSPeer):
+    def handshakeCompleted(self) -> None:
+        self.handshakeDone = True
+
+
+def tlsLoopback(
+    serverOptions: Any,
+    serverFactory: Any,
+    clientOptions: Any,
+    clientFactory: Any,
+    serverAddress: tuple[str, int] = ("192.0.2.1", 5061),
+    clientAddress: tuple[str, int] = ("198.51.100.7", 40000),
+) -> tuple[Any, Any, TLSMemoryBIOProtocol, IOPump]:
+    """
+    Connect a TLS client and server in memory (real OpenSSL handshakes,
+    no sockets) and run the handshake.
+
+    @param serverOptions: The server's OpenSSL connection creator.
+    @param serverFactory: Builds the server's protocol.
+    @param clientOptions: The client's OpenSSL connection creator.
+    @param clientFactory: Builds the client's protocol.
+    @return: The server's and the client's application protocols, the
+        client's TLS protocol (to write through) and the pump.
+    """
+    clock = Clock()
+    server = TLSMemoryBIOFactory(
+        serverOptions, isClient=False, wrappedFactory=serverFactory, clock=clock
+    ).buildProtocol(IPv4Address("TCP", *clientAddress))
+    client = TLSMemoryBIOFactory(
+        clientOptions, isClient=True, wrappedFactory=clientFactory, clock=clock
+    ).buildProtocol(IPv4Address("TCP", *serverAddress))
+    assert isinstance(server, TLSMemoryBIOProtocol)
+    assert isinstance(client, TLSMemoryBIOProtocol)
+    # Kept now: the TLS protocols drop them when the connection is lost.
+    serverApplication, clientApplication = (
+        server.wrappedProtocol,
+        client.wrappedProtocol,
+    )
+    serverHost = IPv4Address("TCP", *serverAddress)
+    clientHost = IPv4Address("TCP", *clientAddress)
+    pump = connect(
+        server,
+        FakeTransport(
+            server, isServer=True, hostAddress=serverHost, peerAddress=clientHost
+        ),
+        client,
+        FakeTransport(
+            client, isServer=False, hostAddress=clientHost, peerAddress=serverHost
+        ),
+        clock=clock,
+    )
+    pump.flush()
+    return serverApplication, clientApplication, client, pump
+
+
+def peerFactory() -> Factory:
+    """
+    A factory of L{TLSPeer}s that learn of their handshake.
+    """
+    return Factory.forProtocol(_HandshakeTLSPeer)
 
 
 def streamConnection(
@@ -561,7 +793,9 @@ class StreamTests(SynchronousTestCase):
         at once, which the transaction layer turns into 503.
         """
         sent, connection, wire = self._tlsConnection()
-        connection.connectionLost(Failure(ConnectionRefusedError("certificate verify failed")))
+        connection.connectionLost(
+            Failure(ConnectionRefusedError("certificate verify failed"))
+        )
         self.assertEqual(wire.value(), b"")
         failure = self.failureResultOf(sent, TransportError)
         self.assertIn("certificate verify failed", failure.getErrorMessage())
@@ -587,3 +821,276 @@ class StreamTests(SynchronousTestCase):
         self.assertEqual(reactor.tcpServers[0][0], 5070)
         self.assertEqual(reactor.tcpServers[0][3], "127.0.0.1")
         self.assertEqual(transport.transports, (TransportKind.TCP,))
+
+
+class InMemoryTLSMixin:
+    """
+    A gateway TLS listener on a memory reactor and clients connecting to
+    it in memory: certificates from L{authority} for the gateway
+    (C{gateway.example.com}) and for the proxy (C{proxy.example.com}),
+    and an impostor's (same name) from another authority.
+    """
+
+    mktemp: Any
+    assertEqual: Any
+
+    def makeCertificates(self) -> None:
+        """
+        Make the authorities, the certificates and the CA file.
+        """
+        self.directory = self.mktemp()
+        self.authority = Authority.make()
+        self.stranger = Authority.make("another CA")
+        self.gatewayPEM, self.gateway = self.authority.issue(
+            self.directory, "gateway", dnsNames=["gateway.example.com"]
+        )
+        _, self.proxy = self.authority.issue(
+            self.directory, "proxy", dnsNames=["proxy.example.com"]
+        )
+        _, self.impostor = self.stranger.issue(
+            self.directory, "impostor", dnsNames=["proxy.example.com"]
+        )
+        self.caFile = self.authority.writeBundle(self.directory)
+
+    def listener(
+        self, verify: bool = True
+    ) -> tuple[SIPTransport, RecordingUser, Any, Any]:
+        """
+        A transport listening for TLS (on a memory reactor), with the CA
+        certificates if C{verify}.
+
+        @return: The transport, its user, and the listener's server
+            options and factory.
+        """
+        reactor = MemoryReactorClock()
+        transport = SIPTransport(
+            reactor,
+            "192.0.2.1",
+            caCertificates=loadCertificates(self.caFile) if verify else (),
+        )
+        user = RecordingUser()
+        transport.user = user
+        transport.listenTLS(5061, self.gatewayPEM)
+        port, factory, options = reactor.sslServers[0][:3]
+        self.assertEqual(port, 5061)
+        return transport, user, options, factory
+
+    def connectAsClient(
+        self, verify: bool = True, certificate: ssl.PrivateCertificate | None = None
+    ) -> tuple[SIPStreamConnection, TLSPeer, RecordingUser]:
+        """
+        Connect to the listener (with the CA certificates if C{verify}) as
+        a client that verifies the gateway and presents C{certificate} if
+        given, and send one request (an INVITE) once connected.
+
+        @return: The gateway's connection, the client, and the user of the
+            gateway's transport.
+        """
+        _, user, serverOptions, factory = self.listener(verify)
+        clientOptions = ssl.optionsForClientTLS(
+            "gateway.example.com",
+            trustRoot=self.authority.trustRoot(),
+            clientCertificate=certificate,
+        )
+        connection, peer, client, pump = tlsLoopback(
+            serverOptions, factory, clientOptions, peerFactory()
+        )
+        assert isinstance(connection, SIPStreamConnection)
+        assert isinstance(peer, TLSPeer)
+        if peer.handshakeDone:
+            client.write(INVITE)
+            pump.flush()
+        return connection, peer, user
+
+
+class TLSVerificationTests(InMemoryTLSMixin, SynchronousTestCase):
+    """
+    TLS peer verification with C{caCertificates} (C{[sip] tls_ca_file}),
+    over in-memory TLS connections with real OpenSSL handshakes: the
+    listener asks for an optional client certificate and refuses one that
+    does not verify; outgoing connections verify the server against the
+    CA certificates (RFC 3261 26.2, RFC 5922 7.3, 7.4).
+    """
+
+    def setUp(self) -> None:
+        self.makeCertificates()
+
+    def test_serverOptionsAskForOptionalCertificate(self) -> None:
+        """
+        RFC 5922 7.4: with CA certificates the listener's context asks for
+        a client certificate (C{VERIFY_PEER}) without requiring one;
+        without them it asks for none.
+        """
+        _, _, options, _ = self.listener(verify=True)
+        self.assertEqual(
+            options.getContext().get_verify_mode(),
+            SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE,
+        )
+        _, _, options, _ = self.listener(verify=False)
+        self.assertEqual(options.getContext().get_verify_mode(), SSL.VERIFY_NONE)
+
+    def test_verifiedClientCertificate(self) -> None:
+        """
+        RFC 5922 7.4: a client certificate issued by a configured CA
+        passes the handshake; the connection's peer is verified and its
+        certificate is the one the request's flow carries.
+        """
+        connection, peer, user = self.connectAsClient(certificate=self.proxy)
+        self.assertTrue(peer.handshakeDone)
+        self.assertTrue(connection.ready)
+        self.assertTrue(connection.peerVerified)
+        [(request, flow)] = user.received
+        self.assertIs(flow.connection, connection)
+        assert connection.transport is not None
+        presented = connection.transport.getPeerCertificate()  # type: ignore[attr-defined]
+        self.assertEqual(
+            presented.digest("sha256"), self.proxy.original.digest("sha256")
+        )
+
+    def test_noClientCertificate(self) -> None:
+        """
+        RFC 5922 7.4: the certificate is optional; a client without one
+        is served (and has no certificate to take a name from).
+        """
+        connection, peer, user = self.connectAsClient(certificate=None)
+        self.assertTrue(peer.handshakeDone)
+        self.assertTrue(connection.peerVerified)
+        self.assertEqual(len(user.received), 1)
+        assert connection.transport is not None
+        self.assertIsNone(connection.transport.getPeerCertificate())  # type: ignore[attr-defined]
+
+    def test_unknownCAFailsHandshake(self) -> None:
+        """
+        RFC 5922 7.1 (RFC 5280 validation): a client certificate from an
+        authority not in the CA file fails the handshake; the connection
+        never carries a message, and the failure is logged.
+        """
+        with capturedLogs() as events:
+            connection, peer, user = self.connectAsClient(certificate=self.impostor)
+        self.assertFalse(connection.ready)
+        self.assertFalse(connection.peerVerified)
+        self.assertEqual(user.received, [])
+        self.assertTrue(peer.lost)
+        [event] = [e for e in events if "handshake" in e.get("log_format", "")]
+        self.assertEqual(event["peer"], "TLS:198.51.100.7:40000")
+        self.assertIn("certificate verify failed", event["error"])
+
+    def test_notVerifiedWithoutCAFile(self) -> None:
+        """
+        Without CA certificates the listener asks for no certificate, so a
+        client offering one sends none, and the connection's peer does not
+        count as verified.
+        """
+        connection, peer, user = self.connectAsClient(
+            verify=False, certificate=self.proxy
+        )
+        self.assertTrue(connection.ready)
+        self.assertFalse(connection.peerVerified)
+        self.assertEqual(len(user.received), 1)
+        assert connection.transport is not None
+        self.assertIsNone(connection.transport.getPeerCertificate())  # type: ignore[attr-defined]
+
+    def test_peerVerifiedNeedsVerifyMode(self) -> None:
+        """
+        Defence in depth: a connection whose OpenSSL handle has no
+        C{VERIFY_PEER} never counts as verified, whatever its factory said;
+        nor does a TCP connection or one before its handshake.
+        """
+        transport = SIPTransport(MemoryReactorClock(), "192.0.2.1")
+        connection = SIPStreamConnection(
+            transport, TransportKind.TLS, verifiesPeer=True
+        )
+
+        class Handle:
+            mode = SSL.VERIFY_NONE
+
+            def get_verify_mode(self) -> int:
+                return self.mode
+
+        class Wire(StringTransport):
+            handle = Handle()
+
+            def getHandle(self) -> Handle:
+                return self.handle
+
+        wire = Wire(peerAddress=IPv4Address("TCP", "198.51.100.7", 40000))
+        connection.makeConnection(wire)
+        self.assertFalse(connection.peerVerified)
+        connection.handshakeCompleted()
+        self.assertFalse(connection.peerVerified)
+        Wire.handle.mode = SSL.VERIFY_PEER
+        self.assertTrue(connection.peerVerified)
+        tcp = SIPStreamConnection(transport, TransportKind.TCP, verifiesPeer=True)
+        tcp.makeConnection(StringTransport())
+        self.assertFalse(tcp.peerVerified)
+
+    def outgoing(
+        self, serverCertificate: ssl.PrivateCertificate
+    ) -> tuple[Any, TLSPeer, Any]:
+        """
+        Send a request from a transport with the CA certificates to
+        C{proxy.example.com} over TLS, the far end presenting
+        C{serverCertificate}.
+
+        @return: The send's Deferred, the far end, and the transport's
+            connection.
+        """
+        reactor = MemoryReactorClock()
+        transport = SIPTransport(
+            reactor, "192.0.2.1", caCertificates=loadCertificates(self.caFile)
+        )
+        sent = transport.sendMessage(
+            parseDatagram(INVITE), Address(TransportKind.TLS, "proxy.example.com", 5061)
+        )
+        host, port, factory, clientOptions = reactor.sslClients[0][:4]
+        self.assertEqual((host, port), ("proxy.example.com", 5061))
+        peer, connection, _, _ = tlsLoopback(
+            serverCertificate.options(),
+            peerFactory(),
+            clientOptions,
+            factory,
+            serverAddress=("192.0.2.9", 5061),
+            clientAddress=("192.0.2.1", 40001),
+        )
+        return sent, peer, connection
+
+    def test_outgoingVerifiedAgainstCAFile(self) -> None:
+        """
+        RFC 5922 7.3: outgoing TLS verifies the server against the CA
+        certificates (not the system trust store) and its name; the
+        request goes out and the connection's peer is verified.
+        """
+        sent, peer, connection = self.outgoing(self.proxy)
+        flow = self.successResultOf(sent)
+        self.assertIs(flow.connection, connection)
+        self.assertTrue(connection.peerVerified)
+        self.assertTrue(peer.received.startswith(b"INVITE "))
+
+    def test_outgoingUnknownCA(self) -> None:
+        """
+        RFC 3261 26.2, RFC 5922 7.3: a server certificate from another
+        authority fails the handshake and the send, nothing is sent.
+        """
+        sent, peer, connection = self.outgoing(self.impostor)
+        self.failureResultOf(sent, TransportError)
+        self.assertFalse(connection.peerVerified)
+        self.assertEqual(peer.received, b"")
+
+    def test_loadCertificates(self) -> None:
+        """
+        L{loadCertificates} reads every certificate of a PEM file in order
+        and skips a key; a file without one is an error.
+        """
+        bundle = os.path.join(self.directory, "bundle.pem")
+        with open(bundle, "wb") as f:
+            f.write(self.authority.pem + self.stranger.pem)
+        self.assertEqual(
+            [c.dumpPEM() for c in loadCertificates(bundle)],
+            [self.authority.pem, self.stranger.pem],
+        )
+        [only] = loadCertificates(self.gatewayPEM)
+        self.assertEqual(only.digest("sha256"), self.gateway.digest("sha256"))
+        empty = os.path.join(self.directory, "empty.pem")
+        with open(empty, "wb") as f:
+            f.write(b"nothing\n")
+        self.assertRaises(ValueError, loadCertificates, empty)

@@ -1,0 +1,1 @@
+The SIP TLS listener asks for an optional client certificate and verifies it against the new `[sip] tls_ca_file`, which outgoing SIP TLS also verifies servers against and which `trusted_tls_names` now requires, so trusted TLS names admit peers on connections they opened too.
