@@ -867,12 +867,16 @@ class SIPUserAgent:
     @property
     def allowedMethods(self) -> list[str]:
         """
-        The Allow list: the core methods and the registered ones.
+        The Allow list: the core methods, the registered ones, and NOTIFY
+        when dialog usages (subscriptions, REFER) are in place.
         """
         methods = list(CORE_METHODS)
         for method, handlers in self._handlers.items():
             if handlers and method not in methods:
                 methods.append(method)
+        if self._usageHandlers and "NOTIFY" not in methods:
+            # Subscriptions and REFERs we send are answered with NOTIFY.
+            methods.append("NOTIFY")
         return methods
 
     def _capabilityHeaders(self) -> list[tuple[str, str]]:

@@ -494,13 +494,15 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
 
     def test_optionsAllowEvents(self) -> None:
         """
-        RFC 6665 4.4.4: OPTIONS answers list the packages in Allow-Events
-        and SUBSCRIBE in Allow.
+        RFC 6665 4.4.4: OPTIONS answers list the packages in Allow-Events,
+        and SUBSCRIBE and NOTIFY (which our own subscriptions receive) in
+        Allow.
         """
         self.receive(request("OPTIONS"))
         [response], _ = self.split()
         self.assertEqual(response.header("Allow-Events"), "conference, test")
         self.assertIn("SUBSCRIBE", response.header("Allow") or "")
+        self.assertIn("NOTIFY", response.header("Allow") or "")
 
     def test_packageFailureLogged(self) -> None:
         """
