@@ -201,7 +201,63 @@ class MSRPParser:
             self._compact()
         return events
 
-    def _parseFast(self, events: list[MSRPEvent]) -> None:
+    @property
+    def idle(self) -> bool:
+        """
+        Whether the parser is between messages and holds no bytes (then
+        whoever feeds it may frame the next messages itself, see
+        L{feedUntilIdle}).
+        """
+        return self._state is _State.START and len(self._buffer) == self._start
+
+    def feedUntilIdle(self, data: bytes) -> tuple[list[MSRPEvent], bytes]:
+        """
+        Parse more of the stream, but only up to the end of the first message
+        (or error) completed: the rest is handed back unparsed.
+
+        Feeding the returned rest to L{feed} or L{feedUntilIdle} later gives
+        the events L{feed} would have given for all of C{data}.  When the
+        first message is not complete, everything is kept and the rest is
+        empty.
+
+        @param data: The bytes received.
+        @return: The events (in order) and the bytes not parsed.
+        """
+        if self._state is _State.FAILED:
+            return [], b""
+        self._buffer += data
+        events: list[MSRPEvent] = []
+        left = False
+        while True:
+            state = self._state
+            if state is _State.START:
+                if left or events:
+                    rest = bytes(self._buffer[self._start :])
+                    self._buffer.clear()
+                    self._start = self._scan = 0
+                    return events, rest
+                self._parseFast(events, True)
+                if events:
+                    continue
+                progressed = self._parseStartLine(events)
+            elif state is _State.HEADERS:
+                progressed = self._parseHeaders(events)
+            elif state is _State.BODY:
+                progressed = self._parseBody(events)
+            elif state is _State.DISCARD:
+                progressed = self._discard()
+            else:
+                self._buffer.clear()
+                self._start = self._scan = 0
+                return events, b""
+            left = True
+            if not progressed:
+                break
+        if self._state is _State.START or self._state is _State.DISCARD:
+            self._compact()
+        return events, b""
+
+    def _parseFast(self, events: list[MSRPEvent], once: bool = False) -> None:
         """
         Parse the complete, well-formed requests at the front of the buffer
         in one go (the usual traffic), between messages only.
@@ -213,6 +269,7 @@ class MSRPParser:
         alone gives for the same bytes; this only takes the shortcut.
 
         @param events: The output list.
+        @param once: Take at most one message.
         """
         start = self._start
         size = len(self._buffer)
@@ -300,6 +357,8 @@ class MSRPParser:
                     )
                 )
                 start = found + patternSize + 3
+                if once:
+                    break
                 continue
             break
         self._start = self._scan = start

@@ -29,6 +29,7 @@ nothing more is serialized until the transport drains.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
@@ -45,16 +46,24 @@ from stoxgw.msrp.message import (
     ByteRange,
     Continuation,
     FailureReport,
+    MSRPHeader,
     MSRPMethod,
     MSRPParseError,
     MSRPRequest,
     MSRPResponse,
+    SuccessReport,
+    _setHeaderName,
+    _setHeaderSpacing,
+    _setHeaderValue,
     buildRequest,
     isIdent,
 )
 from stoxgw.msrp.parser import (
+    _REQUEST_LINE_RE,
+    _START_RE,
     DEFAULT_MAX_CHUNK_BYTES,
     DEFAULT_MAX_HEADER_BYTES,
+    MSRPEvent,
     MSRPParser,
 )
 from stoxgw.msrp.reports import reasonPhrase, responseTo, responseToError
@@ -83,6 +92,45 @@ _SEND = MSRPMethod.SEND.value
 _KNOWN_METHODS = frozenset(method.value for method in MSRPMethod)
 _REPORT = MSRPMethod.REPORT.value
 _CACHE_SIZE = 256
+
+# The receive fast path (MSRPConnection._receive).  A complete SEND chunk in
+# the usual layout: the start line, To-Path, From-Path and Message-ID, in
+# that order and with one SP after each colon; the other header fields
+# ("the rest") follow.
+_SIMPLE_SEND_RE = re.compile(
+    rb"MSRP ([A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31}) SEND\r\n"
+    rb"(To-Path: [^\r\n]*\r\nFrom-Path: [^\r\n]*\r\n)"
+    rb"Message-ID: ([A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31})\r\n"
+)
+_END_FLAGS = frozenset(b"$+#")
+_PREFIX = b"MSRP "
+# The most the fast path holds of an incomplete message between reads
+# (beyond it, the parser takes the message and holds it instead).
+_HOLD_LIMIT = 1 << 16
+_REST_NAMES = frozenset(
+    {"byte-range", "success-report", "failure-report", "content-type"}
+)
+_OTHER_PATH_NAMES = frozenset({"to-path", "from-path", "message-id"})
+_FAILURE_REPORTS = {report.value: report for report in FailureReport}
+_SimpleRest = tuple[tuple[MSRPHeader, ...], int | None, str, FailureReport]
+# The rest of the header section (raw bytes, Message-ID excluded) to what the
+# fast path needs of it, or None if such a message is not for the fast path.
+_RESTS: dict[bytes, _SimpleRest | None] = {}
+_RESTS_SIZE = 4096
+_newObject = object.__new__
+_NOT_SIMPLE = 0
+"""
+What C{_receiveSimpleSend} returns when it did not take the chunk (the
+connection then parses and dispatches it the usual way).
+"""
+_ANSWER_200 = 1
+"""
+What C{_receiveSimpleSend} returns when the connection must answer 200.
+"""
+_HANDLED = 2
+"""
+What C{_receiveSimpleSend} returns when nothing more is to be done.
+"""
 
 
 class IMSRPConnectionUser(Interface):
@@ -245,6 +293,117 @@ class ChunkSource(TypingProtocol):
 
         @param request: A request this source made.
         """
+
+
+def _simpleRest(parser: MSRPParser, rest: bytes) -> _SimpleRest | None:
+    """
+    Read the header fields after Message-ID of a SEND chunk for the receive
+    fast path.
+
+    @param parser: Parses the header lines (as it would).
+    @param rest: The lines, each with its CRLF.
+    @return: The fields, the Byte-Range total (L{None} when absent or
+        C{*}), the Content-Type (C{""} when absent) and the Failure-Report (default applied), or L{None} if the
+        chunk must take the usual path: a line the parser refuses, a repeated
+        or unusual field, a malformed value, a Byte-Range that does not start
+        at 1, or C{Success-Report: yes} (a REPORT follows).
+    """
+    fields: list[MSRPHeader] = []
+    values: dict[str, str] = {}
+    if rest:
+        lineCache = parser._lineCache
+        for raw in rest[:-2].split(b"\r\n"):
+            field = lineCache.get(raw) or parser._headerLine(raw)
+            if field is None:
+                return None
+            name = field.name.lower()
+            if name in _OTHER_PATH_NAMES:
+                return None
+            if name in _REST_NAMES:
+                if name in values:
+                    return None
+                values[name] = field.value
+            fields.append(field)
+    byteRange = None
+    text = values.get("byte-range")
+    if text is not None:
+        try:
+            byteRange = ByteRange.fromString(text)
+        except ValueError:
+            return None
+        if byteRange.start != 1:
+            return None
+    if values.get("success-report", SuccessReport.NO.value) != SuccessReport.NO.value:
+        return None
+    failureReport = _FAILURE_REPORTS.get(values.get("failure-report", "yes"))
+    if failureReport is None:
+        return None
+    return (
+        tuple(fields),
+        None if byteRange is None else byteRange.total,
+        values.get("content-type") or "",
+        failureReport,
+    )
+
+
+def _messageEnd(buffer: bytes, start: int, limit: int) -> int:
+    """
+    Find where the message at C{start} ends as the parser frames it: at the
+    first end-line of its transaction after the start line, whatever comes
+    between (a bodiless message ends at an end-line among its header lines;
+    a message the parser rejects is skipped up to that end-line too).
+
+    @param buffer: The bytes.
+    @param start: The start of the message.
+    @param limit: The parser's C{maxHeaderBytes}.
+    @return: The position after the end-line; -1 if it is not (completely)
+        there yet; -2 if the start line is not one the parser can frame on
+        (the parser then fails).
+    """
+    lineEnd = buffer.find(b"\r\n", start)
+    if lineEnd < 0:
+        return -1
+    if lineEnd + 2 - start > limit:
+        return -2
+    startLine = _START_RE.match(buffer, start, lineEnd)
+    if startLine is None:
+        return -2
+    pattern = b"\r\n-------" + startLine.group(1)
+    size = len(buffer)
+    found = buffer.find(pattern, lineEnd)
+    while found >= 0:
+        after = found + len(pattern)
+        if after + 3 > size:
+            return -1
+        if buffer[after] in _END_FLAGS and buffer[after + 1 : after + 3] == b"\r\n":
+            return after + 3
+        found = buffer.find(pattern, found + 1)
+    return -1
+
+
+def _mayHold(buffer: bytes, start: int, limit: int) -> bool:
+    """
+    Whether the parser, fed the incomplete message at C{start}, would do
+    nothing yet (no event, no error): then the fast path may keep the bytes
+    until more arrive.
+
+    It holds: the start of a start line; or a request line and header lines
+    without an empty line or anything that could be an end-line, within
+    the header limit.
+
+    @param buffer: The bytes.
+    @param start: The start of the message.
+    @param limit: The parser's C{maxHeaderBytes}.
+    """
+    size = len(buffer) - start
+    if size + 2 > limit or size > _HOLD_LIMIT:
+        return False
+    lineEnd = buffer.find(b"\r\n", start)
+    if lineEnd < 0:
+        return buffer[start : start + 5] == _PREFIX[:size]
+    if _REQUEST_LINE_RE.match(buffer, start) is None:
+        return False
+    return buffer.find(b"\r\n\r\n", lineEnd) < 0 and buffer.find(b"\r\n-", lineEnd) < 0
 
 
 class SingleRequest:
@@ -482,6 +641,30 @@ class MSRPConnection(Protocol):
         self._pumping = False
         self._open = False
         self._closed = False
+        # The receive fast path (see _receive); off, every byte goes through
+        # the parser (the tests compare both).
+        self._fastPath = True
+        # The start of a message held until the next read.
+        self._fastTail = b""
+        # While _receive runs: the data of nested dataReceived calls.
+        self._fastQueue: list[bytes] | None = None
+        # The To-Path and From-Path lines of a fast-path SEND to the session,
+        # its receiving method, the paths, their fields and the middle of the
+        # 200; None if such requests take the usual path.  Cleared whenever
+        # the sessions change.
+        self._fastRoutes: dict[
+            bytes,
+            tuple[
+                ConnectionUser,
+                Any,
+                tuple[MSRPURI, ...],
+                tuple[MSRPURI, ...],
+                MSRPHeader,
+                MSRPHeader,
+                bytes,
+            ]
+            | None,
+        ] = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -569,6 +752,7 @@ class MSRPConnection(Protocol):
         sessions = list(self._sessions.values())
         self._sessions.clear()
         self._routes.clear()
+        self._fastRoutes.clear()
         for session in sessions:
             try:
                 session.connectionLost(self, reason)
@@ -602,6 +786,7 @@ class MSRPConnection(Protocol):
             raise ValueError(f"another session is bound to {uri}")
         self._sessions[uri] = session
         self._routes.clear()
+        self._fastRoutes.clear()
 
     def detach(self, session: ConnectionUser) -> None:
         """
@@ -615,6 +800,7 @@ class MSRPConnection(Protocol):
             return
         del self._sessions[uri]
         self._routes.clear()
+        self._fastRoutes.clear()
         if uri in self._streams:
             del self._streams[uri]
             self._rotation.remove(uri)
@@ -650,7 +836,33 @@ class MSRPConnection(Protocol):
 
         @param data: The bytes received.
         """
-        for event in self._parser.feed(data):
+        if not self._fastPath:
+            tail = self._fastTail
+            if tail:
+                data = tail + data
+                self._fastTail = b""
+            self._dispatchEvents(self._parser.feed(data))
+            return
+        queue = self._fastQueue
+        if queue is not None:
+            # Called again from a handler while earlier bytes are being
+            # handled: these bytes come after them in the stream.
+            queue.append(data)
+            return
+        queue = self._fastQueue = [data]
+        try:
+            while queue:
+                self._receiveChunk(queue.pop(0))
+        finally:
+            self._fastQueue = None
+
+    def _dispatchEvents(self, events: list[MSRPEvent]) -> None:
+        """
+        Dispatch parsed messages and errors; nothing escapes.
+
+        @param events: What the parser returned.
+        """
+        for event in events:
             if self._closed:
                 return
             try:
@@ -668,6 +880,215 @@ class MSRPConnection(Protocol):
                     peer=self.peer,
                     transactionID=event.transactionID,
                 )
+
+    def _receiveChunk(self, data: bytes) -> None:
+        """
+        Handle received bytes: between messages L{_receive} takes them,
+        within a message the parser does.
+
+        @param data: The bytes.
+        """
+        parser = self._parser
+        tail = self._fastTail
+        if tail:
+            data = tail + data
+            self._fastTail = b""
+        while data:
+            if self._closed or parser.failed:
+                return
+            if parser.idle:
+                data = self._receive(data)
+                if not data:
+                    return
+            events, data = parser.feedUntilIdle(data)
+            self._dispatchEvents(events)
+
+    def _receive(self, buffer: bytes) -> bytes:
+        """
+        Handle the messages at the front of C{buffer}, which starts at a
+        message boundary while the parser holds nothing.
+
+        The usual SEND chunk (complete, single-chunk, in the usual header
+        layout, to a session bound to this connection; see L{_simpleRest}
+        and L{_fastRoute}) goes to the session's C{_receiveSimpleSend}
+        without an L{MSRPRequest} being made, and its C{200} is made from
+        cached bytes.  Any other complete message is framed (on its
+        end-line) and parsed and dispatched alone, as L{_dispatchEvents}
+        would.  An incomplete message is kept for the next read while the
+        parser would do nothing with its bytes yet; otherwise it is left to
+        the parser.  So what is answered and dispatched, and when, is what
+        the parser alone gives.
+
+        @param buffer: The bytes.
+        @return: The bytes the parser must take (from a message boundary),
+            or C{b""}.
+        """
+        parser = self._parser
+        limit = parser.maxHeaderBytes
+        maxChunk = parser.maxChunkBytes
+        routes = self._fastRoutes
+        rests = _RESTS
+        match = _SIMPLE_SEND_RE.match
+        find = buffer.find
+        size = len(buffer)
+        pos = 0
+        while pos < size:
+            if self._closed:
+                return b""
+            simple = match(buffer, pos, pos + limit)
+            if simple is not None:
+                tid, paths, mid = simple.groups()
+                headEnd = simple.end()
+                blank = find(b"\r\n\r\n", headEnd - 2, pos + limit + 2)
+                if blank >= 0:
+                    rest = buffer[headEnd : blank + 2]
+                    info = rests.get(rest)
+                    if info is None and rest not in rests:
+                        info = _simpleRest(parser, rest)
+                        if len(rests) >= _RESTS_SIZE:
+                            rests.clear()
+                        rests[rest] = info
+                    route = routes.get(paths)
+                    if route is None and paths not in routes:
+                        route = self._fastRoute(paths)
+                    if info is not None and route is not None:
+                        bodyStart = blank + 4
+                        found = find(b"\r\n-------" + tid, blank + 2)
+                        after = found + 9 + len(tid)
+                        if (
+                            found >= bodyStart
+                            and buffer[after : after + 3] == b"$\r\n"
+                            and found - bodyStart <= maxChunk
+                        ):
+                            _, receive, toPath, fromPath, toField, fromField, middle = route
+                            fields, declared, contentType, failureReport = info
+                            messageID = mid.decode("ascii")
+                            # _newHeader("Message-ID", messageID, " "), inline.
+                            midField: MSRPHeader = _newObject(MSRPHeader)
+                            _setHeaderName(midField, "Message-ID")
+                            _setHeaderValue(midField, messageID)
+                            _setHeaderSpacing(midField, " ")
+                            try:
+                                outcome = receive(
+                                    self,
+                                    tid,
+                                    toPath,
+                                    fromPath,
+                                    (toField, fromField, midField) + fields,
+                                    messageID,
+                                    contentType,
+                                    buffer[bodyStart:found],
+                                    declared,
+                                    failureReport,
+                                )
+                            except Exception:
+                                self._log.failure(
+                                    "Error handling MSRP from {peer}",
+                                    peer=self.peer,
+                                    transactionID=tid.decode("ascii"),
+                                )
+                                outcome = _HANDLED
+                            if outcome == _ANSWER_200:
+                                if not self._closed:
+                                    data = b"MSRP " + tid + middle + tid + b"$\r\n"
+                                    batch = self._batch
+                                    if batch is None or (
+                                        self._pumping
+                                        or self._paused
+                                        or not self._open
+                                        or self._priority
+                                        or self._rotation
+                                    ):
+                                        self._queueResponse(data)
+                                    else:
+                                        batch.append(data)
+                                pos = after + 3
+                                continue
+                            if outcome == _HANDLED:
+                                pos = after + 3
+                                continue
+                        elif (
+                            (found < 0 or after + 3 > size)
+                            and size - bodyStart <= maxChunk
+                            and size - pos <= _HOLD_LIMIT
+                        ):
+                            # Incomplete: the parser would only wait too.
+                            self._fastTail = buffer[pos:] if pos else buffer
+                            return b""
+            end = _messageEnd(buffer, pos, limit)
+            if end > 0:
+                self._dispatchEvents(parser.feed(buffer[pos:end]))
+                pos = end
+                if not parser.idle:
+                    return buffer[pos:]
+                continue
+            if end == -1 and _mayHold(buffer, pos, limit):
+                self._fastTail = buffer[pos:] if pos else buffer
+                return b""
+            return buffer[pos:] if pos else buffer
+        return b""
+
+    def _fastRoute(
+        self, paths: bytes
+    ) -> (
+        tuple[
+            ConnectionUser,
+            Any,
+            tuple[MSRPURI, ...],
+            tuple[MSRPURI, ...],
+            MSRPHeader,
+            MSRPHeader,
+            bytes,
+        ]
+        | None
+    ):
+        """
+        Find where the fast path delivers a SEND with these To-Path and
+        From-Path lines (as L{_requestReceived} would route it), and cache
+        it until the sessions change.
+
+        @param paths: The two lines, each with its CRLF.
+        @return: The session, its C{_receiveSimpleSend}, the To-Path and
+            From-Path and their fields, and the bytes of a C{200} between
+            the transaction ids; or L{None} if such requests take the usual
+            path: a line the parser refuses, more than one To-Path URI, no
+            session bound to this connection for it (it may need binding),
+            a session without C{_receiveSimpleSend}.
+        """
+        parser = self._parser
+        split = paths.find(b"\r\n")
+        toLine = paths[:split]
+        fromLine = paths[split + 2 : -2]
+        pathLines = parser._pathLineCache
+        toEntry = pathLines.get(toLine) or parser._pathLine(toLine)
+        fromEntry = pathLines.get(fromLine) or parser._pathLine(fromLine)
+        route = None
+        if (
+            toEntry is not None
+            and fromEntry is not None
+            and toEntry[0] == "to-path"
+            and fromEntry[0] == "from-path"
+            and len(toEntry[2]) == 1
+        ):
+            toPath = toEntry[2]
+            fromPath = fromEntry[2]
+            session = self._sessions.get(toPath[0])
+            receive = getattr(session, "_receiveSimpleSend", None)
+            middle = self._responseMiddle(toPath, fromPath, 200, True)
+            if session is not None and receive is not None and middle is not None:
+                route = (
+                    session,
+                    receive,
+                    toPath,
+                    fromPath,
+                    toEntry[1],
+                    fromEntry[1],
+                    middle,
+                )
+        if len(self._fastRoutes) >= _CACHE_SIZE:
+            self._fastRoutes.clear()
+        self._fastRoutes[paths] = route
+        return route
 
     def _flushBatch(self) -> None:
         """
@@ -841,23 +1262,27 @@ class MSRPConnection(Protocol):
             data = self._serializeResponse(request, code)
         if data is None:
             self.sendPriority(responseTo(request, code, comment, headers=headers))
-        elif not self._closed:
-            if (
-                self._pumping
-                or self._paused
-                or not self._open
-                or self._priority
-                or self._rotation
-            ):
-                self._priority.append(data)
-                self._pump()
-            elif self._batch is not None:
-                # What sendPriority and _pump would do, without the queue,
-                # and written with the other responses to the same read.
-                self._batch.append(data)
-            else:
-                self._transport.write(data)
+        else:
+            self._queueResponse(data)
         return True
+
+    def _queueResponse(self, data: bytes) -> None:
+        """
+        Send a serialized response as L{sendPriority} would.
+
+        @param data: The response.
+        """
+        if self._closed:
+            return
+        if self._pumping or self._paused or not self._open or self._priority or self._rotation:
+            self._priority.append(data)
+            self._pump()
+        elif self._batch is not None:
+            # What sendPriority and _pump would do, without the queue, and
+            # written with the other responses to the same read.
+            self._batch.append(data)
+        else:
+            self._transport.write(data)
 
     def _serializeResponse(self, request: MSRPRequest, code: int) -> bytes | None:
         """
@@ -880,36 +1305,58 @@ class MSRPConnection(Protocol):
         if cached is not None and cached[0] is fromPath and cached[1] is toPath:
             middle = cached[2]
         else:
-            comment = reasonPhrase(code)
-            if (
-                not toPath
-                or not fromPath
-                or not 100 <= code <= 999
-                or (comment is not None and not comment.isprintable())
-            ):
+            made = self._responseMiddle(toPath, fromPath, code, send)
+            if made is None:
                 return None
-            if send:
-                target = self._uriAsBytes(fromPath[0])
-            else:
-                target = b" ".join([self._uriAsBytes(uri) for uri in fromPath])
-            status = f"{code:03d}" if comment is None else f"{code:03d} {comment}"
-            middle = b"".join(
-                [
-                    b" ",
-                    status.encode("utf-8"),
-                    b"\r\nTo-Path: ",
-                    target,
-                    b"\r\nFrom-Path: ",
-                    self._uriAsBytes(toPath[-1]),
-                    b"\r\n",
-                    END_LINE_DASHES,
-                ]
-            )
+            middle = made
             if len(self._responseMiddles) >= _CACHE_SIZE:
                 self._responseMiddles.clear()
             self._responseMiddles[key] = (fromPath, toPath, middle)
         tid = transactionID.encode("ascii")
         return b"MSRP " + tid + middle + tid + b"$\r\n"
+
+    def _responseMiddle(
+        self,
+        toPath: tuple[MSRPURI, ...],
+        fromPath: tuple[MSRPURI, ...],
+        code: int,
+        send: bool,
+    ) -> bytes | None:
+        """
+        The bytes of a response between its transaction id and the end-line's
+        (see L{_serializeResponse}).
+
+        @param toPath: The To-Path of the request.
+        @param fromPath: The From-Path of the request.
+        @param code: The status code.
+        @param send: Whether the request is a SEND.
+        @return: The bytes, or L{None} if the generic builder must be used.
+        """
+        comment = reasonPhrase(code)
+        if (
+            not toPath
+            or not fromPath
+            or not 100 <= code <= 999
+            or (comment is not None and not comment.isprintable())
+        ):
+            return None
+        if send:
+            target = self._uriAsBytes(fromPath[0])
+        else:
+            target = b" ".join([self._uriAsBytes(uri) for uri in fromPath])
+        status = f"{code:03d}" if comment is None else f"{code:03d} {comment}"
+        return b"".join(
+            [
+                b" ",
+                status.encode("utf-8"),
+                b"\r\nTo-Path: ",
+                target,
+                b"\r\nFrom-Path: ",
+                self._uriAsBytes(toPath[-1]),
+                b"\r\n",
+                END_LINE_DASHES,
+            ]
+        )
 
     def _uriAsBytes(self, uri: MSRPURI) -> bytes:
         """

@@ -51,11 +51,15 @@ from stoxgw.msrp.message import (
     MSRPResponse,
     Status,
     SuccessReport,
+    _newRequest,
     buildRequest,
     generateMessageID,
     isIdent,
 )
 from stoxgw.msrp.protocol import (
+    _ANSWER_200,
+    _HANDLED,
+    _NOT_SIMPLE,
     DEFAULT_CHUNK_SIZE,
     ChunkedSend,
     IMSRPConnectionUser,
@@ -229,6 +233,19 @@ _incomingSetters: tuple[Callable[[Any, Any], None], ...] = tuple(
         "failureReport",
     )
 )
+
+
+(
+    _setIncomingMessageID,
+    _setIncomingContentType,
+    _setIncomingBody,
+    _setIncomingHeaders,
+    _setIncomingSize,
+    _setIncomingFromPath,
+    _setIncomingToPath,
+    _setIncomingSuccessReport,
+    _setIncomingFailureReport,
+) = _incomingSetters
 
 
 def _incomingMessage(
@@ -1592,6 +1609,17 @@ class MSRPSession:
                 Failure(), request, "messageReceived"  # type: ignore[no-untyped-call]
             )
             return
+        self._handled(result, request, message)
+
+    def _handled(self, result: Any, request: MSRPRequest, message: IncomingMessage) -> None:
+        """
+        Answer a delivered message with what C{messageReceived} returned
+        (or, for a L{Deferred}, once it fires).
+
+        @param result: What the handler returned.
+        @param request: The completing chunk.
+        @param message: The message.
+        """
         if result is None or type(result) is int:
             try:
                 self._delivered(result, request, message)
@@ -1603,6 +1631,113 @@ class MSRPSession:
         d = maybeDeferred(lambda: result)
         d.addCallback(self._delivered, request, message)
         d.addErrback(self._handlerFailed, request, "messageReceived")
+
+    def _receiveSimpleSend(
+        self,
+        connection: MSRPConnection,
+        transactionID: bytes,
+        toPath: tuple[MSRPURI, ...],
+        fromPath: tuple[MSRPURI, ...],
+        headers: tuple[MSRPHeader, ...],
+        messageID: str,
+        contentType: str,
+        body: bytes,
+        declared: int | None,
+        failureReport: FailureReport,
+    ) -> int:
+        """
+        Take a whole message in one SEND chunk from the connection's receive
+        fast path: what L{requestReceived} does with the request, without
+        the request unless something unusual needs it.
+
+        The connection has checked that the chunk ends with C{$}, has a
+        valid C{ident} Message-ID, no Byte-Range or one starting at 1, no
+        C{Success-Report: yes}, valid report fields, and that its To-Path is
+        this session's URI alone.
+
+        @param connection: The connection it came on.
+        @param transactionID: The transaction id (ASCII).
+        @param toPath: The To-Path.
+        @param fromPath: The From-Path.
+        @param headers: All header fields in wire order.
+        @param messageID: The Message-ID.
+        @param contentType: The Content-Type, C{""} when absent.
+        @param body: The body.
+        @param declared: The Byte-Range total, if any.
+        @param failureReport: The Failure-Report (default applied).
+        @return: L{_NOT_SIMPLE} if nothing was done (the chunk needs
+            L{requestReceived}: a limit, a refused type, a Message-ID being
+            reassembled or rejected before); L{_ANSWER_200} if the connection
+            must answer 200; L{_HANDLED} otherwise.
+        """
+        size = len(body)
+        maxSize = self.maxMessageSize
+        incoming = self._incoming
+        if (
+            size > maxSize
+            or (declared is not None and (declared > maxSize or size > declared))
+            or messageID in incoming
+            or len(incoming) >= self.maxIncomingMessages
+            or messageID in self._rejected
+            or not self.accepts(contentType)
+        ):
+            return _NOT_SIMPLE
+        if not self.remotePath:
+            self.remotePath = fromPath
+        # _incomingMessage, inline.
+        message: IncomingMessage = _newIncoming(IncomingMessage)
+        _setIncomingMessageID(message, messageID)
+        _setIncomingContentType(message, contentType)
+        _setIncomingBody(message, body)
+        _setIncomingHeaders(message, headers)
+        _setIncomingSize(message, size)
+        _setIncomingFromPath(message, fromPath)
+        _setIncomingToPath(message, toPath)
+        _setIncomingSuccessReport(message, False)
+        _setIncomingFailureReport(message, failureReport)
+        try:
+            result = self.handler.messageReceived(message)
+        except BaseException:
+            failure = Failure()  # type: ignore[no-untyped-call]
+            self._handlerFailed(
+                failure,
+                self._simpleRequest(transactionID, toPath, fromPath, headers, body),
+                "messageReceived",
+            )
+            return _HANDLED
+        if result is None or (type(result) is int and result == 200):
+            # What _delivered does for 200 (no success REPORT is asked for).
+            if self.connection is None or failureReport is not FailureReport.YES:
+                return _HANDLED
+            return _ANSWER_200
+        self._handled(
+            result,
+            self._simpleRequest(transactionID, toPath, fromPath, headers, body),
+            message,
+        )
+        return _HANDLED
+
+    @staticmethod
+    def _simpleRequest(
+        transactionID: bytes,
+        toPath: tuple[MSRPURI, ...],
+        fromPath: tuple[MSRPURI, ...],
+        headers: tuple[MSRPHeader, ...],
+        body: bytes,
+    ) -> MSRPRequest:
+        """
+        The request the parser would have made for a chunk of the receive
+        fast path.
+        """
+        return _newRequest(
+            transactionID.decode("ascii"),
+            _SEND,
+            toPath,
+            fromPath,
+            headers,
+            body,
+            Continuation.END,
+        )
 
     def _delivered(
         self, code: int | None, request: MSRPRequest, message: IncomingMessage
