@@ -58,15 +58,19 @@ class Options(usage.Options):
         """
         Load the configuration; with C{--check-config}, report and exit.
 
-        @raise usage.UsageError: the configuration is not valid (twistd
-            prints the problems and exits non-zero).
+        An invalid configuration prints its problems on standard error, one
+        line each, and exits 1 (rather than a usage error, after which twistd
+        would print its whole usage text before the problems).
         """
         if self["check-config"]:
             sys.exit(checkConfig(self["config"], sys.stdout, sys.stderr, probe=self["probe"]))
         try:
             self.gatewayConfig = loadConfig(self["config"])
         except ConfigError as e:
-            raise usage.UsageError("invalid configuration:\n" + "\n".join(e.problems)) from None
+            for problem in e.problems:
+                sys.stderr.write(problem + "\n")
+            sys.stderr.write(f"{self['config']}: invalid configuration, not starting\n")
+            sys.exit(1)
 
 
 def checkConfig(

@@ -9,7 +9,6 @@ from io import StringIO
 
 from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
-from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from stoxgw import tap
@@ -69,12 +68,23 @@ class OptionsTests(SynchronousTestCase):
 
     def test_invalidConfig(self) -> None:
         """
-        An invalid file is a usage error listing every problem.
+        An invalid file prints every problem on standard error, one line
+        each, and exits 1 without twistd's usage text.
         """
         path = writeConfig(self, BROKEN)
-        error = self.assertRaises(usage.UsageError, tap.Options().parseOptions, ["-c", path])
-        self.assertIn(f"{path}: [xmpp] port: 99999 is out of range", str(error))
-        self.assertIn(f"{path}: [sip] bogus: unknown key", str(error))
+        stderr = StringIO()
+        self.patch(tap.sys, "stderr", stderr)
+        error = self.assertRaises(SystemExit, tap.Options().parseOptions, ["-c", path])
+        self.assertEqual(error.code, 1)
+        self.assertEqual(
+            stderr.getvalue().splitlines(),
+            [
+                f"{path}: [sip] bogus: unknown key",
+                f"{path}: [xmpp] port: 99999 is out of range (1 to 65535)",
+                f"{path}: [xmpp] user_domain: required, and not set",
+                f"{path}: invalid configuration, not starting",
+            ],
+        )
 
     def test_checkConfigValid(self) -> None:
         """

@@ -195,3 +195,31 @@ class ProsodyComponentTests(SynchronousTestCase):
             " component handshake for sip.xmpp.test (not-authorized)",
             bad.stderr,
         )
+
+    def test_invalidConfigDoesNotStart(self) -> None:
+        """
+        C{twistd -n stoxgw} with an invalid file prints only the problems,
+        one line each on standard error, and exits 1 without starting.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write("[xmpp]\nsecret = CHANGE_ME\nport = 0\n")
+        result = subprocess.run(
+            [
+                sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                "--nodaemon", "--pidfile=", "stoxgw", "--config", path,
+            ],
+            cwd=TOP, env=dict(os.environ, PYTHONPATH=TOP), capture_output=True, text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertEqual(
+            result.stderr.splitlines(),
+            [
+                f"{path}: [xmpp] port: 0 is out of range (1 to 65535)",
+                f"{path}: [xmpp] user_domain: required, and not set",
+                f"{path}: [xmpp] secret: still the sample's placeholder CHANGE_ME: set the real secret",
+                f"{path}: invalid configuration, not starting",
+            ],
+        )
+        self.assertNotIn("Usage:", result.stdout)
