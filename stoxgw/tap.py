@@ -71,6 +71,19 @@ class Options(usage.Options):
                 sys.stderr.write(problem + "\n")
             sys.stderr.write(f"{self['config']}: invalid configuration, not starting\n")
             sys.exit(1)
+        parent = self.parent
+        if (
+            parent is not None
+            and "nodaemon" in parent
+            and not parent["nodaemon"]
+            and self.gatewayConfig.logging.file == "-"
+        ):
+            # A daemon's standard output is /dev/null: the log would be lost.
+            sys.stderr.write(
+                f"{self['config']}: [logging] file: is - (standard output), which a"
+                " daemon does not have: set a file, or run twistd with --nodaemon\n"
+            )
+            sys.exit(1)
 
 
 def checkConfig(

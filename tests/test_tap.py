@@ -199,3 +199,43 @@ class CheckConfigTests(SynchronousTestCase):
         probed: list[object] = []
         status = tap.checkConfig(path, StringIO(), StringIO(), probe=True, runProbe=lambda c: probed.append(c) or [])
         self.assertEqual((status, probed), (1, []))
+
+
+class DaemonLoggingTests(SynchronousTestCase):
+    """
+    The log destination when twistd runs as a daemon.
+    """
+
+    def parse(self, twistdArgs: list[str], config: str) -> tuple[object, str]:
+        from twisted.scripts.twistd import ServerOptions
+
+        stderr = StringIO()
+        self.patch(tap.sys, "stderr", stderr)
+        options = ServerOptions()
+        try:
+            options.parseOptions([*twistdArgs, "stoxgw", "--config", writeConfig(self, config)])
+        except SystemExit as e:
+            return e.code, stderr.getvalue()
+        return None, stderr.getvalue()
+
+    def test_daemonToStandardOutput(self) -> None:
+        """
+        As a daemon (no C{--nodaemon}) with C{[logging] file = -} the log
+        would go nowhere: refused with a line naming the key.
+        """
+        code, stderr = self.parse([], GOOD)
+        self.assertEqual(code, 1)
+        self.assertIn("[logging] file: is - (standard output)", stderr)
+
+    def test_foregroundToStandardOutput(self) -> None:
+        """
+        With C{--nodaemon}, standard output is fine (systemd's journal).
+        """
+        self.assertEqual(self.parse(["--nodaemon"], GOOD), (None, ""))
+
+    def test_daemonToFile(self) -> None:
+        """
+        As a daemon with a log file, nothing to say.
+        """
+        logFile = self.mktemp()
+        self.assertEqual(self.parse([], GOOD + f"[logging]\nfile = {logFile}\n"), (None, ""))
