@@ -199,12 +199,26 @@ class RoomDisco(XMPPHandler):
         return []
 
 
+class _DiscoHandler(DiscoHandler):
+    """
+    wokkel's disco handler, minus the requests another handler on the same
+    stream has already answered (wokkel's handlers do not look at the
+    C{handled} flag): the occupant service answers disco#info sent to the
+    real JIDs of the gateway's users itself (XEP-0045 6.7).
+    """
+
+    def handleRequest(self, iq: Any) -> None:
+        if getattr(iq, "handled", False):
+            return
+        super().handleRequest(iq)
+
+
 def discoHandlers(provider: XMPPHandler) -> list[XMPPHandler]:
     """
     The handlers to add to one link's stream manager: wokkel's
-    L{DiscoHandler} and the given provider.
+    L{DiscoHandler} (skipping IQs already handled) and the given provider.
     """
-    return [DiscoHandler(), provider]
+    return [_DiscoHandler(), provider]
 
 
 __all__ = [

@@ -1227,3 +1227,46 @@ class LinkTests(OccupantTestCase):
         self.assertIsNone(self.service.stateOf(ROOM, HAG))
         [(_, lost)] = self.handler.named("linkLost")
         self.assertEqual(lost, [])
+
+
+class SharedLinkDiscoTests(OccupantTestCase):
+    """
+    The occupant service and the user domain's disco handlers on one link
+    (as the service tree will put them): each IQ gets exactly one answer.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        from stoxgw.xmpp.disco import GatewayDisco, discoHandlers
+
+        for handler in discoHandlers(GatewayDisco(DOMAIN)):
+            handler.setHandlerParent(self.link.streamManager)
+        self.transport.clear()
+
+    def test_discoInfoToOccupantAnsweredOnce(self) -> None:
+        """
+        XEP-0045 6.7: disco#info to an occupant's real JID is answered by
+        the occupant service only (wokkel's disco handler does not add an
+        item-not-found).
+        """
+        self.join()
+        self.sent()
+        self.receive(
+            f"<iq from='{ROOM.full()}/firstwitch' to='{HAG.full()}' id='d1' type='get'>"
+            "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+        )
+        answers = self.sent()
+        self.assertEqual([(a["type"], a["id"]) for a in answers], [("result", "d1")])
+
+    def test_discoInfoToDomain(self) -> None:
+        """
+        XEP-0030: the user domain itself is still answered, once, as a
+        gateway/sip.
+        """
+        self.receive(
+            f"<iq from='romeo@montague.lit/orchard' to='{DOMAIN}' id='d2' type='get'>"
+            "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+        )
+        [answer] = self.sent()
+        identity = child(answer.firstChildElement(), "identity")
+        self.assertEqual((answer["type"], identity["category"], identity["type"]), ("result", "gateway", "sip"))
