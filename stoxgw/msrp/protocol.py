@@ -33,7 +33,7 @@ import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol, connectionDone
@@ -52,9 +52,7 @@ from stoxgw.msrp.message import (
     MSRPRequest,
     MSRPResponse,
     SuccessReport,
-    _setHeaderName,
-    _setHeaderSpacing,
-    _setHeaderValue,
+    _LazyHeaders,
     buildRequest,
     isIdent,
 )
@@ -97,11 +95,17 @@ _CACHE_SIZE = 256
 # the usual layout: the start line, To-Path, From-Path and Message-ID, in
 # that order and with one SP after each colon; the other header fields
 # ("the rest") follow.
+_IDENT_RE = rb"[A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31}"
 _SIMPLE_SEND_RE = re.compile(
-    rb"MSRP ([A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31}) SEND\r\n"
+    rb"MSRP (" + _IDENT_RE + rb") SEND\r\n"
     rb"(To-Path: [^\r\n]*\r\nFrom-Path: [^\r\n]*\r\n)"
-    rb"Message-ID: ([A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31})\r\n"
+    rb"Message-ID: (" + _IDENT_RE + rb")\r\n"
 )
+# The same with any bytes of a given length in place of the To-Path and
+# From-Path lines, by that length (groups: transaction id, Message-ID): with
+# a check that those bytes are the lines of the route tried (see
+# _FastRoute), it is quicker than _SIMPLE_SEND_RE.
+_SKIP_MATCHES: dict[int, Callable[[bytes, int, int], re.Match[bytes] | None]] = {}
 _END_FLAGS = frozenset(b"$+#")
 _PREFIX = b"MSRP "
 # The most the fast path holds of an incomplete message between reads
@@ -113,11 +117,25 @@ _REST_NAMES = frozenset(
 _OTHER_PATH_NAMES = frozenset({"to-path", "from-path", "message-id"})
 _FAILURE_REPORTS = {report.value: report for report in FailureReport}
 _SimpleRest = tuple[tuple[MSRPHeader, ...], int | None, str, FailureReport]
+_SimpleEntry = tuple[
+    tuple[MSRPURI, ...],
+    tuple[MSRPURI, ...],
+    _LazyHeaders,
+    int | None,
+    str,
+    FailureReport,
+]
+"""
+What the session's C{_receiveSimpleSend} is given of a chunk's header
+section: the To-Path, the From-Path, the header fields (made if read), the
+Byte-Range total, the Content-Type and the Failure-Report.
+"""
+# The most rests (see _RESTS) a route keeps an entry for.
+_ENTRIES_SIZE = 256
 # The rest of the header section (raw bytes, Message-ID excluded) to what the
 # fast path needs of it, or None if such a message is not for the fast path.
 _RESTS: dict[bytes, _SimpleRest | None] = {}
 _RESTS_SIZE = 4096
-_newObject = object.__new__
 _NOT_SIMPLE = 0
 """
 What C{_receiveSimpleSend} returns when it did not take the chunk (the
@@ -344,6 +362,96 @@ def _simpleRest(parser: MSRPParser, rest: bytes) -> _SimpleRest | None:
         values.get("content-type") or "",
         failureReport,
     )
+
+
+class _FastRoute:
+    """
+    Where the receive fast path delivers the SENDs with given To-Path and
+    From-Path lines (see L{MSRPConnection._fastRoute}).
+
+    @ivar receive: The session's C{_receiveSimpleSend}.
+    @ivar toPath: The To-Path.
+    @ivar fromPath: The From-Path.
+    @ivar fields: The To-Path and From-Path header fields.
+    @ivar middle: The bytes of a C{200} between the transaction ids.
+    @ivar paths: The two lines, each with its CRLF.
+    @ivar match: Matches what L{_SIMPLE_SEND_RE} matches with lines as long
+        as these (groups: transaction id, Message-ID); those of a match
+        start 12 octets after the transaction id.
+    @ivar entries: The rest of a header section (see L{_RESTS}) to the
+        entry given to C{receive}, or L{None} if such a chunk takes the
+        usual path.
+    """
+
+    __slots__ = (
+        "receive",
+        "toPath",
+        "fromPath",
+        "fields",
+        "middle",
+        "paths",
+        "match",
+        "entries",
+    )
+
+    def __init__(
+        self,
+        receive: Callable[[bytes, str, bytes, _SimpleEntry], int],
+        toPath: tuple[MSRPURI, ...],
+        fromPath: tuple[MSRPURI, ...],
+        fields: tuple[MSRPHeader, MSRPHeader],
+        middle: bytes,
+        paths: bytes,
+    ) -> None:
+        self.receive = receive
+        self.toPath = toPath
+        self.fromPath = fromPath
+        self.fields = fields
+        self.middle = middle
+        self.paths = paths
+        size = len(paths)
+        match = _SKIP_MATCHES.get(size)
+        if match is None:
+            match = re.compile(
+                rb"MSRP (" + _IDENT_RE + rb") SEND\r\n"
+                + b"(?s:.{%d})" % size
+                + rb"Message-ID: (" + _IDENT_RE + rb")\r\n"
+            ).match
+            if len(_SKIP_MATCHES) >= _CACHE_SIZE:
+                _SKIP_MATCHES.clear()
+            _SKIP_MATCHES[size] = match
+        self.match = match
+        self.entries: dict[bytes, _SimpleEntry | None] = {}
+
+    def entry(self, parser: MSRPParser, rest: bytes) -> _SimpleEntry | None:
+        """
+        Make (and keep) the entry for a rest of a header section.
+
+        @param parser: Parses the header lines (as it would).
+        @param rest: The lines after the Message-ID, each with its CRLF.
+        """
+        info = _RESTS.get(rest)
+        if info is None and rest not in _RESTS:
+            info = _simpleRest(parser, rest)
+            if len(_RESTS) >= _RESTS_SIZE:
+                _RESTS.clear()
+            _RESTS[rest] = info
+        entry: _SimpleEntry | None = None
+        if info is not None:
+            fields, declared, contentType, failureReport = info
+            entry = (
+                self.toPath,
+                self.fromPath,
+                _LazyHeaders(self.fields, fields),
+                declared,
+                contentType,
+                failureReport,
+            )
+        entries = self.entries
+        if len(entries) >= _ENTRIES_SIZE:
+            entries.clear()
+        entries[rest] = entry
+        return entry
 
 
 def _messageEnd(buffer: bytes, start: int, limit: int) -> int:
@@ -652,19 +760,10 @@ class MSRPConnection(Protocol):
         # its receiving method, the paths, their fields and the middle of the
         # 200; None if such requests take the usual path.  Cleared whenever
         # the sessions change.
-        self._fastRoutes: dict[
-            bytes,
-            tuple[
-                ConnectionUser,
-                Any,
-                tuple[MSRPURI, ...],
-                tuple[MSRPURI, ...],
-                MSRPHeader,
-                MSRPHeader,
-                bytes,
-            ]
-            | None,
-        ] = {}
+        self._fastRoutes: dict[bytes, _FastRoute | None] = {}
+        # The route of the last fast-path SEND, tried first.  None whenever
+        # the sessions change.
+        self._fastLast: _FastRoute | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -753,6 +852,7 @@ class MSRPConnection(Protocol):
         self._sessions.clear()
         self._routes.clear()
         self._fastRoutes.clear()
+        self._fastLast = None
         for session in sessions:
             try:
                 session.connectionLost(self, reason)
@@ -787,6 +887,7 @@ class MSRPConnection(Protocol):
         self._sessions[uri] = session
         self._routes.clear()
         self._fastRoutes.clear()
+        self._fastLast = None
 
     def detach(self, session: ConnectionUser) -> None:
         """
@@ -801,6 +902,7 @@ class MSRPConnection(Protocol):
         del self._sessions[uri]
         self._routes.clear()
         self._fastRoutes.clear()
+        self._fastLast = None
         if uri in self._streams:
             del self._streams[uri]
             self._rotation.remove(uri)
@@ -911,8 +1013,10 @@ class MSRPConnection(Protocol):
         The usual SEND chunk (complete, single-chunk, in the usual header
         layout, to a session bound to this connection; see L{_simpleRest}
         and L{_fastRoute}) goes to the session's C{_receiveSimpleSend}
-        without an L{MSRPRequest} being made, and its C{200} is made from
-        cached bytes.  Any other complete message is framed (on its
+        without an L{MSRPRequest} being made (nor its header fields, see
+        L{_LazyHeaders}), and its C{200} is made from cached bytes.  The
+        route of the previous such chunk is tried first (its lines compared
+        as bytes), then L{_SIMPLE_SEND_RE} and the routes by lines.  Any other complete message is framed (on its
         end-line) and parsed and dispatched alone, as L{_dispatchEvents}
         would.  An incomplete message is kept for the next read while the
         parser would do nothing with its bytes yet; otherwise it is left to
@@ -927,59 +1031,55 @@ class MSRPConnection(Protocol):
         limit = parser.maxHeaderBytes
         maxChunk = parser.maxChunkBytes
         routes = self._fastRoutes
-        rests = _RESTS
         match = _SIMPLE_SEND_RE.match
         find = buffer.find
+        startswith = buffer.startswith
         size = len(buffer)
         pos = 0
         while pos < size:
             if self._closed:
                 return b""
-            simple = match(buffer, pos, pos + limit)
-            if simple is not None:
-                tid, paths, mid = simple.groups()
+            # The route of the last SEND is tried first (read each time: a
+            # handler may change the sessions).
+            route = self._fastLast
+            simple = None
+            if route is not None:
+                simple = route.match(buffer, pos, pos + limit)
+                if simple is not None:
+                    tid, mid = simple.groups()
+                    if not startswith(route.paths, pos + 12 + len(tid)):
+                        simple = None
+            if simple is None:
+                simple = match(buffer, pos, pos + limit)
+                if simple is not None:
+                    tid, paths, mid = simple.groups()
+                    route = routes.get(paths)
+                    if route is None and paths not in routes:
+                        route = self._fastRoute(paths)
+                    if route is not None:
+                        self._fastLast = route
+            if simple is not None and route is not None:
                 headEnd = simple.end()
                 blank = find(b"\r\n\r\n", headEnd - 2, pos + limit + 2)
                 if blank >= 0:
                     rest = buffer[headEnd : blank + 2]
-                    info = rests.get(rest)
-                    if info is None and rest not in rests:
-                        info = _simpleRest(parser, rest)
-                        if len(rests) >= _RESTS_SIZE:
-                            rests.clear()
-                        rests[rest] = info
-                    route = routes.get(paths)
-                    if route is None and paths not in routes:
-                        route = self._fastRoute(paths)
-                    if info is not None and route is not None:
+                    entries = route.entries
+                    entry = entries.get(rest)
+                    if entry is None and rest not in entries:
+                        entry = route.entry(parser, rest)
+                    if entry is not None:
                         bodyStart = blank + 4
                         found = find(b"\r\n-------" + tid, blank + 2)
                         after = found + 9 + len(tid)
                         if (
                             found >= bodyStart
-                            and buffer[after : after + 3] == b"$\r\n"
+                            and startswith(b"$\r\n", after)
                             and found - bodyStart <= maxChunk
                         ):
-                            _, receive, toPath, fromPath, toField, fromField, middle = route
-                            fields, declared, contentType, failureReport = info
                             messageID = mid.decode("ascii")
-                            # _newHeader("Message-ID", messageID, " "), inline.
-                            midField: MSRPHeader = _newObject(MSRPHeader)
-                            _setHeaderName(midField, "Message-ID")
-                            _setHeaderValue(midField, messageID)
-                            _setHeaderSpacing(midField, " ")
                             try:
-                                outcome = receive(
-                                    self,
-                                    tid,
-                                    toPath,
-                                    fromPath,
-                                    (toField, fromField, midField) + fields,
-                                    messageID,
-                                    contentType,
-                                    buffer[bodyStart:found],
-                                    declared,
-                                    failureReport,
+                                outcome = route.receive(
+                                    tid, messageID, buffer[bodyStart:found], entry
                                 )
                             except Exception:
                                 self._log.failure(
@@ -990,7 +1090,6 @@ class MSRPConnection(Protocol):
                                 outcome = _HANDLED
                             if outcome == _ANSWER_200:
                                 if not self._closed:
-                                    data = b"MSRP " + tid + middle + tid + b"$\r\n"
                                     batch = self._batch
                                     if batch is None or (
                                         self._pumping
@@ -999,9 +1098,12 @@ class MSRPConnection(Protocol):
                                         or self._priority
                                         or self._rotation
                                     ):
-                                        self._queueResponse(data)
+                                        self._queueResponse(
+                                            b"MSRP " + tid + route.middle + tid + b"$\r\n"
+                                        )
                                     else:
-                                        batch.append(data)
+                                        # Joined by dataReceived.
+                                        batch += (b"MSRP ", tid, route.middle, tid, b"$\r\n")
                                 pos = after + 3
                                 continue
                             if outcome == _HANDLED:
@@ -1028,29 +1130,14 @@ class MSRPConnection(Protocol):
             return buffer[pos:] if pos else buffer
         return b""
 
-    def _fastRoute(
-        self, paths: bytes
-    ) -> (
-        tuple[
-            ConnectionUser,
-            Any,
-            tuple[MSRPURI, ...],
-            tuple[MSRPURI, ...],
-            MSRPHeader,
-            MSRPHeader,
-            bytes,
-        ]
-        | None
-    ):
+    def _fastRoute(self, paths: bytes) -> _FastRoute | None:
         """
         Find where the fast path delivers a SEND with these To-Path and
         From-Path lines (as L{_requestReceived} would route it), and cache
         it until the sessions change.
 
         @param paths: The two lines, each with its CRLF.
-        @return: The session, its C{_receiveSimpleSend}, the To-Path and
-            From-Path and their fields, and the bytes of a C{200} between
-            the transaction ids; or L{None} if such requests take the usual
+        @return: The route; or L{None} if such requests take the usual
             path: a line the parser refuses, more than one To-Path URI, no
             session bound to this connection for it (it may need binding),
             a session without C{_receiveSimpleSend}.
@@ -1076,14 +1163,8 @@ class MSRPConnection(Protocol):
             receive = getattr(session, "_receiveSimpleSend", None)
             middle = self._responseMiddle(toPath, fromPath, 200, True)
             if session is not None and receive is not None and middle is not None:
-                route = (
-                    session,
-                    receive,
-                    toPath,
-                    fromPath,
-                    toEntry[1],
-                    fromEntry[1],
-                    middle,
+                route = _FastRoute(
+                    receive, toPath, fromPath, (toEntry[1], fromEntry[1]), middle, paths
                 )
         if len(self._fastRoutes) >= _CACHE_SIZE:
             self._fastRoutes.clear()

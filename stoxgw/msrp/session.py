@@ -51,6 +51,7 @@ from stoxgw.msrp.message import (
     MSRPResponse,
     Status,
     SuccessReport,
+    _LazyHeaders,
     _newRequest,
     buildRequest,
     generateMessageID,
@@ -60,6 +61,7 @@ from stoxgw.msrp.protocol import (
     _ANSWER_200,
     _HANDLED,
     _NOT_SIMPLE,
+    _SimpleEntry,
     DEFAULT_CHUNK_SIZE,
     ChunkedSend,
     IMSRPConnectionUser,
@@ -235,17 +237,55 @@ _incomingSetters: tuple[Callable[[Any, Any], None], ...] = tuple(
 )
 
 
-(
-    _setIncomingMessageID,
-    _setIncomingContentType,
-    _setIncomingBody,
-    _setIncomingHeaders,
-    _setIncomingSize,
-    _setIncomingFromPath,
-    _setIncomingToPath,
-    _setIncomingSuccessReport,
-    _setIncomingFailureReport,
-) = _incomingSetters
+# The slot's own setter (IncomingMessage.headers is replaced below).
+_setIncomingHeaders = _incomingSetters[3]
+
+
+_headersSlot = vars(IncomingMessage)["headers"]
+
+
+class _IncomingHeaders:
+    """
+    C{IncomingMessage.headers}: the slot of the field, except that a
+    L{_LazyHeaders} found in it (put there by the receive fast path, through
+    C{_setIncomingHeaders}) is replaced by the fields it makes on the first
+    read.  So every read (the attribute, C{header}, the generated C{__eq__},
+    C{__hash__} and C{__repr__}, pickling, L{dataclasses.replace} and
+    L{dataclasses.asdict}) sees the tuple the parser would have made.
+    """
+
+    __slots__ = ()
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            return self
+        value = _headersSlot.__get__(instance, owner)
+        if type(value) is _LazyHeaders:
+            value = value.build(instance.messageID)
+            _setIncomingHeaders(instance, value)
+        return value
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        _setIncomingHeaders(instance, value)
+
+    def __delete__(self, instance: Any) -> None:
+        _headersSlot.__delete__(instance)
+
+
+# After _incomingSetters: those keep the slot's own (fast) setters.
+setattr(IncomingMessage, "headers", _IncomingHeaders())
+
+
+class _IncomingMessageBuilder:
+    """
+    The layout of L{IncomingMessage} (the same slots, in the same order)
+    with plain, writable slots: the receive fast path fills one in and then
+    makes it an L{IncomingMessage} by setting its C{__class__} (Python
+    refuses that unless the layouts are the same), which is quicker than
+    the frozen class's slot setters one by one.
+    """
+
+    __slots__ = IncomingMessage.__slots__
 
 
 def _incomingMessage(
@@ -1633,17 +1673,7 @@ class MSRPSession:
         d.addErrback(self._handlerFailed, request, "messageReceived")
 
     def _receiveSimpleSend(
-        self,
-        connection: MSRPConnection,
-        transactionID: bytes,
-        toPath: tuple[MSRPURI, ...],
-        fromPath: tuple[MSRPURI, ...],
-        headers: tuple[MSRPHeader, ...],
-        messageID: str,
-        contentType: str,
-        body: bytes,
-        declared: int | None,
-        failureReport: FailureReport,
+        self, transactionID: bytes, messageID: str, body: bytes, entry: _SimpleEntry
     ) -> int:
         """
         Take a whole message in one SEND chunk from the connection's receive
@@ -1655,21 +1685,20 @@ class MSRPSession:
         C{Success-Report: yes}, valid report fields, and that its To-Path is
         this session's URI alone.
 
-        @param connection: The connection it came on.
         @param transactionID: The transaction id (ASCII).
-        @param toPath: The To-Path.
-        @param fromPath: The From-Path.
-        @param headers: All header fields in wire order.
         @param messageID: The Message-ID.
-        @param contentType: The Content-Type, C{""} when absent.
         @param body: The body.
-        @param declared: The Byte-Range total, if any.
-        @param failureReport: The Failure-Report (default applied).
+        @param entry: What the connection knows of the chunk's header
+            section (cached): the To-Path, the From-Path, the header fields
+            (L{_LazyHeaders}: made only if read), the Byte-Range total (if
+            any), the Content-Type (C{""} when absent) and the
+            Failure-Report (default applied).
         @return: L{_NOT_SIMPLE} if nothing was done (the chunk needs
             L{requestReceived}: a limit, a refused type, a Message-ID being
             reassembled or rejected before); L{_ANSWER_200} if the connection
             must answer 200; L{_HANDLED} otherwise.
         """
+        toPath, fromPath, headers, declared, contentType, failureReport = entry
         size = len(body)
         maxSize = self.maxMessageSize
         incoming = self._incoming
@@ -1684,24 +1713,27 @@ class MSRPSession:
             return _NOT_SIMPLE
         if not self.remotePath:
             self.remotePath = fromPath
-        # _incomingMessage, inline.
-        message: IncomingMessage = _newIncoming(IncomingMessage)
-        _setIncomingMessageID(message, messageID)
-        _setIncomingContentType(message, contentType)
-        _setIncomingBody(message, body)
-        _setIncomingHeaders(message, headers)
-        _setIncomingSize(message, size)
-        _setIncomingFromPath(message, fromPath)
-        _setIncomingToPath(message, toPath)
-        _setIncomingSuccessReport(message, False)
-        _setIncomingFailureReport(message, failureReport)
+        # _incomingMessage, quicker (see _IncomingMessageBuilder); the header
+        # fields are made if read (see _IncomingHeaders).
+        built: Any = _newIncoming(_IncomingMessageBuilder)
+        built.messageID = messageID
+        built.contentType = contentType
+        built.body = body
+        built.headers = headers
+        built.size = size
+        built.fromPath = fromPath
+        built.toPath = toPath
+        built.successReport = False
+        built.failureReport = failureReport
+        built.__class__ = IncomingMessage
+        message: IncomingMessage = built
         try:
             result = self.handler.messageReceived(message)
         except BaseException:
             failure = Failure()  # type: ignore[no-untyped-call]
             self._handlerFailed(
                 failure,
-                self._simpleRequest(transactionID, toPath, fromPath, headers, body),
+                self._simpleRequest(transactionID, toPath, fromPath, message.headers, body),
                 "messageReceived",
             )
             return _HANDLED
@@ -1712,7 +1744,7 @@ class MSRPSession:
             return _ANSWER_200
         self._handled(
             result,
-            self._simpleRequest(transactionID, toPath, fromPath, headers, body),
+            self._simpleRequest(transactionID, toPath, fromPath, message.headers, body),
             message,
         )
         return _HANDLED

@@ -10,6 +10,9 @@ state and the log events.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
 import random
 from typing import Any, Callable
 
@@ -22,6 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from stoxgw.msrp import message as messageModule
+from stoxgw.msrp import session as sessionModule
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.session import IMSRPSessionHandler, IncomingMessage, MSRPSession
 from stoxgw.msrp.uri import MSRPURI
@@ -424,9 +428,9 @@ class _LogRecorder:
         )
 
 
-class FastPathDifferentialTests(SynchronousTestCase):
+class _Differential(SynchronousTestCase):
     """
-    The fast path changes nothing observable.
+    Runs the same pieces with and without the fast path.
     """
 
     def setUp(self) -> None:
@@ -479,6 +483,12 @@ class FastPathDifferentialTests(SynchronousTestCase):
         fast = self.run_(True, pausing, prebind, pieces)
         for index, (a, b) in enumerate(zip(slow, fast)):
             self.assertEqual(a, b, f"seed {seed}, item {index}")
+
+
+class FastPathDifferentialTests(_Differential):
+    """
+    The fast path changes nothing observable.
+    """
 
     def test_randomStreams(self) -> None:
         """
@@ -631,6 +641,237 @@ class FastPathDifferentialTests(SynchronousTestCase):
         world.feed(good + bad + good)
         self.assertIn(b"MSRP tidbad01 400", world.transport.value())
         self.assertTrue(world.connection._parser.idle)
+
+
+def _common(to: MSRPURI, sender: MSRPURI, tid: str, mid: str, body: bytes) -> bytes:
+    """
+    A SEND in the layout the fast path takes.
+    """
+    return _request(
+        tid,
+        "SEND",
+        [
+            f"To-Path: {to}",
+            f"From-Path: {sender}",
+            f"Message-ID: {mid}",
+            f"Byte-Range: 1-{len(body)}/{len(body)}",
+            "Content-Type: text/plain",
+        ],
+        body,
+    )
+
+
+class FastPathRouteTests(_Differential):
+    """
+    The connection tries the route of the last fast-path SEND first: SENDs
+    that alternate between sessions and senders (with To-Path and From-Path
+    lines of the same length or not), and sessions that change in between,
+    are still delivered where the parser would deliver them.
+    """
+
+    def test_alternatingRoutes(self) -> None:
+        """
+        SENDs alternating between sessions A and C (To-Path lines of the
+        same length) and between two senders (From-Path lines of different
+        lengths) take the fast path once the sessions are bound, and give
+        what the parser gives.
+        """
+        # The lines of A and C are as long as each other; those of REMOTE
+        # and REMOTE2 are not.
+        self.assertEqual(len(str(SESSION_A)), len(str(SESSION_C)))
+        self.assertNotEqual(len(str(REMOTE)), len(str(REMOTE2)))
+        rng = random.Random(11)
+        targets = [SESSION_A, SESSION_C, SESSION_C, SESSION_A, UNKNOWN, SESSION_A]
+        senders = [REMOTE, REMOTE, REMOTE2, REMOTE2, REMOTE]
+        messages = [
+            _common(
+                targets[index % len(targets)],
+                senders[index % len(senders)],
+                _ident(rng),
+                _ident(rng),
+                f"message {index}".encode(),
+            )
+            for index in range(60)
+        ]
+        data = b"".join(messages)
+        for pieces in ([data], messages, cuts(rng, data)):
+            for prebind in (True, False):
+                slow = self.run_(False, False, prebind, pieces)
+                fast = self.run_(True, False, prebind, pieces)
+                self.assertEqual(slow, fast)
+                names = [call[0] for call in fast[1] if isinstance(call[1], IncomingMessage)]
+                self.assertEqual(names.count("A"), 30)
+                self.assertEqual(names.count("C"), 20)
+
+        world = World(True, False)
+        fed: list[bytes] = []
+        feed = world.connection._parser.feed
+
+        def spy(data: bytes) -> Any:
+            fed.append(data)
+            return feed(data)
+
+        world.connection._parser.feed = spy  # type: ignore[method-assign]
+        world.feed(data)
+        # The parser sees the SENDs that bind A and C and those to the
+        # unknown session (481) only.
+        self.assertEqual(len(fed), 2 + 10)
+
+    def test_sessionChangesBetween(self) -> None:
+        """
+        A session closed by its handler in the middle of a read is not
+        delivered to any more (the route tried first is forgotten), and a
+        session bound in the middle of a read is found.
+        """
+        rng = random.Random(12)
+        messages = [
+            _common(SESSION_A, REMOTE, _ident(rng), _ident(rng), b"one"),
+            _common(SESSION_A, REMOTE, _ident(rng), _ident(rng), b"two !close"),
+            _common(SESSION_A, REMOTE, _ident(rng), _ident(rng), b"three"),
+            _common(SESSION_C, REMOTE, _ident(rng), _ident(rng), b"four"),
+            _common(SESSION_C, REMOTE, _ident(rng), _ident(rng), b"five"),
+            _common(SESSION_A, REMOTE, _ident(rng), _ident(rng), b"six"),
+        ]
+        for pieces in ([b"".join(messages)], messages):
+            for prebind in (True, False):
+                slow = self.run_(False, False, prebind, pieces)
+                fast = self.run_(True, False, prebind, pieces)
+                self.assertEqual(slow, fast)
+                bodies = [
+                    call[1].body for call in fast[1] if isinstance(call[1], IncomingMessage)
+                ]
+                self.assertEqual(bodies, [b"one", b"two !close", b"four", b"five"])
+                self.assertEqual(fast[0][-1][0].count(b" 481 "), 2)
+
+
+class FastPathMessageTests(SynchronousTestCase):
+    """
+    The L{IncomingMessage} of the fast path (filled in through
+    C{_IncomingMessageBuilder}, with header fields made on first read) is
+    the parser's one for every use: whatever is done first with it.
+    """
+
+    def received(self, fast: bool) -> IncomingMessage:
+        """
+        The message a connection with or without the fast path hands to the
+        handler for a common SEND (the second one: the first binds).
+        """
+        world = World(fast, False, prebind=True)
+        rng = random.Random(13)
+        world.feed(_common(SESSION_A, REMOTE, _ident(rng), _ident(rng), b"first"))
+        world.feed(
+            _request(
+                "tid00002",
+                "SEND",
+                [
+                    f"To-Path: {SESSION_A}",
+                    f"From-Path: {REMOTE}",
+                    "Message-ID: mid00002",
+                    "Byte-Range: 1-5/5",
+                    "X-Extension:  two  spaces",
+                    "Failure-Report: partial",
+                    "Content-Type: text/plain",
+                ],
+                b"hello",
+            )
+        )
+        messages = [call[1] for call in world.calls if isinstance(call[1], IncomingMessage)]
+        self.assertEqual(len(messages), 2)
+        message = messages[1]
+        self.assertIs(type(message), IncomingMessage)
+        if fast:
+            # Not made yet.
+            self.assertIs(
+                type(sessionModule._headersSlot.__get__(message, IncomingMessage)),
+                messageModule._LazyHeaders,
+            )
+        return message
+
+    def test_sameForEveryUse(self) -> None:
+        """
+        Equality (both ways), hash, repr, pickling, copying,
+        L{dataclasses.replace}, L{dataclasses.asdict} and C{astuple}, the
+        fields and C{header} give the same results, each when first done.
+        """
+        slow = self.received(False)
+        self.assertEqual(type(slow.headers), tuple)
+        uses: list[tuple[str, Callable[[IncomingMessage], Any]]] = [
+            ("eq", lambda message: message == slow),
+            ("eq reflected", lambda message: slow == message),
+            ("ne", lambda message: message != slow),
+            ("hash", hash),
+            ("repr", repr),
+            ("pickle", lambda message: pickle.loads(pickle.dumps(message))),
+            ("pickle bytes", pickle.dumps),
+            ("copy", copy.copy),
+            ("deepcopy", copy.deepcopy),
+            ("replace", lambda message: dataclasses.replace(message, body=b"other")),
+            ("asdict", dataclasses.asdict),
+            ("astuple", dataclasses.astuple),
+            ("headers", lambda message: message.headers),
+            ("header", lambda message: message.header("x-extension")),
+            ("header id", lambda message: message.header("MESSAGE-ID")),
+            ("getattr", lambda message: getattr(message, "headers")),
+            ("fields", lambda message: [getattr(message, f.name) for f in dataclasses.fields(message)]),
+        ]
+        for name, use in uses:
+            fast = self.received(True)
+            self.assertEqual(use(fast), use(slow), name)
+            # And then the same again.
+            self.assertEqual(use(fast), use(slow), name)
+            self.assertEqual(fast, slow, name)
+            self.assertEqual(fast.headers, slow.headers, name)
+        fast = self.received(True)
+        self.assertEqual(
+            [field.serialize() for field in fast.headers],
+            [
+                f"To-Path: {SESSION_A}",
+                f"From-Path: {REMOTE}",
+                "Message-ID: mid00002",
+                "Byte-Range: 1-5/5",
+                "X-Extension:  two  spaces",
+                "Failure-Report: partial",
+                "Content-Type: text/plain",
+            ],
+        )
+        self.assertIs(fast.headers, fast.headers)
+        self.assertEqual(fast.failureReport, slow.failureReport)
+
+    def test_frozen(self) -> None:
+        """
+        The fast path's message is frozen like any other.
+        """
+        fast = self.received(True)
+        for name in ("headers", "body", "messageID"):
+            with self.assertRaises(dataclasses.FrozenInstanceError):
+                setattr(fast, name, ())
+            with self.assertRaises(dataclasses.FrozenInstanceError):
+                delattr(fast, name)
+        self.assertEqual(fast.body, b"hello")
+        self.assertEqual(fast, self.received(False))
+
+    def test_ordinaryMessages(self) -> None:
+        """
+        Messages made with the constructor keep the header fields given,
+        whatever they are; C{object.__setattr__} still sets them.
+        """
+        given = (messageModule.MSRPHeader("Message-ID", "abcd"),)
+        message = IncomingMessage(
+            "abcd", "text/plain", b"x", given, 1, (REMOTE,), (SESSION_A,), False,
+            messageModule.FailureReport.YES,
+        )
+        self.assertIs(message.headers, given)
+        self.assertEqual(message.header("message-id"), "abcd")
+        odd = IncomingMessage(
+            "abcd", "text/plain", b"x", [], 1, (REMOTE,), (SESSION_A,), False,  # type: ignore[arg-type]
+            messageModule.FailureReport.YES,
+        )
+        self.assertEqual(odd.headers, [])
+        object.__setattr__(message, "headers", ())
+        self.assertEqual(message.headers, ())
+        self.assertEqual(pickle.loads(pickle.dumps(message)), message)
+        self.assertIsInstance(IncomingMessage.__dict__["headers"], sessionModule._IncomingHeaders)
+        self.assertIs(vars(IncomingMessage)["headers"], IncomingMessage.headers)
 
 
 class NestedFeedTests(SynchronousTestCase):
