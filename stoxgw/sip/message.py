@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Sequence, Union
+from typing import Self, Sequence, Union
 
 from stoxgw.sip.headers import (
     ContactList,
@@ -365,6 +365,36 @@ class _MessageMixin:
             raise HeaderError(f"Missing {name}", "")
         return value
 
+    def withHeader(self, name: str, value: str) -> Self:
+        """
+        Return a copy where C{name} has exactly this one value.
+        """
+        return replace(self, headers=self.headers.set(name, value))  # type: ignore[type-var]
+
+    def addHeader(self, name: str, value: str) -> Self:
+        """
+        Return a copy with one more C{name} field appended.
+        """
+        return replace(self, headers=self.headers.add(name, value))  # type: ignore[type-var]
+
+    def withoutHeader(self, name: str) -> Self:
+        """
+        Return a copy without any C{name} field.
+        """
+        return replace(self, headers=self.headers.remove(name))  # type: ignore[type-var]
+
+    def withBody(self, body: bytes, contentType: str | None = None) -> Self:
+        """
+        Return a copy with this body (and Content-Type, if given; removed
+        when the body is empty and no type is given).
+        """
+        headers = self.headers
+        if contentType is not None:
+            headers = headers.set("Content-Type", contentType)
+        elif not body:
+            headers = headers.remove("Content-Type")
+        return replace(self, headers=headers, body=body)  # type: ignore[type-var]
+
     def _serialize(self, startLine: str) -> bytes:
         headers = self.headers.set(self._contentLengthName(), str(len(self.body)))
         return (
@@ -401,36 +431,6 @@ class SIPRequest(_MessageMixin):
         The wire form, with Content-Length set to the body length.
         """
         return self._serialize(f"{self.method} {self.uri.serialize()} {self.version}")
-
-    def withHeader(self, name: str, value: str) -> SIPRequest:
-        """
-        Return a copy where C{name} has exactly this one value.
-        """
-        return replace(self, headers=self.headers.set(name, value))
-
-    def addHeader(self, name: str, value: str) -> SIPRequest:
-        """
-        Return a copy with one more C{name} field appended.
-        """
-        return replace(self, headers=self.headers.add(name, value))
-
-    def withoutHeader(self, name: str) -> SIPRequest:
-        """
-        Return a copy without any C{name} field.
-        """
-        return replace(self, headers=self.headers.remove(name))
-
-    def withBody(self, body: bytes, contentType: str | None = None) -> SIPRequest:
-        """
-        Return a copy with this body (and Content-Type, if given; removed
-        when the body is empty and no type is given).
-        """
-        headers = self.headers
-        if contentType is not None:
-            headers = headers.set("Content-Type", contentType)
-        elif not body:
-            headers = headers.remove("Content-Type")
-        return replace(self, headers=headers, body=body)
 
     def makeResponse(
         self,
@@ -520,36 +520,6 @@ class SIPResponse(_MessageMixin):
         The wire form, with Content-Length set to the body length.
         """
         return self._serialize(f"{self.version} {self.status} {self.reason}")
-
-    def withHeader(self, name: str, value: str) -> SIPResponse:
-        """
-        Return a copy where C{name} has exactly this one value.
-        """
-        return replace(self, headers=self.headers.set(name, value))
-
-    def addHeader(self, name: str, value: str) -> SIPResponse:
-        """
-        Return a copy with one more C{name} field appended.
-        """
-        return replace(self, headers=self.headers.add(name, value))
-
-    def withoutHeader(self, name: str) -> SIPResponse:
-        """
-        Return a copy without any C{name} field.
-        """
-        return replace(self, headers=self.headers.remove(name))
-
-    def withBody(self, body: bytes, contentType: str | None = None) -> SIPResponse:
-        """
-        Return a copy with this body (and Content-Type, if given; removed
-        when the body is empty and no type is given).
-        """
-        headers = self.headers
-        if contentType is not None:
-            headers = headers.set("Content-Type", contentType)
-        elif not body:
-            headers = headers.remove("Content-Type")
-        return replace(self, headers=headers, body=body)
 
 
 SIPMessage = Union[SIPRequest, SIPResponse]
