@@ -54,7 +54,7 @@ import tempfile
 
 from tests.interop.peers import PeerUnavailable, freePort, waitForPort
 
-__all__ = ["KamailioMSRPRelay", "freeUDPPort"]
+__all__ = ["KamailioMSRPRelay", "KamailioProcess", "freeUDPPort"]
 
 #: Where Debian installs Kamailio's modules.
 MODULE_PATH = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
@@ -83,7 +83,124 @@ def _quote(text: str) -> str:
     return f'"{text}"'
 
 
-class KamailioMSRPRelay:
+class KamailioProcess:
+    """
+    One Kamailio process in the foreground, with its configuration, run
+    directory, PID file and log in a directory of its own; what the relay
+    and proxy runners share.  Subclasses write L{configPath} and say which
+    TCP port means "up" (L{listeningPort}).
+    """
+
+    program = "kamailio"
+
+    def __init__(self, directory: str | None, prefix: str, modules: tuple[str, ...]) -> None:
+        executable = shutil.which(self.program) or "/usr/sbin/kamailio"
+        if not os.path.exists(executable):
+            raise PeerUnavailable("kamailio is not installed")
+        for module in modules:
+            if not os.path.exists(os.path.join(MODULE_PATH, module)):
+                raise PeerUnavailable(f"kamailio module {module} missing in {MODULE_PATH}")
+        self.executable = executable
+        self.directory = os.path.abspath(directory or tempfile.mkdtemp(prefix=prefix))
+        os.makedirs(self.directory, exist_ok=True)
+        self.runDirectory = os.path.join(self.directory, "run")
+        os.makedirs(self.runDirectory, exist_ok=True)
+        self.configPath = os.path.join(self.directory, "kamailio.cfg")
+        self.pidPath = os.path.join(self.directory, "kamailio.pid")
+        self.logPath = os.path.join(self.directory, "kamailio.log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def listeningPort(self) -> int:
+        """
+        The TCP port L{start} waits for.
+        """
+        raise NotImplementedError
+
+    def checkConfig(self) -> None:
+        """
+        Let Kamailio parse the configuration (C{kamailio -c}).
+
+        @raise RuntimeError: If it reports an error.
+        """
+        result = subprocess.run(
+            [self.executable, "-c", "-f", self.configPath],
+            capture_output=True,
+            timeout=30,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                "kamailio rejected its configuration:\n"
+                + result.stderr.decode("utf-8", "replace")
+            )
+
+    def start(self, timeout: float = 15.0) -> None:
+        """
+        Start Kamailio and wait until L{listeningPort} listens.
+
+        @raise RuntimeError: If it exits or does not listen within
+            C{timeout} seconds (its log is in the message).
+        """
+        self.process = subprocess.Popen(
+            [
+                self.executable,
+                "-f",
+                self.configPath,
+                "-DD",
+                "-E",
+                "-Y",
+                self.runDirectory,
+                "-P",
+                self.pidPath,
+            ],
+            stdout=open(self.logPath, "ab"),
+            stderr=subprocess.STDOUT,
+            cwd=self.directory,
+            # Its own process group, so that a hung Kamailio and its workers
+            # can be killed together without touching anything else.
+            start_new_session=True,
+        )
+        try:
+            waitForPort(self.listeningPort, timeout, self.process)
+        except RuntimeError as e:
+            self.stop()
+            raise RuntimeError(f"{e}\n{self.log()}") from None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """
+        Stop the process started by L{start}, and only that one.
+
+        With C{-DD} the main process stays in the foreground and its worker
+        processes are its own children: SIGTERM to the main process makes it
+        stop them and exit.  If it does not within C{timeout}, SIGKILL goes
+        to the process group L{start} created for it (its workers and
+        nothing else).
+        """
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout)
+
+    def log(self) -> str:
+        """
+        @return: What Kamailio logged so far.
+        """
+        try:
+            with open(self.logPath, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+class KamailioMSRPRelay(KamailioProcess):
     """
     One Kamailio process acting as an MSRP relay on 127.0.0.1 over plain TCP.
 
@@ -99,8 +216,6 @@ class KamailioMSRPRelay:
     @ivar maxExpires: The module's C{auth_max_expires}.
     """
 
-    program = "kamailio"
-
     def __init__(
         self,
         users: dict[str, str] | None = None,
@@ -110,15 +225,9 @@ class KamailioMSRPRelay:
         maxExpires: int = 3600,
         directory: str | None = None,
     ) -> None:
-        if shutil.which(self.program) is None and not os.path.exists(
-            "/usr/sbin/kamailio"
-        ):
-            raise PeerUnavailable("kamailio is not installed")
-        if not os.path.exists(os.path.join(MODULE_PATH, "msrp.so")):
-            raise PeerUnavailable(f"kamailio's msrp module is not in {MODULE_PATH}")
+        super().__init__(directory, "stoxgw-kamailio-", ("msrp.so",))
         if algorithm not in ("MD5", "SHA-256"):
             raise ValueError(f"unsupported digest algorithm {algorithm!r}")
-        self.executable = shutil.which(self.program) or "/usr/sbin/kamailio"
         self.users = dict(
             {"alice": "alicepass", "bob": "bobpass"} if users is None else users
         )
@@ -126,18 +235,8 @@ class KamailioMSRPRelay:
         self.algorithm = algorithm
         self.minExpires = minExpires
         self.maxExpires = maxExpires
-        self.directory = os.path.abspath(
-            directory or tempfile.mkdtemp(prefix="stoxgw-kamailio-")
-        )
-        os.makedirs(self.directory, exist_ok=True)
-        self.runDirectory = os.path.join(self.directory, "run")
-        os.makedirs(self.runDirectory, exist_ok=True)
         self.msrpPort = freePort()
         self.sipPort = freeUDPPort()
-        self.configPath = os.path.join(self.directory, "kamailio.cfg")
-        self.pidPath = os.path.join(self.directory, "kamailio.pid")
-        self.logPath = os.path.join(self.directory, "kamailio.log")
-        self.process: subprocess.Popen[bytes] | None = None
         self._writeConfig()
 
     @property
@@ -301,84 +400,9 @@ event_route[msrp:frame-in] {{
         with open(self.configPath, "w") as f:
             f.write(config)
 
-    def checkConfig(self) -> None:
+    @property
+    def listeningPort(self) -> int:
         """
-        Let Kamailio parse the configuration (C{kamailio -c}).
-
-        @raise RuntimeError: If it reports an error.
+        The MSRP port.
         """
-        result = subprocess.run(
-            [self.executable, "-c", "-f", self.configPath],
-            capture_output=True,
-            timeout=30,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(
-                "kamailio rejected its configuration:\n"
-                + result.stderr.decode("utf-8", "replace")
-            )
-
-    def start(self, timeout: float = 15.0) -> None:
-        """
-        Start Kamailio and wait until its MSRP port listens.
-
-        @raise RuntimeError: If it exits or does not listen within
-            C{timeout} seconds (its log is in the message).
-        """
-        self.process = subprocess.Popen(
-            [
-                self.executable,
-                "-f",
-                self.configPath,
-                "-DD",
-                "-E",
-                "-Y",
-                self.runDirectory,
-                "-P",
-                self.pidPath,
-            ],
-            stdout=open(self.logPath, "ab"),
-            stderr=subprocess.STDOUT,
-            cwd=self.directory,
-            # Its own process group, so that a hung relay and its workers
-            # can be killed together without touching anything else.
-            start_new_session=True,
-        )
-        try:
-            waitForPort(self.msrpPort, timeout, self.process)
-        except RuntimeError as e:
-            self.stop()
-            raise RuntimeError(f"{e}\n{self.log()}") from None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """
-        Stop the process started by L{start}, and only that one.
-
-        With C{-DD} the main process stays in the foreground and its worker
-        processes are its own children: SIGTERM to the main process makes it
-        stop them and exit.  If it does not within C{timeout}, SIGKILL goes
-        to the process group L{start} created for it (its workers and
-        nothing else).
-        """
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout)
-
-    def log(self) -> str:
-        """
-        @return: What Kamailio logged so far.
-        """
-        try:
-            with open(self.logPath, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return self.msrpPort

@@ -27,55 +27,27 @@ read back with L{KamailioProxy.log}.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
 
-from tests.interop.kamailio import MODULE_PATH
-from tests.interop.peers import PeerUnavailable, waitForPort
-from tests.interop.sipp import freeUDPAndTCPPort
+from tests.interop.kamailio import MODULE_PATH, KamailioProcess
+from tests.interop.peers import freeUDPAndTCPPort
 
 __all__ = ["KamailioProxy"]
 
 
-class KamailioProxy:
+class KamailioProxy(KamailioProcess):
     """
     A record-routing proxy on 127.0.0.1, UDP and TCP on the same port.
 
     @ivar port: The SIP port (UDP and TCP).
     """
 
-    program = "kamailio"
-
     def __init__(self, directory: str | None = None) -> None:
-        executable = shutil.which(self.program) or "/usr/sbin/kamailio"
-        if not os.path.exists(executable):
-            raise PeerUnavailable("kamailio is not installed")
-        for module in (
-            "tm.so",
-            "rr.so",
-            "sl.so",
-            "maxfwd.so",
-            "siputils.so",
-            "textops.so",
-        ):
-            if not os.path.exists(os.path.join(MODULE_PATH, module)):
-                raise PeerUnavailable(
-                    f"kamailio module {module} missing in {MODULE_PATH}"
-                )
-        self.executable = executable
-        self.directory = os.path.abspath(
-            directory or tempfile.mkdtemp(prefix="stoxgw-kamailio-proxy-")
+        super().__init__(
+            directory,
+            "stoxgw-kamailio-proxy-",
+            ("tm.so", "rr.so", "sl.so", "maxfwd.so", "siputils.so", "textops.so"),
         )
-        self.runDirectory = os.path.join(self.directory, "run")
-        os.makedirs(self.runDirectory, exist_ok=True)
         self.port = freeUDPAndTCPPort()
-        self.configPath = os.path.join(self.directory, "kamailio.cfg")
-        self.pidPath = os.path.join(self.directory, "kamailio.pid")
-        self.logPath = os.path.join(self.directory, "kamailio.log")
-        self.process: subprocess.Popen[bytes] | None = None
         self._writeConfig()
 
     def _writeConfig(self) -> None:
@@ -149,59 +121,9 @@ request_route {{
         with open(self.configPath, "w") as f:
             f.write(config)
 
-    def start(self, timeout: float = 15.0) -> None:
+    @property
+    def listeningPort(self) -> int:
         """
-        Start Kamailio and wait until its TCP port listens.
-
-        @raise RuntimeError: It exits or does not listen within C{timeout}.
+        The SIP port (TCP is checked; UDP shares it).
         """
-        self.process = subprocess.Popen(
-            [
-                self.executable,
-                "-f",
-                self.configPath,
-                "-DD",
-                "-E",
-                "-Y",
-                self.runDirectory,
-                "-P",
-                self.pidPath,
-            ],
-            stdout=open(self.logPath, "ab"),
-            stderr=subprocess.STDOUT,
-            cwd=self.directory,
-            start_new_session=True,
-        )
-        try:
-            waitForPort(self.port, timeout, self.process)
-        except RuntimeError as e:
-            self.stop()
-            raise RuntimeError(f"{e}\n{self.log()}") from None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """
-        Stop the process L{start} started (SIGTERM; SIGKILL to its own
-        process group if it does not exit in time).
-        """
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout)
-
-    def log(self) -> str:
-        """
-        @return: What Kamailio logged so far.
-        """
-        try:
-            with open(self.logPath, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return self.port

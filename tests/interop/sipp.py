@@ -18,13 +18,14 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
+
+from tests.interop.peers import freeUDPAndTCPPort as freeUDPAndTCPPort
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
@@ -40,23 +41,6 @@ def scenarioPath(name: str) -> str:
     @return: The path of scenario C{name} in C{tests/fixtures/sipp}.
     """
     return os.path.join(SCENARIOS, name)
-
-
-def freeUDPAndTCPPort() -> int:
-    """
-    @return: A port on 127.0.0.1 free for both UDP and TCP right now.
-    """
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket() as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no port free for both UDP and TCP")
 
 
 @dataclass(frozen=True)
