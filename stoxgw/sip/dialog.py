@@ -417,6 +417,8 @@ class InviteDialog(Dialog):
     @ivar core: The UA core.
     @ivar inviteInProgress: Whether a re-INVITE is pending either way
         (a new one gets 491, section 14).
+    @ivar inviteResponse: UAC side: the 2xx that made the dialog (its body
+        is the SDP answer, RFC 3264), or L{None}.
     """
 
     handler: IDialogHandler | None = None
@@ -425,6 +427,7 @@ class InviteDialog(Dialog):
     terminationReason: TerminationReason | None = None
     lastAck: SIPRequest | None = None
     confirmedNotified: bool = False
+    inviteResponse: SIPResponse | None = None
     _retransmit: IDelayedCall | None = field(default=None, repr=False)
     _giveUp: IDelayedCall | None = field(default=None, repr=False)
     _pending2xx: tuple[SIPResponse, Flow, int] | None = field(default=None, repr=False)

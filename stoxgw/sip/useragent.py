@@ -1436,6 +1436,7 @@ class SIPUserAgent:
                     return
                 dialog = self._bind(base)
                 dialog.handler = handler
+                dialog.inviteResponse = response
                 dialog.acknowledge(outgoing.request.cseq.number)
                 if result.called:
                     # Cancelled meanwhile: the 2xx won the race (section 9.1).

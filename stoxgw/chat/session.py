@@ -1,0 +1,1163 @@
+# -*- test-case-name: tests.chat.test_session -*-
+"""
+MSRP chat sessions: one INVITE dialog joined to one MSRP session (what
+sipsimple's session and chat stream gave).
+
+Both directions of RFC 7702 use it:
+
+ - L{ChatAcceptor} is the UA's INVITE handler: it asks an
+   L{IChatOfferHandler} about each INVITE, then answers the SDP offer
+   (RFC 3264, RFC 4975 section 8, RFC 6135 C{a=setup}) as the focus of
+   RFC 7702 section 6 or a plain chat endpoint;
+ - L{ChatInitiator.startChat} offers an MSRP stream toward a focus
+   (RFC 7702 section 5) and connects per the answer.
+
+A L{ChatSession} is ready once the dialog is confirmed (ACK sent or
+received) and the MSRP session is bound to a connection.  It ends exactly
+once: locally (L{ChatSession.end}: BYE, MSRP close), by a remote BYE
+(MSRP close), by an MSRP failure, no MSRP connection in time or an
+unusable answer (BYE with a C{Reason} header, RFC 3326), or by a failed
+INVITE; the L{IChatSessionHandler} hears C{chatEnded} once in every case.
+
+Time comes only from the injected L{IReactorTime}.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol as TypingProtocol, Union
+
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import Interface, implementer
+
+from stoxgw.msrp.endpoint import MSRPEndpoint, RelayNotReady
+from stoxgw.msrp.session import (
+    LOCAL_FAILURE,
+    IMSRPSessionHandler,
+    IncomingMessage,
+    MSRPSendError,
+    MSRPSession,
+    SendResult,
+    SessionState,
+)
+from stoxgw.msrp.uri import MSRPURI, MSRPURIError
+from stoxgw.sip.dialog import (
+    DialogState,
+    IDialogHandler,
+    InviteDialog,
+    TerminationReason,
+)
+from stoxgw.sip.headers import Reason
+from stoxgw.sip.sdp import (
+    MSRP_PROTOCOLS,
+    Fingerprint,
+    MSRPMedia,
+    Origin,
+    SDPError,
+    SDPNegotiationError,
+    SessionDescription,
+    Setup,
+    acceptTypesIntersection,
+    answerMSRPOffer,
+    parseSDP,
+)
+from stoxgw.sip.uri import NameAddr, SIPURI, quoteString
+from stoxgw.sip.useragent import (
+    IInviteHandler,
+    IncomingInvite,
+    IncomingRequest,
+    SIPError,
+    SIPUserAgent,
+)
+
+#: Seconds to wait for the MSRP session to be bound once the dialog exists.
+DEFAULT_CONNECT_TIMEOUT = 30.0
+
+#: Default C{accept-types}: CPIM (RFC 7701 section 5.2) and plain text.
+DEFAULT_ACCEPT_TYPES = ("message/cpim", "text/plain")
+
+#: Default C{accept-wrapped-types} (RFC 7702 section 5.1, example F2).
+DEFAULT_ACCEPT_WRAPPED_TYPES = ("text/plain", "text/html")
+
+
+def _failureOf(error: BaseException) -> Failure:
+    """
+    Wrap an exception (Twisted's L{Failure} constructor is not annotated).
+    """
+    return Failure(error)  # type: ignore[no-untyped-call]
+
+
+class ChatState(Enum):
+    """
+    The life of a L{ChatSession}.
+
+    @cvar ANSWERING: Incoming: accepted by the layer above, the answer is
+        being built.
+    @cvar INVITING: Outgoing: the INVITE waits for its final response.
+    @cvar CONNECTING: The dialog exists; waiting for its confirmation
+        and/or the MSRP binding.
+    @cvar READY: Dialog confirmed and MSRP session bound.
+    @cvar ENDED: Final.
+    """
+
+    ANSWERING = "answering"
+    INVITING = "inviting"
+    CONNECTING = "connecting"
+    READY = "ready"
+    ENDED = "ended"
+
+
+#: Allowed transitions of L{ChatState}.
+CHAT_TRANSITIONS: dict[ChatState, frozenset[ChatState]] = {
+    ChatState.ANSWERING: frozenset({ChatState.CONNECTING, ChatState.ENDED}),
+    ChatState.INVITING: frozenset({ChatState.CONNECTING, ChatState.ENDED}),
+    ChatState.CONNECTING: frozenset({ChatState.READY, ChatState.ENDED}),
+    ChatState.READY: frozenset({ChatState.ENDED}),
+    ChatState.ENDED: frozenset(),
+}
+
+
+class EndCause(Enum):
+    """
+    Why a chat session ended.
+
+    @cvar LOCAL: L{ChatSession.end} was called.
+    @cvar REMOTE_BYE: The peer sent BYE.
+    @cvar REJECTED: Our INVITE got a non-2xx final response (or a local
+        408/503).
+    @cvar NEGOTIATION: The SDP offer or answer was unusable (488).
+    @cvar MSRP_TIMEOUT: The MSRP session was not bound in time.
+    @cvar MSRP_FAILED: The MSRP connection failed or was lost, or the
+        relay was not ready.
+    @cvar DIALOG_FAILED: The dialog ended on its own (no ACK, peer gone).
+    @cvar SHUTDOWN: The UA shut down.
+    """
+
+    LOCAL = "local"
+    REMOTE_BYE = "remote BYE"
+    REJECTED = "rejected"
+    NEGOTIATION = "negotiation failed"
+    MSRP_TIMEOUT = "no MSRP connection"
+    MSRP_FAILED = "MSRP session failed"
+    DIALOG_FAILED = "dialog failed"
+    SHUTDOWN = "shutdown"
+
+
+#: The SIP cause put in the BYE's Reason header (RFC 3326) per end cause.
+_BYE_CAUSES: dict[EndCause, int] = {
+    EndCause.NEGOTIATION: 488,
+    EndCause.MSRP_TIMEOUT: 408,
+    EndCause.MSRP_FAILED: 503,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatEnd:
+    """
+    How a chat session ended.
+
+    @ivar cause: The L{EndCause}.
+    @ivar status: The SIP status involved (the rejection of our INVITE,
+        the one we answered or put in the BYE's Reason), or L{None}.
+    @ivar text: A human-readable detail.
+    """
+
+    cause: EndCause
+    status: int | None = None
+    text: str = ""
+
+
+class ChatSessionError(Exception):
+    """
+    A chat session ended before it was ready.
+
+    @ivar end: The L{ChatEnd}.
+    """
+
+    def __init__(self, end: ChatEnd) -> None:
+        super().__init__(end)
+        self.end = end
+
+    @property
+    def status(self) -> int | None:
+        """
+        The SIP status, if any (for the status/condition table above us).
+        """
+        return self.end.status
+
+    def __str__(self) -> str:
+        status = f" ({self.end.status})" if self.end.status is not None else ""
+        text = f": {self.end.text}" if self.end.text else ""
+        return f"chat session ended, {self.end.cause.value}{status}{text}"
+
+
+class IChatSessionHandler(Interface):
+    """
+    The layer above one chat session (an interworking participant).
+    """
+
+    def chatStarted(session: ChatSession) -> None:
+        """
+        The session exists (called first, once): incoming, just before the
+        answer is sent; outgoing, before the INVITE is sent.
+        """
+
+    def messageReceived(session: ChatSession, message: IncomingMessage) -> Any:
+        """
+        A complete MSRP message arrived.
+
+        @return: As L{IMSRPSessionHandler.messageReceived}: L{None} or 200,
+            an MSRP error code, or a L{Deferred} firing with one.
+        """
+
+    def nicknameRequested(session: ChatSession, nickname: str) -> Any:
+        """
+        The peer sent NICKNAME (RFC 7701 section 7.1).
+
+        @return: The response code or a L{Deferred} firing with it.
+        """
+
+    def chatEnded(session: ChatSession, reason: ChatEnd) -> None:
+        """
+        The session ended; called exactly once per session.
+        """
+
+
+class ChatSessionHandler(TypingProtocol):
+    """
+    The static type of an L{IChatSessionHandler} provider.
+    """
+
+    def chatStarted(self, session: ChatSession) -> None:
+        """
+        See L{IChatSessionHandler.chatStarted}.
+        """
+
+    def messageReceived(self, session: ChatSession, message: IncomingMessage) -> Any:
+        """
+        See L{IChatSessionHandler.messageReceived}.
+        """
+
+    def nicknameRequested(self, session: ChatSession, nickname: str) -> Any:
+        """
+        See L{IChatSessionHandler.nicknameRequested}.
+        """
+
+    def chatEnded(self, session: ChatSession, reason: ChatEnd) -> None:
+        """
+        See L{IChatSessionHandler.chatEnded}.
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSettings:
+    """
+    Connection policy shared by both directions.
+
+    @ivar connectTimeout: Seconds for the MSRP session to be bound once the
+        dialog exists.
+    @ivar reachable: Whether peers can connect to our MSRP listener (not
+        behind a NAT): offer C{actpass} and answer C{actpass} with
+        C{passive} (RFC 6135 section 4.2.2, R-165).  Ignored (treated as
+        unreachable) when the endpoint uses a relay (R-166).
+    @ivar useSetup: Whether to send C{a=setup} (RFC 6135, R-164).
+    """
+
+    connectTimeout: float = DEFAULT_CONNECT_TIMEOUT
+    reachable: bool = True
+    useSetup: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptChat:
+    """
+    The layer above accepts an incoming INVITE.
+
+    @ivar handler: The session's L{IChatSessionHandler}.
+    @ivar acceptTypes: Our C{accept-types}, in preference order; the answer
+        lists those the offer also accepts.
+    @ivar acceptWrappedTypes: Our C{accept-wrapped-types}.
+    @ivar requiredTypes: Types the offer must accept (RFC 7701 section
+        5.2: a focus requires C{message/cpim}), else 488.
+    @ivar chatroom: C{a=chatroom} tokens to advertise (RFC 7701 section
+        8), or L{None}.
+    @ivar maxSize: Our C{a=max-size}, or L{None}.
+    @ivar isfocus: Put C{isfocus} on our Contact (RFC 4579, RFC 7702
+        section 6).
+    @ivar contactUser: The user part of our Contact (default: the
+        Request-URI's).
+    @ivar gruu: A C{gr} URI parameter for our Contact, or L{None}.
+    """
+
+    handler: ChatSessionHandler
+    acceptTypes: tuple[str, ...] = DEFAULT_ACCEPT_TYPES
+    acceptWrappedTypes: tuple[str, ...] = DEFAULT_ACCEPT_WRAPPED_TYPES
+    requiredTypes: tuple[str, ...] = ()
+    chatroom: tuple[str, ...] | None = None
+    maxSize: int | None = None
+    isfocus: bool = False
+    contactUser: str | None = None
+    gruu: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectChat:
+    """
+    The layer above refuses an incoming INVITE.
+
+    @ivar status: The SIP status (3xx-6xx).
+    @ivar reason: The reason phrase, or L{None} for the standard one.
+    """
+
+    status: int = 486
+    reason: str | None = None
+
+
+ChatDecision = Union[AcceptChat, RejectChat]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatOffer:
+    """
+    An incoming INVITE offering an MSRP chat.
+
+    @ivar invite: The INVITE (request, flow, ...).
+    @ivar media: The offered MSRP stream (the first one with a port).
+    """
+
+    invite: IncomingInvite
+    media: MSRPMedia
+
+
+class IChatOfferHandler(Interface):
+    """
+    Decides about incoming chat INVITEs (the interworking layer).
+    """
+
+    def chatOffered(offer: ChatOffer) -> ChatDecision | Deferred[ChatDecision]:
+        """
+        An INVITE offers an MSRP chat.
+
+        @return: L{AcceptChat} or L{RejectChat}, or a L{Deferred} firing
+            with one (a CANCEL may come first: the decision is dropped).
+        """
+
+
+class ChatOfferHandler(TypingProtocol):
+    """
+    The static type of an L{IChatOfferHandler} provider.
+    """
+
+    def chatOffered(self, offer: ChatOffer) -> ChatDecision | Deferred[ChatDecision]:
+        """
+        See L{IChatOfferHandler.chatOffered}.
+        """
+
+
+def _offeredMSRP(description: SessionDescription) -> MSRPMedia:
+    """
+    The first offered or answered MSRP stream with a port.
+
+    @raise SDPError: None, or malformed.
+    """
+    for media in description.media:
+        if (
+            media.port != 0
+            and media.media == "message"
+            and media.proto.upper() in MSRP_PROTOCOLS
+        ):
+            return MSRPMedia.fromMedia(media, description)
+    raise SDPError("No MSRP stream")
+
+
+def _parsePath(media: MSRPMedia) -> tuple[MSRPURI, ...]:
+    """
+    The C{a=path} as URIs.
+
+    @raise SDPError: A malformed URI.
+    """
+    try:
+        return tuple(MSRPURI.fromString(text) for text in media.path)
+    except MSRPURIError as e:
+        raise SDPError(f"Malformed a=path: {e}") from None
+
+
+def _fingerprintText(media: MSRPMedia) -> str | None:
+    """
+    The peer's first C{a=fingerprint} value, or L{None}.
+    """
+    return media.fingerprints[0].serialize() if media.fingerprints else None
+
+
+def _ownFingerprints(endpoint: MSRPEndpoint) -> tuple[Fingerprint, ...]:
+    """
+    Our C{a=fingerprint} for C{msrps} paths (R-161).
+    """
+    if endpoint.tls is None or not endpoint.listensWithTLS:
+        return ()
+    own = endpoint.tls.fingerprint()
+    return () if own is None else (Fingerprint.parse(own.toSDP()),)
+
+
+def _origin(address: str) -> Origin:
+    """
+    A fresh o= line.
+    """
+    return Origin(
+        "-",
+        str(random.randint(1, 2**62)),
+        1,
+        addrType="IP6" if ":" in address else "IP4",
+        address=address,
+    )
+
+
+@implementer(IDialogHandler, IMSRPSessionHandler)
+class ChatSession:
+    """
+    One INVITE dialog joined to one MSRP session.
+
+    @ivar handler: The layer above.
+    @ivar endpoint: The MSRP endpoint.
+    @ivar clock: Time source (the MSRP connection timer).
+    @ivar settings: The connection policy.
+    @ivar incoming: Whether the peer sent the INVITE.
+    @ivar state: The L{ChatState}.
+    @ivar dialog: The INVITE dialog once it exists.
+    @ivar msrp: The MSRP session once created.
+    @ivar localMedia: Our MSRP stream description (offer or answer).
+    @ivar remoteMedia: The peer's MSRP stream description, once known.
+    @ivar active: Whether we open the MSRP connection (RFC 6135).
+    @ivar endReason: How it ended, once ended.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        handler: ChatSessionHandler,
+        endpoint: MSRPEndpoint,
+        clock: IReactorTime,
+        settings: ChatSettings,
+        *,
+        incoming: bool,
+    ) -> None:
+        self.handler = handler
+        self.endpoint = endpoint
+        self.clock = clock
+        self.settings = settings
+        self.incoming = incoming
+        self.state = ChatState.ANSWERING if incoming else ChatState.INVITING
+        self.dialog: InviteDialog | None = None
+        self.msrp: MSRPSession | None = None
+        self.localMedia: MSRPMedia | None = None
+        self.remoteMedia: MSRPMedia | None = None
+        self.active = False
+        self.endReason: ChatEnd | None = None
+        self.callID: str | None = None
+        self._confirmed = False
+        self._bound = False
+        self._timer: IDelayedCall | None = None
+        self._waiting: list[Deferred[ChatSession]] = []
+        self._invite: IncomingInvite | None = None
+        self._byeHeaders: list[tuple[str, str]] | None = None
+        self._inviting: Deferred[InviteDialog] | None = None
+
+    def __repr__(self) -> str:
+        return f"<ChatSession {self.callID} {self.state.value}>"
+
+    # -- state -------------------------------------------------------------
+
+    def _setState(self, state: ChatState) -> None:
+        """
+        Move along L{CHAT_TRANSITIONS}.
+
+        @raise ValueError: For a transition the table does not allow.
+        """
+        if state not in CHAT_TRANSITIONS[self.state]:
+            raise ValueError(f"chat session cannot go from {self.state} to {state}")
+        self.state = state
+
+    @property
+    def ended(self) -> bool:
+        """
+        Whether the session has ended.
+        """
+        return self.state is ChatState.ENDED
+
+    @property
+    def msrpSessionID(self) -> str | None:
+        """
+        Our MSRP URI as text (for logs), or L{None}.
+        """
+        return None if self.msrp is None else str(self.msrp.localURI)
+
+    def whenReady(self) -> Deferred[ChatSession]:
+        """
+        A new L{Deferred} firing with this session once the dialog is
+        confirmed and the MSRP session bound, or failing with
+        L{ChatSessionError} if it ends first.
+        """
+        d: Deferred[ChatSession] = Deferred()
+        if self.state is ChatState.READY:
+            d.callback(self)
+        elif self.state is ChatState.ENDED:
+            assert self.endReason is not None
+            d.errback(_failureOf(ChatSessionError(self.endReason)))
+        else:
+            self._waiting.append(d)
+        return d
+
+    def _connecting(self) -> None:
+        """
+        The dialog exists: wait for the MSRP binding (timer) and the
+        confirmation.
+        """
+        self._setState(ChatState.CONNECTING)
+        if not self._bound:
+            self._timer = self.clock.callLater(
+                self.settings.connectTimeout, self._timedOut
+            )
+        self._checkReady()
+
+    def _checkReady(self) -> None:
+        """
+        Become ready when both halves are up.
+        """
+        if self.state is not ChatState.CONNECTING:
+            return
+        if not (self._confirmed and self._bound):
+            return
+        self._setState(ChatState.READY)
+        self._cancelTimer()
+        self._log.info(
+            "Chat session ready ({callID}, {msrpSessionID})",
+            callID=self.callID,
+            msrpSessionID=self.msrpSessionID,
+        )
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            if not d.called:
+                d.callback(self)
+
+    def _cancelTimer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _timedOut(self) -> None:
+        self._timer = None
+        self._fail(
+            ChatEnd(
+                EndCause.MSRP_TIMEOUT,
+                _BYE_CAUSES[EndCause.MSRP_TIMEOUT],
+                "No MSRP connection",
+            )
+        )
+
+    # -- ending --------------------------------------------------------------
+
+    def end(self, text: str | None = None) -> None:
+        """
+        End the session locally: BYE (or CANCEL while inviting), MSRP
+        close.  Nothing happens if it has ended already.
+
+        @param text: A text for the BYE's C{Reason} header, or L{None}.
+        """
+        self._finish(ChatEnd(EndCause.LOCAL, None, text or ""), sendBye=True)
+
+    def _fail(self, end: ChatEnd) -> None:
+        """
+        End on a failure: BYE with a Reason header if the dialog lives.
+        """
+        self._finish(end, sendBye=True)
+
+    def _finish(self, end: ChatEnd, sendBye: bool) -> None:
+        """
+        End exactly once: stop the timer, close MSRP, end the dialog (BYE,
+        CANCEL or rejection), fail the waiters, tell the handler.
+        """
+        if self.state is ChatState.ENDED:
+            return
+        self._setState(ChatState.ENDED)
+        self.endReason = end
+        self._cancelTimer()
+        self._log.info(
+            "Chat session ended ({callID}, {msrpSessionID}): {error}",
+            callID=self.callID,
+            msrpSessionID=self.msrpSessionID,
+            error=end.cause.value + (": " + end.text if end.text else ""),
+        )
+        dialog = self.dialog
+        if (
+            sendBye
+            and dialog is not None
+            and dialog.state is not DialogState.TERMINATED
+        ):
+            headers: list[tuple[str, str]] = []
+            reason = self._reasonHeader(end)
+            if reason is not None:
+                headers.append(("Reason", reason))
+            if self.incoming and not self._confirmed:
+                # RFC 3261 section 15: the callee waits for the ACK before
+                # its BYE (the dialog sends one itself if no ACK comes).
+                self._byeHeaders = headers
+            else:
+                dialog.bye(headers).addErrback(self._byeFailed)
+        # The BYE is written before the MSRP connection may close, so the
+        # peer usually sees the BYE first.
+        msrp = self.msrp
+        if msrp is not None and msrp.state in (
+            SessionState.WAITING,
+            SessionState.BOUND,
+        ):
+            msrp.close()
+        invite = self._invite
+        if invite is not None and not invite.answered:
+            invite.reject(end.status or 500)
+        inviting, self._inviting = self._inviting, None
+        if inviting is not None and not inviting.called:
+            inviting.cancel()
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            if not d.called:
+                d.errback(_failureOf(ChatSessionError(end)))
+        try:
+            self.handler.chatEnded(self, end)
+        except Exception as e:
+            self._log.failure(
+                "Chat handler failed in chatEnded ({callID})",
+                callID=self.callID,
+                error=e,
+            )
+
+    @staticmethod
+    def _reasonHeader(end: ChatEnd) -> str | None:
+        """
+        The C{Reason} header value for our BYE (RFC 3326), or L{None}.
+        """
+        cause = _BYE_CAUSES.get(end.cause, end.status)
+        parameters: list[tuple[str, str | None]] = []
+        if cause is not None:
+            parameters.append(("cause", str(cause)))
+        if end.text:
+            parameters.append(("text", quoteString(end.text)))
+        if not parameters:
+            return None
+        return Reason("SIP", tuple(parameters)).serialize()
+
+    def _byeFailed(self, reason: Failure) -> None:
+        self._log.warn(
+            "BYE failed ({callID}): {error}",
+            callID=self.callID,
+            error=reason.getErrorMessage(),
+        )
+
+    # -- IDialogHandler ------------------------------------------------------
+
+    def dialogConfirmed(self, dialog: InviteDialog) -> None:
+        """
+        The ACK arrived (incoming) or was sent (outgoing).
+        """
+        self.dialog = dialog
+        self._confirmed = True
+        headers, self._byeHeaders = self._byeHeaders, None
+        if headers is not None and dialog.state is not DialogState.TERMINATED:
+            dialog.bye(headers).addErrback(self._byeFailed)
+        self._checkReady()
+
+    def dialogTerminated(self, dialog: InviteDialog, reason: TerminationReason) -> None:
+        """
+        The dialog ended: close MSRP, tell the layer above (no BYE: the
+        dialog is gone).
+        """
+        causes = {
+            TerminationReason.REMOTE_BYE: EndCause.REMOTE_BYE,
+            TerminationReason.LOCAL_BYE: EndCause.LOCAL,
+            TerminationReason.SHUTDOWN: EndCause.SHUTDOWN,
+        }
+        self._finish(
+            ChatEnd(causes.get(reason, EndCause.DIALOG_FAILED), None, reason.value),
+            sendBye=False,
+        )
+
+    def reinviteReceived(self, dialog: InviteDialog, invite: object) -> None:
+        """
+        A re-INVITE: not supported yet, refused with 488 (the session
+        stays as it is, RFC 3261 section 14.2).
+        """
+        assert isinstance(invite, IncomingInvite)
+        invite.reject(488, "Session changes not supported")
+
+    def requestReceived(self, dialog: InviteDialog, request: object) -> None:
+        """
+        Another request in the dialog: 405 with Allow.
+        """
+        assert isinstance(request, IncomingRequest)
+        request.respond(405, None, [("Allow", ", ".join(request.ua.allowedMethods))])
+
+    # -- IMSRPSessionHandler -------------------------------------------------
+
+    def sessionBound(self) -> None:
+        """
+        The MSRP session is bound to a connection.
+        """
+        self._bound = True
+        self._cancelTimer()
+        self._checkReady()
+
+    def messageReceived(self, message: IncomingMessage) -> Any:
+        """
+        Hand a message to the layer above.
+        """
+        return self.handler.messageReceived(self, message)
+
+    def nicknameRequested(self, nickname: str) -> Any:
+        """
+        Hand a NICKNAME request to the layer above.
+        """
+        return self.handler.nicknameRequested(self, nickname)
+
+    def sessionFailed(self, reason: Failure) -> None:
+        """
+        The MSRP session failed: BYE, tell the layer above.
+        """
+        self._fail(
+            ChatEnd(
+                EndCause.MSRP_FAILED,
+                _BYE_CAUSES[EndCause.MSRP_FAILED],
+                reason.getErrorMessage(),
+            )
+        )
+
+    # -- sending -------------------------------------------------------------
+
+    def _unusable(self) -> MSRPSendError | None:
+        if self.state is ChatState.ENDED or self.msrp is None:
+            return MSRPSendError(
+                LOCAL_FAILURE,
+                "chat session ended" if self.ended else "no MSRP session yet",
+            )
+        return None
+
+    def sendMessage(
+        self, contentType: str, body: bytes, **options: Any
+    ) -> Deferred[SendResult]:
+        """
+        Send a message over MSRP (see L{MSRPSession.sendMessage}; queued
+        until the session is bound).
+
+        @param options: C{messageID}, C{successReport}, C{failureReport},
+            C{extraHeaders}.
+        """
+        unusable = self._unusable()
+        if unusable is not None:
+            return fail(unusable)
+        assert self.msrp is not None
+        return self.msrp.sendMessage(contentType, body, **options)
+
+    def sendNickname(self, nickname: str) -> Deferred[int]:
+        """
+        Send NICKNAME (RFC 7701 section 7.1, RFC 7702 section 5.2).
+
+        @return: Fires with 200 or fails with L{MSRPSendError} (425...).
+        """
+        unusable = self._unusable()
+        if unusable is not None:
+            return fail(unusable)
+        assert self.msrp is not None
+        return self.msrp.sendNickname(nickname)
+
+    def peerAccepts(self, contentType: str, wrapped: bool = False) -> bool:
+        """
+        Whether the peer's SDP accepts a type (R-158).
+        """
+        return self.msrp is not None and self.msrp.peerAccepts(contentType, wrapped)
+
+    # -- set-up helpers ------------------------------------------------------
+
+    def _started(self) -> None:
+        """
+        Tell the layer above the session exists.
+        """
+        try:
+            self.handler.chatStarted(self)
+        except Exception as e:
+            self._log.failure(
+                "Chat handler failed in chatStarted ({callID})",
+                callID=self.callID,
+                error=e,
+            )
+
+    def _connectingFailed(self, end: ChatEnd) -> None:
+        """
+        The dialog exists but the session cannot be set up: BYE with a
+        Reason header.
+        """
+        self._setState(ChatState.CONNECTING)
+        self._fail(end)
+
+    def _connectActive(self, path: Sequence[MSRPURI]) -> None:
+        """
+        Open the connection to the first path URI (R-155) or through the
+        relay (R-166); failures arrive as L{sessionFailed}.
+        """
+        assert self.msrp is not None and self.remoteMedia is not None
+        self.endpoint.connectSession(
+            self.msrp, path, _fingerprintText(self.remoteMedia)
+        ).addErrback(lambda reason: None)
+
+
+@implementer(IInviteHandler)
+class ChatAcceptor:
+    """
+    The UA's INVITE handler for chat sessions: asks the layer above, then
+    answers (RFC 7702 section 6.1, RFC 4975 section 8, RFC 6135).
+
+    @ivar ua: The UA core.
+    @ivar endpoint: The MSRP endpoint.
+    @ivar clock: Time source.
+    @ivar offers: The layer above's L{IChatOfferHandler}.
+    @ivar settings: The connection policy.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        ua: SIPUserAgent,
+        endpoint: MSRPEndpoint,
+        clock: IReactorTime,
+        offers: ChatOfferHandler,
+        settings: ChatSettings = ChatSettings(),
+    ) -> None:
+        self.ua = ua
+        self.endpoint = endpoint
+        self.clock = clock
+        self.offers = offers
+        self.settings = settings
+
+    def register(self) -> None:
+        """
+        Become the UA's INVITE handler.
+        """
+        self.ua.addHandler("INVITE", self)
+
+    def inviteReceived(self, invite: IncomingInvite) -> None:
+        """
+        Check the offer (488 without a usable MSRP stream), then ask the
+        layer above.
+        """
+        request = invite.request
+        callID = request.header("Call-ID")
+        try:
+            if not request.body:
+                raise SDPError("No SDP offer")
+            media = _offeredMSRP(parseSDP(request.body))
+            _parsePath(media)
+        except SDPError as e:
+            self._log.warn(
+                "Unusable chat offer ({callID}) from {peer}: {error}",
+                callID=callID,
+                peer=str(invite.flow.source),
+                error=str(e),
+            )
+            invite.reject(488)
+            return
+        try:
+            decision = self.offers.chatOffered(ChatOffer(invite, media))
+        except Exception as e:
+            self._decisionFailed(_failureOf(e), invite)
+            return
+        d: Deferred[ChatDecision] = (
+            decision if isinstance(decision, Deferred) else succeed(decision)
+        )
+        d.addCallback(self._decided, invite, media)
+        d.addErrback(self._decisionFailed, invite)
+
+    def _decisionFailed(self, reason: Failure, invite: IncomingInvite) -> None:
+        self._log.failure(
+            "Chat offer handler failed ({callID})",
+            reason,
+            callID=invite.request.header("Call-ID"),
+        )
+        if not invite.answered:
+            invite.reject(500)
+
+    def _decided(
+        self, decision: ChatDecision, invite: IncomingInvite, media: MSRPMedia
+    ) -> ChatSession | None:
+        """
+        Carry out the decision (unless a CANCEL came first).
+        """
+        if invite.answered:
+            return None
+        if isinstance(decision, RejectChat):
+            invite.reject(decision.status, decision.reason)
+            return None
+        return self._accept(decision, invite, media)
+
+    def _accept(
+        self, decision: AcceptChat, invite: IncomingInvite, media: MSRPMedia
+    ) -> ChatSession:
+        """
+        Create the MSRP session, answer the offer, send the 200, connect if
+        we are active.
+        """
+        request = invite.request
+        chat = ChatSession(
+            decision.handler, self.endpoint, self.clock, self.settings, incoming=True
+        )
+        chat.callID = request.header("Call-ID")
+        chat._invite = invite
+        chat.remoteMedia = media
+        chat._started()
+        remotePath = _parsePath(media)
+        try:
+            msrp = self.endpoint.createSession(
+                chat,
+                peerFingerprint=_fingerprintText(media),
+                remotePath=remotePath,
+                acceptTypes=decision.acceptTypes,
+                acceptWrappedTypes=decision.acceptWrappedTypes,
+                peerAcceptTypes=media.acceptTypes,
+                peerAcceptWrappedTypes=media.acceptWrappedTypes,
+                peerMaxSize=media.maxSize,
+            )
+        except (RelayNotReady, ValueError) as e:
+            chat._finish(ChatEnd(EndCause.MSRP_FAILED, 503, str(e)), sendBye=False)
+            return chat
+        chat.msrp = msrp
+        relayed = self.endpoint.relayURI is not None
+        path = [str(uri) for uri in self.endpoint.sdpPath(msrp)]
+        own = msrp.localURI
+        try:
+            answer, _ = answerMSRPOffer(
+                parseSDP(request.body),
+                origin=_origin(own.host),
+                path=path,
+                port=own.port or 0,
+                connectionAddress=own.host,
+                acceptTypes=decision.acceptTypes,
+                acceptWrappedTypes=decision.acceptWrappedTypes,
+                maxSize=decision.maxSize,
+                chatroom=decision.chatroom,
+                reachable=self.settings.reachable and not relayed,
+                useSetup=self.settings.useSetup,
+                fingerprints=_ownFingerprints(self.endpoint),
+                requiredTypes=decision.requiredTypes,
+            )
+        except SDPNegotiationError as e:
+            chat._finish(ChatEnd(EndCause.NEGOTIATION, 488, e.reason), sendBye=False)
+            return chat
+        chat.localMedia = _offeredMSRP(answer)
+        # RFC 6135: we connect when we answered active; RFC 4975 without
+        # a=setup: the offerer connects; with a relay always (R-166).
+        chat.active = relayed or chat.localMedia.setup is Setup.ACTIVE
+        uri = request.uri
+        user = decision.contactUser or (uri.user if isinstance(uri, SIPURI) else None)
+        contact = self.ua.contactFor(
+            invite.flow.transport,
+            user=user,
+            uriParameters=[("gr", decision.gruu)] if decision.gruu else (),
+            headerParameters=[("isfocus", None)] if decision.isfocus else (),
+        )
+        chat.dialog = invite.accept(answer.serialize(), contact=contact, handler=chat)
+        self._log.info(
+            "Chat session accepted ({callID}, {msrpSessionID}) from {peer}",
+            callID=chat.callID,
+            msrpSessionID=chat.msrpSessionID,
+            peer=str(invite.flow.source),
+        )
+        chat._connecting()
+        if chat.active and chat.state is ChatState.CONNECTING:
+            chat._connectActive(remotePath)
+        return chat
+
+
+class ChatInitiator:
+    """
+    Starts outgoing chat sessions (RFC 7702 section 5.1): offer, answer,
+    connect.
+
+    @ivar ua: The UA core.
+    @ivar endpoint: The MSRP endpoint.
+    @ivar clock: Time source.
+    @ivar settings: The connection policy.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        ua: SIPUserAgent,
+        endpoint: MSRPEndpoint,
+        clock: IReactorTime,
+        settings: ChatSettings = ChatSettings(),
+    ) -> None:
+        self.ua = ua
+        self.endpoint = endpoint
+        self.clock = clock
+        self.settings = settings
+
+    def startChat(
+        self,
+        target: NameAddr | SIPURI,
+        fromAddress: NameAddr,
+        handler: ChatSessionHandler,
+        *,
+        acceptTypes: Sequence[str] = DEFAULT_ACCEPT_TYPES,
+        acceptWrappedTypes: Sequence[str] = DEFAULT_ACCEPT_WRAPPED_TYPES,
+        chatroom: Sequence[str] | None = None,
+        maxSize: int | None = None,
+        setup: Setup | None = None,
+        contact: NameAddr | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> Deferred[ChatSession]:
+        """
+        Offer an MSRP chat to C{target}.
+
+        @param handler: The session's L{IChatSessionHandler}; it hears
+            C{chatEnded} once, also when the set-up fails.
+        @param chatroom: C{a=chatroom} tokens to offer, or L{None}.
+        @param setup: C{a=setup} to offer: by default C{actpass} when
+            reachable without a relay, else C{active} (R-165); never
+            C{passive}.
+        @param contact: Our Contact (a GRUU for RFC 7702 section 5.1), or
+            the UA's default.
+        @param headers: Further INVITE headers.
+        @return: Fires with the ready L{ChatSession}, or fails with
+            L{ChatSessionError} (its C{status} is the SIP status of a
+            rejection).  Cancelling it ends the session (CANCEL or BYE).
+        """
+        chat = ChatSession(
+            handler, self.endpoint, self.clock, self.settings, incoming=False
+        )
+        result = chat.whenReady()
+        result.addErrback(self._cancelled, chat)
+        chat._started()
+        relayed = self.endpoint.relayURI is not None
+        try:
+            msrp = self.endpoint.createSession(
+                chat, acceptTypes=acceptTypes, acceptWrappedTypes=acceptWrappedTypes
+            )
+        except RelayNotReady as e:
+            chat._finish(ChatEnd(EndCause.MSRP_FAILED, None, str(e)), sendBye=False)
+            return result
+        chat.msrp = msrp
+        if setup is None:
+            if not self.settings.useSetup:
+                setup = None
+            elif self.settings.reachable and not relayed:
+                setup = Setup.ACTPASS
+            else:
+                setup = Setup.ACTIVE
+        if setup is Setup.PASSIVE or setup is Setup.HOLDCONN:
+            raise ValueError(f"never offer a=setup:{setup.value} (R-165)")
+        own = msrp.localURI
+        chat.localMedia = MSRPMedia(
+            port=own.port or 0,
+            proto="TCP/TLS/MSRP" if own.secure else "TCP/MSRP",
+            path=tuple(str(uri) for uri in self.endpoint.sdpPath(msrp)),
+            acceptTypes=tuple(acceptTypes),
+            acceptWrappedTypes=tuple(acceptWrappedTypes),
+            maxSize=maxSize,
+            setup=setup,
+            fingerprints=_ownFingerprints(self.endpoint),
+            chatroom=None if chatroom is None else tuple(chatroom),
+            connectionAddress=own.host,
+        )
+        offer = SessionDescription(
+            origin=_origin(own.host),
+            media=(chat.localMedia.toMediaDescription(),),
+        )
+        inviting = self.ua.invite(
+            target,
+            fromAddress,
+            offer.serialize(),
+            handler=chat,
+            contact=contact,
+            headers=headers,
+        )
+        chat._inviting = inviting
+        inviting.addCallbacks(
+            self._answered, self._rejected, callbackArgs=(chat,), errbackArgs=(chat,)
+        )
+        return result
+
+    @staticmethod
+    def _cancelled(reason: Failure, chat: ChatSession) -> Failure:
+        """
+        The caller cancelled the start: end the session.
+        """
+        if isinstance(reason.value, CancelledError):
+            chat.end("Cancelled")
+        return reason
+
+    def _rejected(self, reason: Failure, chat: ChatSession) -> None:
+        """
+        The INVITE failed: end with its status.
+        """
+        chat._inviting = None
+        if chat.ended:
+            return
+        error = reason.value
+        if isinstance(error, SIPError):
+            end = ChatEnd(EndCause.REJECTED, error.status, error.reason)
+        else:
+            end = ChatEnd(EndCause.DIALOG_FAILED, None, reason.getErrorMessage())
+        chat._finish(end, sendBye=False)
+
+    def _answered(self, dialog: InviteDialog, chat: ChatSession) -> None:
+        """
+        The 2xx arrived (ACK sent): read the answer, connect or wait.
+        """
+        chat._inviting = None
+        chat.dialog = dialog
+        chat.callID = dialog.callID
+        if chat.ended:
+            # Ended meanwhile (the MSRP session failed): BYE now.
+            if dialog.state is not DialogState.TERMINATED:
+                dialog.bye().addErrback(chat._byeFailed)
+            return
+        response = dialog.inviteResponse
+        try:
+            if response is None or not response.body:
+                raise SDPError("No SDP answer")
+            media = _offeredMSRP(parseSDP(response.body))
+            path = _parsePath(media)
+            assert chat.localMedia is not None
+            if not acceptTypesIntersection(
+                chat.localMedia.acceptTypes, media.acceptTypes
+            ):
+                raise SDPError("No common accept-types")
+            offered = chat.localMedia.setup
+            answered = media.setup
+            if answered in (Setup.ACTPASS, Setup.HOLDCONN):
+                answered = None
+            if offered is Setup.ACTIVE and answered is Setup.ACTIVE:
+                raise SDPError("Both sides active")
+        except SDPError as e:
+            chat._connectingFailed(ChatEnd(EndCause.NEGOTIATION, 488, e.reason))
+            return
+        chat.remoteMedia = media
+        assert chat.msrp is not None
+        chat.msrp.updatePeer(
+            acceptTypes=media.acceptTypes,
+            acceptWrappedTypes=media.acceptWrappedTypes,
+            maxSize=media.maxSize,
+        )
+        relayed = self.endpoint.relayURI is not None
+        chat.active = relayed or answered is not Setup.ACTIVE
+        if not chat.active:
+            self.endpoint.setRemotePath(chat.msrp, path)
+            self.endpoint.expectFingerprint(chat.msrp, _fingerprintText(media))
+        chat._connecting()
+        if chat.active and chat.state is ChatState.CONNECTING:
+            chat._connectActive(path)
