@@ -1428,11 +1428,18 @@ class SIPUserAgent:
                 try:
                     base = Dialog.fromResponse(outgoing.request, response, contact)
                 except (DialogError, HeaderError) as e:
+                    # No dialog can be made (e.g. no Contact), so there is no
+                    # target to ACK or BYE: fail the INVITE rather than leave
+                    # its caller waiting (502: an invalid response came back).
                     self._log.warn(
                         "Unusable 2xx for INVITE: {error}",
                         error=str(e),
                         callID=response.header("Call-ID"),
                     )
+                    if not result.called:
+                        result.errback(
+                            _failure(SIPError(502, f"Unusable 2xx: {e}", response))
+                        )
                     return
                 dialog = self._bind(base)
                 dialog.handler = handler

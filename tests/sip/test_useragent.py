@@ -591,6 +591,24 @@ class OutgoingTests(UAMixin, SynchronousTestCase):  # type: ignore[misc]
         error = self.failureResultOf(d, SIPError).value
         self.assertEqual((error.status, error.reason), (486, "Busy Here"))
 
+    def test_unusable2xx(self) -> None:
+        """
+        RFC 3261 12.1.2: a 2xx without Contact makes no dialog; the INVITE
+        fails with a local 502 instead of never answering its caller.
+        """
+        d = self.ua.invite(self.target, self.me, b"v=0\r\n")
+        [(invite, _)] = self.sent()
+        assert isinstance(invite, SIPRequest)
+        with capturedLogs() as logs:
+            self.receive(invite.makeResponse(200, toTag="ft"))
+        error = self.failureResultOf(d, SIPError).value
+        self.assertEqual(error.status, 502)
+        self.assertIn("Unusable 2xx", error.reason)
+        self.assertEqual(
+            [e["log_format"] for e in logs if "Unusable" in e.get("log_format", "")],
+            ["Unusable 2xx for INVITE: {error}"],
+        )
+
     def test_inviteTimeout(self) -> None:
         """
         Timer B: the Deferred fails with a 408 L{SIPError}.
