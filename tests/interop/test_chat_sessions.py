@@ -29,7 +29,8 @@ from stoxgw.chat.session import (
 from stoxgw.msrp.session import IncomingMessage
 from stoxgw.sip.transport import SIPTransport, TransportKind
 from stoxgw.sip.uri import SIPURI, parseNameAddr
-from stoxgw.sip.useragent import SIPTrust, SIPUserAgent
+from stoxgw.sip.useragent import SIPTrust, SIPUserAgent, UserAgentSettings
+from tests.interop.kamailio_proxy import KamailioProxy
 from tests.interop.msrpendpoints import startEndpoint
 
 
@@ -88,21 +89,26 @@ class ChatSessionsTests(TestCase):
 
     timeout = 30
 
-    def gateway(self) -> tuple[SIPUserAgent, SIPTransport, Any]:
+    def gateway(
+        self, outboundProxy: SIPURI | None = None
+    ) -> tuple[SIPUserAgent, SIPTransport, Any]:
         transport = SIPTransport(reactor, "127.0.0.1")
         transport.listenUDP(0)
         transport.listenTCP(0)
         self.addCleanup(transport.stopListening)
         ua = SIPUserAgent(
-            reactor, transport, admission=SIPTrust.fromStrings(["127.0.0.1"])
+            reactor,
+            transport,
+            settings=UserAgentSettings(outboundProxy=outboundProxy),
+            admission=SIPTrust.fromStrings(["127.0.0.1"]),
         )
         self.addCleanup(ua.close)
         endpoint = startEndpoint(self, transactionTimeout=10, chunkSize=1024)
         return ua, transport, endpoint
 
     @inlineCallbacks
-    def _chat(self, kind: TransportKind) -> Any:
-        uaA, _, endpointA = self.gateway()
+    def _chat(self, kind: TransportKind, outboundProxy: SIPURI | None = None) -> Any:
+        uaA, _, endpointA = self.gateway(outboundProxy)
         uaB, transportB, endpointB = self.gateway()
         focus = Focus()
         ChatAcceptor(uaB, endpointB, reactor, focus).register()  # type: ignore[arg-type]
@@ -155,3 +161,25 @@ class ChatSessionsTests(TestCase):
         The same over SIP/TCP.
         """
         return self._chat(TransportKind.TCP)  # type: ignore[no-any-return]
+
+    def test_throughKamailio(self) -> None:
+        """
+        RFC 3261 16.12, 12.2.1.1: the chat set up through Kamailio as a
+        record-routing proxy; the BYE that ends it follows the route set.
+        """
+        proxy = KamailioProxy(directory=self.mktemp())
+        proxy.start()
+        self.addCleanup(proxy.stop)
+        d = self._chat(
+            TransportKind.UDP,
+            SIPURI("sip", "127.0.0.1", port=proxy.port, parameters=(("lr", None),)),
+        )
+
+        def checkProxy(result: object) -> object:
+            log = proxy.log()
+            self.assertIn("RELAY INVITE initial", log)
+            self.assertIn("RELAY BYE in-dialog", log)
+            self.assertNotIn("NOROUTE", log)
+            return result
+
+        return d.addCallback(checkProxy)  # type: ignore[no-any-return]
