@@ -267,11 +267,16 @@ class ChatSettings:
         C{passive} (RFC 6135 section 4.2.2, R-165).  Ignored (treated as
         unreachable) when the endpoint uses a relay (R-166).
     @ivar useSetup: Whether to send C{a=setup} (RFC 6135, R-164).
+    @ivar byeGrace: Seconds a ready session whose MSRP connection was lost
+        waits for the peer's BYE before ending as an MSRP failure (with its
+        own BYE): a peer hanging up closes its MSRP connection and sends its
+        BYE on another socket, and the close usually arrives first.
     """
 
     connectTimeout: float = DEFAULT_CONNECT_TIMEOUT
     reachable: bool = True
     useSetup: bool = True
+    byeGrace: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -726,15 +731,21 @@ class ChatSession:
 
     def sessionFailed(self, reason: Failure) -> None:
         """
-        The MSRP session failed: BYE, tell the layer above.
+        The MSRP session failed: BYE, tell the layer above.  A ready
+        session first waits L{ChatSettings.byeGrace} for the peer's BYE,
+        which usually follows the close of its MSRP connection: then it
+        ends as a remote BYE, and no BYE crosses the peer's.
         """
-        self._fail(
-            ChatEnd(
-                EndCause.MSRP_FAILED,
-                _BYE_CAUSES[EndCause.MSRP_FAILED],
-                reason.getErrorMessage(),
-            )
+        end = ChatEnd(
+            EndCause.MSRP_FAILED,
+            _BYE_CAUSES[EndCause.MSRP_FAILED],
+            reason.getErrorMessage(),
         )
+        if self.state is ChatState.READY and self.settings.byeGrace > 0:
+            self._cancelTimer()
+            self._timer = self.clock.callLater(self.settings.byeGrace, self._fail, end)
+            return
+        self._fail(end)
 
     # -- sending -------------------------------------------------------------
 

@@ -701,16 +701,37 @@ class EndingTests(SynchronousTestCase):
     def test_connectionLost(self) -> None:
         """
         Losing the MSRP connection ends both sessions once, each with a
-        BYE carrying a Reason.
+        BYE carrying a Reason, after the grace period for a peer's BYE.
         """
         net = Network()
         self.successResultOf(net.start())
         net.links[0].close()
         net.pump()
+        self.assertEqual((net.a.handler.ended, net.b.handler.ended), ([], []))
+        net.clock.advance(ChatSettings().byeGrace)
+        net.pump()
         self.assertEqual([e.cause for e in net.a.handler.ended], [EndCause.MSRP_FAILED])
         self.assertEqual([e.cause for e in net.b.handler.ended], [EndCause.MSRP_FAILED])
         self.assertEqual(self.byeReason(net, HOST_A)[0], 503)
         self.assertEqual(self.byeReason(net, HOST_B)[0], 503)
+
+    def test_byeAfterConnectionLost(self) -> None:
+        """
+        A peer hanging up usually closes its MSRP connection before its BYE
+        arrives: within the grace period the BYE wins, the session ends as
+        a remote BYE, and no second BYE crosses the first.
+        """
+        net = Network()
+        a = self.successResultOf(net.start())
+        net.links[0].close()
+        net.pump()
+        a.end()
+        net.pump()
+        net.clock.advance(10)
+        net.pump()
+        self.assertEqual([e.cause for e in net.a.handler.ended], [EndCause.LOCAL])
+        self.assertEqual([e.cause for e in net.b.handler.ended], [EndCause.REMOTE_BYE])
+        self.assertEqual(len(net.requests("BYE")), 1)
 
     def test_noAck(self) -> None:
         """
