@@ -106,7 +106,7 @@ MUC_ERROR_TYPES = {
     "conflict": "cancel",
     "feature-not-implemented": "cancel",
     "forbidden": "auth",
-    "internal-server-error": "wait",
+    "internal-server-error": "cancel",  # RFC 6120 8.3.3.6
     "item-not-found": "cancel",
     "jid-malformed": "modify",
     "not-acceptable": "cancel",
@@ -457,7 +457,7 @@ class MUCService(XMPPHandler):
                     roomJID=stanza.getAttribute("to"),
                 )
                 if stanza.getAttribute("type") not in ("error", "result"):
-                    self._replyError(stanza, error.StanzaError("internal-server-error"))
+                    self._replyError(stanza, mucError("internal-server-error"))
 
         return observer
 
@@ -509,7 +509,7 @@ class MUCService(XMPPHandler):
         self._log.failure(
             "Backend failed for {roomJID} {nick}", failure, roomJID=roomJID, nick=nick
         )
-        return error.StanzaError("internal-server-error")
+        return mucError("internal-server-error")
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)

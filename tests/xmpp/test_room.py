@@ -744,7 +744,7 @@ class JoinErrorTests(RoomTestCase):
         self.backend.answers["joinRequested"] = NotImplementedError()
         self.assertError(self.join()[0], "feature-not-implemented", "cancel")
         self.backend.answers["joinRequested"] = RuntimeError("bug")
-        self.assertError(self.join()[0], "internal-server-error", "wait")
+        self.assertError(self.join()[0], "internal-server-error", "cancel")
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_noSuchRoom(self) -> None:
@@ -1458,7 +1458,7 @@ class GuardTests(RoomTestCase):
 
         self.service._join = boom  # type: ignore[method-assign]
         out = self.join()
-        self.assertError(out[0], "internal-server-error", "wait", None)
+        self.assertError(out[0], "internal-server-error", "cancel", None)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
 

@@ -1,0 +1,928 @@
+# -*- test-case-name: tests.interworking.test_errors -*-
+"""
+The status <-> condition tables of the gateway (SPEC.md section E).
+
+Pure data and functions, standard library only: every other module asks
+here which SIP status, MSRP status or XMPP stanza error stands for a failure
+on the other side.
+
+  - E.1, XMPP stanza error -> SIP response: L{sipStatusForStanzaError}
+    (RFC 7247 section 7.1, Table 2; R-108, R-109, R-110).
+  - E.2, SIP response -> XMPP stanza error: L{stanzaErrorForSIPStatus}
+    (RFC 7247 section 7.2, Table 3, with its class fallbacks; R-111, R-112).
+  - E.3, MSRP response from the switch -> XMPP (Gateway A):
+    L{stanzaErrorForMSRPStatus}.
+  - E.4, XMPP/MUC error -> MSRP response (Gateway B):
+    L{msrpStatusForStanzaError} and L{msrpStatusForLocalFailure}.
+  - E.5, room entry and removal: L{sipStatusForMUCEntryError} (Gateway B,
+    R-209), L{stanzaErrorForSIPEntryFailure} (Gateway A),
+    L{sipReasonCauseForMUCRemoval} and L{disconnectionMethodForMUCRemoval}
+    (Gateway B), L{mucStatusForSIPBye}, L{mucStatusForDisconnectionMethod}
+    and L{mucStatusForTermination} (Gateway A, R-218).
+  - E.8, MSRP status codes a groupchat gateway uses: L{MSRP_STATUS_PHRASES}.
+
+The error type of every condition defaults to the one RFC 6120 section
+8.3.3 gives it (L{ERROR_TYPES}); rows that say otherwise (MUC semantics,
+XEP-0045) carry their own type and say why.
+
+RFC 7247 section 7 calls the mapping "more of an art than a science" and
+lets implementations deviate (R-114); SPEC.md F.1 item 7 uses that for
+room entry, where RFC 7247's 401/407 would make a SIP UA attempt digest
+authentication and its recipient-unavailable is not what a MUC client
+expects for a full room: the E.5 functions override E.1/E.2 for entry only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import Enum, IntEnum, StrEnum
+from types import MappingProxyType
+
+
+class Condition(StrEnum):
+    """
+    The 22 defined stanza error conditions (RFC 6120 section 8.3.3).  The
+    value is the element name, so a member compares equal to the string
+    other code (wokkel, Twisted) uses.
+    """
+
+    BAD_REQUEST = "bad-request"
+    CONFLICT = "conflict"
+    FEATURE_NOT_IMPLEMENTED = "feature-not-implemented"
+    FORBIDDEN = "forbidden"
+    GONE = "gone"
+    INTERNAL_SERVER_ERROR = "internal-server-error"
+    ITEM_NOT_FOUND = "item-not-found"
+    JID_MALFORMED = "jid-malformed"
+    NOT_ACCEPTABLE = "not-acceptable"
+    NOT_ALLOWED = "not-allowed"
+    NOT_AUTHORIZED = "not-authorized"
+    POLICY_VIOLATION = "policy-violation"
+    RECIPIENT_UNAVAILABLE = "recipient-unavailable"
+    REDIRECT = "redirect"
+    REGISTRATION_REQUIRED = "registration-required"
+    REMOTE_SERVER_NOT_FOUND = "remote-server-not-found"
+    REMOTE_SERVER_TIMEOUT = "remote-server-timeout"
+    RESOURCE_CONSTRAINT = "resource-constraint"
+    SERVICE_UNAVAILABLE = "service-unavailable"
+    SUBSCRIPTION_REQUIRED = "subscription-required"
+    UNDEFINED_CONDITION = "undefined-condition"
+    UNEXPECTED_REQUEST = "unexpected-request"
+
+
+class ErrorType(StrEnum):
+    """
+    The C{type} attribute of a stanza C{<error/>} (RFC 6120 section 8.3.2).
+    """
+
+    AUTH = "auth"
+    CANCEL = "cancel"
+    CONTINUE = "continue"
+    MODIFY = "modify"
+    WAIT = "wait"
+
+
+#: The error type RFC 6120 section 8.3.3 RECOMMENDS for each condition.
+#: Where the RFC offers two, the first one it names is used:
+#: feature-not-implemented "cancel" or "modify" (8.3.3.3), policy-violation
+#: "modify" or "wait" (8.3.3.12), unexpected-request "wait" or "modify"
+#: (8.3.3.22).  undefined-condition allows any type (8.3.3.21); "cancel" is
+#: used because a gateway cannot tell the sender what to change.
+ERROR_TYPES: Mapping[Condition, ErrorType] = MappingProxyType(
+    {
+        Condition.BAD_REQUEST: ErrorType.MODIFY,
+        Condition.CONFLICT: ErrorType.CANCEL,
+        Condition.FEATURE_NOT_IMPLEMENTED: ErrorType.CANCEL,
+        Condition.FORBIDDEN: ErrorType.AUTH,
+        Condition.GONE: ErrorType.CANCEL,
+        Condition.INTERNAL_SERVER_ERROR: ErrorType.CANCEL,
+        Condition.ITEM_NOT_FOUND: ErrorType.CANCEL,
+        Condition.JID_MALFORMED: ErrorType.MODIFY,
+        Condition.NOT_ACCEPTABLE: ErrorType.MODIFY,
+        Condition.NOT_ALLOWED: ErrorType.CANCEL,
+        Condition.NOT_AUTHORIZED: ErrorType.AUTH,
+        Condition.POLICY_VIOLATION: ErrorType.MODIFY,
+        Condition.RECIPIENT_UNAVAILABLE: ErrorType.WAIT,
+        Condition.REDIRECT: ErrorType.MODIFY,
+        Condition.REGISTRATION_REQUIRED: ErrorType.AUTH,
+        Condition.REMOTE_SERVER_NOT_FOUND: ErrorType.CANCEL,
+        Condition.REMOTE_SERVER_TIMEOUT: ErrorType.WAIT,
+        Condition.RESOURCE_CONSTRAINT: ErrorType.WAIT,
+        Condition.SERVICE_UNAVAILABLE: ErrorType.CANCEL,
+        Condition.SUBSCRIPTION_REQUIRED: ErrorType.AUTH,
+        Condition.UNDEFINED_CONDITION: ErrorType.CANCEL,
+        Condition.UNEXPECTED_REQUEST: ErrorType.WAIT,
+    }
+)
+
+
+def asCondition(condition: Condition | str) -> Condition:
+    """
+    Read a stanza error condition.
+
+    @param condition: a L{Condition} or the element name of one.
+    @return: the condition; a name RFC 6120 does not define is
+        L{Condition.UNDEFINED_CONDITION}, as RFC 6120 section 8.3.2 requires
+        of an entity receiving a condition it does not understand.
+    """
+    try:
+        return Condition(condition)
+    except ValueError:
+        return Condition.UNDEFINED_CONDITION
+
+
+def errorTypeFor(condition: Condition | str) -> ErrorType:
+    """
+    @return: the RFC 6120 section 8.3.3 error type of C{condition} (see
+        L{ERROR_TYPES}).
+    """
+    return ERROR_TYPES[asCondition(condition)]
+
+
+# E.1: XMPP stanza error -> SIP response (RFC 7247 section 7.1, Table 2).
+
+#: E.1 (R-108): the SIP status for each condition when the error relates to
+#: a full JID, or the only status Table 2 gives.  Choices made where the
+#: table offers several: gone -> 410, the status without a new address (301
+#: needs one, note 3, R-109); remote-server-not-found -> 404, the server does
+#: not exist (408 when it cannot be resolved, note 4); service-unavailable ->
+#: 403, one of the two closest codes of note 5, never 503 (R-110; 405 would
+#: oblige an Allow header); unexpected-request -> 491, the first of
+#: "491 or 400".
+SIP_STATUS_FOR_CONDITION: Mapping[Condition, int] = MappingProxyType(
+    {
+        Condition.BAD_REQUEST: 400,
+        Condition.CONFLICT: 400,
+        Condition.FEATURE_NOT_IMPLEMENTED: 405,
+        Condition.FORBIDDEN: 403,
+        Condition.GONE: 410,
+        Condition.INTERNAL_SERVER_ERROR: 500,
+        Condition.ITEM_NOT_FOUND: 404,
+        Condition.JID_MALFORMED: 400,
+        Condition.NOT_ACCEPTABLE: 406,
+        Condition.NOT_ALLOWED: 403,
+        Condition.NOT_AUTHORIZED: 401,
+        Condition.POLICY_VIOLATION: 403,
+        Condition.RECIPIENT_UNAVAILABLE: 480,
+        Condition.REDIRECT: 302,
+        Condition.REGISTRATION_REQUIRED: 407,
+        Condition.REMOTE_SERVER_NOT_FOUND: 404,
+        Condition.REMOTE_SERVER_TIMEOUT: 408,
+        Condition.RESOURCE_CONSTRAINT: 500,
+        Condition.SERVICE_UNAVAILABLE: 403,
+        Condition.SUBSCRIPTION_REQUIRED: 400,
+        Condition.UNDEFINED_CONDITION: 400,
+        Condition.UNEXPECTED_REQUEST: 491,
+    }
+)
+
+#: E.1 (R-108): the statuses RECOMMENDED instead when the error relates to a
+#: bare JID, i.e. to the user rather than one resource (RFC 7247 section 7.1
+#: notes 1 and 2: 501 rather than 405, the 6xx rather than the 4xx code).
+SIP_STATUS_FOR_CONDITION_BARE_JID: Mapping[Condition, int] = MappingProxyType(
+    {
+        Condition.FEATURE_NOT_IMPLEMENTED: 501,
+        Condition.FORBIDDEN: 603,
+        Condition.ITEM_NOT_FOUND: 604,
+        Condition.NOT_ACCEPTABLE: 606,
+        Condition.RECIPIENT_UNAVAILABLE: 600,
+    }
+)
+
+#: RFC 7247 section 7.1 note 3 (R-109): C{<gone/>} with a new address.
+SIP_STATUS_GONE_WITH_ADDRESS = 301
+
+#: RFC 7247 section 7.1 note 4: C{<remote-server-not-found/>} for a server
+#: that cannot be resolved (rather than one that does not exist).
+SIP_STATUS_REMOTE_SERVER_UNRESOLVABLE = 408
+
+
+def sipStatusForStanzaError(
+    condition: Condition | str,
+    *,
+    bareJID: bool = False,
+    newAddress: bool = False,
+    unresolvable: bool = False,
+) -> int:
+    """
+    The SIP final response for an XMPP stanza error (SPEC E.1, RFC 7247
+    section 7.1; R-108, R-109, R-110).
+
+    @param condition: the defined condition; an unknown one is
+        undefined-condition (RFC 6120 section 8.3.2), hence 400.
+    @param bareJID: the error relates to a bare JID (the user) rather than a
+        full JID: use the 501/6xx codes of notes 1 and 2.
+    @param newAddress: the C{<gone/>} element carries a new address: 301
+        instead of 410 (note 3, a MUST).
+    @param unresolvable: the C{<remote-server-not-found/>} is about a server
+        that cannot be resolved: 408 instead of 404 (note 4).
+    @return: a SIP status code, 3xx-6xx; never 503 (note 5).
+    """
+    known = asCondition(condition)
+    if known is Condition.GONE and newAddress:
+        return SIP_STATUS_GONE_WITH_ADDRESS
+    if known is Condition.REMOTE_SERVER_NOT_FOUND and unresolvable:
+        return SIP_STATUS_REMOTE_SERVER_UNRESOLVABLE
+    if bareJID and known in SIP_STATUS_FOR_CONDITION_BARE_JID:
+        return SIP_STATUS_FOR_CONDITION_BARE_JID[known]
+    return SIP_STATUS_FOR_CONDITION[known]
+
+
+# E.2: SIP response -> XMPP stanza error (RFC 7247 section 7.2, Table 3).
+
+#: E.2 (R-111): the condition for each SIP status Table 3 lists.
+CONDITION_FOR_SIP_STATUS: Mapping[int, Condition] = MappingProxyType(
+    {
+        300: Condition.REDIRECT,
+        301: Condition.GONE,
+        302: Condition.REDIRECT,
+        305: Condition.REDIRECT,
+        380: Condition.NOT_ACCEPTABLE,
+        400: Condition.BAD_REQUEST,
+        401: Condition.NOT_AUTHORIZED,
+        402: Condition.BAD_REQUEST,
+        403: Condition.FORBIDDEN,
+        404: Condition.ITEM_NOT_FOUND,
+        405: Condition.FEATURE_NOT_IMPLEMENTED,
+        406: Condition.NOT_ACCEPTABLE,
+        407: Condition.REGISTRATION_REQUIRED,
+        408: Condition.REMOTE_SERVER_TIMEOUT,
+        410: Condition.GONE,
+        413: Condition.POLICY_VIOLATION,
+        414: Condition.POLICY_VIOLATION,
+        415: Condition.NOT_ACCEPTABLE,
+        416: Condition.NOT_ACCEPTABLE,
+        420: Condition.FEATURE_NOT_IMPLEMENTED,
+        421: Condition.NOT_ACCEPTABLE,
+        423: Condition.RESOURCE_CONSTRAINT,
+        430: Condition.RECIPIENT_UNAVAILABLE,
+        439: Condition.FEATURE_NOT_IMPLEMENTED,
+        440: Condition.POLICY_VIOLATION,
+        480: Condition.RECIPIENT_UNAVAILABLE,
+        481: Condition.ITEM_NOT_FOUND,
+        482: Condition.NOT_ACCEPTABLE,
+        483: Condition.NOT_ACCEPTABLE,
+        484: Condition.ITEM_NOT_FOUND,
+        485: Condition.ITEM_NOT_FOUND,
+        486: Condition.RECIPIENT_UNAVAILABLE,
+        487: Condition.RECIPIENT_UNAVAILABLE,
+        488: Condition.NOT_ACCEPTABLE,
+        489: Condition.POLICY_VIOLATION,
+        491: Condition.UNEXPECTED_REQUEST,
+        493: Condition.BAD_REQUEST,
+        500: Condition.INTERNAL_SERVER_ERROR,
+        501: Condition.FEATURE_NOT_IMPLEMENTED,
+        502: Condition.REMOTE_SERVER_NOT_FOUND,
+        503: Condition.INTERNAL_SERVER_ERROR,
+        504: Condition.REMOTE_SERVER_TIMEOUT,
+        505: Condition.NOT_ACCEPTABLE,
+        513: Condition.POLICY_VIOLATION,
+        600: Condition.RECIPIENT_UNAVAILABLE,
+        603: Condition.RECIPIENT_UNAVAILABLE,
+        604: Condition.ITEM_NOT_FOUND,
+        606: Condition.NOT_ACCEPTABLE,
+    }
+)
+
+#: E.2 (R-111): the condition for a status Table 3 does not list, by class
+#: (RFC 7247 section 7.2: 3xx redirect, 4xx bad-request, 5xx
+#: internal-server-error, 6xx recipient-unavailable).
+CONDITION_FOR_SIP_CLASS: Mapping[int, Condition] = MappingProxyType(
+    {
+        3: Condition.REDIRECT,
+        4: Condition.BAD_REQUEST,
+        5: Condition.INTERNAL_SERVER_ERROR,
+        6: Condition.RECIPIENT_UNAVAILABLE,
+    }
+)
+
+#: The other translations RFC 7247 section 7.2 notes 3-5 allow "depending on
+#: the scenario" (informative; L{stanzaErrorForSIPStatus} returns the main
+#: one).
+ALTERNATIVE_CONDITIONS_FOR_SIP_STATUS: Mapping[int, tuple[Condition, ...]] = (
+    MappingProxyType(
+        {
+            403: (Condition.NOT_ALLOWED, Condition.POLICY_VIOLATION),
+            404: (Condition.REMOTE_SERVER_NOT_FOUND,),
+            408: (Condition.REMOTE_SERVER_NOT_FOUND,),
+        }
+    )
+)
+
+#: RFC 7247 section 7.2 note 1 (R-112): mapping 301 to C{<gone/>}, the
+#: element MUST carry the new address; mapping 410, it MUST NOT.
+SIP_STATUSES_GONE_WITH_ADDRESS = frozenset({301})
+
+
+def stanzaErrorForSIPStatus(status: int) -> tuple[Condition, ErrorType]:
+    """
+    The XMPP stanza error for a SIP failure response (SPEC E.2, RFC 7247
+    section 7.2; R-111).
+
+    A 301 becomes C{<gone/>} that MUST carry the new address (the Contact),
+    a 410 C{<gone/>} that MUST NOT (R-112): see L{goneCarriesAddress}.
+
+    @param status: a SIP status code, 300-699.
+    @return: the condition and its RFC 6120 error type; an unlisted status
+        falls back by class.
+    @raise ValueError: for 1xx/2xx (no XMPP equivalent, RFC 7247 section 7,
+        R-114) or a number that is not a SIP status.
+    """
+    condition = CONDITION_FOR_SIP_STATUS.get(status)
+    if condition is None:
+        condition = CONDITION_FOR_SIP_CLASS.get(_statusClass(status))
+    if condition is None:
+        raise ValueError(f"SIP status {status} has no XMPP error condition")
+    return condition, ERROR_TYPES[condition]
+
+
+def goneCarriesAddress(status: int) -> bool:
+    """
+    @return: whether the C{<gone/>} translated from SIP C{status} MUST carry
+        the new address (301) rather than none (410); RFC 7247 section 7.2
+        note 1, R-112.
+    """
+    return status in SIP_STATUSES_GONE_WITH_ADDRESS
+
+
+def _statusClass(status: int) -> int:
+    """
+    @return: the first digit of a three-digit status code, or 0 for a
+        number that is not one.
+    """
+    if not 100 <= status <= 699:
+        return 0
+    return status // 100
+
+
+# E.3: MSRP response from the switch -> XMPP (Gateway A).
+
+
+class MSRPMethod(StrEnum):
+    """
+    The MSRP request a response answers (RFC 4975 section 7, RFC 7701
+    section 7.1); E.3 and E.4 rows depend on it.
+    """
+
+    SEND = "SEND"
+    REPORT = "REPORT"
+    NICKNAME = "NICKNAME"
+
+
+#: E.3: the stanza error for an MSRP failure response to a request of the
+#: given method; C{None} as method: any method.  Types are RFC 6120's except
+#: 403 to NICKNAME, whose C{<not-acceptable/>} is "cancel" as E.3 says
+#: (XEP-0045 uses "cancel" for a refused nick; RFC 6120 8.3.3.9 says
+#: "modify", but changing the nick will not help when the switch forbids
+#: nicknames).  Rows: 425 NICKNAME RFC 7702 section 5.6 (and 7701 section
+#: 10.3); the others "proposed" in E.3, from RFC 7701 section 6/7.1/10.3,
+#: RFC 4975 sections 10.5/10.6/10.9 and RFC 7247 Table 3.
+STANZA_ERROR_FOR_MSRP_STATUS: Mapping[
+    tuple[int, MSRPMethod | None], tuple[Condition, ErrorType]
+] = MappingProxyType(
+    {
+        (425, MSRPMethod.NICKNAME): (Condition.CONFLICT, ErrorType.CANCEL),
+        (424, MSRPMethod.NICKNAME): (Condition.JID_MALFORMED, ErrorType.MODIFY),
+        (403, MSRPMethod.NICKNAME): (Condition.NOT_ACCEPTABLE, ErrorType.CANCEL),
+        (501, MSRPMethod.NICKNAME): (
+            Condition.FEATURE_NOT_IMPLEMENTED,
+            ErrorType.CANCEL,
+        ),
+        (403, MSRPMethod.SEND): (Condition.FORBIDDEN, ErrorType.AUTH),
+        (404, MSRPMethod.SEND): (Condition.ITEM_NOT_FOUND, ErrorType.CANCEL),
+        (428, MSRPMethod.SEND): (Condition.FEATURE_NOT_IMPLEMENTED, ErrorType.CANCEL),
+        (415, MSRPMethod.SEND): (Condition.NOT_ACCEPTABLE, ErrorType.MODIFY),
+        (413, MSRPMethod.SEND): (Condition.POLICY_VIOLATION, ErrorType.MODIFY),
+        (413, MSRPMethod.REPORT): (Condition.POLICY_VIOLATION, ErrorType.MODIFY),
+        (400, None): (Condition.BAD_REQUEST, ErrorType.MODIFY),
+        (408, None): (Condition.REMOTE_SERVER_TIMEOUT, ErrorType.WAIT),
+        (506, None): (Condition.INTERNAL_SERVER_ERROR, ErrorType.CANCEL),
+    }
+)
+
+#: E.3 fallback for MSRP failure codes without a row (IMPL, by analogy with
+#: RFC 7247 section 7.2's class fallback): 4xx bad-request, 5xx
+#: internal-server-error.
+CONDITION_FOR_MSRP_CLASS: Mapping[int, Condition] = MappingProxyType(
+    {
+        4: Condition.BAD_REQUEST,
+        5: Condition.INTERNAL_SERVER_ERROR,
+    }
+)
+
+#: E.3: the MSRP status that ends the session rather than one message: 481,
+#: "treat as exit" with an unavailable 110 + 333 presence (RFC 4975 section
+#: 10.8; R-218).  506 (session bound to another connection) is an internal
+#: error after which the session is re-established, not ended.
+MSRP_STATUSES_ENDING_SESSION = frozenset({481})
+
+#: E.3: the code to translate a request that got no response in time (RFC
+#: 4975 section 7.1.1, 30 s) with: treated like a downstream 408.
+MSRP_STATUS_LOCAL_TIMEOUT = 408
+
+
+def stanzaErrorForMSRPStatus(
+    code: int, method: MSRPMethod = MSRPMethod.SEND
+) -> tuple[Condition, ErrorType]:
+    """
+    The XMPP error for an MSRP failure the switch returned (SPEC E.3,
+    Gateway A).
+
+    A failure REPORT (C{Status: 000 <code>}, RFC 4975 section 7.1.4) for a
+    SEND maps like a response with that code to the SEND; a local timeout
+    like a 408 (L{MSRP_STATUS_LOCAL_TIMEOUT}).  481 ends the whole session
+    (L{msrpStatusEndsSession}): the caller removes the occupant with 110 +
+    333 instead of, or after, bouncing the message.
+
+    @param code: the MSRP status code, 400-599.
+    @param method: the request it answers.
+    @return: the condition and error type for the presence error (NICKNAME)
+        or message error (SEND, REPORT).
+    @raise ValueError: for a code that is not an MSRP failure (e.g. 200).
+    """
+    for key in ((code, method), (code, None)):
+        if key in STANZA_ERROR_FOR_MSRP_STATUS:
+            return STANZA_ERROR_FOR_MSRP_STATUS[key]
+    condition = CONDITION_FOR_MSRP_CLASS.get(_statusClass(code))
+    if condition is None:
+        raise ValueError(f"MSRP status {code} is not a failure")
+    return condition, ERROR_TYPES[condition]
+
+
+def msrpStatusEndsSession(code: int) -> bool:
+    """
+    @return: whether MSRP C{code} means the session is gone (481, RFC 4975
+        section 10.8), so Gateway A treats it as an exit (E.3, R-218).
+    """
+    return code in MSRP_STATUSES_ENDING_SESSION
+
+
+# E.4: XMPP/MUC error -> MSRP response (Gateway B).
+
+
+class MUCExchange(Enum):
+    """
+    What Gateway B was doing in the MUC when the error came back: E.4 maps
+    the same condition differently for each.
+    """
+
+    #: Joining or changing nick: presence error, answered on the NICKNAME.
+    NICKNAME = "nickname"
+    #: A groupchat message to the room: answered on the SEND.
+    GROUPCHAT = "groupchat"
+    #: A private message to an occupant: answered on the SEND.
+    PRIVATE = "private"
+
+
+#: E.4: conditions whose MSRP status depends on the exchange.  NICKNAME:
+#: conflict -> 425 (RFC 7702 section 6.4), not-acceptable (nick locked to
+#: the reserved one) -> 425, jid-malformed -> 424 (RFC 7701 section 7.1),
+#: not-allowed/forbidden -> 403.  GROUPCHAT: forbidden (visitor in a
+#: moderated room) -> 403, not-acceptable (not an occupant) -> 403.
+#: PRIVATE: item-not-found -> 404 (RFC 7701 section 6.2), PMs refused
+#: (not-allowed/forbidden) -> 428.  All "proposed" except the 425 for
+#: conflict.
+MSRP_STATUS_FOR_EXCHANGE_CONDITION: Mapping[tuple[MUCExchange, Condition], int] = (
+    MappingProxyType(
+        {
+            (MUCExchange.NICKNAME, Condition.CONFLICT): 425,
+            (MUCExchange.NICKNAME, Condition.NOT_ACCEPTABLE): 425,
+            (MUCExchange.NICKNAME, Condition.JID_MALFORMED): 424,
+            (MUCExchange.NICKNAME, Condition.NOT_ALLOWED): 403,
+            (MUCExchange.NICKNAME, Condition.FORBIDDEN): 403,
+            (MUCExchange.GROUPCHAT, Condition.FORBIDDEN): 403,
+            (MUCExchange.GROUPCHAT, Condition.NOT_ACCEPTABLE): 403,
+            (MUCExchange.PRIVATE, Condition.ITEM_NOT_FOUND): 404,
+            (MUCExchange.PRIVATE, Condition.NOT_ALLOWED): 428,
+            (MUCExchange.PRIVATE, Condition.FORBIDDEN): 428,
+        }
+    )
+)
+
+#: E.4: conditions mapped the same in every exchange: bad-request -> 400;
+#: policy-violation/resource-constraint (size, rate) -> 413;
+#: service-unavailable, internal-server-error, remote-server-not-found ->
+#: 403 (avoiding a 5xx-style meaning, cf. RFC 7247 section 7.1 note 5);
+#: remote-server-timeout -> 408.
+MSRP_STATUS_FOR_CONDITION: Mapping[Condition, int] = MappingProxyType(
+    {
+        Condition.BAD_REQUEST: 400,
+        Condition.POLICY_VIOLATION: 413,
+        Condition.RESOURCE_CONSTRAINT: 413,
+        Condition.SERVICE_UNAVAILABLE: 403,
+        Condition.INTERNAL_SERVER_ERROR: 403,
+        Condition.REMOTE_SERVER_NOT_FOUND: 403,
+        Condition.REMOTE_SERVER_TIMEOUT: 408,
+    }
+)
+
+#: E.4: the MSRP status for any other condition (IMPL: 403, "not allowed",
+#: the one MSRP failure that promises nothing about the session).
+MSRP_STATUS_FALLBACK = 403
+
+
+def msrpStatusForStanzaError(
+    condition: Condition | str, exchange: MUCExchange = MUCExchange.GROUPCHAT
+) -> int:
+    """
+    The MSRP response Gateway B returns for an error from the MUC (SPEC
+    E.4).
+
+    @param condition: the stanza error condition the MUC returned (unknown
+        names are undefined-condition).
+    @param exchange: what the error answered.
+    @return: an MSRP status code (L{MSRP_STATUS_FALLBACK} when E.4 has no
+        row).
+    """
+    known = asCondition(condition)
+    status = MSRP_STATUS_FOR_EXCHANGE_CONDITION.get((exchange, known))
+    if status is None:
+        status = MSRP_STATUS_FOR_CONDITION.get(known, MSRP_STATUS_FALLBACK)
+    return status
+
+
+class LocalMSRPFailure(Enum):
+    """
+    Failures Gateway B detects itself, before anything reaches the MUC
+    (SPEC E.4, lower rows).
+    """
+
+    #: The SEND carries no C{message/cpim} wrapper (RFC 7701 section 6.3).
+    NO_CPIM_WRAPPER = "no-cpim-wrapper"
+    #: More than one CPIM To (RFC 7701 sections 6.1-6.3).
+    MULTIPLE_CPIM_TO = "multiple-cpim-to"
+    #: The CPIM From is not the sender (RFC 7701 sections 6.1-6.3).
+    INVALID_CPIM_FROM = "invalid-cpim-from"
+    #: The CPIM To is not a participant (RFC 7701 section 6.2).
+    UNKNOWN_RECIPIENT = "unknown-recipient"
+    #: The recipient or room cannot take private messages (RFC 7701 6.2).
+    PRIVATE_MESSAGES_UNSUPPORTED = "private-messages-unsupported"
+    #: The message is over the size limit (RFC 7573 section 8).
+    TOO_LARGE = "too-large"
+    #: The To-Path names no session (RFC 4975 section 7.3).
+    UNKNOWN_SESSION = "unknown-session"
+
+
+#: E.4, local rows (all MUST in the cited RFC).
+MSRP_STATUS_FOR_LOCAL_FAILURE: Mapping[LocalMSRPFailure, int] = MappingProxyType(
+    {
+        LocalMSRPFailure.NO_CPIM_WRAPPER: 415,
+        LocalMSRPFailure.MULTIPLE_CPIM_TO: 403,
+        LocalMSRPFailure.INVALID_CPIM_FROM: 403,
+        LocalMSRPFailure.UNKNOWN_RECIPIENT: 404,
+        LocalMSRPFailure.PRIVATE_MESSAGES_UNSUPPORTED: 428,
+        LocalMSRPFailure.TOO_LARGE: 413,
+        LocalMSRPFailure.UNKNOWN_SESSION: 481,
+    }
+)
+
+
+def msrpStatusForLocalFailure(failure: LocalMSRPFailure) -> int:
+    """
+    @return: the MSRP status for a failure Gateway B detects itself (SPEC
+        E.4, L{MSRP_STATUS_FOR_LOCAL_FAILURE}).
+    """
+    return MSRP_STATUS_FOR_LOCAL_FAILURE[failure]
+
+
+# E.5: room entry.
+
+#: E.5, "SIP (Gateway B answer)": the final response to the INVITE when the
+#: MUC refuses the join made before answering (R-209).  Deviations from
+#: RFC 7247 Table 2 (SPEC F.1 item 7): not-authorized -> 403, not 401 (the
+#: MUC password cannot travel in SIP and a 401 starts digest
+#: authentication); registration-required -> 403, not 407 (members-only is
+#: not proxy authentication); not-acceptable -> 403, not 406 (reserved nick
+#: required; 425 when it comes on a NICKNAME, E.4); conflict -> 486, not
+#: 400 (nick in use while joining before answering); service-unavailable ->
+#: 486 (room full, "486 or 480"; RFC 7247 note 5 only rules out 503).
+SIP_STATUS_FOR_MUC_ENTRY_ERROR: Mapping[Condition, int] = MappingProxyType(
+    {
+        Condition.NOT_AUTHORIZED: 403,
+        Condition.FORBIDDEN: 403,
+        Condition.ITEM_NOT_FOUND: 404,
+        Condition.NOT_ALLOWED: 403,
+        Condition.NOT_ACCEPTABLE: 403,
+        Condition.REGISTRATION_REQUIRED: 403,
+        Condition.CONFLICT: 486,
+        Condition.SERVICE_UNAVAILABLE: 486,
+        Condition.JID_MALFORMED: 400,
+    }
+)
+
+
+def sipStatusForMUCEntryError(condition: Condition | str) -> int:
+    """
+    The SIP final response Gateway B sends to an INVITE whose MUC join
+    failed (SPEC E.5, R-209); after a 200 the same code goes into the BYE's
+    Reason header.
+
+    @param condition: the XEP-0045 entry error condition.
+    @return: the E.5 status, or the E.1 one (full JID: the room occupant)
+        for a condition E.5 does not list.
+    """
+    known = asCondition(condition)
+    if known in SIP_STATUS_FOR_MUC_ENTRY_ERROR:
+        return SIP_STATUS_FOR_MUC_ENTRY_ERROR[known]
+    return sipStatusForStanzaError(known)
+
+
+#: E.5, "SIP (seen by Gateway A) -> XMPP": the presence error for a failed
+#: INVITE to the focus.  Deviations from RFC 7247 Table 3 (SPEC F.1 item
+#: 7): 405 -> not-allowed (room creation restricted), not
+#: feature-not-implemented; 486/480/600 -> service-unavailable (what a MUC
+#: client expects for a full room), not recipient-unavailable; 603 ->
+#: forbidden (banned), not recipient-unavailable; 407 -> not-authorized,
+#: not registration-required.  SIP 400 is handled by
+#: L{stanzaErrorForSIPEntryFailure}.  The "425 -> conflict" of the E.5 row
+#: is the MSRP 425 to a NICKNAME (E.3), not SIP 425.
+CONDITION_FOR_SIP_ENTRY_FAILURE: Mapping[int, Condition] = MappingProxyType(
+    {
+        401: Condition.NOT_AUTHORIZED,
+        407: Condition.NOT_AUTHORIZED,
+        403: Condition.FORBIDDEN,
+        603: Condition.FORBIDDEN,
+        404: Condition.ITEM_NOT_FOUND,
+        604: Condition.ITEM_NOT_FOUND,
+        405: Condition.NOT_ALLOWED,
+        488: Condition.NOT_ACCEPTABLE,
+        606: Condition.NOT_ACCEPTABLE,
+        486: Condition.SERVICE_UNAVAILABLE,
+        480: Condition.SERVICE_UNAVAILABLE,
+        600: Condition.SERVICE_UNAVAILABLE,
+    }
+)
+
+#: E.5: the error types XEP-0045 section 7.2 gives entry errors where they
+#: differ from RFC 6120's: a full room is service-unavailable of type
+#: "wait", a required reserved nick not-acceptable of type "cancel" (as
+#: L{stoxgw.xmpp.room.MUC_ERROR_TYPES}).
+MUC_ENTRY_ERROR_TYPES: Mapping[Condition, ErrorType] = MappingProxyType(
+    {
+        Condition.SERVICE_UNAVAILABLE: ErrorType.WAIT,
+        Condition.NOT_ACCEPTABLE: ErrorType.CANCEL,
+    }
+)
+
+
+def stanzaErrorForSIPEntryFailure(
+    status: int, *, nickMissing: bool = False
+) -> tuple[Condition, ErrorType]:
+    """
+    The presence error Gateway A returns to an XMPP user whose INVITE to the
+    focus failed (SPEC E.5).
+
+    @param status: the SIP final response, 300-699.
+    @param nickMissing: the join presence had no nick (empty resourcepart):
+        a 400 then means jid-malformed, otherwise bad-request.
+    @return: condition and error type (XEP-0045's for entry errors, else
+        RFC 6120's); statuses E.5 does not list map as E.2.
+    @raise ValueError: as L{stanzaErrorForSIPStatus}.
+    """
+    condition = CONDITION_FOR_SIP_ENTRY_FAILURE.get(status)
+    if condition is None and status == 400 and nickMissing:
+        condition = Condition.JID_MALFORMED
+    if condition is None:
+        condition, _ = stanzaErrorForSIPStatus(status)
+    return condition, MUC_ENTRY_ERROR_TYPES.get(condition, ERROR_TYPES[condition])
+
+
+# E.5: removal and MUC status codes.
+
+
+class MUCStatus(IntEnum):
+    """
+    The XEP-0045 C{<status code/>} values E.5 deals with.
+    """
+
+    NON_ANONYMOUS = 100
+    SELF = 110
+    LOGGING = 170
+    ROOM_CREATED = 201
+    NICK_MODIFIED = 210
+    BANNED = 301
+    NICK_CHANGED = 303
+    KICKED = 307
+    AFFILIATION_CHANGED = 321
+    MEMBERS_ONLY = 322
+    SHUTDOWN = 332
+    TECHNICAL_ERROR = 333
+
+
+class DisconnectionMethod(StrEnum):
+    """
+    The C{<disconnection-method>} of a conference-info endpoint (RFC 4575
+    section 5.7.3).
+    """
+
+    DEPARTED = "departed"
+    BOOTED = "booted"
+    FAILED = "failed"
+    BUSY = "busy"
+
+
+#: The status codes that mark an unavailable presence as a removal by the
+#: room rather than a leave (E.5), in the order L{removalStatus} prefers
+#: them when a presence carries several.
+MUC_REMOVAL_STATUSES: tuple[MUCStatus, ...] = (
+    MUCStatus.SHUTDOWN,
+    MUCStatus.TECHNICAL_ERROR,
+    MUCStatus.BANNED,
+    MUCStatus.KICKED,
+    MUCStatus.AFFILIATION_CHANGED,
+    MUCStatus.MEMBERS_ONLY,
+)
+
+#: E.5, Gateway B, own removal: the cause of the Reason header (RFC 3326,
+#: protocol "SIP") in the BYE to the SIP UA.  332 -> 503 is E.5's; the
+#: others are IMPL: 301/307/321/322 -> 403 (removed, "as 307": the user may
+#: no longer be in the room), 333 -> 500 (technical error at the room).
+SIP_REASON_CAUSE_FOR_MUC_REMOVAL: Mapping[MUCStatus, int] = MappingProxyType(
+    {
+        MUCStatus.BANNED: 403,
+        MUCStatus.KICKED: 403,
+        MUCStatus.AFFILIATION_CHANGED: 403,
+        MUCStatus.MEMBERS_ONLY: 403,
+        MUCStatus.SHUTDOWN: 503,
+        MUCStatus.TECHNICAL_ERROR: 500,
+    }
+)
+
+#: E.5, Gateway B, another occupant's removal: the conference-info
+#: disconnection-method of its deleted user.  301/307/321/322 -> booted and
+#: 333 -> failed are E.5's; 332 -> booted is IMPL (the room, not the user,
+#: ended it).  A plain unavailable presence is "departed"
+#: (L{disconnectionMethodForMUCRemoval}).
+DISCONNECTION_METHOD_FOR_MUC_REMOVAL: Mapping[MUCStatus, DisconnectionMethod] = (
+    MappingProxyType(
+        {
+            MUCStatus.BANNED: DisconnectionMethod.BOOTED,
+            MUCStatus.KICKED: DisconnectionMethod.BOOTED,
+            MUCStatus.AFFILIATION_CHANGED: DisconnectionMethod.BOOTED,
+            MUCStatus.MEMBERS_ONLY: DisconnectionMethod.BOOTED,
+            MUCStatus.SHUTDOWN: DisconnectionMethod.BOOTED,
+            MUCStatus.TECHNICAL_ERROR: DisconnectionMethod.FAILED,
+        }
+    )
+)
+
+
+def removalStatus(statusCodes: Iterable[int]) -> MUCStatus | None:
+    """
+    @param statusCodes: the C{<status code/>} values of an unavailable
+        presence (e.g. C{{110, 307}}).
+    @return: the removal status among them (L{MUC_REMOVAL_STATUSES} order
+        when several), or L{None} for an ordinary leave.
+    """
+    codes = set(statusCodes)
+    for status in MUC_REMOVAL_STATUSES:
+        if status.value in codes:
+            return status
+    return None
+
+
+def sipReasonCauseForMUCRemoval(statusCodes: Iterable[int]) -> int | None:
+    """
+    The Reason cause for the BYE Gateway B sends when the MUC removed the
+    SIP user (SPEC E.5).
+
+    @param statusCodes: the status codes of the own unavailable presence.
+    @return: a SIP status for C{Reason: SIP;cause=...}, or L{None} for an
+        ordinary leave (BYE without Reason).
+    """
+    status = removalStatus(statusCodes)
+    return None if status is None else SIP_REASON_CAUSE_FOR_MUC_REMOVAL[status]
+
+
+def disconnectionMethodForMUCRemoval(
+    statusCodes: Iterable[int],
+) -> DisconnectionMethod:
+    """
+    The disconnection-method Gateway B puts in the NOTIFY that deletes an
+    occupant who went unavailable (SPEC E.5).
+
+    @param statusCodes: the status codes of the unavailable presence.
+    @return: booted/failed for a removal, departed for a leave.
+    """
+    status = removalStatus(statusCodes)
+    if status is None:
+        return DisconnectionMethod.DEPARTED
+    return DISCONNECTION_METHOD_FOR_MUC_REMOVAL[status]
+
+
+class Termination(Enum):
+    """
+    How the SIP/MSRP side ended Gateway A's participation (E.5, R-218).
+    """
+
+    #: BYE from the focus, or a NOTIFY deleting the own user as booted.
+    FOCUS_BYE = "focus-bye"
+    #: BYE whose Reason indicates shutdown (e.g. cause 503).
+    SHUTDOWN = "shutdown"
+    #: MSRP 481, MSRP connection loss, SIP dialog failure.
+    TECHNICAL_FAILURE = "technical-failure"
+
+
+#: E.5 / R-218, Gateway A: the status code of the own unavailable presence
+#: (sent with 110) for each way the room side ended the session.
+MUC_STATUS_FOR_TERMINATION: Mapping[Termination, MUCStatus] = MappingProxyType(
+    {
+        Termination.FOCUS_BYE: MUCStatus.KICKED,
+        Termination.SHUTDOWN: MUCStatus.SHUTDOWN,
+        Termination.TECHNICAL_FAILURE: MUCStatus.TECHNICAL_ERROR,
+    }
+)
+
+#: R-218: the Reason causes of a focus BYE that mean the room shut down.
+SIP_SHUTDOWN_CAUSES = frozenset({503})
+
+#: E.5, Gateway A: the status code of an occupant's unavailable presence
+#: for the disconnection-method of a deleted user in a NOTIFY (booted ->
+#: 307, failed -> 333; departed and busy are ordinary leaves, no code).
+MUC_STATUS_FOR_DISCONNECTION_METHOD: Mapping[DisconnectionMethod, MUCStatus] = (
+    MappingProxyType(
+        {
+            DisconnectionMethod.BOOTED: MUCStatus.KICKED,
+            DisconnectionMethod.FAILED: MUCStatus.TECHNICAL_ERROR,
+        }
+    )
+)
+
+
+def mucStatusForTermination(termination: Termination) -> MUCStatus:
+    """
+    @return: the status code, beside 110, of the own unavailable presence
+        Gateway A sends when the room side ended the session (E.5, R-218).
+    """
+    return MUC_STATUS_FOR_TERMINATION[termination]
+
+
+def mucStatusForSIPBye(reasonCause: int | None) -> MUCStatus:
+    """
+    The status code for the own unavailable presence after the focus sent
+    Gateway A a BYE (E.5, R-218).
+
+    @param reasonCause: the cause of the BYE's C{Reason: SIP;cause=...}
+        header, if any.
+    @return: 332 for a shutdown cause (L{SIP_SHUTDOWN_CAUSES}), else 307.
+    """
+    if reasonCause in SIP_SHUTDOWN_CAUSES:
+        return mucStatusForTermination(Termination.SHUTDOWN)
+    return mucStatusForTermination(Termination.FOCUS_BYE)
+
+
+def mucStatusForDisconnectionMethod(
+    method: DisconnectionMethod | str | None,
+) -> MUCStatus | None:
+    """
+    The status code for an occupant's unavailable presence when a NOTIFY
+    deletes its user (E.5, Gateway A).
+
+    @param method: the endpoint's disconnection-method, if any (unknown
+        values count as absent).
+    @return: 307 (booted), 333 (failed), or L{None} (a plain leave).
+    """
+    try:
+        known = DisconnectionMethod(method) if method is not None else None
+    except ValueError:
+        return None
+    if known is None:
+        return None
+    return MUC_STATUS_FOR_DISCONNECTION_METHOD.get(known)
+
+
+# E.8: MSRP status codes.
+
+#: E.8: the MSRP status codes a groupchat gateway sends or understands,
+#: with a reason phrase (free text, RFC 4975 section 7.2) and the section
+#: defining them.
+MSRP_STATUS_PHRASES: Mapping[int, tuple[str, str]] = MappingProxyType(
+    {
+        200: ("OK", "RFC 4975 section 10.1"),
+        400: ("Bad Request", "RFC 4975 section 10.2"),
+        403: ("Forbidden", "RFC 4975 section 10.3; RFC 7701 sections 6, 7.1"),
+        404: ("Not Found", "RFC 7701 section 10.3"),
+        408: ("Request Timeout", "RFC 4975 section 10.4"),
+        413: ("Stop Sending", "RFC 4975 section 10.5; RFC 7573 section 8"),
+        415: ("Unsupported Media Type", "RFC 4975 section 10.6; RFC 7701 6.3"),
+        423: ("Parameter Out Of Bounds", "RFC 4975 section 10.7"),
+        424: ("Nickname Malformed", "RFC 7701 section 10.3"),
+        425: ("Nickname Reserved Or Already In Use", "RFC 7701 section 10.3"),
+        428: ("Private Messages Not Supported", "RFC 7701 section 10.3"),
+        481: ("Session Does Not Exist", "RFC 4975 section 10.8"),
+        501: ("Not Implemented", "RFC 4975 section 10.9"),
+        506: ("Session Already Bound", "RFC 4975 section 10.10"),
+    }
+)
+
+
+def msrpReasonPhrase(code: int) -> str:
+    """
+    @return: the E.8 reason phrase for MSRP C{code}, or a generic one by
+        class for a code E.8 does not list.
+    """
+    if code in MSRP_STATUS_PHRASES:
+        return MSRP_STATUS_PHRASES[code][0]
+    return {2: "OK", 4: "Request Failed", 5: "Server Failure"}.get(
+        _statusClass(code), "Unknown"
+    )
