@@ -568,14 +568,16 @@ class ChatSession:
 
     # -- ending --------------------------------------------------------------
 
-    def end(self, text: str | None = None) -> None:
+    def end(self, text: str | None = None, status: int | None = None) -> None:
         """
         End the session locally: BYE (or CANCEL while inviting), MSRP
         close.  Nothing happens if it has ended already.
 
         @param text: A text for the BYE's C{Reason} header, or L{None}.
+        @param status: A SIP cause for the BYE's C{Reason} header (RFC
+            3326; e.g. 403 when the MUC kicked the user, R-219), or L{None}.
         """
-        self._finish(ChatEnd(EndCause.LOCAL, None, text or ""), sendBye=True)
+        self._finish(ChatEnd(EndCause.LOCAL, status, text or ""), sendBye=True)
 
     def _fail(self, end: ChatEnd) -> None:
         """

@@ -651,6 +651,19 @@ class EndingTests(SynchronousTestCase):
         self.assertEqual([e.cause for e in net.a.handler.ended], [EndCause.REMOTE_BYE])
         self.assertEqual([e.cause for e in net.b.handler.ended], [EndCause.LOCAL])
 
+    def test_endWithStatus(self) -> None:
+        """
+        end(text, status): the BYE's Reason carries the cause too (RFC 3326;
+        R-219, a kicked SIP user).
+        """
+        net = Network()
+        self.successResultOf(net.start())
+        net.b.handler.session.end("Kicked", status=403)
+        net.pump()
+        self.assertEqual(self.byeReason(net, HOST_B), (403, "Kicked"))
+        [end] = net.b.handler.ended
+        self.assertEqual((end.cause, end.status), (EndCause.LOCAL, 403))
+
     def test_msrpTimeout(self) -> None:
         """
         No MSRP connection within the timeout: BYE with Reason 408; the
