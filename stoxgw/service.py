@@ -9,7 +9,8 @@ child per part of the gateway:
     L{SIPService});
   - C{msrp}: the MSRP listener and sessions (L{MSRPService});
   - C{xmpp}: the XEP-0114 component links, one per served domain;
-  - C{interworking}: the objects bridging SIP/MSRP users and XMPP rooms.
+  - C{interworking}: the objects bridging SIP/MSRP users and XMPP rooms
+    (L{InterworkingService}).
 
 This is the only module that uses the global reactor, and only when no
 reactor is passed in.
@@ -27,30 +28,6 @@ from twisted.python.components import Componentized
 from stoxgw import __version__
 from stoxgw.config import Config
 from stoxgw.logs import buildObserver, reopenLog
-
-
-class PendingService(Service):
-    """
-    A part of the gateway whose stack is not built yet.
-
-    It starts and stops like any service and says in the log, at start, that
-    it serves nothing; it opens no socket and accepts no traffic, so nothing
-    pretends to work.
-    """
-
-    _log = Logger()
-
-    def __init__(self, name: str, what: str) -> None:
-        self.setName(name)
-        self.what = what
-
-    def startService(self) -> None:
-        super().startService()
-        self._log.warn(
-            "{part}: not implemented in this version; {what} is not served",
-            part=self.name,
-            what=self.what,
-        )
 
 
 class SIPService(Service):
@@ -260,6 +237,56 @@ class XMPPService(MultiService):
             link.setServiceParent(self)
 
 
+class InterworkingService(Service):
+    """
+    The interworking part: what joins the SIP/MSRP side and the XMPP side.
+
+    Built so far: RFC 7702 section 6 (a SIP user joins an XMPP MUC room).
+    The gateway's L{ChatAcceptor} takes INVITEs, L{SIPToXMPP} maps them to
+    MUC occupants on the user-domain link, and that link also answers
+    service discovery as a gateway.  The other direction (XMPP users in
+    SIP-hosted rooms) is not bridged yet: the room domain's link stays up,
+    but serves no rooms.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self, config: Config, reactor: Any, sip: SIPService, msrp: MSRPService, xmpp: XMPPService
+    ) -> None:
+        self.setName("interworking")
+        from stoxgw.chat.session import ChatAcceptor
+        from stoxgw.interworking.siptoxmpp import SIPToXMPP
+        from stoxgw.xmpp.disco import GatewayDisco, discoHandlers
+        from stoxgw.xmpp.occupant import OccupantService
+
+        g = config.gateway
+        userDomain = config.xmpp.user_domain
+        self.bridge = SIPToXMPP(reactor, userDomain, g.muc_domains)
+        self.occupants = OccupantService(
+            self.bridge,
+            reactor,
+            userDomain,
+            instantRooms=g.instant_rooms,
+            reflectionTimeout=g.reflection_timeout,
+        )
+        self.bridge.useOccupants(self.occupants)
+        [userLink] = [link for link in xmpp.links if link.domain == userDomain]
+        self.occupants.attach(userLink)
+        for handler in discoHandlers(GatewayDisco(userDomain)):
+            handler.setHandlerParent(userLink.streamManager)
+        self.acceptor = ChatAcceptor(sip.userAgent, msrp.endpoint, reactor, self.bridge)
+
+    def startService(self) -> None:
+        super().startService()
+        self.acceptor.register()
+        self._log.info(
+            "Interworking: SIP users may join XMPP rooms ({domains}); XMPP users"
+            " joining SIP rooms is not bridged yet",
+            domains=", ".join(self.bridge.mucDomains) or "any MUC domain",
+        )
+
+
 class GatewayService(MultiService):
     """
     The root of the gateway's service tree.
@@ -277,10 +304,12 @@ class GatewayService(MultiService):
         self.reactor = reactor
         self.handleSignals = handleSignals
         self.logObserver: ILogObserver | None = None
-        SIPService(config, reactor).setServiceParent(self)
-        MSRPService(config, reactor).setServiceParent(self)
-        XMPPService(config, reactor).setServiceParent(self)
-        PendingService("interworking", "SIP <-> XMPP groupchat bridging").setServiceParent(self)
+        sip = SIPService(config, reactor)
+        msrp = MSRPService(config, reactor)
+        xmpp = XMPPService(config, reactor)
+        for part in (sip, msrp, xmpp):
+            part.setServiceParent(self)
+        InterworkingService(config, reactor, sip, msrp, xmpp).setServiceParent(self)
 
     def setServiceParent(self, parent: Any) -> None:
         """

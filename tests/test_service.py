@@ -16,7 +16,7 @@ from twisted.logger import ILogObserver
 from twisted.trial.unittest import SynchronousTestCase
 
 from stoxgw.config import parseConfig
-from stoxgw.service import MSRPService, PendingService, SIPService, makeService
+from stoxgw.service import InterworkingService, MSRPService, SIPService, makeService
 from stoxgw.xmpp.component import ComponentLink
 
 CONFIG = (
@@ -59,7 +59,7 @@ class GatewayServiceTests(SynchronousTestCase):
         """
         names = sorted(child.name for child in self.service)
         self.assertEqual(names, ["interworking", "msrp", "sip", "xmpp"])
-        self.assertIsInstance(self.service.getServiceNamed("interworking"), PendingService)
+        self.assertIsInstance(self.service.getServiceNamed("interworking"), InterworkingService)
         self.assertIsInstance(self.service.getServiceNamed("sip"), SIPService)
         self.assertIsInstance(self.service.getServiceNamed("msrp"), MSRPService)
 
@@ -99,6 +99,30 @@ class GatewayServiceTests(SynchronousTestCase):
         self.assertEqual(self.reactor.udpPorts, [(5060, "127.0.0.1")])
         self.assertEqual(self.reactor.sslServers, [])
         self.assertEqual(self.reactor.unixServers, [])
+        self.successResultOf(self.service.stopService())
+
+    def test_interworkingWired(self) -> None:
+        """
+        RFC 7702 section 6 is wired: the occupant service sits on the user
+        domain's link, and once started the chat acceptor takes the SIP
+        UA's INVITEs.
+        """
+        interworking = self.service.getServiceNamed("interworking")
+        assert isinstance(interworking, InterworkingService)
+        userLink = [
+            link for link in self.service.getServiceNamed("xmpp").links
+            if link.domain == "sip.example.com"
+        ][0]
+        self.assertIn(interworking.occupants, list(userLink.streamManager))
+        self.assertIn(interworking.occupants, userLink.observers)
+        ua = self.service.getServiceNamed("sip").userAgent
+
+        def inviteHandlers() -> list[object]:
+            return [handler for _, handler in ua._handlers.get("INVITE", [])]
+
+        self.assertEqual(inviteHandlers(), [])
+        self.service.startService()
+        self.assertEqual(inviteHandlers(), [interworking.acceptor])
         self.successResultOf(self.service.stopService())
 
     def test_logObserverForTwistd(self) -> None:

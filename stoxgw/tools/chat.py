@@ -34,7 +34,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from twisted.internet.defer import (
@@ -94,6 +94,10 @@ DEFAULT_TRUST = ("127.0.0.1/32",)
 
 #: The user part of the default C{--from} address.
 DEFAULT_USER = "stoxgw-chat"
+
+#: How much older than the start of joining a CPIM DateTime must be to count
+#: as history: DateTimes are often whole seconds, and clocks differ a little.
+HISTORY_SLACK = timedelta(seconds=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +392,7 @@ def formatMessage(
         if fromAddress is not None:
             sender = fromAddress.gruu or fromAddress.uri
         dateTime = message.dateTime
-        if dateTime is not None and dateTime < since:
+        if dateTime is not None and dateTime < since - HISTORY_SLACK:
             stamp = f"[{dateTime.astimezone(zone):%H:%M:%S}] "
     else:
         text = _text(mediaType, body)

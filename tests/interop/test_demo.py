@@ -21,14 +21,19 @@ class DemoTests(SynchronousTestCase):
 
     def test_demo(self) -> None:
         """
-        The demo starts Prosody and the gateway, shows both component links
-        up, stops both, and exits 0.
+        The demo starts Prosody and the gateway; Romeo (SIP, stoxgw-chat)
+        and Juliet (XMPP, slixmpp) talk in room@muc.xmpp.test through the
+        gateway; Romeo leaves; everything stops; exit 0.
         """
         result = subprocess.run(
             [sys.executable, os.path.join(TOP, "demo", "demo.py")],
             capture_output=True, text=True, timeout=120,
         )
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        self.assertIn("XMPP component link up: sip.xmpp.test", result.stdout)
-        self.assertIn("XMPP component link up: chat.sip.xmpp.test", result.stdout)
-        self.assertIn("everything stopped cleanly", result.stdout)
+        self.assertIn(
+            "juliet (XMPP) sees: <Romeo> Juliet, are you there? It is Romeo, on SIP.",
+            result.stdout,
+        )
+        self.assertIn("    Juliet Here, Romeo! Through the gateway, from XMPP.", result.stdout)
+        self.assertIn("juliet (XMPP) sees: Romeo left the room", result.stdout)
+        self.assertIn("Romeo (SIP) and Juliet (XMPP) talked through the gateway.", result.stdout)

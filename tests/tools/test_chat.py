@@ -286,6 +286,14 @@ class PrintFormatTests(SynchronousTestCase):
             "[11:04:05] Romeo old news",
         )
 
+    def test_liveWithinSlack(self) -> None:
+        """
+        A live message whose DateTime is whole seconds (so a little before
+        the start of joining) is not taken for history.
+        """
+        when = SINCE.replace(microsecond=0) - timedelta(seconds=1)
+        self.assertEqual(self.format("message/cpim", cpim(b"hello", when=when)), "Romeo hello")
+
     def test_charsetAndLines(self) -> None:
         """
         The charset is honoured; CRLF becomes LF, trailing newlines go.
