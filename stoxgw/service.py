@@ -241,12 +241,21 @@ class InterworkingService(Service):
     """
     The interworking part: what joins the SIP/MSRP side and the XMPP side.
 
-    Built so far: RFC 7702 section 6 (a SIP user joins an XMPP MUC room).
-    The gateway's L{ChatAcceptor} takes INVITEs, L{SIPToXMPP} maps them to
-    MUC occupants on the user-domain link, and that link also answers
-    service discovery as a gateway.  The other direction (XMPP users in
-    SIP-hosted rooms) is not bridged yet: the room domain's link stays up,
-    but serves no rooms.
+    Both directions are wired:
+
+      - RFC 7702 section 6 (a SIP user joins an XMPP MUC room): the
+        gateway's L{ChatAcceptor} takes INVITEs, L{SIPToXMPP} maps them to
+        MUC occupants on the user-domain link, and that link also answers
+        service discovery as a gateway;
+      - RFC 7702 section 5 (an XMPP user joins a SIP/MSRP chat room), when
+        C{[xmpp] room_domain} is set: the room domain's link carries a
+        L{MUCService} whose backend, L{XMPPToSIP}, INVITEs the focus through
+        a L{ChatInitiator}, and L{RoomDisco} answers service discovery as a
+        MUC service.  A first slice: no conference event package yet (see
+        L{stoxgw.interworking.xmpptosip}).
+
+    @ivar directionA: The L{XMPPToSIP}, or L{None} without a room domain.
+    @ivar rooms: Its L{MUCService}, or L{None}.
     """
 
     _log = Logger()
@@ -255,10 +264,12 @@ class InterworkingService(Service):
         self, config: Config, reactor: Any, sip: SIPService, msrp: MSRPService, xmpp: XMPPService
     ) -> None:
         self.setName("interworking")
-        from stoxgw.chat.session import ChatAcceptor
+        from stoxgw.chat.session import ChatAcceptor, ChatInitiator
         from stoxgw.interworking.siptoxmpp import SIPToXMPP
-        from stoxgw.xmpp.disco import GatewayDisco, discoHandlers
+        from stoxgw.interworking.xmpptosip import XMPPToSIP
+        from stoxgw.xmpp.disco import GatewayDisco, RoomDisco, discoHandlers
         from stoxgw.xmpp.occupant import OccupantService
+        from stoxgw.xmpp.room import MUCService
 
         g = config.gateway
         userDomain = config.xmpp.user_domain
@@ -276,15 +287,35 @@ class InterworkingService(Service):
         for handler in discoHandlers(GatewayDisco(userDomain)):
             handler.setHandlerParent(userLink.streamManager)
         self.acceptor = ChatAcceptor(sip.userAgent, msrp.endpoint, reactor, self.bridge)
+        self.directionA: XMPPToSIP | None = None
+        self.rooms: MUCService | None = None
+        roomDomain = config.xmpp.room_domain
+        if roomDomain is not None:
+            [roomLink] = [link for link in xmpp.links if link.domain == roomDomain]
+            initiator = ChatInitiator(sip.userAgent, msrp.endpoint, reactor)
+            self.directionA = XMPPToSIP(reactor, initiator, roomDomain)
+            self.rooms = MUCService(roomDomain, self.directionA, reactor)
+            self.directionA.useRooms(self.rooms)
+            self.rooms.setHandlerParent(roomLink.streamManager)
+            for handler in discoHandlers(RoomDisco(self.rooms)):
+                handler.setHandlerParent(roomLink.streamManager)
 
     def startService(self) -> None:
         super().startService()
         self.acceptor.register()
-        self._log.info(
-            "Interworking: SIP users may join XMPP rooms ({domains}); XMPP users"
-            " joining SIP rooms is not bridged yet",
-            domains=", ".join(self.bridge.mucDomains) or "any MUC domain",
-        )
+        if self.directionA is None:
+            self._log.info(
+                "Interworking: SIP users may join XMPP rooms ({domains}); XMPP"
+                " users cannot join SIP rooms (no [xmpp] room_domain)",
+                domains=", ".join(self.bridge.mucDomains) or "any MUC domain",
+            )
+        else:
+            self._log.info(
+                "Interworking: SIP users may join XMPP rooms ({domains}); XMPP"
+                " users may join SIP rooms as room@{roomDomain}",
+                domains=", ".join(self.bridge.mucDomains) or "any MUC domain",
+                roomDomain=self.directionA.roomDomain,
+            )
 
 
 class GatewayService(MultiService):

@@ -125,6 +125,54 @@ class GatewayServiceTests(SynchronousTestCase):
         self.assertEqual(inviteHandlers(), [interworking.acceptor])
         self.successResultOf(self.service.stopService())
 
+    def test_roomDomainWired(self) -> None:
+        """
+        RFC 7702 section 5 is wired when C{room_domain} is set: the room
+        domain's link carries a L{MUCService} whose backend is the
+        L{XMPPToSIP}, and the room disco handlers; the XMPPToSIP starts its
+        chats through a L{ChatInitiator} on the gateway's SIP UA and MSRP
+        endpoint.
+        """
+        from stoxgw.chat.session import ChatInitiator
+        from stoxgw.interworking.xmpptosip import XMPPToSIP
+        from stoxgw.xmpp.disco import RoomDisco
+        from stoxgw.xmpp.room import MUCService
+
+        interworking = self.service.getServiceNamed("interworking")
+        assert isinstance(interworking, InterworkingService)
+        [roomLink] = [
+            link for link in self.service.getServiceNamed("xmpp").links
+            if link.domain == "chat.sip.example.com"
+        ]
+        bridge = interworking.directionA
+        rooms = interworking.rooms
+        assert isinstance(bridge, XMPPToSIP) and isinstance(rooms, MUCService)
+        self.assertIs(rooms.backend, bridge)
+        self.assertIs(bridge.rooms, rooms)
+        self.assertEqual((rooms.domain, bridge.roomDomain), ("chat.sip.example.com",) * 2)
+        handlers = list(roomLink.streamManager)
+        self.assertIn(rooms, handlers)
+        self.assertTrue(any(isinstance(h, RoomDisco) for h in handlers))
+        self.assertIsInstance(bridge.initiator, ChatInitiator)
+        self.assertIs(bridge.initiator.ua, self.service.getServiceNamed("sip").userAgent)
+        self.assertIs(bridge.initiator.endpoint, self.service.getServiceNamed("msrp").endpoint)
+        userLink = [
+            link for link in self.service.getServiceNamed("xmpp").links
+            if link.domain == "sip.example.com"
+        ][0]
+        self.assertNotIn(rooms, list(userLink.streamManager))
+
+    def test_noRoomDomain(self) -> None:
+        """
+        Without C{room_domain}, section 5 is not wired.
+        """
+        config = parseConfig(CONFIG.replace("room_domain = chat.sip.example.com\n", ""), "gw.conf")
+        service = makeService(config, UDPMemoryReactor())
+        interworking = service.getServiceNamed("interworking")
+        assert isinstance(interworking, InterworkingService)
+        self.assertIsNone(interworking.directionA)
+        self.assertIsNone(interworking.rooms)
+
     def test_logObserverForTwistd(self) -> None:
         """
         Attached to a twistd application, the tree registers the configured

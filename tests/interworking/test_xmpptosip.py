@@ -1,0 +1,461 @@
+# -*- test-case-name: tests.interworking.test_xmpptosip -*-
+"""
+Tests for L{stoxgw.interworking.xmpptosip}: RFC 7702 section 5 (Direction
+A), as transcripts "XMPP sends X, SIP gets Y" and back.
+
+The SIP side is the real chat layer of L{tests.chat.test_session}'s
+L{Network}: gateway A (192.0.2.1) is the stoxgw under test, its
+L{ChatInitiator} driven by L{XMPPToSIP}; gateway B (192.0.2.2) plays the
+conference focus (a L{ChatAcceptor} accepting as focus, C{a=chatroom:
+nickname private-messages}).  The XMPP side is the real L{MUCService} on
+a recording stream manager (as in L{tests.xmpp.test_room}).  Addresses
+are SPEC C.1's: C{juliet@example.com/balcony} enters
+C{montague@chat.example.org/JuliC}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from typing import Any
+
+import stoxgw.xmpp  # noqa: F401  (installs the compat names before wokkel loads)
+
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.words.protocols.jabber import error
+from twisted.words.xish import domish
+from zope.interface.verify import verifyObject
+
+from stoxgw.chat.session import (
+    AcceptChat,
+    ChatSession,
+    EndCause,
+    IChatSessionHandler,
+    RejectChat,
+)
+from stoxgw.formats.cpim import CPIMAddress, CPIMMessage
+from stoxgw.interworking.addressing import SIPAddress
+from stoxgw.interworking.xmpptosip import IXMPPToSIP, XMPPParticipant, XMPPToSIP
+from stoxgw.msrp.session import IncomingMessage
+from stoxgw.sip.sdp import parseSDP
+from stoxgw.sip.uri import SIPURI
+from stoxgw.xmpp.room import MUCService
+from tests.chat.test_session import HOST_B, Network, Recorder
+from tests.xmpp.test_room import connect, xml
+
+ROOM_DOMAIN = "chat.example.org"
+ROOM = "montague@chat.example.org"
+FOCUS = "sip:montague@chat.example.org"
+JULIET = "juliet@example.com/balcony"
+NOW = datetime(2015, 10, 15, 18, 30, 0, tzinfo=timezone.utc)
+OLD = datetime(2015, 10, 15, 18, 0, 0, tzinfo=timezone.utc)
+MUC_USER = "http://jabber.org/protocol/muc#user"
+
+
+class Focus(Recorder):
+    """
+    The focus's chat handler: records, answers SENDs with L{sendResult}.
+    """
+
+    sendResult: Any = 200
+
+    def messageReceived(self, session: ChatSession, message: IncomingMessage) -> Any:
+        self.messages.append(message)
+        return self.sendResult
+
+
+class Bridge:
+    """
+    stoxgw (gateway A with L{XMPPToSIP} and a L{MUCService}) and the focus
+    (gateway B).
+    """
+
+    def __init__(self, test: SynchronousTestCase) -> None:
+        self.test = test
+        self.net = Network()
+        self.net.clock.advance(NOW.timestamp())
+        self.focus = Focus()
+        self.decision: Any = AcceptChat(
+            self.focus,
+            acceptTypes=("message/cpim",),
+            requiredTypes=("message/cpim",),
+            chatroom=("nickname", "private-messages"),
+            isfocus=True,
+        )
+        self.net.b.offers.decide = lambda offer: self.decision
+        ua = self.net.a.ua
+        ua.settings = dataclasses.replace(
+            ua.settings,
+            outboundProxy=SIPURI("sip", HOST_B, port=5060, parameters=(("lr", None),)),
+        )
+        self.bridge = XMPPToSIP(self.net.clock, self.net.a.initiator, ROOM_DOMAIN)
+        ids = iter(range(1, 1000))
+        self.rooms = MUCService(
+            ROOM_DOMAIN, self.bridge, self.net.clock, idFactory=lambda: f"id{next(ids)}"
+        )
+        self.bridge.useRooms(self.rooms)
+        self.manager, self.stub = connect(self.rooms)
+
+    def receive(self, stanza: str) -> list[domish.Element]:
+        """
+        XMPP sends C{stanza}; the network settles; what the room sent.
+        """
+        before = len(self.manager.output)
+        self.stub.send(xml(stanza))
+        self.net.pump()
+        return self.manager.output[before:]
+
+    def settle(self) -> list[domish.Element]:
+        """
+        Let the network settle; what the room sent meanwhile.
+        """
+        before = len(self.manager.output)
+        self.net.pump()
+        return self.manager.output[before:]
+
+    def join(self, nick: str = "JuliC", sender: str = JULIET) -> list[domish.Element]:
+        return self.receive(
+            f"<presence from='{sender}' to='{ROOM}/{nick}' id='j1'>"
+            "<x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        )
+
+    def session(self) -> ChatSession:
+        """
+        The focus's side of the chat.
+        """
+        return self.focus.session
+
+    def fromFocus(
+        self,
+        body: str,
+        sender: str = f"{FOCUS};gr=Romeo",
+        to: str = FOCUS,
+        when: datetime = NOW,
+    ) -> list[domish.Element]:
+        """
+        The focus SENDs a CPIM message; what the room sent.
+        """
+        cpim = CPIMMessage.build(
+            contentType="text/plain",
+            body=body.encode("utf-8"),
+            fromAddress=CPIMAddress(sender),
+            toAddresses=(CPIMAddress(to),),
+            dateTime=when,
+        )
+        before = len(self.manager.output)
+        self.session().sendMessage("message/cpim", cpim.toBytes())
+        self.net.pump()
+        return self.manager.output[before:]
+
+    def received(self) -> list[CPIMMessage]:
+        """
+        The CPIM messages the focus received.
+        """
+        return [CPIMMessage.parse(m.body) for m in self.focus.messages]
+
+
+def statuses(stanza: domish.Element) -> set[int]:
+    return {
+        int(status["code"])
+        for x in stanza.elements(MUC_USER, "x")
+        for status in x.elements(MUC_USER, "status")
+    }
+
+
+def body(stanza: domish.Element) -> str | None:
+    for child in stanza.elements():
+        if child.name == "body":
+            return str(child)
+    return None
+
+
+class InterfaceTests(SynchronousTestCase):
+    """
+    The providers verify.
+    """
+
+    def test_verify(self) -> None:
+        """
+        L{XMPPToSIP} provides L{IXMPPToSIP} (the room backend);
+        L{XMPPParticipant} is a chat session handler.
+        """
+        bridge = Bridge(self).bridge
+        verifyObject(IXMPPToSIP, bridge)
+        participant = XMPPParticipant(
+            bridge,
+            ROOM,
+            "juliet@example.com",
+            SIPAddress("montague", ROOM_DOMAIN),
+            SIPAddress("juliet", "example.com"),
+            "JuliC",
+        )
+        verifyObject(IChatSessionHandler, participant)
+
+
+class JoinTests(SynchronousTestCase):
+    """
+    SPEC C.1.1 and C.1.2: entering the room.
+    """
+
+    def setUp(self) -> None:
+        self.b = Bridge(self)
+
+    def test_enter(self) -> None:
+        """
+        XMPP sends the join presence to montague@chat.example.org/JuliC;
+        SIP gets an INVITE to sip:montague@chat.example.org From
+        <sip:juliet@example.com> offering CPIM with C{a=chatroom}, then
+        NICKNAME "JuliC"; only then XMPP gets the self-presence (110) and
+        the subject.
+        """
+        out = self.b.join()
+        [invite] = self.b.net.requests("INVITE")
+        self.assertEqual(str(invite.uri), FOCUS)
+        self.assertIn("<sip:juliet@example.com>", invite.header("From") or "")
+        self.assertIn("<sip:montague@chat.example.org>", invite.header("To") or "")
+        media = parseSDP(invite.body).media[0]
+        sdp = invite.body.decode()
+        self.assertIn("a=accept-types:message/cpim", sdp)
+        self.assertIn("a=accept-wrapped-types:text/plain", sdp)
+        self.assertIn("a=chatroom:nickname private-messages", sdp)
+        self.assertEqual(media.media, "message")
+        self.assertEqual(self.b.focus.nicknames, ["JuliC"])
+        [selfPresence, subject] = out
+        self.assertEqual(selfPresence["from"], f"{ROOM}/JuliC")
+        self.assertEqual(selfPresence["to"], JULIET)
+        self.assertEqual(selfPresence.getAttribute("type"), None)
+        self.assertIn(110, statuses(selfPresence))
+        self.assertEqual(subject["type"], "groupchat")
+        room = self.b.rooms.getRoom(ROOM)
+        assert room is not None
+        self.assertEqual(room.identity, FOCUS)
+        self.assertTrue(room.settings.privateMessages)
+
+    def test_focusRejects(self) -> None:
+        """
+        The focus answers 486: XMPP gets the E.5 presence error
+        C{service-unavailable} (type wait); no room is left behind.
+        """
+        self.b.decision = RejectChat(486)
+        [reply] = self.b.join()
+        self.assertEqual(reply["type"], "error")
+        e = error.exceptionFromStanza(reply)
+        self.assertEqual((e.condition, e.type), ("service-unavailable", "wait"))
+        self.assertIsNone(self.b.rooms.getRoom(ROOM))
+        self.assertEqual(self.b.bridge.participants, {})
+
+    def test_focusNotFound(self) -> None:
+        """
+        404 from the focus: C{item-not-found}.
+        """
+        self.b.decision = RejectChat(404)
+        [reply] = self.b.join()
+        self.assertEqual(error.exceptionFromStanza(reply).condition, "item-not-found")
+
+    def test_nickConflict(self) -> None:
+        """
+        The switch answers NICKNAME with 425: XMPP gets C{<conflict/>}
+        (type cancel) and the gateway hangs up (BYE).
+        """
+        self.b.focus.nicknameResult = 425
+        [reply] = self.b.join()
+        self.assertEqual(reply["type"], "error")
+        self.assertEqual(reply["from"], f"{ROOM}/JuliC")
+        e = error.exceptionFromStanza(reply)
+        self.assertEqual((e.condition, e.type), ("conflict", "cancel"))
+        self.assertEqual(len(self.b.net.requests("BYE", "192.0.2.1")), 1)
+        self.assertEqual(self.b.bridge.participants, {})
+        self.assertIsNone(self.b.rooms.getRoom(ROOM))
+
+    def test_secondSession(self) -> None:
+        """
+        A second session of the same user shares the chat and the nick:
+        no second INVITE.
+        """
+        self.b.join()
+        out = self.b.join(sender="juliet@example.com/phone")
+        self.assertEqual(len(self.b.net.requests("INVITE")), 1)
+        self.assertIn(110, statuses(out[-2]))
+        self.assertEqual(out[-2]["to"], "juliet@example.com/phone")
+
+
+class MessageTests(SynchronousTestCase):
+    """
+    SPEC C.1.3 and C.1.4: messages both ways.
+    """
+
+    def setUp(self) -> None:
+        self.b = Bridge(self)
+        self.b.join()
+
+    def groupchat(
+        self, text: str = "Who knows where Romeo is?"
+    ) -> list[domish.Element]:
+        return self.b.receive(
+            f"<message from='{JULIET}' to='{ROOM}' type='groupchat' id='lzfed24s'>"
+            f"<body>{text}</body></message>"
+        )
+
+    def test_groupchat(self) -> None:
+        """
+        XMPP sends groupchat; the focus gets a CPIM SEND From
+        <sip:juliet@example.com> To <sip:montague@chat.example.org>; after
+        the 200, XMPP gets the reflection with the client's id (R-212).
+        """
+        [reflection] = self.groupchat()
+        [cpim] = self.b.received()
+        self.assertEqual(cpim.fromAddress, CPIMAddress("sip:juliet@example.com"))
+        self.assertEqual(cpim.toAddresses, (CPIMAddress(FOCUS),))
+        self.assertEqual(cpim.dateTime, NOW)
+        self.assertEqual(cpim.body, b"Who knows where Romeo is?")
+        self.assertEqual(cpim.contentType.mimeType, "text/plain")
+        self.assertEqual(
+            (reflection["from"], reflection["type"], reflection["id"]),
+            (f"{ROOM}/JuliC", "groupchat", "lzfed24s"),
+        )
+        self.assertEqual(body(reflection), "Who knows where Romeo is?")
+
+    def test_groupchatRefused(self) -> None:
+        """
+        The switch answers the SEND with 403: XMPP gets a message error
+        C{forbidden} (E.3) and no reflection.
+        """
+        self.b.focus.sendResult = 403
+        [reply] = self.groupchat()
+        self.assertEqual(reply["type"], "error")
+        self.assertEqual(reply["id"], "lzfed24s")
+        e = error.exceptionFromStanza(reply)
+        self.assertEqual((e.condition, e.type), ("forbidden", "auth"))
+
+    def test_fromFocus(self) -> None:
+        """
+        The focus SENDs From <sip:montague@chat.example.org;gr=Romeo>: XMPP
+        gets Romeo's presence (the sender was not in the roster), then the
+        groupchat from montague@chat.example.org/Romeo, without delay.
+        """
+        presence, message = self.b.fromFocus("Art thou not Romeo?")
+        self.assertEqual(
+            (presence.name, presence["from"], presence.getAttribute("type")),
+            ("presence", f"{ROOM}/Romeo", None),
+        )
+        self.assertEqual(
+            (message["from"], message["to"], message["type"]),
+            (f"{ROOM}/Romeo", JULIET, "groupchat"),
+        )
+        self.assertEqual(body(message), "Art thou not Romeo?")
+        self.assertEqual(list(message.elements("urn:xmpp:delay", "delay")), [])
+        # known now: no second presence
+        [again] = self.b.fromFocus("Neither, fair saint")
+        self.assertEqual(again.name, "message")
+
+    def test_history(self) -> None:
+        """
+        A CPIM DateTime half an hour old becomes a XEP-0203 delay.
+        """
+        [_, message] = self.b.fromFocus("Earlier", when=OLD)
+        [delay] = list(message.elements("urn:xmpp:delay", "delay"))
+        self.assertEqual(delay["stamp"], "2015-10-15T18:00:00Z")
+
+    def test_ownNickSkipped(self) -> None:
+        """
+        A message the focus attributes to JuliC (an XMPP user served
+        here, already reflected) is not shown again.
+        """
+        self.assertEqual(self.b.fromFocus("mine", sender=f"{FOCUS};gr=JuliC"), [])
+
+    def test_notCPIM(self) -> None:
+        """
+        A SEND that is not CPIM is answered 415 and not shown.
+        """
+        d = self.b.session().sendMessage("text/plain", b"bare")
+        self.assertEqual(self.b.settle(), [])
+        self.assertEqual(self.failureResultOf(d).value.code, 415)
+
+    def test_privateFromFocus(self) -> None:
+        """
+        CPIM To <sip:juliet@example.com>: XMPP gets a private message
+        (type chat with the muc#user <x/>) from montague@.../Romeo.
+        """
+        [message] = self.b.fromFocus("Psst", to="sip:juliet@example.com")
+        self.assertEqual(
+            (message["from"], message["to"], message["type"]),
+            (f"{ROOM}/Romeo", JULIET, "chat"),
+        )
+        self.assertEqual(body(message), "Psst")
+        self.assertEqual(len(list(message.elements(MUC_USER, "x"))), 1)
+
+    def test_privateToFocus(self) -> None:
+        """
+        XMPP sends a private message to Romeo: the focus gets a SEND with
+        CPIM To <sip:montague@chat.example.org;gr=Romeo> (RFC 7702 5.5.2).
+        """
+        self.b.fromFocus("hi")
+        out = self.b.receive(
+            f"<message from='{JULIET}' to='{ROOM}/Romeo' type='chat' id='p1'>"
+            "<body>Only to you</body></message>"
+        )
+        self.assertEqual(out, [])
+        cpim = self.b.received()[-1]
+        self.assertEqual(cpim.toAddresses, (CPIMAddress(f"{FOCUS};gr=Romeo"),))
+        self.assertEqual(cpim.body, b"Only to you")
+
+    def test_nickChange(self) -> None:
+        """
+        XMPP asks for a new nick: NICKNAME "CapuletGirl", then the 303
+        pair.
+        """
+        out = self.b.receive(f"<presence from='{JULIET}' to='{ROOM}/CapuletGirl'/>")
+        self.assertEqual(self.b.focus.nicknames, ["JuliC", "CapuletGirl"])
+        self.assertIn(303, statuses(out[0]))
+        self.assertEqual(out[1]["from"], f"{ROOM}/CapuletGirl")
+
+
+class ExitTests(SynchronousTestCase):
+    """
+    SPEC C.1.7: leaving and being removed.
+    """
+
+    def setUp(self) -> None:
+        self.b = Bridge(self)
+        self.b.join()
+
+    def test_leave(self) -> None:
+        """
+        XMPP sends unavailable: the gateway sends BYE, XMPP gets the
+        unavailable self-presence with 110, the room is no longer hosted.
+        """
+        [out] = self.b.receive(
+            f"<presence from='{JULIET}' to='{ROOM}/JuliC' type='unavailable'/>"
+        )
+        self.assertEqual(out["type"], "unavailable")
+        self.assertIn(110, statuses(out))
+        self.assertEqual(len(self.b.net.requests("BYE", "192.0.2.1")), 1)
+        [ended] = self.b.focus.ended
+        self.assertIs(ended.cause, EndCause.REMOTE_BYE)
+        self.assertEqual(self.b.bridge.participants, {})
+        self.assertIsNone(self.b.rooms.getRoom(ROOM))
+
+    def test_focusBye(self) -> None:
+        """
+        The focus sends BYE: XMPP gets an unavailable self-presence with
+        110 and 307 (E.5, R-218).
+        """
+        self.b.session().end()
+        [out] = self.b.settle()
+        self.assertEqual((out["type"], out["to"]), ("unavailable", JULIET))
+        self.assertEqual(statuses(out), {110, 307})
+        self.assertEqual(self.b.bridge.participants, {})
+
+    def test_msrpFailure(self) -> None:
+        """
+        The MSRP connection fails: after the BYE grace, 110 and 333.
+        """
+        for link in self.b.net.links:
+            link.close()
+        self.b.net.clock.advance(3)
+        self.b.net.pump()
+        presences = [
+            s for s in self.b.manager.output if s.getAttribute("type") == "unavailable"
+        ]
+        [out] = presences
+        self.assertEqual(statuses(out), {110, 333})
