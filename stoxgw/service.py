@@ -246,7 +246,9 @@ class InterworkingService(Service):
       - RFC 7702 section 6 (a SIP user joins an XMPP MUC room): the
         gateway's L{ChatAcceptor} takes INVITEs, L{SIPToXMPP} maps them to
         MUC occupants on the user-domain link, and that link also answers
-        service discovery as a gateway;
+        service discovery as a gateway; L{SIPEvents} on the SIP user agent
+        serves the C{conference} event package (L{RoomConferencePackage})
+        to those SIP users;
       - RFC 7702 section 5 (an XMPP user joins a SIP/MSRP chat room), when
         C{[xmpp] room_domain} is set: the room domain's link carries a
         L{MUCService} whose backend, L{XMPPToSIP}, INVITEs the focus through
@@ -254,6 +256,8 @@ class InterworkingService(Service):
         MUC service.  A first slice: no conference event package yet (see
         L{stoxgw.interworking.xmpptosip}).
 
+    @ivar events: The L{SIPEvents} of the SIP user agent.
+    @ivar conferencePackage: The L{RoomConferencePackage} it serves.
     @ivar directionA: The L{XMPPToSIP}, or L{None} without a room domain.
     @ivar rooms: Its L{MUCService}, or L{None}.
     """
@@ -265,7 +269,8 @@ class InterworkingService(Service):
     ) -> None:
         self.setName("interworking")
         from stoxgw.chat.session import ChatAcceptor, ChatInitiator
-        from stoxgw.interworking.siptoxmpp import SIPToXMPP
+        from stoxgw.interworking.siptoxmpp import RoomConferencePackage, SIPToXMPP
+        from stoxgw.sip.subscription import SIPEvents
         from stoxgw.interworking.xmpptosip import XMPPToSIP
         from stoxgw.xmpp.disco import GatewayDisco, RoomDisco, discoHandlers
         from stoxgw.xmpp.occupant import OccupantService
@@ -287,13 +292,15 @@ class InterworkingService(Service):
         for handler in discoHandlers(GatewayDisco(userDomain)):
             handler.setHandlerParent(userLink.streamManager)
         self.acceptor = ChatAcceptor(sip.userAgent, msrp.endpoint, reactor, self.bridge)
+        self.events = SIPEvents(sip.userAgent)
+        self.conferencePackage = RoomConferencePackage(self.bridge)
         self.directionA: XMPPToSIP | None = None
         self.rooms: MUCService | None = None
         roomDomain = config.xmpp.room_domain
         if roomDomain is not None:
             [roomLink] = [link for link in xmpp.links if link.domain == roomDomain]
             initiator = ChatInitiator(sip.userAgent, msrp.endpoint, reactor)
-            self.directionA = XMPPToSIP(reactor, initiator, roomDomain)
+            self.directionA = XMPPToSIP(reactor, initiator, roomDomain, g.history_size)
             self.rooms = MUCService(roomDomain, self.directionA, reactor)
             self.directionA.useRooms(self.rooms)
             self.rooms.setHandlerParent(roomLink.streamManager)
@@ -303,6 +310,7 @@ class InterworkingService(Service):
     def startService(self) -> None:
         super().startService()
         self.acceptor.register()
+        self.events.addPackage(self.conferencePackage)
         if self.directionA is None:
             self._log.info(
                 "Interworking: SIP users may join XMPP rooms ({domains}); XMPP"
@@ -316,6 +324,14 @@ class InterworkingService(Service):
                 domains=", ".join(self.bridge.mucDomains) or "any MUC domain",
                 roomDomain=self.directionA.roomDomain,
             )
+
+
+    def stopService(self) -> Any:
+        """
+        End the conference subscriptions (terminated NOTIFYs, C{noresource}).
+        """
+        self.events.shutdown()
+        return super().stopService()
 
 
 class GatewayService(MultiService):

@@ -150,6 +150,7 @@ class GatewayServiceTests(SynchronousTestCase):
         self.assertIs(rooms.backend, bridge)
         self.assertIs(bridge.rooms, rooms)
         self.assertEqual((rooms.domain, bridge.roomDomain), ("chat.sip.example.com",) * 2)
+        self.assertEqual(bridge.historySize, self.config.gateway.history_size)
         handlers = list(roomLink.streamManager)
         self.assertIn(rooms, handlers)
         self.assertTrue(any(isinstance(h, RoomDisco) for h in handlers))

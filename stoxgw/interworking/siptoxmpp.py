@@ -37,8 +37,24 @@ What this first slice does:
     (kick, ban, shutdown, ...) or loss of the XMPP link -> BYE with a
     C{Reason} (R-219).
 
-Not done here: the conference event package (NOTIFY of the roster, R-213),
-subject to SIP (R-217), REFER -> invitations, rejoin after a link loss,
+  - SUBSCRIBE to C{Event: conference} at the room URI, in or out of the
+    INVITE dialog (L{RoomConferencePackage}, RFC 7702 section 6.2): a
+    full conference-info document of the roster as the SIP user's
+    occupant sees it (R-213: user entity C{sip:room@domain;gr=nick},
+    C{display-text} and C{xcon:nickname} the nick, the MUC role as
+    C{<roles>}, one connected C{message} endpoint, the real JID as
+    C{associated-aors} when the room exposes it), the room subject in
+    C{<conference-description><subject>} (R-217), then partial NOTIFYs
+    (version +1) on joins, leaves, role and subject changes, a nick
+    change being a deleted user plus a new one; the end of the chat
+    terminates the subscription (C{noresource}).  A SUBSCRIBE from
+    someone who is not (yet) an occupant of the room through this
+    gateway gets 403 (SPEC E.4 "not an occupant"), one whose
+    Request-URI names no room of ours the status an INVITE to it would get
+    (L{roomJIDFromRequestURI}: 403 for a domain not served or C{sips:},
+    484 without a user part).
+
+Not done here: REFER -> invitations, rejoin after a link loss,
 isComposing, and an XMPP error to the sender of a private message refused
 under R-221 (the occupant service has no call for it yet: such messages
 are logged and dropped).  The SIP user's identity is the From of an INVITE
@@ -88,8 +104,26 @@ from stoxgw.interworking.errors import (
     sipReasonCauseForMUCRemoval,
     sipStatusForMUCEntryError,
 )
+from stoxgw.formats.conferenceinfo import (
+    ConferenceDescription,
+    ConferenceInfo,
+    Endpoint,
+    EndpointStatus,
+    Media,
+    URIEntry,
+    URIs,
+    User,
+    Users,
+)
 from stoxgw.msrp.session import IncomingMessage
+from stoxgw.sip.message import SIPRequest
+from stoxgw.sip.subscription import (
+    ConferenceNotifier,
+    ConferencePackage,
+    SubscriptionReason,
+)
 from stoxgw.sip.uri import NameAddr, SIPURI
+from stoxgw.sip.useragent import IncomingRequest
 from stoxgw.xmpp.occupant import (
     ChatState,
     Decline,
@@ -123,6 +157,9 @@ ROOM_DESTROYED_CAUSE = 410
 TEXT_PLAIN = "text/plain;charset=UTF-8"
 #: How many private-message ids wait for a possible MUC error, per user.
 MAX_PENDING_PRIVATE = 64
+#: MUC roles shown in conference-info C{<roles>} (R-213); others (C{none})
+#: give no roles.
+CONFERENCE_ROLES = frozenset({"moderator", "participant", "visitor"})
 
 _UTC = datetime.timezone.utc
 
@@ -205,6 +242,11 @@ class SIPParticipant:
         self.privateMessages = privateMessages
         self.session: ChatSession | None = None
         self.inRoom = True
+        self.joined = False
+        self.role: str | None = None
+        self.realAddress: str | None = None
+        self.subject: str | None = None
+        self.conference: ConferenceNotifier | None = None
         self._queued: list[tuple[str, bytes]] = []
         self._privateSends: dict[str, IncomingMessage] = {}
 
@@ -243,6 +285,77 @@ class SIPParticipant:
             toAddresses=(CPIMAddress(self.userAddress.aor.uri()),),
             dateTime=when,
         ).toBytes()
+
+    # -- conference event package (R-213, R-217) ------------------------------
+
+    def _user(
+        self, nick: str, role: str | None, jid: XMPPJID | str | None = None
+    ) -> User:
+        """
+        One occupant as a conference-info user (R-213).
+        """
+        entity = self.roomAddress.aor.withGR(nick).uri()
+        aors = None
+        if jid is not None:
+            text = jid if isinstance(jid, str) else _full(jid)
+            aors = URIs((URIEntry("xmpp:" + text),))
+        return User(
+            entity=entity,
+            displayText=nick,
+            associatedAORs=aors,
+            roles=(role,) if role in CONFERENCE_ROLES else None,
+            nickname=nick,
+            endpoints=(
+                Endpoint(
+                    entity=entity,
+                    status=EndpointStatus.CONNECTED,
+                    media=(Media(id="1", type="message"),),
+                ),
+            ),
+        )
+
+    def conferenceState(self) -> ConferenceInfo:
+        """
+        The room as this user's occupant sees it, as a full conference-info
+        document (no version): the others in roster order, then the user
+        itself, and the subject (R-213, R-217).
+        """
+        users = [
+            self._user(occupant.nick, occupant.role, occupant.jid)
+            for occupant in self.bridge.occupants.rosterOf(
+                self.roomJID, self.realJID
+            ).values()
+            if occupant.nick != self.nick
+        ]
+        users.append(self._user(self.nick, self.role, self.realAddress))
+        return ConferenceInfo(
+            entity=self.roomAddress.aor.uri(),
+            description=ConferenceDescription(subject=self.subject or None),
+            users=Users(tuple(users)),
+        )
+
+    def notifier(self) -> ConferenceNotifier:
+        """
+        The conference notifier of this user (made on the first SUBSCRIBE).
+        """
+        if self.conference is None:
+            self.conference = ConferenceNotifier(self.conferenceState())
+        return self.conference
+
+    def rosterChanged(self) -> None:
+        """
+        The roster or subject changed: partial NOTIFYs to the subscribers.
+        """
+        if self.conference is not None and self.inRoom:
+            self.conference.update(self.conferenceState())
+
+    def closeConference(self) -> None:
+        """
+        The chat is over: terminate the conference subscriptions.
+        """
+        conference, self.conference = self.conference, None
+        if conference is not None:
+            conference.close(SubscriptionReason.NORESOURCE)
 
     # -- toward the SIP user -------------------------------------------------
 
@@ -285,6 +398,7 @@ class SIPParticipant:
         is already out of the room.
         """
         self.inRoom = False
+        self.closeConference()
         if self.session is not None:
             self.session.end(text, status=cause)
 
@@ -451,7 +565,9 @@ class SIPParticipant:
         d = self.bridge.occupants.changeNick(self.roomJID, self.realJID, nickname)
 
         def changed(nick: str) -> int:
-            self.nick = nick
+            if nick != self.nick:
+                self.nick = nick
+                self.rosterChanged()
             return 200
 
         def failed(reason: Failure) -> int:
@@ -470,6 +586,7 @@ class SIPParticipant:
         The chat ended (BYE, MSRP failure, ...): leave the room.
         """
         self.bridge._forget(self)
+        self.closeConference()
         if not self.inRoom:
             return
         self.inRoom = False
@@ -644,6 +761,10 @@ class SIPToXMPP:
         self, result: JoinResult, offer: ChatOffer, participant: SIPParticipant
     ) -> ChatDecision:
         participant.nick = result.nick
+        participant.joined = True
+        participant.role = result.self.role
+        if result.self.jid is not None:
+            participant.realAddress = _full(result.self.jid)
         if offer.invite.answered:
             # CANCELled while joining: out again.
             self._forget(participant)
@@ -686,32 +807,50 @@ class SIPToXMPP:
         self, roomJID: XMPPJID, realJID: XMPPJID, occupant: Occupant, new: bool
     ) -> None:
         """
-        Roster change: not translated yet (conference event package).
+        An occupant entered or changed (role...), our own included: a
+        partial NOTIFY if the conference-info changed (R-213).
         """
+        participant = self._participant(roomJID, realJID)
+        if participant is None:
+            return
+        if occupant.isSelf:
+            participant.role = occupant.role
+            if occupant.jid is not None:
+                participant.realAddress = _full(occupant.jid)
+        participant.rosterChanged()
 
     def occupantLeft(
         self, roomJID: XMPPJID, realJID: XMPPJID, occupant: Occupant, removal: Removal
     ) -> None:
         """
-        Roster change: not translated yet (conference event package).
+        Another occupant left: a partial NOTIFY deleting its user (R-213).
         """
+        participant = self._participant(roomJID, realJID)
+        if participant is not None:
+            participant.rosterChanged()
 
     def occupantNickChanged(
         self, roomJID: XMPPJID, realJID: XMPPJID, oldNick: str, occupant: Occupant
     ) -> None:
         """
-        Roster change: not translated yet (conference event package).
+        Another occupant changed nick: a partial NOTIFY deleting the old
+        user and adding the new one (R-213).
         """
+        participant = self._participant(roomJID, realJID)
+        if participant is not None:
+            participant.rosterChanged()
 
     def nickChanged(
         self, roomJID: XMPPJID, realJID: XMPPJID, oldNick: str, newNick: str
     ) -> None:
         """
-        Our occupant's nick changed (asked for, or by the service).
+        Our occupant's nick changed (asked for, or by the service): also a
+        deleted and a new user in the conference-info (R-213).
         """
         participant = self._participant(roomJID, realJID)
-        if participant is not None:
+        if participant is not None and participant.nick != newNick:
             participant.nick = newNick
+            participant.rosterChanged()
 
     def left(self, roomJID: XMPPJID, realJID: XMPPJID, removal: Removal) -> None:
         """
@@ -740,8 +879,87 @@ class SIPToXMPP:
         self, roomJID: XMPPJID, realJID: XMPPJID, subject: Subject
     ) -> None:
         """
-        Not translated yet (R-217, conference-description).
+        The room subject: into C{<conference-description><subject>} (a
+        partial NOTIFY when it changes, R-217).
         """
+        participant = self._participant(roomJID, realJID)
+        if participant is None:
+            return
+        participant.subject = subject.text or None
+        participant.rosterChanged()
+
+    # -- conference event package ------------------------------------------
+
+    def _subscriber(self, request: SIPRequest) -> SIPParticipant:
+        """
+        The participant a conference SUBSCRIBE comes from: inside an
+        INVITE dialog, the one whose chat it is (its Request-URI is our
+        Contact, not the room); else the room of its Request-URI and the
+        user of its From (the chat sharing its Call-ID first).
+
+        @raise AddressError: With the status to answer: 403 when not an
+            occupant through this gateway; for a Request-URI naming no room
+            of ours, that of L{roomJIDFromRequestURI} (403, 484).
+        """
+        fromHeader = request.header("From")
+        if fromHeader is None:
+            raise AddressError("no From", 400, "bad-request")
+        try:
+            user = parseSIPIdentity(str(NameAddr.fromString(fromHeader).uri)).aor
+        except ValueError as e:
+            raise AddressError(f"bad From: {e}", 400, "bad-request") from None
+        callID = request.header("Call-ID")
+        for participant in self.participants.values():
+            session = participant.session
+            if (
+                session is not None
+                and session.callID == callID
+                and participant.userAddress.aor == user
+                and participant.joined
+                and participant.inRoom
+            ):
+                return participant
+        room = roomJIDFromRequestURI(str(request.uri), self.mucDomains)
+        roomText = _bare(XMPPJID(str(room)))
+        candidates = [
+            participant
+            for participant in self.participants.values()
+            if participant.room == roomText
+            and participant.userAddress.aor == user
+            and participant.joined
+            and participant.inRoom
+        ]
+        if not candidates:
+            raise AddressError(
+                f"{user.uri()} is not an occupant of {roomText}", 403, "forbidden"
+            )
+        return candidates[0]
+
+    def conferenceStatus(self, request: SIPRequest) -> int | None:
+        """
+        L{None} if a conference SUBSCRIBE may go ahead, else its failure
+        status (403, or 484 for no room, see L{_subscriber}).
+        """
+        try:
+            self._subscriber(request)
+        except AddressError as e:
+            self._log.info(
+                "Conference SUBSCRIBE refused ({callID}): {error}",
+                callID=request.header("Call-ID"),
+                error=str(e),
+            )
+            return e.sipStatus
+        return None
+
+    def conferenceFor(self, request: SIPRequest) -> ConferenceNotifier | None:
+        """
+        The conference notifier for a SUBSCRIBE (L{ConferencePackage}'s
+        lookup), or L{None}.
+        """
+        try:
+            return self._subscriber(request).notifier()
+        except AddressError:
+            return None
 
     def groupchatReceived(
         self, roomJID: XMPPJID, realJID: XMPPJID, message: GroupchatMessage
@@ -834,3 +1052,23 @@ class SIPToXMPP:
         """
         Nothing to do: chats ended when the link was lost.
         """
+
+
+class RoomConferencePackage(ConferencePackage):
+    """
+    The C{conference} event package of Gateway B (RFC 7702 section 6.2,
+    R-213): a SIP user in an XMPP room subscribes, in or out of its INVITE
+    dialog, to the room's SIP URI and gets the roster as its occupant sees
+    it; others get 403 (not an occupant, or a domain not served) or 484
+    (no room named).
+    """
+
+    def __init__(self, bridge: SIPToXMPP, defaultExpires: int = 3600) -> None:
+        super().__init__(bridge.conferenceFor, defaultExpires)
+        self.bridge = bridge
+
+    def authorize(self, request: IncomingRequest) -> int | None:
+        """
+        L{None} for a SUBSCRIBE of an occupant's SIP user, else 403 or 484.
+        """
+        return self.bridge.conferenceStatus(request.request)

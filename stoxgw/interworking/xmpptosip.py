@@ -91,6 +91,7 @@ from stoxgw.interworking.errors import (
 )
 from stoxgw.msrp.session import IncomingMessage, MSRPSendError
 from stoxgw.rooms.model import (
+    DEFAULT_HISTORY_SIZE,
     HistoryEntry,
     HistoryRequest,
     Participant,
@@ -421,11 +422,20 @@ class XMPPToSIP:
     _log = Logger()
 
     def __init__(
-        self, clock: IReactorTime, initiator: ChatInitiator, roomDomain: str
+        self,
+        clock: IReactorTime,
+        initiator: ChatInitiator,
+        roomDomain: str,
+        historySize: int = DEFAULT_HISTORY_SIZE,
     ) -> None:
+        """
+        @param historySize: messages each room keeps for joining XMPP users
+            (C{[gateway] history_size}).
+        """
         self.clock = clock
         self.initiator = initiator
         self.roomDomain = roomDomain
+        self.historySize = historySize
         self._rooms: MUCService | None = None
         self.participants: dict[tuple[str, str], XMPPParticipant] = {}
 
@@ -523,7 +533,11 @@ class XMPPToSIP:
         self.participants[(roomJID, user)] = participant
         if self.rooms.getRoom(roomJID) is None:
             self.rooms.createRoom(
-                Room(roomJID, focus.uri(), RoomSettings(privateMessages=False))
+                Room(
+                    roomJID,
+                    focus.uri(),
+                    RoomSettings(privateMessages=False, historySize=self.historySize),
+                )
             )
         self._log.info(
             "XMPP user {realJID} enters {roomJID} as {nick} (focus {focus})",

@@ -231,6 +231,17 @@ class JoinTests(SynchronousTestCase):
         self.assertEqual(room.identity, FOCUS)
         self.assertTrue(room.settings.privateMessages)
 
+    def test_historySize(self) -> None:
+        """
+        A room created for a focus keeps C{[gateway] history_size} messages
+        for joining XMPP users.
+        """
+        self.b.bridge.historySize = 7
+        self.b.join()
+        room = self.b.rooms.getRoom(ROOM)
+        assert room is not None
+        self.assertEqual(room.settings.historySize, 7)
+
     def test_focusRejects(self) -> None:
         """
         The focus answers 486: XMPP gets the E.5 presence error

@@ -1,0 +1,1 @@
+A SIP user in an XMPP room can subscribe to the conference event package at the room's SIP URI (in or out of its INVITE dialog): the gateway sends the room roster as conference-info (occupant URIs with ;gr=nick, nicks, roles) and the subject, then partial notifications on joins, leaves, nick changes and subject changes.

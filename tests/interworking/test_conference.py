@@ -1,0 +1,387 @@
+# -*- test-case-name: tests.interworking.test_conference -*-
+"""
+Tests for the conference event package of Gateway B
+(L{stoxgw.interworking.siptoxmpp.RoomConferencePackage}, RFC 7702 section
+6.2, R-213, R-217), as transcripts: the SIP user (gateway A of
+L{tests.chat.test_session}'s L{Network}) SUBSCRIBEs to C{Event:
+conference} at the room; the MUC's presences and subjects become full and
+partial conference-info NOTIFYs.
+"""
+
+from __future__ import annotations
+
+from zope.interface import implementer
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from stoxgw.chat.session import ChatSession
+from stoxgw.formats.conferenceinfo import (
+    CONFERENCE_INFO_CONTENT_TYPE,
+    ConferenceInfo,
+    ElementState,
+    EndpointStatus,
+)
+from stoxgw.interworking.siptoxmpp import RoomConferencePackage
+from stoxgw.sip.message import SIPRequest, SIPResponse
+from stoxgw.sip.subscription import (
+    ClientSubscription,
+    ConferenceWatcher,
+    ISubscriptionHandler,
+    SIPEvents,
+    SubscriptionReason,
+    SubscriptionStatus,
+)
+from stoxgw.sip.uri import SIPURI, parseNameAddr
+from tests.interworking.test_siptoxmpp import REAL, ROMEO_URI, ROOM, ROOM_URI, Bridge
+from tests.xmpp.test_occupant import presence
+
+
+@implementer(ISubscriptionHandler)
+class Recorder:
+    """
+    A subscriber's handler keeping every NOTIFY's document and merging
+    them with a L{ConferenceWatcher}.
+    """
+
+    def __init__(self) -> None:
+        self.documents: list[ConferenceInfo] = []
+        self.states: list[str] = []
+        self.watcher = ConferenceWatcher()
+        self.ended: list[SubscriptionReason] = []
+
+    def notifyReceived(self, subscription: ClientSubscription, request: SIPRequest) -> None:
+        self.states.append(request.header("Subscription-State") or "")
+        if request.body:
+            self.documents.append(ConferenceInfo.parse(request.body))
+        self.watcher.notifyReceived(subscription, request)
+
+    def subscriptionEnded(
+        self, subscription: ClientSubscription, reason: SubscriptionReason
+    ) -> None:
+        self.ended.append(reason)
+
+
+class Conference:
+    """
+    L{Bridge} with L{SIPEvents} on both sides: the gateway serving
+    L{RoomConferencePackage}, the SIP user subscribing.
+    """
+
+    def __init__(self, test: SynchronousTestCase) -> None:
+        self.test = test
+        self.b = Bridge(test)
+        self.notifier = SIPEvents(self.b.net.b.ua)
+        self.notifier.addPackage(RoomConferencePackage(self.b.bridge))
+        self.subscriber = SIPEvents(self.b.net.a.ua)
+        self.recorder = Recorder()
+        self.session: ChatSession | None = None
+
+    def subscribe(
+        self, target: str = ROOM_URI, inDialog: bool = False, sender: str = ROMEO_URI
+    ) -> ClientSubscription:
+        subscription = self.subscriber.subscribe(
+            SIPURI.fromString(target),
+            "conference",
+            600,
+            accept=(CONFERENCE_INFO_CONTENT_TYPE,),
+            handler=self.recorder,
+            fromAddress=parseNameAddr(f'"Romeo" <{sender}>'),
+            dialog=self.session.dialog if inDialog else None,
+        )
+        subscription.established.addErrback(lambda _: None)
+        self.b.net.pump()
+        return subscription
+
+    def enter(self, roster: tuple[str, ...] = ("JuliC",)) -> ChatSession:
+        """
+        The SIP user enters the room (L{Bridge.enter}); its session.
+        """
+        self.session = self.b.enter(roster=roster)
+        return self.session
+
+    def lastResponse(self, method: str) -> SIPResponse:
+        responses = [
+            message
+            for _, message in self.b.net.sip
+            if isinstance(message, SIPResponse)
+            and (message.header("CSeq") or "").endswith(method)
+        ]
+        return responses[-1]
+
+    def users(self, document: ConferenceInfo) -> list[tuple[str, ElementState]]:
+        return [(user.entity, user.state) for user in document.userList]
+
+
+JULIC = "sip:capulet@rooms.example;gr=JuliC"
+ROMEO = "sip:capulet@rooms.example;gr=Romeo"
+
+
+class FullStateTests(SynchronousTestCase):
+    """
+    SUBSCRIBE after entering: a full document of the roster (R-213, C.2.1
+    step 8).
+    """
+
+    def test_fullState(self) -> None:
+        """
+        JuliC (member participant) and Romeo (the SIP user): two users with
+        the occupant URIs, nick as display-text and xcon:nickname, roles,
+        a connected message endpoint; version 1, state full.
+        """
+        c = Conference(self)
+        c.enter()
+        subscription = c.subscribe()
+        self.assertEqual(subscription.status, SubscriptionStatus.ACTIVE)
+        self.assertEqual(c.lastResponse("SUBSCRIBE").status, 200)
+        [document] = c.recorder.documents
+        self.assertEqual(document.entity, ROOM_URI)
+        self.assertEqual(document.version, 1)
+        self.assertEqual(document.state, ElementState.FULL)
+        self.assertEqual(
+            c.users(document),
+            [(JULIC, ElementState.FULL), (ROMEO, ElementState.FULL)],
+        )
+        julic, romeo = document.userList
+        self.assertEqual((julic.displayText, julic.nickname), ("JuliC", "JuliC"))
+        self.assertEqual(julic.roles, ("participant",))
+        [endpoint] = julic.endpoints
+        self.assertEqual(endpoint.entity, JULIC)
+        self.assertEqual(endpoint.status, EndpointStatus.CONNECTED)
+        self.assertEqual([m.type for m in endpoint.media], ["message"])
+        self.assertEqual((romeo.displayText, romeo.nickname), ("Romeo", "Romeo"))
+        self.assertEqual(romeo.roles, ("participant",))
+        self.assertIn(b'xcon:nickname="JuliC"', document.toBytes())
+
+    def test_moderatorAndRealJID(self) -> None:
+        """
+        A moderator's role and the real JID the room exposes
+        (associated-aors).
+        """
+        c = Conference(self)
+        c.enter(roster=())
+        c.b.receive(
+            presence(
+                f"{ROOM.full()}/Nurse",
+                REAL.full(),
+                "<item affiliation='owner' role='moderator' jid='nurse@example.com/x'/>",
+            )
+        )
+        c.subscribe()
+        [document] = c.recorder.documents
+        nurse = document.findUser("sip:capulet@rooms.example;gr=Nurse")
+        assert nurse is not None
+        self.assertEqual(nurse.roles, ("moderator",))
+        assert nurse.associatedAORs is not None
+        self.assertEqual(
+            [e.uri for e in nurse.associatedAORs.entries], ["xmpp:nurse@example.com/x"]
+        )
+
+    def test_notAnOccupant(self) -> None:
+        """
+        A SUBSCRIBE from someone not in the room through the gateway, or
+        for another room -> 403 (SPEC E.4 "not an occupant"); for a domain
+        that is not a MUC domain of ours -> 403 and without a room name ->
+        484, as an INVITE there.
+        """
+        c = Conference(self)
+        c.enter()
+        subscription = c.subscribe(sender="sip:tybalt@example.org")
+        self.assertEqual(c.lastResponse("SUBSCRIBE").status, 403)
+        self.assertEqual(subscription.status, SubscriptionStatus.TERMINATED)
+        c.subscribe(target="sip:montague@rooms.example")
+        self.assertEqual(c.lastResponse("SUBSCRIBE").status, 403)
+        c.subscribe(target="sip:capulet@elsewhere.example")
+        self.assertEqual(c.lastResponse("SUBSCRIBE").status, 403)
+        c.subscribe(target="sip:rooms.example")
+        self.assertEqual(c.lastResponse("SUBSCRIBE").status, 484)
+        self.assertEqual(c.recorder.documents, [])
+
+    def test_beforeEntering(self) -> None:
+        """
+        No chat yet -> 403.
+        """
+        c = Conference(self)
+        c.subscribe()
+        self.assertEqual(c.lastResponse("SUBSCRIBE").status, 403)
+
+
+class PartialTests(SynchronousTestCase):
+    """
+    Roster and subject changes -> partial NOTIFYs, version +1 (R-213,
+    R-217).
+    """
+
+    def setUp(self) -> None:
+        self.c = Conference(self)
+        self.c.enter()
+        self.c.subscribe()
+
+    def last(self) -> ConferenceInfo:
+        return self.c.recorder.documents[-1]
+
+    def test_join(self) -> None:
+        """
+        Nurse enters -> partial users with Nurse added, version 2.
+        """
+        self.c.b.receive(
+            presence(
+                f"{ROOM.full()}/Nurse",
+                REAL.full(),
+                "<item affiliation='none' role='visitor'/>",
+            )
+        )
+        document = self.last()
+        self.assertEqual((document.version, document.state), (2, ElementState.PARTIAL))
+        nurse = "sip:capulet@rooms.example;gr=Nurse"
+        self.assertEqual(self.c.users(document), [(nurse, ElementState.FULL)])
+        [user] = document.userList
+        self.assertEqual(user.roles, ("visitor",))
+        self.assertIn(b"<display-text>Nurse</display-text>", document.toBytes())
+        state = self.c.recorder.watcher.state
+        assert state is not None
+        self.assertEqual(
+            [u.entity for u in state.userList], [JULIC, ROMEO, nurse]
+        )
+
+    def test_leave(self) -> None:
+        """
+        JuliC leaves -> partial with JuliC deleted.
+        """
+        self.c.b.receive(
+            presence(
+                f"{ROOM.full()}/JuliC",
+                REAL.full(),
+                "<item affiliation='member' role='none'/>",
+                "unavailable",
+            )
+        )
+        document = self.last()
+        self.assertEqual(document.version, 2)
+        self.assertEqual(self.c.users(document), [(JULIC, ElementState.DELETED)])
+
+    def test_otherNickChange(self) -> None:
+        """
+        JuliC becomes Juliet (303) -> one partial: JuliC deleted, Juliet
+        added.
+        """
+        self.c.b.receive(
+            presence(
+                f"{ROOM.full()}/JuliC",
+                REAL.full(),
+                "<item affiliation='member' nick='Juliet' role='participant'/>"
+                "<status code='303'/>",
+                "unavailable",
+            )
+        )
+        document = self.last()
+        juliet = "sip:capulet@rooms.example;gr=Juliet"
+        self.assertEqual(document.version, 2)
+        self.assertEqual(
+            self.c.users(document),
+            [(JULIC, ElementState.DELETED), (juliet, ElementState.FULL)],
+        )
+        self.assertEqual(document.userList[1].nickname, "Juliet")
+        # The new presence of Juliet changes nothing more.
+        self.c.b.receive(
+            presence(
+                f"{ROOM.full()}/Juliet",
+                REAL.full(),
+                "<item affiliation='member' role='participant'/>",
+            )
+        )
+        self.assertEqual(self.last().version, 2)
+
+    def test_ownNickChange(self) -> None:
+        """
+        The SIP user's NICKNAME -> Romeo deleted, montecchi added.
+        """
+        session = self.c.session
+        assert session is not None
+        d = session.sendNickname("montecchi")
+        self.c.b.net.pump()
+        self.c.b.sent()
+        self.c.b.receive(
+            presence(
+                f"{ROOM.full()}/Romeo",
+                REAL.full(),
+                "<item affiliation='none' nick='montecchi' role='participant'/>"
+                "<status code='303'/><status code='110'/>",
+                "unavailable",
+            )
+        )
+        self.c.b.receive(
+            presence(
+                f"{ROOM.full()}/montecchi",
+                REAL.full(),
+                "<item affiliation='none' role='participant'/><status code='110'/>",
+            )
+        )
+        self.assertEqual(self.successResultOf(d), 200)
+        document = self.last()
+        self.assertEqual(document.version, 2)
+        self.assertEqual(
+            self.c.users(document),
+            [
+                (ROMEO, ElementState.DELETED),
+                ("sip:capulet@rooms.example;gr=montecchi", ElementState.FULL),
+            ],
+        )
+
+    def test_subject(self) -> None:
+        """
+        A subject -> partial with conference-description/subject; no users.
+        """
+        self.c.b.receive(
+            f"<message from='{ROOM.full()}/JuliC' to='{REAL.full()}' type='groupchat'>"
+            "<subject>Today in Verona</subject></message>"
+        )
+        document = self.last()
+        self.assertEqual(document.version, 2)
+        assert document.description is not None
+        self.assertEqual(document.description.subject, "Today in Verona")
+        self.assertIsNone(document.users)
+        self.assertIn(b"<subject>Today in Verona</subject>", document.toBytes())
+
+    def test_byeTerminates(self) -> None:
+        """
+        The chat ends -> NOTIFY terminated;reason=noresource.
+        """
+        session = self.c.session
+        assert session is not None
+        session.end()
+        self.c.b.net.pump()
+        self.assertTrue(self.c.recorder.states[-1].startswith("terminated"))
+        self.assertIn("noresource", self.c.recorder.states[-1])
+        self.assertEqual(self.c.recorder.ended, [SubscriptionReason.NORESOURCE])
+
+
+class InDialogTests(SynchronousTestCase):
+    """
+    SUBSCRIBE inside the INVITE dialog (RFC 7702 examples, RFC 5057).
+    """
+
+    def test_inDialog(self) -> None:
+        """
+        Same full state; a join gives a partial; BYE terminates it.
+        """
+        c = Conference(self)
+        session = c.enter()
+        subscription = c.subscribe(inDialog=True)
+        self.assertEqual(subscription.status, SubscriptionStatus.ACTIVE)
+        [document] = c.recorder.documents
+        self.assertEqual(
+            c.users(document), [(JULIC, ElementState.FULL), (ROMEO, ElementState.FULL)]
+        )
+        subscribe = [
+            m for _, m in c.b.net.sip if isinstance(m, SIPRequest) and m.method == "SUBSCRIBE"
+        ][-1]
+        self.assertEqual(subscribe.header("Call-ID"), session.callID)
+        c.b.receive(
+            presence(
+                f"{ROOM.full()}/Nurse", REAL.full(), "<item affiliation='none' role='participant'/>"
+            )
+        )
+        self.assertEqual(c.recorder.documents[-1].version, 2)
+        session.end()
+        c.b.net.pump()
+        self.assertEqual(c.recorder.ended, [SubscriptionReason.NORESOURCE])
