@@ -258,7 +258,9 @@ class InterworkingService(Service):
 
     @ivar events: The L{SIPEvents} of the SIP user agent.
     @ivar conferencePackage: The L{RoomConferencePackage} it serves.
-    @ivar directionA: The L{XMPPToSIP}, or L{None} without a room domain.
+    @ivar sipToXMPP: The L{SIPToXMPP} (SIP users in XMPP rooms).
+    @ivar occupants: Its L{OccupantService} on the user-domain link.
+    @ivar xmppToSIP: The L{XMPPToSIP}, or L{None} without a room domain.
     @ivar rooms: Its L{MUCService}, or L{None}.
     """
 
@@ -278,31 +280,31 @@ class InterworkingService(Service):
 
         g = config.gateway
         userDomain = config.xmpp.user_domain
-        self.bridge = SIPToXMPP(reactor, userDomain, g.muc_domains)
+        self.sipToXMPP = SIPToXMPP(reactor, userDomain, g.muc_domains)
         self.occupants = OccupantService(
-            self.bridge,
+            self.sipToXMPP,
             reactor,
             userDomain,
             instantRooms=g.instant_rooms,
             reflectionTimeout=g.reflection_timeout,
         )
-        self.bridge.useOccupants(self.occupants)
+        self.sipToXMPP.useOccupants(self.occupants)
         [userLink] = [link for link in xmpp.links if link.domain == userDomain]
         self.occupants.attach(userLink)
         for handler in discoHandlers(GatewayDisco(userDomain)):
             handler.setHandlerParent(userLink.streamManager)
-        self.acceptor = ChatAcceptor(sip.userAgent, msrp.endpoint, reactor, self.bridge)
+        self.acceptor = ChatAcceptor(sip.userAgent, msrp.endpoint, reactor, self.sipToXMPP)
         self.events = SIPEvents(sip.userAgent)
-        self.conferencePackage = RoomConferencePackage(self.bridge)
-        self.directionA: XMPPToSIP | None = None
+        self.conferencePackage = RoomConferencePackage(self.sipToXMPP)
+        self.xmppToSIP: XMPPToSIP | None = None
         self.rooms: MUCService | None = None
         roomDomain = config.xmpp.room_domain
         if roomDomain is not None:
             [roomLink] = [link for link in xmpp.links if link.domain == roomDomain]
             initiator = ChatInitiator(sip.userAgent, msrp.endpoint, reactor)
-            self.directionA = XMPPToSIP(reactor, initiator, roomDomain, g.history_size)
-            self.rooms = MUCService(roomDomain, self.directionA, reactor)
-            self.directionA.useRooms(self.rooms)
+            self.xmppToSIP = XMPPToSIP(reactor, initiator, roomDomain, g.history_size)
+            self.rooms = MUCService(roomDomain, self.xmppToSIP, reactor)
+            self.xmppToSIP.useRooms(self.rooms)
             self.rooms.setHandlerParent(roomLink.streamManager)
             for handler in discoHandlers(RoomDisco(self.rooms)):
                 handler.setHandlerParent(roomLink.streamManager)
@@ -311,18 +313,18 @@ class InterworkingService(Service):
         super().startService()
         self.acceptor.register()
         self.events.addPackage(self.conferencePackage)
-        if self.directionA is None:
+        if self.xmppToSIP is None:
             self._log.info(
                 "Interworking: SIP users may join XMPP rooms ({domains}); XMPP"
                 " users cannot join SIP rooms (no [xmpp] room_domain)",
-                domains=", ".join(self.bridge.mucDomains) or "any MUC domain",
+                domains=", ".join(self.sipToXMPP.mucDomains) or "any MUC domain",
             )
         else:
             self._log.info(
                 "Interworking: SIP users may join XMPP rooms ({domains}); XMPP"
                 " users may join SIP rooms as room@{roomDomain}",
-                domains=", ".join(self.bridge.mucDomains) or "any MUC domain",
-                roomDomain=self.directionA.roomDomain,
+                domains=", ".join(self.sipToXMPP.mucDomains) or "any MUC domain",
+                roomDomain=self.xmppToSIP.roomDomain,
             )
 
 

@@ -144,7 +144,7 @@ class GatewayServiceTests(SynchronousTestCase):
             link for link in self.service.getServiceNamed("xmpp").links
             if link.domain == "chat.sip.example.com"
         ]
-        bridge = interworking.directionA
+        bridge = interworking.xmppToSIP
         rooms = interworking.rooms
         assert isinstance(bridge, XMPPToSIP) and isinstance(rooms, MUCService)
         self.assertIs(rooms.backend, bridge)
@@ -171,7 +171,7 @@ class GatewayServiceTests(SynchronousTestCase):
         service = makeService(config, UDPMemoryReactor())
         interworking = service.getServiceNamed("interworking")
         assert isinstance(interworking, InterworkingService)
-        self.assertIsNone(interworking.directionA)
+        self.assertIsNone(interworking.xmppToSIP)
         self.assertIsNone(interworking.rooms)
 
     def test_logObserverForTwistd(self) -> None:
