@@ -412,6 +412,27 @@ SCHEMA: tuple[Key, ...] = (
         "answering the MSRP SEND; keep it well below the 30 s a SIP client "
         "waits for that answer (RFC 4975 section 7.1.1).",
     ),
+    Key(
+        "gateway",
+        "reflection_timeout_status",
+        lambda text: int(_choice("200", "408")(text)),
+        "200",
+        "MSRP status of a SEND whose reflection did not come within "
+        "reflection_timeout: 200 (the message was sent to the room but its "
+        "arrival is not proven; a later MUC error still reaches the sender as "
+        "a failure REPORT) or 408 (the sender is told delivery is unknown and "
+        "may resend, at the risk of a duplicate).",
+    ),
+    Key(
+        "gateway",
+        "link_loss_grace",
+        _seconds(0, 3600),
+        "60",
+        "Seconds SIP users stay connected while the XMPP link is down; their "
+        "messages meanwhile get MSRP 408, and when the link is back they "
+        "rejoin their rooms with their nicks. After this the chats end with "
+        "BYE (Reason 503).",
+    ),
     # [sip]
     Key("sip", "local_ip", _ipAddress, "127.0.0.1", "Address the SIP listeners bind to and advertise."),
     Key("sip", "udp_port", _portOrOff, "5060", "SIP over UDP port; 0 disables UDP."),
@@ -563,6 +584,8 @@ class GatewayConfig:
     instant_rooms: bool
     history_size: int
     reflection_timeout: float
+    reflection_timeout_status: int
+    link_loss_grace: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -248,7 +248,8 @@ class InterworkingService(Service):
         MUC occupants on the user-domain link, and that link also answers
         service discovery as a gateway; L{SIPEvents} on the SIP user agent
         serves the C{conference} event package (L{RoomConferencePackage})
-        to those SIP users;
+        to those SIP users, and a L{ReferAgent} turns their REFERs into
+        mediated invitations;
       - RFC 7702 section 5 (an XMPP user joins a SIP/MSRP chat room), when
         C{[xmpp] room_domain} is set: the room domain's link carries a
         L{MUCService} whose backend, L{XMPPToSIP}, INVITEs the focus through
@@ -280,7 +281,14 @@ class InterworkingService(Service):
 
         g = config.gateway
         userDomain = config.xmpp.user_domain
-        self.sipToXMPP = SIPToXMPP(reactor, userDomain, g.muc_domains)
+        self.sipToXMPP = SIPToXMPP(
+            reactor,
+            userDomain,
+            g.muc_domains,
+            reflectionTimeoutStatus=g.reflection_timeout_status,
+            linkLossGrace=g.link_loss_grace,
+            authRealm=config.sip.auth_realm,
+        )
         self.occupants = OccupantService(
             self.sipToXMPP,
             reactor,
@@ -313,6 +321,10 @@ class InterworkingService(Service):
         super().startService()
         self.acceptor.register()
         self.events.addPackage(self.conferencePackage)
+        from stoxgw.sip.refer import ReferAgent
+
+        # RFC 7702 section 6.5: REFERs to rooms are invitations (200).
+        self.referAgent = ReferAgent(self.events, self.sipToXMPP, acceptStatus=200)
         if self.xmppToSIP is None:
             self._log.info(
                 "Interworking: SIP users may join XMPP rooms ({domains}); XMPP"

@@ -794,6 +794,46 @@ def sipReasonCauseForMUCRemoval(statusCodes: Iterable[int]) -> int | None:
     return None if status is None else SIP_REASON_CAUSE_FOR_MUC_REMOVAL[status]
 
 
+class GatewayBEnd(Enum):
+    """
+    Why Gateway B ends a SIP user's chat when no MUC status code says it
+    (SPEC E.5 "room destroyed", and the gateway's own reasons).
+    """
+
+    #: The room was destroyed (XEP-0045 10.9: C{<destroy/>}, no code).
+    ROOM_DESTROYED = "room-destroyed"
+    #: The XMPP link did not come back, or the rejoin after it failed.
+    LINK_LOST = "link-lost"
+    #: The gateway is shutting down.
+    SHUTDOWN = "shutdown"
+
+
+#: The C{Reason: SIP;cause=...} of the BYE for each L{GatewayBEnd}: 410
+#: (Gone) for a destroyed room, 503 (Service Unavailable) when the XMPP
+#: side is unreachable or the gateway stops (RFC 3326 causes are SIP
+#: status codes; these are the ones whose meaning fits).
+SIP_REASON_CAUSE_FOR_GATEWAY_B_END: Mapping[GatewayBEnd, int] = MappingProxyType(
+    {
+        GatewayBEnd.ROOM_DESTROYED: 410,
+        GatewayBEnd.LINK_LOST: 503,
+        GatewayBEnd.SHUTDOWN: 503,
+    }
+)
+
+#: The MSRP status of a SEND or NICKNAME from a SIP user while the XMPP
+#: link is down (the message cannot be delivered now; RFC 4975 section
+#: 10.4's 408 says the next hop did not answer, and tells the client the
+#: message did not arrive, which a 200 would hide).
+MSRP_STATUS_LINK_DOWN = 408
+
+
+def sipReasonCauseForGatewayBEnd(end: GatewayBEnd) -> int:
+    """
+    @return: the BYE's Reason cause for L{GatewayBEnd} C{end}.
+    """
+    return SIP_REASON_CAUSE_FOR_GATEWAY_B_END[end]
+
+
 def disconnectionMethodForMUCRemoval(
     statusCodes: Iterable[int],
 ) -> DisconnectionMethod:

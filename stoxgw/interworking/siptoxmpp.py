@@ -1,65 +1,60 @@
 # -*- test-case-name: tests.interworking.test_siptoxmpp -*-
 """
 Direction B of RFC 7702 (section 6): a SIP/MSRP user enters an XMPP MUC
-room through the gateway ("Gateway B", SPEC C.2).
+room through the gateway ("Gateway B", SPEC C.2; docs/section6.md tells
+the whole behaviour and its choices).
 
 L{SIPToXMPP} is the gateway's L{IChatOfferHandler} (for its
-L{ChatAcceptor<stoxgw.chat.session.ChatAcceptor>}) and the
-L{IOccupantHandler} of its L{OccupantService}.  Toward the SIP user it is
-the conference focus and MSRP switch; toward XMPP each SIP user is an
-ordinary MUC occupant whose real JID lives on the gateway's user domain.
-One L{SIPParticipant} per chat session carries the user's state.
+L{ChatAcceptor<stoxgw.chat.session.ChatAcceptor>}), the L{IOccupantHandler}
+of its L{OccupantService} and the L{IReferHandler} of REFERs to rooms.
+Toward the SIP user it is the conference focus and MSRP switch of RFC
+7701; toward XMPP each SIP user is an ordinary MUC occupant whose real JID
+lives on the gateway's user domain.  One L{SIPParticipant} per chat
+session carries the user's state.
 
-What this first slice does:
-
-  - INVITE to C{sip:room@<muc domain>}: addresses mapped
-    (L{roomJIDFromRequestURI}, L{realJIDForSIPUser}; an L{AddressError}
-    becomes its SIP status); the MUC join comes I{before} the answer (R-209)
-    with a temporary nick (From display name, else user part); a MUC entry
-    error becomes L{sipStatusForMUCEntryError}; on success the focus answer
-    of RFC 7701 section 5.2 (C{message/cpim} required, C{a=chatroom:nickname
-    private-messages}, C{isfocus} Contact);
-  - SEND (CPIM, To the room) -> groupchat message; the MSRP 200 waits for
-    the MUC reflection (R-211), bounded by the occupant service's
-    reflection timeout (then 200); MUC errors map through
-    L{msrpStatusForStanzaError}; local checks answer 415/403/404/400
-    (RFC 7701 section 6, SPEC E.4);
-  - SEND with CPIM To C{;gr=nick} -> private message (RFC 7702 section
-    6.3.2): 404 for an unknown nick; a later MUC error becomes a failure
-    REPORT (RFC 4975 section 7.1.4);
-  - groupchat from other occupants (history with CPIM DateTime = delay
-    stamp, R-216) and private messages (only if the UA declared
-    C{private-messages}, R-221) -> SEND with the occupant's in-room
-    identity (R-207);
+  - INVITE to C{sip:room@<muc domain>}: the offer is checked first
+    (C{message/cpim} accepted, else 488: XMPP is not touched); the user's
+    identity is the digest user it authenticated as, else the
+    P-Asserted-Identity or From a trusted peer vouches for; the MUC join
+    comes before the answer (R-209) with a temporary nick (From display
+    name, else user part), and a nick the room already has is replaced by
+    the first free variant C{nick_2} ... C{nick_9} (L{nickVariant}); a MUC
+    entry error becomes L{sipStatusForMUCEntryError}; on success the focus
+    answer of RFC 7701 section 5.2.
+  - SEND (CPIM To the room) -> groupchat; the MSRP 200 waits for the MUC
+    reflection (R-211), bounded by the occupant service's reflection
+    timeout, after which the configured status is sent (200 by default:
+    then a MUC error that arrives later becomes a failure REPORT, RFC 4975
+    section 7.1.4); CPIM To C{;gr=nick} -> private message; isComposing
+    -> XEP-0085 chat states (coalesced to one a second); local checks
+    answer 415/403/404/400 (RFC 7701 section 6, SPEC E.4).
+  - From the room: groupchat (CPIM To the room URI, From the occupant's
+    in-room identity, DateTime = the delay stamp for history, R-216,
+    R-207), private messages (CPIM To the user; refused toward the XMPP
+    sender with C{service-unavailable} when the UA did not declare
+    C{private-messages}, R-221), chat states as isComposing where the UA
+    accepts it.
   - NICKNAME -> nick change (R-210): 200 once the MUC confirms, 425 on
-    conflict, others by SPEC E.4;
-  - BYE or any end of the chat -> leave the room; removal from the room
-    (kick, ban, shutdown, ...) or loss of the XMPP link -> BYE with a
+    conflict, others by SPEC E.4.
+  - REFER to the room (in its INVITE dialog or outside it): 200, a
+    C{100 Trying} NOTIFY that ends the implicit subscription, and a
+    mediated invitation (XEP-0045 7.8.2) to the Refer-To mapped by RFC
+    7247 (RFC 7702 section 6.5).  A MUC invitation to a SIP user's JID
+    goes to the L{IInvitationSender} given (a REFER or MESSAGE to the
+    user).
+  - SUBSCRIBE to C{Event: conference} (L{RoomConferencePackage}, RFC
+    7702 section 6.2): the roster as the user's occupant sees it
+    (L{stoxgw.interworking.conference}), full then partial; a SUBSCRIBE
+    that overtakes the INVITE's join waits for it (bounded).
+  - BYE -> the unavailable presence, then the 200 (RFC 7702 6.6); removal
+    from the room (kick, ban, shutdown, destruction) -> BYE with a
     C{Reason} (R-219).
-
-  - SUBSCRIBE to C{Event: conference} at the room URI, in or out of the
-    INVITE dialog (L{RoomConferencePackage}, RFC 7702 section 6.2): a
-    full conference-info document of the roster as the SIP user's
-    occupant sees it (R-213: user entity C{sip:room@domain;gr=nick},
-    C{display-text} and C{xcon:nickname} the nick, the MUC role as
-    C{<roles>}, one connected C{message} endpoint, the real JID as
-    C{associated-aors} when the room exposes it), the room subject in
-    C{<conference-description><subject>} (R-217), then partial NOTIFYs
-    (version +1) on joins, leaves, role and subject changes, a nick
-    change being a deleted user plus a new one; the end of the chat
-    terminates the subscription (C{noresource}).  A SUBSCRIBE from
-    someone who is not (yet) an occupant of the room through this
-    gateway gets 403 (SPEC E.4 "not an occupant"), one whose
-    Request-URI names no room of ours the status an INVITE to it would get
-    (L{roomJIDFromRequestURI}: 403 for a domain not served or C{sips:},
-    484 without a user part).
-
-Not done here: REFER -> invitations, rejoin after a link loss,
-isComposing, and an XMPP error to the sender of a private message refused
-under R-221 (the occupant service has no call for it yet: such messages
-are logged and dropped).  The SIP user's identity is the From of an INVITE
-the UA admitted (trusted proxy or digest); a digest user is not yet
-compared with it.
+  - Loss of the XMPP link: the SIP sessions stay; SENDs and NICKNAMEs are
+    answered 408 until it is back; then every occupant rejoins with its
+    nick (the room's history since the loss is asked for) and the
+    conference subscribers get one partial NOTIFY of what changed; a link
+    that stays away longer than the grace period, or a failed rejoin, ends
+    the chat with BYE (503, or the entry error's status).
 """
 
 from __future__ import annotations
@@ -70,12 +65,13 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error
 from twisted.words.protocols.jabber.jid import JID as XMPPJID
-from zope.interface import implementer
+from twisted.words.protocols.jabber.jid import InvalidFormat
+from zope.interface import Interface, implementer
 
 from stoxgw.chat.session import (
     AcceptChat,
@@ -87,7 +83,9 @@ from stoxgw.chat.session import (
     IChatSessionHandler,
     RejectChat,
 )
-from stoxgw.formats.cpim import CPIMAddress, CPIMError, CPIMMessage, MediaType
+from stoxgw.formats.conferenceinfo import ConferenceInfo
+from stoxgw.formats.cpim import CPIMAddress
+from stoxgw.formats.iscomposing import ComposingState, IsComposing
 from stoxgw.interworking.addressing import (
     AddressError,
     SIPAddress,
@@ -95,28 +93,35 @@ from stoxgw.interworking.addressing import (
     realJIDForSIPUser,
     requestURIFromRoomJID,
     roomJIDFromRequestURI,
+    sipToJID,
 )
+from stoxgw.interworking.conference import occupantUser, roomConference
 from stoxgw.interworking.errors import (
+    MSRP_STATUS_LINK_DOWN,
+    GatewayBEnd,
     LocalMSRPFailure,
     MUCExchange,
     msrpStatusForLocalFailure,
     msrpStatusForStanzaError,
+    sipReasonCauseForGatewayBEnd,
     sipReasonCauseForMUCRemoval,
     sipStatusForMUCEntryError,
 )
-from stoxgw.formats.conferenceinfo import (
-    ConferenceDescription,
-    ConferenceInfo,
-    Endpoint,
-    EndpointStatus,
-    Media,
-    URIEntry,
-    URIs,
-    User,
-    Users,
+from stoxgw.interworking.translate import (
+    CPIM,
+    ISCOMPOSING_CONTENT_TYPE,
+    Refused,
+    chatStateForComposing,
+    composingForChatState,
+    now,
+    unwrap,
+    wrapComposing,
+    wrapText,
 )
 from stoxgw.msrp.session import IncomingMessage
 from stoxgw.sip.message import SIPRequest
+from stoxgw.sip.refer import IncomingRefer, IReferHandler
+from stoxgw.sip.sdp import acceptTypesIntersection
 from stoxgw.sip.subscription import (
     ConferenceNotifier,
     ConferencePackage,
@@ -132,6 +137,7 @@ from stoxgw.xmpp.occupant import (
     IOccupantHandler,
     JoinResult,
     LeftReason,
+    LinkLost,
     NotInRoom,
     Occupant,
     OccupantError,
@@ -145,30 +151,42 @@ from stoxgw.xmpp.occupant import (
 
 #: Our C{accept-types} as focus (RFC 7701 section 5.2: CPIM only).
 ACCEPT_TYPES = ("message/cpim",)
-#: What we can translate inside CPIM (R-215: only what is mapped).
-ACCEPT_WRAPPED_TYPES = ("text/plain",)
+#: What we can translate inside CPIM (R-215: only what is mapped): text,
+#: and isComposing (R-225, RFC 3994).
+ACCEPT_WRAPPED_TYPES = ("text/plain", ISCOMPOSING_CONTENT_TYPE)
 #: The C{a=chatroom} tokens we offer (RFC 7701 section 8).
 CHATROOM_TOKENS = ("nickname", "private-messages")
-#: The SIP cause of the BYE when the XMPP link is lost.
-LINK_LOST_CAUSE = 503
-#: The SIP cause when the room was destroyed (no status code, E.5).
-ROOM_DESTROYED_CAUSE = 410
-#: The CPIM content type of messages to the SIP user.
-TEXT_PLAIN = "text/plain;charset=UTF-8"
-#: How many private-message ids wait for a possible MUC error, per user.
+#: How many private-message ids wait for a possible MUC error, per user;
+#: also how many unreflected groupchat ids wait for a late one.
 MAX_PENDING_PRIVATE = 64
-#: MUC roles shown in conference-info C{<roles>} (R-213); others (C{none})
-#: give no roles.
-CONFERENCE_ROLES = frozenset({"moderator", "participant", "visitor"})
+#: The temporary nick and this many variants are tried (L{nickVariant}).
+MAX_NICK_VARIANTS = 9
+#: At most one chat state a second from a SIP user to one target (R-225).
+CHAT_STATE_INTERVAL = 1.0
+#: How long a conference SUBSCRIBE waits for a join still under way.
+SUBSCRIBE_WAIT = 5.0
+#: Default seconds the SIP sessions wait for a lost XMPP link.
+LINK_LOSS_GRACE = 60.0
 
-_UTC = datetime.timezone.utc
 
-
-class ISIPToXMPP(IChatOfferHandler, IOccupantHandler):
+class ISIPToXMPP(IChatOfferHandler, IOccupantHandler, IReferHandler):
     """
     The Direction B interface (RFC 7702 section 6): decides about INVITEs
-    to MUC rooms and hears what happens to the resulting occupants.
+    to MUC rooms, takes REFERs to them, and hears what happens to the
+    resulting occupants.
     """
+
+
+class IInvitationSender(Interface):
+    """
+    Tells a SIP user of a MUC invitation (R-222).
+    """
+
+    def invitationReceived(realJID: XMPPJID, invitation: Invitation) -> Deferred[Any]:
+        """
+        An invitation to C{invitation.roomJID} arrived for the SIP user
+        whose real JID is C{realJID}.
+        """
 
 
 def _bare(address: XMPPJID) -> str:
@@ -200,6 +218,84 @@ def _conditionOf(reason: BaseException | None) -> str | None:
     return None
 
 
+def nickVariant(nick: str, attempt: int) -> str:
+    """
+    The nick tried at C{attempt} (1-based) when joining with a temporary
+    nick: the nick itself, then C{nick_2}, C{nick_3}... (deterministic, so
+    the user can predict it and fix it with NICKNAME, RFC 7702 section 7).
+    """
+    return nick if attempt <= 1 else f"{nick}_{attempt}"
+
+
+def _logged(log: Logger, what: str, **fields: Any) -> Callable[[Failure], None]:
+    """
+    An errback that logs a failure that changes nothing any more (the
+    thing it was about is already over) with its reason.
+    """
+
+    def errback(reason: Failure) -> None:
+        log.info(what + ": {error}", error=reason.getErrorMessage(), **fields)
+
+    return errback
+
+
+class _ChatStateOut:
+    """
+    The chat states a SIP user sends to one target (the room, or one nick
+    privately), at most one per L{CHAT_STATE_INTERVAL}: a state arriving
+    sooner waits and is replaced by any later one; a repeated state is
+    not sent again (XEP-0085 section 5.5, R-225).
+    """
+
+    def __init__(self, send: Callable[[ChatState], None], clock: IReactorTime) -> None:
+        self._send = send
+        self._clock = clock
+        self.last: ChatState | None = None
+        self._lastAt: float | None = None
+        self._pending: ChatState | None = None
+        self._timer: IDelayedCall | None = None
+
+    def offer(self, state: ChatState) -> None:
+        now_ = self._clock.seconds()
+        if self._timer is not None:
+            self._pending = state
+            return
+        if state is self.last:
+            return
+        if self._lastAt is not None and now_ - self._lastAt < CHAT_STATE_INTERVAL:
+            self._pending = state
+            self._timer = self._clock.callLater(
+                CHAT_STATE_INTERVAL - (now_ - self._lastAt), self._flush
+            )
+            return
+        self._emit(state)
+
+    def sentWithMessage(self, state: ChatState) -> None:
+        """
+        A message carried C{state}: it is the last state sent.
+        """
+        self.cancel()
+        self.last = state
+        self._lastAt = self._clock.seconds()
+
+    def _flush(self) -> None:
+        self._timer = None
+        state, self._pending = self._pending, None
+        if state is not None and state is not self.last:
+            self._emit(state)
+
+    def _emit(self, state: ChatState) -> None:
+        self.last = state
+        self._lastAt = self._clock.seconds()
+        self._send(state)
+
+    def cancel(self) -> None:
+        timer, self._timer = self._timer, None
+        self._pending = None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+
 @implementer(IChatSessionHandler)
 class SIPParticipant:
     """
@@ -217,6 +313,7 @@ class SIPParticipant:
     @ivar privateMessages: Whether the UA declared C{private-messages}.
     @ivar session: The chat session, once started.
     @ivar inRoom: Whether the occupant is (still) in the room.
+    @ivar linkDown: The XMPP link is lost; the occupant waits to rejoin.
     """
 
     _log = Logger()
@@ -243,12 +340,18 @@ class SIPParticipant:
         self.session: ChatSession | None = None
         self.inRoom = True
         self.joined = False
+        self.linkDown = False
         self.role: str | None = None
         self.realAddress: str | None = None
         self.subject: str | None = None
         self.conference: ConferenceNotifier | None = None
-        self._queued: list[tuple[str, bytes]] = []
+        self.waiters: list[Deferred[SIPParticipant | None]] = []
+        self._queued: list[bytes] = []
         self._privateSends: dict[str, IncomingMessage] = {}
+        self._unreflected: dict[str, IncomingMessage] = {}
+        self._composingIn: dict[tuple[str, bool], ComposingState] = {}
+        self._chatStatesOut: dict[str | None, _ChatStateOut] = {}
+        self._graceTimer: IDelayedCall | None = None
 
     def __repr__(self) -> str:
         return f"<SIPParticipant {self.nick} {self.real} in {self.room}>"
@@ -264,55 +367,17 @@ class SIPParticipant:
             return CPIMAddress(self.roomAddress.aor.uri())
         return CPIMAddress(self.roomAddress.aor.withGR(nick).uri(), nick)
 
-    def _cpim(
-        self,
-        nick: str | None,
-        body: str,
-        stamp: datetime.datetime | None,
-    ) -> bytes:
+    def recipientAddress(self, private: bool) -> CPIMAddress:
         """
-        A C{message/cpim} body from an occupant to the SIP user.
+        The CPIM To of what the SIP user receives: the room URI for what
+        was said to the room, the user for what was said to it alone (RFC
+        7701 section 6.1: the recipient tells the two apart by this).
         """
-        when = stamp
-        if when is None:
-            when = datetime.datetime.fromtimestamp(
-                int(self.bridge.clock.seconds()), _UTC
-            )
-        return CPIMMessage.build(
-            contentType=TEXT_PLAIN,
-            body=body.encode("utf-8"),
-            fromAddress=self.occupantAddress(nick),
-            toAddresses=(CPIMAddress(self.userAddress.aor.uri()),),
-            dateTime=when,
-        ).toBytes()
+        if private:
+            return CPIMAddress(self.userAddress.aor.uri())
+        return CPIMAddress(self.roomAddress.aor.uri())
 
     # -- conference event package (R-213, R-217) ------------------------------
-
-    def _user(
-        self, nick: str, role: str | None, jid: XMPPJID | str | None = None
-    ) -> User:
-        """
-        One occupant as a conference-info user (R-213).
-        """
-        entity = self.roomAddress.aor.withGR(nick).uri()
-        aors = None
-        if jid is not None:
-            text = jid if isinstance(jid, str) else _full(jid)
-            aors = URIs((URIEntry("xmpp:" + text),))
-        return User(
-            entity=entity,
-            displayText=nick,
-            associatedAORs=aors,
-            roles=(role,) if role in CONFERENCE_ROLES else None,
-            nickname=nick,
-            endpoints=(
-                Endpoint(
-                    entity=entity,
-                    status=EndpointStatus.CONNECTED,
-                    media=(Media(id="1", type="message"),),
-                ),
-            ),
-        )
 
     def conferenceState(self) -> ConferenceInfo:
         """
@@ -321,18 +386,19 @@ class SIPParticipant:
         itself, and the subject (R-213, R-217).
         """
         users = [
-            self._user(occupant.nick, occupant.role, occupant.jid)
+            occupantUser(
+                self.roomAddress,
+                occupant.nick,
+                occupant.role,
+                None if occupant.jid is None else _full(occupant.jid),
+            )
             for occupant in self.bridge.occupants.rosterOf(
                 self.roomJID, self.realJID
             ).values()
             if occupant.nick != self.nick
         ]
-        users.append(self._user(self.nick, self.role, self.realAddress))
-        return ConferenceInfo(
-            entity=self.roomAddress.aor.uri(),
-            description=ConferenceDescription(subject=self.subject or None),
-            users=Users(tuple(users)),
-        )
+        users.append(occupantUser(self.roomAddress, self.nick, self.role, self.realAddress))
+        return roomConference(self.roomAddress, users, self.subject)
 
     def notifier(self) -> ConferenceNotifier:
         """
@@ -344,9 +410,10 @@ class SIPParticipant:
 
     def rosterChanged(self) -> None:
         """
-        The roster or subject changed: partial NOTIFYs to the subscribers.
+        The roster or subject changed: partial NOTIFYs to the subscribers
+        (none while a rejoin rebuilds the roster: one when it is done).
         """
-        if self.conference is not None and self.inRoom:
+        if self.conference is not None and self.inRoom and not self.linkDown:
             self.conference.update(self.conferenceState())
 
     def closeConference(self) -> None:
@@ -357,16 +424,37 @@ class SIPParticipant:
         if conference is not None:
             conference.close(SubscriptionReason.NORESOURCE)
 
+    def joinSettled(self) -> None:
+        """
+        The join ended (either way): SUBSCRIBEs that waited for it go on.
+        """
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            waiter.callback(self if self.joined and self.inRoom else None)
+
     # -- toward the SIP user -------------------------------------------------
 
     def deliver(
-        self, nick: str | None, body: str, stamp: datetime.datetime | None
+        self,
+        nick: str | None,
+        body: str,
+        stamp: datetime.datetime | None,
+        private: bool = False,
     ) -> None:
         """
-        Send a message from an occupant (or the room) to the SIP user.
+        Send a message from an occupant (or the room) to the SIP user: CPIM
+        From its in-room identity, To the room (or, C{private}, the user).
         """
+        if nick is not None:
+            # RFC 3994 section 3.2: a message ends the composing state.
+            self._composingIn[(nick, private)] = ComposingState.IDLE
         try:
-            payload = self._cpim(nick, body, stamp)
+            payload = wrapText(
+                body,
+                self.occupantAddress(nick),
+                self.recipientAddress(private),
+                stamp if stamp is not None else now(self.bridge.clock),
+            )
         except ValueError as e:
             self._log.warn(
                 "Cannot wrap a message from {nick} in {roomJID}: {error}",
@@ -375,13 +463,45 @@ class SIPParticipant:
                 error=str(e),
             )
             return
-        if self.session is None:
-            self._queued.append(("message/cpim", payload))
-            return
-        self._send(self.session, "message/cpim", payload)
+        self._deliver(payload)
 
-    def _send(self, session: ChatSession, contentType: str, payload: bytes) -> None:
-        d = session.sendMessage(contentType, payload)
+    def deliverChatState(self, nick: str, state: ChatState, private: bool) -> None:
+        """
+        An occupant's chat state as an isComposing indication (SPEC E.6),
+        if the UA accepts them and it is a change.
+        """
+        session = self.session
+        if session is None or not session.peerAccepts(ISCOMPOSING_CONTENT_TYPE, True):
+            return
+        composing = composingForChatState(state)
+        key = (nick, private)
+        if composing is None or self._composingIn.get(key, ComposingState.IDLE) is composing:
+            return
+        self._composingIn[key] = composing
+        self._deliver(
+            wrapComposing(
+                composing,
+                self.occupantAddress(nick),
+                self.recipientAddress(private),
+                now(self.bridge.clock),
+            )
+        )
+
+    def forgetOccupant(self, nick: str) -> None:
+        """
+        An occupant left or changed nick: its composing state goes.
+        """
+        self._composingIn.pop((nick, False), None)
+        self._composingIn.pop((nick, True), None)
+
+    def _deliver(self, payload: bytes) -> None:
+        if self.session is None:
+            self._queued.append(payload)
+            return
+        self._send(self.session, payload)
+
+    def _send(self, session: ChatSession, payload: bytes) -> None:
+        d = session.sendMessage(CPIM, payload)
         d.addErrback(self._sendFailed)
 
     def _sendFailed(self, reason: Failure) -> None:
@@ -398,9 +518,64 @@ class SIPParticipant:
         is already out of the room.
         """
         self.inRoom = False
+        self._stopTimers()
         self.closeConference()
+        self.joinSettled()
         if self.session is not None:
             self.session.end(text, status=cause)
+
+    def _stopTimers(self) -> None:
+        timer, self._graceTimer = self._graceTimer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        for out in self._chatStatesOut.values():
+            out.cancel()
+
+    # -- link loss -------------------------------------------------------------
+
+    def linkLost(self, grace: float) -> None:
+        """
+        The XMPP link is gone: keep the SIP session, wait C{grace}
+        seconds for the link.
+        """
+        self.linkDown = True
+        for out in self._chatStatesOut.values():
+            out.cancel()
+        if self._graceTimer is None:
+            self._graceTimer = self.bridge.clock.callLater(grace, self._graceOver)
+
+    def _graceOver(self) -> None:
+        self._graceTimer = None
+        if not self.linkDown or not self.inRoom:
+            return
+        self._log.warn(
+            "XMPP link still down: ending the chat of {nick} in {roomJID}",
+            nick=self.nick,
+            roomJID=self.room,
+        )
+        self.bridge._forget(self)
+        self.bridge.occupants.leave(self.roomJID, self.realJID).addErrback(
+            _logged(self._log, "Leaving {roomJID}", roomJID=self.room)
+        )
+        self.end(sipReasonCauseForGatewayBEnd(GatewayBEnd.LINK_LOST), "XMPP link lost")
+
+    def rejoined(self, result: JoinResult) -> None:
+        """
+        Back in the room after a link loss: one partial NOTIFY of what
+        changed meanwhile.
+        """
+        timer, self._graceTimer = self._graceTimer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        self.linkDown = False
+        self.nick = result.nick
+        self.role = result.self.role
+        self._log.info(
+            "{nick} is back in {roomJID} after a link loss",
+            nick=self.nick,
+            roomJID=self.room,
+        )
+        self.rosterChanged()
 
     # -- IChatSessionHandler ---------------------------------------------------
 
@@ -410,19 +585,19 @@ class SIPParticipant:
         """
         self.session = session
         queued, self._queued = self._queued, []
-        for contentType, payload in queued:
-            self._send(session, contentType, payload)
+        for payload in queued:
+            self._send(session, payload)
 
     def messageReceived(self, session: ChatSession, message: IncomingMessage) -> Any:
         """
         A SEND from the SIP user (RFC 7702 section 6.3, RFC 7701 section 6).
 
-        @return: an MSRP error code, or a L{Deferred} firing with the code
+        @return: an MSRP status, or a L{Deferred} firing with the status
             once the MUC reflected (or refused) a public message (R-211).
         """
         try:
             return self._translate(message)
-        except _Refused as e:
+        except Refused as e:
             self._log.info(
                 "SEND refused with {code} ({callID}, {roomJID}): {error}",
                 code=e.code,
@@ -433,54 +608,44 @@ class SIPParticipant:
             return e.code
 
     def _translate(self, message: IncomingMessage) -> Any:
-        try:
-            outer = MediaType.parse(message.contentType).mimeType
-        except (CPIMError, ValueError):
-            outer = ""
-        if outer != "message/cpim":
-            raise _Refused(
-                msrpStatusForLocalFailure(LocalMSRPFailure.NO_CPIM_WRAPPER),
-                "no message/cpim wrapper",
-            )
-        try:
-            cpim = CPIMMessage.parse(message.body)
-        except CPIMError as e:
-            raise _Refused(400, f"malformed CPIM: {e}") from None
+        content = unwrap(message)
+        cpim = content.cpim
         if not self.inRoom:
-            raise _Refused(403, "not in the room")
+            raise Refused(403, "not in the room")
+        if self.linkDown:
+            raise Refused(MSRP_STATUS_LINK_DOWN, "the XMPP link is down")
         recipients = cpim.toAddresses
         if len(recipients) != 1:
-            raise _Refused(
+            raise Refused(
                 msrpStatusForLocalFailure(LocalMSRPFailure.MULTIPLE_CPIM_TO),
                 "exactly one CPIM To is allowed",
             )
         sender = cpim.fromAddress
         if sender is not None and not self._isSelf(sender):
-            raise _Refused(
+            raise Refused(
                 msrpStatusForLocalFailure(LocalMSRPFailure.INVALID_CPIM_FROM),
                 "the CPIM From is not the sender",
             )
-        if cpim.contentType.mimeType != "text/plain":
-            raise _Refused(415, f"{cpim.contentType.mimeType} is not translated")
-        try:
-            text = cpim.body.decode(cpim.contentType.parameter("charset") or "utf-8")
-        except (LookupError, UnicodeDecodeError):
-            raise _Refused(400, "undecodable text") from None
         try:
             to = parseSIPIdentity(recipients[0].uri)
         except AddressError:
-            raise _Refused(
+            raise Refused(
                 msrpStatusForLocalFailure(LocalMSRPFailure.UNKNOWN_RECIPIENT),
                 "bad CPIM To",
             ) from None
         if to.aor != self.roomAddress.aor:
-            raise _Refused(
+            raise Refused(
                 msrpStatusForLocalFailure(LocalMSRPFailure.UNKNOWN_RECIPIENT),
                 f"{to.uri()} is not this room",
             )
         if to.gr is not None:
-            return self._sendPrivate(message, to.gr, text)
-        return self._sendGroupchat(text)
+            self._checkNick(to.gr)
+        if content.composing is not None:
+            return self._sendComposing(content.composing, to.gr)
+        assert content.text is not None
+        if to.gr is not None:
+            return self._sendPrivate(message, to.gr, content.text)
+        return self._sendGroupchat(message, content.text)
 
     def _isSelf(self, address: CPIMAddress) -> bool:
         """
@@ -495,16 +660,76 @@ class SIPParticipant:
             return True
         return parsed.aor == self.roomAddress.aor and parsed.gr == self.nick
 
-    def _sendGroupchat(self, text: str) -> Deferred[int]:
-        d = self.bridge.occupants.sendGroupchat(self.roomJID, self.realJID, text)
+    def _checkNick(self, nick: str) -> None:
+        roster = self.bridge.occupants.rosterOf(self.roomJID, self.realJID)
+        if nick not in roster:
+            raise Refused(
+                msrpStatusForLocalFailure(LocalMSRPFailure.UNKNOWN_RECIPIENT),
+                f"no occupant {nick!r}",
+            )
+
+    def _chatStateOut(self, nick: str | None) -> _ChatStateOut:
+        out = self._chatStatesOut.get(nick)
+        if out is None:
+
+            def send(state: ChatState) -> None:
+                try:
+                    self.bridge.occupants.sendChatState(
+                        self.roomJID, self.realJID, state, nick
+                    )
+                except (OccupantError, ValueError) as e:
+                    self._log.info(
+                        "Chat state to {roomJID} not sent: {error}",
+                        roomJID=self.room,
+                        error=str(e),
+                    )
+
+            out = self._chatStatesOut[nick] = _ChatStateOut(send, self.bridge.clock)
+        return out
+
+    def _sendComposing(self, composing: IsComposing, nick: str | None) -> int:
+        """
+        isComposing -> an XEP-0085 state to the room or to C{nick} (SPEC
+        E.6), coalesced (L{_ChatStateOut}).
+        """
+        self._chatStateOut(nick).offer(chatStateForComposing(composing.state))
+        return 200
+
+    def _messageChatState(self, nick: str | None) -> ChatState | None:
+        """
+        C{<active/>} on a message once the user showed chat states to that
+        target (XEP-0085 section 5.1), else nothing.
+        """
+        out = self._chatStatesOut.get(nick)
+        if out is None or out.last is None:
+            return None
+        out.sentWithMessage(ChatState.ACTIVE)
+        return ChatState.ACTIVE
+
+    def _sendGroupchat(self, message: IncomingMessage, text: str) -> Deferred[int]:
+        stanzaID = uuid.uuid4().hex
+        d = self.bridge.occupants.sendGroupchat(
+            self.roomJID,
+            self.realJID,
+            text,
+            stanzaID=stanzaID,
+            chatState=self._messageChatState(None),
+        )
 
         def reflected(_: GroupchatMessage) -> int:
             return 200
 
         def failed(reason: Failure) -> int:
             if isinstance(reason.value, ReflectionTimeout):
-                # R-211: bounded wait, then 200.
-                return 200
+                # R-211: bounded wait, then the configured status; after a
+                # 200 a late MUC error still reaches the sender as a
+                # failure REPORT.
+                status = self.bridge.reflectionTimeoutStatus
+                if status == 200:
+                    self._remember(self._unreflected, stanzaID, message)
+                return status
+            if isinstance(reason.value, LinkLost):
+                return MSRP_STATUS_LINK_DOWN
             condition = _conditionOf(reason.value)
             if condition is None:
                 self._log.failure("Groupchat send failed", reason)
@@ -519,40 +744,62 @@ class SIPParticipant:
 
         return d.addCallbacks(reflected, failed)
 
+    @staticmethod
+    def _remember(
+        pending: dict[str, IncomingMessage], stanzaID: str, message: IncomingMessage
+    ) -> None:
+        pending[stanzaID] = message
+        while len(pending) > MAX_PENDING_PRIVATE:
+            del pending[next(iter(pending))]
+
     def _sendPrivate(self, message: IncomingMessage, nick: str, text: str) -> int:
-        roster = self.bridge.occupants.rosterOf(self.roomJID, self.realJID)
-        if nick not in roster:
-            raise _Refused(
-                msrpStatusForLocalFailure(LocalMSRPFailure.UNKNOWN_RECIPIENT),
-                f"no occupant {nick!r}",
-            )
         try:
             stanzaID = self.bridge.occupants.sendPrivate(
-                self.roomJID, self.realJID, nick, text
+                self.roomJID,
+                self.realJID,
+                nick,
+                text,
+                chatState=self._messageChatState(nick),
             )
+        except LinkLost as e:
+            raise Refused(MSRP_STATUS_LINK_DOWN, str(e)) from None
         except OccupantError as e:
-            raise _Refused(
+            raise Refused(
                 msrpStatusForStanzaError(e.condition, MUCExchange.PRIVATE), str(e)
             ) from None
-        self._privateSends[stanzaID] = message
-        while len(self._privateSends) > MAX_PENDING_PRIVATE:
-            del self._privateSends[next(iter(self._privateSends))]
+        self._remember(self._privateSends, stanzaID, message)
         return 200
 
-    def privateFailed(self, stanzaID: str | None, reason: error.StanzaError) -> bool:
+    def messageFailed(self, stanzaID: str | None, reason: error.StanzaError) -> bool:
         """
-        The MUC refused a private message: a failure REPORT to its sender
-        (RFC 4975 section 7.1.4).
+        The MUC refused a message after its sender got 200 (a private
+        message, or a groupchat message whose reflection timed out): a
+        failure REPORT to its sender (RFC 4975 section 7.1.4, R-211).
 
-        @return: whether the error belonged to one of our private messages.
+        @return: whether the error belonged to one of our messages.
         """
-        message = self._privateSends.pop(stanzaID or "", None)
+        key = stanzaID or ""
+        exchange = MUCExchange.PRIVATE
+        message = self._privateSends.pop(key, None)
+        if message is None:
+            exchange = MUCExchange.GROUPCHAT
+            message = self._unreflected.pop(key, None)
         if message is None:
             return False
-        code = msrpStatusForStanzaError(str(reason.condition), MUCExchange.PRIVATE)
+        code = msrpStatusForStanzaError(str(reason.condition), exchange)
         session = self.session
+        sent = False
         if session is not None and session.msrp is not None:
-            session.msrp.sendFailureReport(message, code)
+            sent = session.msrp.sendFailureReport(message, code)
+        self._log.info(
+            "Late MUC error for message {stanzaID} in {roomJID}: {error};"
+            " failure REPORT {code} sent: {sent}",
+            stanzaID=stanzaID,
+            roomJID=self.room,
+            error=str(reason.condition),
+            code=code,
+            sent=sent,
+        )
         return True
 
     def nicknameRequested(self, session: ChatSession, nickname: str) -> Any:
@@ -560,8 +807,11 @@ class SIPParticipant:
         NICKNAME (RFC 7702 section 6.4, R-210): change the nick in the room.
 
         @return: a L{Deferred} firing with 200 once the MUC confirmed, 425
-            on conflict, other codes by SPEC E.4.
+            on conflict, other codes by SPEC E.4; 408 while the link is
+            down.
         """
+        if self.linkDown:
+            return MSRP_STATUS_LINK_DOWN
         d = self.bridge.occupants.changeNick(self.roomJID, self.realJID, nickname)
 
         def changed(nick: str) -> int:
@@ -571,6 +821,8 @@ class SIPParticipant:
             return 200
 
         def failed(reason: Failure) -> int:
+            if isinstance(reason.value, LinkLost):
+                return MSRP_STATUS_LINK_DOWN
             if isinstance(reason.value, NotInRoom):
                 return 403
             condition = _conditionOf(reason.value)
@@ -583,31 +835,20 @@ class SIPParticipant:
 
     def chatEnded(self, session: ChatSession, reason: ChatEnd) -> None:
         """
-        The chat ended (BYE, MSRP failure, ...): leave the room.
+        The chat ended (BYE, MSRP failure, ...): leave the room.  The
+        unavailable presence is written before this returns, so before the
+        200 to a BYE (RFC 7702 section 6.6, F61 before F62).
         """
         self.bridge._forget(self)
+        self._stopTimers()
         self.closeConference()
+        self.joinSettled()
         if not self.inRoom:
             return
         self.inRoom = False
         self.bridge.occupants.leave(self.roomJID, self.realJID).addErrback(
-            lambda reason: self._log.info(
-                "Leaving {roomJID}: {error}",
-                roomJID=self.room,
-                error=reason.getErrorMessage(),
-            )
+            _logged(self._log, "Leaving {roomJID}", roomJID=self.room)
         )
-
-
-class _Refused(Exception):
-    """
-    A SEND refused before anything reached the MUC.
-    """
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(code, reason)
-        self.code = code
-        self.reason = reason
 
 
 def _randomResource() -> str:
@@ -619,11 +860,18 @@ class SIPToXMPP:
     """
     Gateway B (RFC 7702 section 6).
 
-    @ivar clock: Time source (CPIM DateTime of live messages).
+    @ivar clock: Time source (CPIM DateTime of live messages, timers).
     @ivar userDomain: The gateway's XMPP domain for SIP users' real JIDs.
     @ivar mucDomains: The MUC domains served (empty: any).
     @ivar occupants: The occupant service (set with L{useOccupants}).
     @ivar participants: The SIP users in rooms, by (room, real JID).
+    @ivar reflectionTimeoutStatus: The MSRP status of a groupchat SEND whose
+        reflection did not come in time: 200 (the default; a later MUC
+        error becomes a failure REPORT) or 408.
+    @ivar linkLossGrace: Seconds the SIP sessions wait for a lost link.
+    @ivar authRealm: The digest realm: a user authenticated as C{alice}
+        is C{sip:alice@<realm>} (C{alice@host} names the host itself).
+    @ivar invitations: Tells SIP users of MUC invitations, or L{None}.
     """
 
     _log = Logger()
@@ -634,11 +882,22 @@ class SIPToXMPP:
         userDomain: str,
         mucDomains: Collection[str] = (),
         resourceFactory: Callable[[], str] = _randomResource,
+        *,
+        reflectionTimeoutStatus: int = 200,
+        linkLossGrace: float = LINK_LOSS_GRACE,
+        authRealm: str | None = None,
+        invitations: IInvitationSender | None = None,
     ) -> None:
+        if reflectionTimeoutStatus not in (200, 408):
+            raise ValueError("reflectionTimeoutStatus is 200 or 408")
         self.clock = clock
         self.userDomain = userDomain
         self.mucDomains = tuple(mucDomains)
         self.resourceFactory = resourceFactory
+        self.reflectionTimeoutStatus = reflectionTimeoutStatus
+        self.linkLossGrace = linkLossGrace
+        self.authRealm = authRealm
+        self.invitations = invitations
         self._occupants: OccupantService | None = None
         self.participants: dict[tuple[str, str], SIPParticipant] = {}
 
@@ -668,11 +927,19 @@ class SIPToXMPP:
 
     def chatOffered(self, offer: ChatOffer) -> ChatDecision | Deferred[ChatDecision]:
         """
-        An INVITE to a room: map the addresses, join the MUC, then answer
-        (R-209).
+        An INVITE to a room: check the offer, map the addresses, join the
+        MUC, then answer (R-209).
         """
         request = offer.invite.request
         callID = request.header("Call-ID")
+        if not acceptTypesIntersection(ACCEPT_TYPES, offer.media.acceptTypes):
+            # RFC 7701 section 5.2: a focus needs message/cpim; nothing
+            # reaches XMPP.
+            self._log.info(
+                "INVITE refused ({callID}): the offer does not accept message/cpim",
+                callID=callID,
+            )
+            return RejectChat(488, "Not Acceptable Here (message/cpim required)")
         try:
             roomJID, realJID, roomAddress, userAddress, nick = self._addresses(offer)
         except AddressError as e:
@@ -695,13 +962,70 @@ class SIPToXMPP:
             nick=nick,
             callID=callID,
         )
-        d = self.occupants.join(roomJID, nick, realJID)
+        d = self._join(participant, offer, nick, 1)
         return d.addCallbacks(
             self._joined,
             self._joinFailed,
             callbackArgs=(offer, participant),
             errbackArgs=(offer, participant),
         )
+
+    def _join(
+        self, participant: SIPParticipant, offer: ChatOffer, base: str, attempt: int
+    ) -> Deferred[JoinResult]:
+        """
+        Join with L{nickVariant}C{(base, attempt)}; on a nick conflict try
+        the next variant (RFC 7702 section 7: the temporary nick is ours to
+        choose).
+        """
+        participant.nick = nickVariant(base, attempt)
+        d = self.occupants.join(participant.roomJID, participant.nick, participant.realJID)
+
+        def conflict(reason: Failure) -> Any:
+            if (
+                _conditionOf(reason.value) != "conflict"
+                or attempt >= MAX_NICK_VARIANTS
+                or offer.invite.answered
+            ):
+                return reason
+            self._log.info(
+                "Nick {nick} taken in {roomJID}; trying {next}",
+                nick=participant.nick,
+                roomJID=participant.room,
+                next=nickVariant(base, attempt + 1),
+            )
+            return self._join(participant, offer, base, attempt + 1)
+
+        result: Deferred[JoinResult] = d.addErrback(conflict)
+        return result
+
+    def _identity(self, offer: ChatOffer, fromAddr: NameAddr) -> SIPAddress:
+        """
+        Who the SIP user is: the digest user it authenticated as, else
+        (a trusted peer's request) the P-Asserted-Identity (RFC 3325), else
+        the From.
+
+        @raise AddressError: With the SIP status.
+        """
+        request = offer.invite.request
+        authenticated = offer.invite.transaction.authenticatedUser
+        if authenticated is not None:
+            text = authenticated if "@" in authenticated else f"{authenticated}@{self.authRealm}"
+            identity = parseSIPIdentity("sip:" + text).aor
+        else:
+            asserted = request.header("P-Asserted-Identity")
+            source = fromAddr
+            if asserted:
+                try:
+                    source = NameAddr.fromString(asserted.split(",")[0].strip())
+                except ValueError as e:
+                    raise AddressError(
+                        f"bad P-Asserted-Identity: {e}", 400, "bad-request"
+                    ) from None
+            identity = parseSIPIdentity(str(source.uri)).aor
+        if identity.user is None:
+            raise AddressError("the identity has no user part", 400, "bad-request")
+        return identity
 
     def _addresses(
         self, offer: ChatOffer
@@ -721,13 +1045,12 @@ class SIPToXMPP:
             fromAddr = NameAddr.fromString(fromHeader)
         except ValueError as e:
             raise AddressError(f"bad From: {e}", 400, "bad-request") from None
-        user = parseSIPIdentity(str(fromAddr.uri)).aor
-        if user.user is None:
-            raise AddressError("From has no user part", 400, "bad-request")
+        user = self._identity(offer, fromAddr)
         resource = self._contactGR(request.header("Contact"))
         real = realJIDForSIPUser(
             user, self.userDomain, resource or self.resourceFactory()
         )
+        assert user.user is not None
         nick = (fromAddr.displayName or "").strip() or user.user
         roomJID = XMPPJID(str(room))
         return (
@@ -769,15 +1092,17 @@ class SIPToXMPP:
             # CANCELled while joining: out again.
             self._forget(participant)
             participant.inRoom = False
+            participant.joinSettled()
             self.occupants.leave(participant.roomJID, participant.realJID).addErrback(
-                lambda reason: None
+                _logged(self._log, "Leaving {roomJID}", roomJID=participant.room)
             )
             return RejectChat(487)
+        participant.joinSettled()
         return AcceptChat(
             participant,
             acceptTypes=ACCEPT_TYPES,
             acceptWrappedTypes=ACCEPT_WRAPPED_TYPES,
-            requiredTypes=("message/cpim",),
+            requiredTypes=ACCEPT_TYPES,
             chatroom=CHATROOM_TOKENS,
             isfocus=True,
         )
@@ -787,6 +1112,7 @@ class SIPToXMPP:
     ) -> ChatDecision:
         self._forget(participant)
         participant.inRoom = False
+        participant.joinSettled()
         condition = _conditionOf(reason.value)
         if condition is None:
             self._log.failure("Joining {roomJID}", reason, roomJID=participant.room)
@@ -827,6 +1153,7 @@ class SIPToXMPP:
         """
         participant = self._participant(roomJID, realJID)
         if participant is not None:
+            participant.forgetOccupant(occupant.nick)
             participant.rosterChanged()
 
     def occupantNickChanged(
@@ -838,6 +1165,7 @@ class SIPToXMPP:
         """
         participant = self._participant(roomJID, realJID)
         if participant is not None:
+            participant.forgetOccupant(oldNick)
             participant.rosterChanged()
 
     def nickChanged(
@@ -863,7 +1191,7 @@ class SIPToXMPP:
         self._forget(participant)
         cause = sipReasonCauseForMUCRemoval(removal.statusCodes)
         if cause is None and removal.reason is LeftReason.DESTROYED:
-            cause = ROOM_DESTROYED_CAUSE
+            cause = sipReasonCauseForGatewayBEnd(GatewayBEnd.ROOM_DESTROYED)
         text = f"Removed from the room: {removal.reason.value}"
         if removal.text:
             text += f" ({removal.text})"
@@ -888,85 +1216,12 @@ class SIPToXMPP:
         participant.subject = subject.text or None
         participant.rosterChanged()
 
-    # -- conference event package ------------------------------------------
-
-    def _subscriber(self, request: SIPRequest) -> SIPParticipant:
-        """
-        The participant a conference SUBSCRIBE comes from: inside an
-        INVITE dialog, the one whose chat it is (its Request-URI is our
-        Contact, not the room); else the room of its Request-URI and the
-        user of its From (the chat sharing its Call-ID first).
-
-        @raise AddressError: With the status to answer: 403 when not an
-            occupant through this gateway; for a Request-URI naming no room
-            of ours, that of L{roomJIDFromRequestURI} (403, 484).
-        """
-        fromHeader = request.header("From")
-        if fromHeader is None:
-            raise AddressError("no From", 400, "bad-request")
-        try:
-            user = parseSIPIdentity(str(NameAddr.fromString(fromHeader).uri)).aor
-        except ValueError as e:
-            raise AddressError(f"bad From: {e}", 400, "bad-request") from None
-        callID = request.header("Call-ID")
-        for participant in self.participants.values():
-            session = participant.session
-            if (
-                session is not None
-                and session.callID == callID
-                and participant.userAddress.aor == user
-                and participant.joined
-                and participant.inRoom
-            ):
-                return participant
-        room = roomJIDFromRequestURI(str(request.uri), self.mucDomains)
-        roomText = _bare(XMPPJID(str(room)))
-        candidates = [
-            participant
-            for participant in self.participants.values()
-            if participant.room == roomText
-            and participant.userAddress.aor == user
-            and participant.joined
-            and participant.inRoom
-        ]
-        if not candidates:
-            raise AddressError(
-                f"{user.uri()} is not an occupant of {roomText}", 403, "forbidden"
-            )
-        return candidates[0]
-
-    def conferenceStatus(self, request: SIPRequest) -> int | None:
-        """
-        L{None} if a conference SUBSCRIBE may go ahead, else its failure
-        status (403, or 484 for no room, see L{_subscriber}).
-        """
-        try:
-            self._subscriber(request)
-        except AddressError as e:
-            self._log.info(
-                "Conference SUBSCRIBE refused ({callID}): {error}",
-                callID=request.header("Call-ID"),
-                error=str(e),
-            )
-            return e.sipStatus
-        return None
-
-    def conferenceFor(self, request: SIPRequest) -> ConferenceNotifier | None:
-        """
-        The conference notifier for a SUBSCRIBE (L{ConferencePackage}'s
-        lookup), or L{None}.
-        """
-        try:
-            return self._subscriber(request).notifier()
-        except AddressError:
-            return None
-
     def groupchatReceived(
         self, roomJID: XMPPJID, realJID: XMPPJID, message: GroupchatMessage
     ) -> None:
         """
-        A groupchat message: to the SIP user, unless it is our own
-        reflection (never echoed, RFC 7701 section 6.1).
+        A groupchat message: to the SIP user, CPIM To the room, unless it is
+        our own reflection (never echoed, RFC 7701 section 6.1).
         """
         participant = self._participant(roomJID, realJID)
         if participant is None:
@@ -979,20 +1234,35 @@ class SIPToXMPP:
         self, roomJID: XMPPJID, realJID: XMPPJID, message: PrivateMessage
     ) -> None:
         """
-        A private message: to the SIP user if it declared
-        C{private-messages} (R-221).
+        A private message: to the SIP user (CPIM To the user) if it
+        declared C{private-messages}, else C{service-unavailable} back to
+        its sender (RFC 7701 section 6.2, R-221).
         """
         participant = self._participant(roomJID, realJID)
         if participant is None:
             return
         if not participant.privateMessages:
-            self._log.warn(
-                "Private message from {nick} in {roomJID} dropped: the SIP user takes none",
+            self._log.info(
+                "Private message from {nick} in {roomJID} refused: the SIP user takes none",
                 nick=message.nick,
                 roomJID=_bare(roomJID),
             )
+            try:
+                self.occupants.refusePrivate(
+                    roomJID,
+                    realJID,
+                    message,
+                    "service-unavailable",
+                    "This SIP user cannot receive private messages",
+                )
+            except OccupantError as e:
+                self._log.warn(
+                    "Cannot refuse a private message in {roomJID}: {error}",
+                    roomJID=_bare(roomJID),
+                    error=str(e),
+                )
             return
-        participant.deliver(message.nick, message.body, message.stamp)
+        participant.deliver(message.nick, message.body, message.stamp, private=True)
 
     def chatStateReceived(
         self,
@@ -1003,8 +1273,13 @@ class SIPToXMPP:
         private: bool,
     ) -> None:
         """
-        Not translated yet (R-225).
+        An occupant's chat state: isComposing to the SIP user (SPEC E.6,
+        R-225), if it takes private messages for a private one.
         """
+        participant = self._participant(roomJID, realJID)
+        if participant is None or (private and not participant.privateMessages):
+            return
+        participant.deliverChatState(nick, state, private)
 
     def messageFailed(
         self,
@@ -1014,10 +1289,10 @@ class SIPToXMPP:
         reason: error.StanzaError,
     ) -> None:
         """
-        A late MUC error: a failure REPORT if it answers a private message.
+        A late MUC error: a failure REPORT for the message it answers.
         """
         participant = self._participant(roomJID, realJID)
-        if participant is not None and participant.privateFailed(stanzaID, reason):
+        if participant is not None and participant.messageFailed(stanzaID, reason):
             return
         self._log.info(
             "Unmatched message error in {roomJID}: {error}",
@@ -1027,31 +1302,251 @@ class SIPToXMPP:
 
     def invitationReceived(self, realJID: XMPPJID, invitation: Invitation) -> None:
         """
-        Not translated yet (R-222).
+        A MUC invitation (mediated or direct) to a SIP user: to the
+        invitation sender (R-222).
         """
+        if self.invitations is None:
+            self._log.info(
+                "Invitation to {roomJID} for {realJID} not forwarded: no sender",
+                roomJID=_bare(invitation.roomJID),
+                realJID=_full(realJID),
+            )
+            return
+        self.invitations.invitationReceived(realJID, invitation).addErrback(
+            lambda reason: self._log.failure(
+                "Forwarding an invitation to {realJID}", reason, realJID=_full(realJID)
+            )
+        )
 
     def declineReceived(self, realJID: XMPPJID, decline: Decline) -> None:
         """
-        Not translated yet (no SIP mapping, SPEC C.2.5).
+        An invitee declined the SIP user's invitation: no SIP request means
+        this, so a text notice from the room (SPEC C.2.5).
         """
+        for participant in self.participants.values():
+            if participant.room == _bare(decline.roomJID) and participant.real == _full(
+                realJID
+            ):
+                who = _full(decline.decliner) if decline.decliner is not None else "someone"
+                text = f"{who} declined your invitation"
+                if decline.reason:
+                    text += f": {decline.reason}"
+                participant.deliver(None, text, None, private=True)
+                return
+        self._log.info(
+            "Decline from {roomJID} for {realJID} with no chat",
+            roomJID=_bare(decline.roomJID),
+            realJID=_full(realJID),
+        )
 
     def linkLost(self, domain: str, occupants: Sequence[OccupantKey]) -> None:
         """
-        The XMPP link is gone: end the chats of those occupants (no rejoin
-        in this slice) with a BYE carrying 503.
+        The XMPP link is gone: keep the SIP sessions, waiting for the link
+        (L{linkLossGrace}); their SENDs get 408 meanwhile.
         """
         for roomJID, realJID in occupants:
             participant = self._participant(roomJID, realJID)
-            if participant is None:
-                continue
-            self._forget(participant)
-            participant.end(LINK_LOST_CAUSE, "XMPP link lost")
-            self.occupants.leave(roomJID, realJID).addErrback(lambda reason: None)
+            if participant is not None and participant.inRoom:
+                participant.linkLost(self.linkLossGrace)
 
     def linkRestored(self, domain: str, occupants: Sequence[OccupantKey]) -> None:
         """
-        Nothing to do: chats ended when the link was lost.
+        The link is back: every occupant rejoins with its nick; one that
+        cannot ends its chat with BYE.
         """
+        waiting = [
+            p
+            for p in (self._participant(room, real) for room, real in occupants)
+            if p is not None and p.inRoom
+        ]
+        if not waiting:
+            return
+        self.occupants.rejoinAll().addCallback(self._rejoined).addErrback(
+            lambda reason: self._log.failure("Rejoining after a link loss", reason)
+        )
+
+    def _rejoined(self, results: list[tuple[OccupantKey, JoinResult | Failure]]) -> None:
+        for (roomJID, realJID), result in results:
+            participant = self._participant(roomJID, realJID)
+            if participant is None or not participant.inRoom:
+                continue
+            if isinstance(result, JoinResult):
+                participant.rejoined(result)
+                continue
+            condition = _conditionOf(result.value)
+            if isinstance(result.value, LinkLost):
+                # Lost again while rejoining: the grace timer still runs.
+                continue
+            cause = (
+                sipStatusForMUCEntryError(condition)
+                if condition is not None
+                else sipReasonCauseForGatewayBEnd(GatewayBEnd.LINK_LOST)
+            )
+            self._log.warn(
+                "{nick} could not rejoin {roomJID}: {error}",
+                nick=participant.nick,
+                roomJID=participant.room,
+                error=result.getErrorMessage(),
+            )
+            self._forget(participant)
+            participant.end(cause, "Could not rejoin the room after a link loss")
+
+    # -- the participant of a SUBSCRIBE or REFER ---------------------------
+
+    def _requester(self, request: SIPRequest) -> tuple[SIPAddress, list[SIPParticipant]]:
+        """
+        The participants a SUBSCRIBE or REFER may come from: inside an
+        INVITE dialog, the one whose chat it is (its Request-URI is our
+        Contact, not the room); else those of the room of its Request-URI
+        and the user of its From.
+
+        @raise AddressError: With the status to answer (400 for a bad
+            From; for a Request-URI naming no room of ours, that of
+            L{roomJIDFromRequestURI}: 403, 484).
+        """
+        fromHeader = request.header("From")
+        if fromHeader is None:
+            raise AddressError("no From", 400, "bad-request")
+        try:
+            user = parseSIPIdentity(str(NameAddr.fromString(fromHeader).uri)).aor
+        except (ValueError, AddressError) as e:
+            raise AddressError(f"bad From: {e}", 400, "bad-request") from None
+        callID = request.header("Call-ID")
+        for participant in self.participants.values():
+            session = participant.session
+            if (
+                session is not None
+                and session.callID == callID
+                and participant.userAddress.aor == user
+            ):
+                return user, [participant]
+        room = roomJIDFromRequestURI(str(request.uri), self.mucDomains)
+        roomText = _bare(XMPPJID(str(room)))
+        return user, [
+            participant
+            for participant in self.participants.values()
+            if participant.room == roomText and participant.userAddress.aor == user
+        ]
+
+    def conferenceStatus(self, request: SIPRequest) -> int | None | Deferred[int | None]:
+        """
+        L{None} if a conference SUBSCRIBE may go ahead, else its failure
+        status (403, or 400/484 see L{_requester}); a L{Deferred} of that
+        when a join is still under way.
+        """
+        try:
+            user, candidates = self._requester(request)
+        except AddressError as e:
+            return self._subscribeRefused(request, e.sipStatus, str(e))
+        ready = [p for p in candidates if p.joined and p.inRoom]
+        if ready:
+            return None
+        joining = [p for p in candidates if not p.joined and p.inRoom]
+        if not joining:
+            return self._subscribeRefused(
+                request, 403, f"{user.uri()} is not an occupant of that room"
+            )
+        waiter: Deferred[SIPParticipant | None] = Deferred()
+        joining[0].waiters.append(waiter)
+        waiter.addTimeout(SUBSCRIBE_WAIT, self.clock)
+
+        def settled(participant: SIPParticipant | None) -> int | None:
+            if participant is None:
+                return self._subscribeRefused(request, 403, "the join failed")
+            return None
+
+        def timedOut(reason: Failure) -> int | None:
+            return self._subscribeRefused(request, 403, "the join is still under way")
+
+        return waiter.addCallbacks(settled, timedOut)
+
+    def _subscribeRefused(self, request: SIPRequest, status: int, why: str) -> int:
+        self._log.info(
+            "Conference SUBSCRIBE refused with {status} ({callID}): {error}",
+            status=status,
+            callID=request.header("Call-ID"),
+            error=why,
+        )
+        return status
+
+    def conferenceFor(self, request: SIPRequest) -> ConferenceNotifier | None:
+        """
+        The conference notifier for a SUBSCRIBE (L{ConferencePackage}'s
+        lookup), or L{None}.
+        """
+        try:
+            _, candidates = self._requester(request)
+        except AddressError:
+            return None
+        for participant in candidates:
+            if participant.joined and participant.inRoom:
+                return participant.notifier()
+        return None
+
+    # -- IReferHandler (RFC 7702 section 6.5) ---------------------------------
+
+    def referReceived(self, refer: IncomingRefer) -> None:
+        """
+        A REFER to the room from a SIP user in it: a mediated invitation
+        to the Refer-To (RFC 7247 mapping), answered 200 with a C{100
+        Trying} NOTIFY that ends the implicit subscription (RFC 7702
+        section 6.5); 403 from someone not in the room or for a method
+        other than INVITE (RFC 4579 removal is out of scope, RFC 7702
+        section 1), 416 for a Refer-To that maps to no JID, 480 while the
+        XMPP link is down.
+        """
+        request = refer.request
+        try:
+            _, candidates = self._requester(request)
+        except AddressError as e:
+            refer.reject(e.sipStatus, e.reason)
+            return
+        participants = [p for p in candidates if p.joined and p.inRoom]
+        if not participants:
+            refer.reject(403, "Forbidden (not in the room)")
+            return
+        participant = participants[0]
+        if refer.referTo.method != "INVITE":
+            refer.reject(403, f"Forbidden ({refer.referTo.method} not supported)")
+            return
+        invitee = self._inviteeJID(str(refer.referTo.uri))
+        if invitee is None:
+            refer.reject(416, "Unsupported URI Scheme")
+            return
+        if participant.linkDown:
+            refer.reject(480, "Temporarily Unavailable (XMPP link down)")
+            return
+        try:
+            self.occupants.invite(participant.roomJID, participant.realJID, invitee)
+        except OccupantError as e:
+            refer.reject(480, f"Temporarily Unavailable ({e})")
+            return
+        self._log.info(
+            "{nick} invites {invitee} to {roomJID}",
+            nick=participant.nick,
+            invitee=_full(invitee),
+            roomJID=participant.room,
+        )
+        refer.accept(200, terminate=True)
+
+    @staticmethod
+    def _inviteeJID(uri: str) -> XMPPJID | None:
+        """
+        The JID of a Refer-To URI: C{sip:}/C{sips:} by RFC 7247 section
+        6.4 (its C{gr} ignored: an invitation goes to the bare JID), an
+        C{xmpp:} URI as it is (RFC 5122), else L{None}.
+        """
+        scheme = uri.split(":", 1)[0].lower()
+        try:
+            if scheme in ("sip", "sips"):
+                address = parseSIPIdentity(uri)
+                return XMPPJID(str(sipToJID(address.aor)))
+            if scheme == "xmpp":
+                text = uri[5:].lstrip("/").split("?", 1)[0]
+                return XMPPJID(text).userhostJID()  # type: ignore[no-untyped-call,no-any-return]
+        except (AddressError, InvalidFormat, ValueError):
+            return None
+        return None
 
 
 class RoomConferencePackage(ConferencePackage):
@@ -1067,8 +1562,9 @@ class RoomConferencePackage(ConferencePackage):
         super().__init__(bridge.conferenceFor, defaultExpires)
         self.bridge = bridge
 
-    def authorize(self, request: IncomingRequest) -> int | None:
+    def authorize(self, request: IncomingRequest) -> int | None | Deferred[int | None]:
         """
-        L{None} for a SUBSCRIBE of an occupant's SIP user, else 403 or 484.
+        L{None} for a SUBSCRIBE of an occupant's SIP user, else 403 or 484;
+        a L{Deferred} while its join is under way.
         """
         return self.bridge.conferenceStatus(request.request)

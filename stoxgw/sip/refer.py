@@ -318,11 +318,15 @@ class IncomingRefer:
         """
         return self.incoming.request
 
-    def accept(self, status: int | None = None) -> ReferProgress:
+    def accept(self, status: int | None = None, terminate: bool = False) -> ReferProgress:
         """
         Answer C{202} (or C{status}, 200 or 202) and start the implicit
         subscription with a C{100 Trying} NOTIFY (unless C{Refer-Sub:
         false}).
+
+        @param terminate: That NOTIFY also ends the subscription
+            (C{Subscription-State: terminated;reason=noresource}): all the
+            progress there will be (RFC 7702 section 6.5, F57).
         """
         agent = self.agent
         events = agent.events
@@ -352,9 +356,11 @@ class IncomingRefer:
         )
         progress = ReferProgress(subscription)
         events._addUsage(dialog, subscription)
-        subscription.notify(
-            NotifyBody(sipfrag(100, "Trying"), SIPFRAG_CONTENT_TYPE)
-        ).addErrback(lambda _: None)
+        trying = NotifyBody(sipfrag(100, "Trying"), SIPFRAG_CONTENT_TYPE)
+        if terminate:
+            subscription.terminate(SubscriptionReason.NORESOURCE, trying)
+            return progress
+        subscription.notify(trying).addErrback(lambda _: None)
         return progress
 
     def reject(self, status: int = 603, reason: str | None = None) -> SIPResponse:

@@ -260,13 +260,16 @@ class IEventPackage(Interface):
         "The body types the package sends (checked against Accept; empty: " "no check)."
     )
 
-    def authorize(request: IncomingRequest) -> int | None:
+    def authorize(request: IncomingRequest) -> int | None | Deferred[int | None]:
         """
         A new SUBSCRIBE for this package arrived (refreshes are not
         asked again).
 
         @return: L{None} to accept, or the failure status to answer (404
-            for an unknown resource, 403...).
+            for an unknown resource, 403...); or a L{Deferred} firing with
+            one of those when the answer has to wait (briefly: the
+            subscriber's transaction times out after 32 s, RFC 3261
+            Timer F).
         """
 
     def subscriptionStarted(subscription: NotifierSubscription) -> None:
@@ -1186,7 +1189,39 @@ class SIPEvents:
         expires = self._expires(incoming, int(package.defaultExpires))
         if expires is None:
             return
-        status = package.authorize(incoming)
+        verdict = package.authorize(incoming)
+        if isinstance(verdict, Deferred):
+            verdict.addCallback(
+                self._authorized, incoming, dialog, package, event, expires
+            ).addErrback(self._authorizationFailed, incoming)
+            return
+        self._authorized(verdict, incoming, dialog, package, event, expires)
+
+    def _authorizationFailed(self, reason: Failure, incoming: IncomingRequest) -> None:
+        self._log.failure(
+            "Authorizing a subscription ({callID})",
+            reason,
+            callID=incoming.request.callID,
+        )
+        if not incoming.answered:
+            incoming.respond(500)
+
+    def _authorized(
+        self,
+        status: int | None,
+        incoming: IncomingRequest,
+        dialog: Dialog | None,
+        package: IEventPackage,
+        event: Event,
+        expires: int,
+    ) -> None:
+        """
+        The package's verdict on a new SUBSCRIBE: refuse it, or create the
+        subscription, answer 200 and send the first NOTIFY.
+        """
+        if incoming.answered:
+            return
+        request = incoming.request
         if status is not None:
             incoming.respond(status, headers=self._allowEvents())
             return
@@ -1468,7 +1503,7 @@ class ConferencePackage:
         self.lookup = lookup
         self.defaultExpires = defaultExpires
 
-    def authorize(self, request: IncomingRequest) -> int | None:
+    def authorize(self, request: IncomingRequest) -> int | None | Deferred[int | None]:
         """
         C{404} unless C{lookup} knows the conference.
         """

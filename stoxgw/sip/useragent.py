@@ -1150,8 +1150,13 @@ class SIPUserAgent:
         incoming: IncomingRequest
         if method == "BYE":
             incoming = IncomingRequest(self, request, transaction, dialog)
-            incoming.respond(200)
-            dialog.terminate(TerminationReason.REMOTE_BYE)
+            # The layers above hear of the end first, then the 200 goes
+            # out: what they do on a BYE (RFC 7702 section 6.6: the
+            # unavailable presence, F61) precedes its 200 (F62).
+            try:
+                dialog.terminate(TerminationReason.REMOTE_BYE)
+            finally:
+                incoming.respond(200)
             return
         if dialog.state is DialogState.TERMINATED:
             self._reply(request, transaction, 481)

@@ -857,6 +857,7 @@ class OccupantService(XMPPHandler):
         self.linkIsUp = False
         self._lost = False
         self._occupants: dict[tuple[str, str], _OccupantRecord] = {}
+        self._leftWhileDown: dict[tuple[str, str], tuple[jid.JID, str, jid.JID]] = {}
 
     # -- wiring ------------------------------------------------------------
 
@@ -888,11 +889,33 @@ class OccupantService(XMPPHandler):
         if not self._lost:
             return
         self._lost = False
+        self._sendLeftWhileDown()
         keys = self._keys(OccupantState.NEEDS_REJOIN)
         try:
             self.handler.linkRestored(domain, keys)
         except Exception:
             self._log.failure("Telling the occupant handler of the link's return")
+
+    def _sendLeftWhileDown(self) -> None:
+        """
+        Occupants that left while the link was down may still be in the
+        room (a server that keeps occupants across its restart, or one
+        that never saw the link drop): send their unavailable presence now,
+        so that no ghost stays.
+        """
+        left, self._leftWhileDown = self._leftWhileDown, {}
+        for roomJID, nick, realJID in left.values():
+            occupantJID = jid.JID(tuple=(roomJID.user, roomJID.host, nick))
+            presence = muc.xmppim.AvailabilityPresence(
+                recipient=occupantJID, sender=realJID, available=False
+            )
+            try:
+                self._send(presence.toElement())
+            except LinkLost as e:
+                self._log.warn(
+                    "Cannot send the unavailable presence of {nick} in {roomJID}: {error}",
+                    nick=nick, roomJID=roomJID.userhost(), error=e,
+                )
 
     def linkDown(self, domain: str, reason: Failure) -> None:
         """
@@ -924,6 +947,9 @@ class OccupantService(XMPPHandler):
             if record.state is OccupantState.NEEDS_REJOIN:
                 continue
             if record.state is OccupantState.LEAVING:
+                # Its unavailable presence may not have arrived: again on
+                # the link's return.
+                self._leftWhileDown[record.key] = (record.roomJID, record.nick, record.realJID)
                 self._finishLeft(record, Removal(LeftReason.LEFT), confirmed=False)
                 continue
             if record.state is OccupantState.CONFIGURING and record.join is not None:
@@ -1123,6 +1149,8 @@ class OccupantService(XMPPHandler):
         if record.leave is not None:
             return _chain(record.leave.deferred)
         if record.state is OccupantState.NEEDS_REJOIN:
+            # Unavailable on the link's return: the room may still list us.
+            self._leftWhileDown[record.key] = (record.roomJID, record.nick, record.realJID)
             self._finishLeft(record, Removal(LeftReason.LEFT), confirmed=False)
             return defer.succeed(False)
         if record.state is OccupantState.JOINING and record.join is not None:
@@ -1224,6 +1252,36 @@ class OccupantService(XMPPHandler):
             buildMessage(record.realJID, recipient, "chat", body, stanzaID, chatState, mucUser=True)
         )
         return stanzaID
+
+    def refusePrivate(
+        self,
+        roomJID: jid.JID,
+        realJID: jid.JID,
+        message: PrivateMessage,
+        condition: str = "service-unavailable",
+        text: str | None = None,
+    ) -> None:
+        """
+        Answer a private message that cannot be delivered with a
+        C{<message type='error'/>} back through the room to its sender
+        (RFC 6120 section 8.3: the error goes to the sender, with the
+        original id; R-221).
+
+        @raise NotInRoom: the occupant is unknown.
+        @raise LinkLost: the link is down and its queue full.
+        """
+        record = self._record(roomJID, realJID)
+        sender = jid.JID(tuple=(record.roomJID.user, record.roomJID.host, message.nick))
+        element = domish.Element((None, "message"))
+        element["from"] = record.realJID.full()
+        element["to"] = sender.full()
+        element["type"] = "error"
+        if message.stanzaID:
+            element["id"] = message.stanzaID
+        if message.body is not None:
+            element.addElement("body", content=message.body)
+        element.addChild(error.StanzaError(condition, text=text).getElement())
+        self._send(element)
 
     def sendChatState(
         self, roomJID: jid.JID, realJID: jid.JID, state: ChatState, nick: str | None = None

@@ -217,7 +217,8 @@ class SIPToXMPPProsodyTests(TestCase):
         self.assertEqual(
             received.fromAddress, CPIMAddress(f"sip:{self.room};gr=carol", "carol")
         )
-        self.assertEqual(received.toAddresses, (CPIMAddress("sip:romeo@example.org"),))
+        # RFC 7701 section 6.1: a room message is CPIM To the room.
+        self.assertEqual(received.toAddresses, (CPIMAddress(f"sip:{self.room}"),))
         self.assertEqual(received.body, b"Hello, Romeo")
 
         session.end()

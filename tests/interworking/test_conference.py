@@ -10,6 +10,8 @@ partial conference-info NOTIFYs.
 
 from __future__ import annotations
 
+from typing import Any
+
 from zope.interface import implementer
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -23,6 +25,7 @@ from stoxgw.formats.conferenceinfo import (
 )
 from stoxgw.interworking.siptoxmpp import RoomConferencePackage
 from stoxgw.sip.message import SIPRequest, SIPResponse
+from stoxgw.sip.refer import ReferAgent
 from stoxgw.sip.subscription import (
     ClientSubscription,
     ConferenceWatcher,
@@ -33,7 +36,7 @@ from stoxgw.sip.subscription import (
 )
 from stoxgw.sip.uri import SIPURI, parseNameAddr
 from tests.interworking.test_siptoxmpp import REAL, ROMEO_URI, ROOM, ROOM_URI, Bridge
-from tests.xmpp.test_occupant import presence
+from tests.xmpp.test_occupant import errorPresence, presence
 
 
 @implementer(ISubscriptionHandler)
@@ -385,3 +388,152 @@ class InDialogTests(SynchronousTestCase):
         session.end()
         c.b.net.pump()
         self.assertEqual(c.recorder.ended, [SubscriptionReason.NORESOURCE])
+
+
+class RaceTests(SynchronousTestCase):
+    """
+    A SUBSCRIBE that overtakes the INVITE's join waits for it.
+    """
+
+    def test_waitsForJoin(self) -> None:
+        """
+        SUBSCRIBE while the MUC join is under way: no answer yet; once the
+        110 self-presence came, 200 and the full state.
+        """
+        c = Conference(self)
+        c.b.invite()
+        c.b.sent()
+        subscription = c.subscribe()
+        self.assertEqual(
+            [m for _, m in c.b.net.sip if isinstance(m, SIPResponse) and (m.header("CSeq") or "").endswith("SUBSCRIBE")],
+            [],
+        )
+        c.b.receive(
+            presence(
+                f"{ROOM.full()}/Romeo",
+                REAL.full(),
+                "<item affiliation='none' role='participant'/><status code='110'/>",
+            )
+        )
+        self.assertEqual(c.lastResponse("SUBSCRIBE").status, 200)
+        self.assertEqual(subscription.status, SubscriptionStatus.ACTIVE)
+        [document] = c.recorder.documents
+        self.assertEqual(c.users(document), [(ROMEO, ElementState.FULL)])
+
+    def test_joinFails(self) -> None:
+        """
+        The join it waited for fails: 403.
+        """
+        c = Conference(self)
+        d = c.b.invite()
+        c.b.sent()
+        c.subscribe()
+        c.b.receive(
+            errorPresence(REAL.full(), "403", "auth", "forbidden", sender=f"{ROOM.full()}/Romeo")
+        )
+        self.assertEqual(c.lastResponse("SUBSCRIBE").status, 403)
+        self.failureResultOf(d)
+
+    def test_waitIsBounded(self) -> None:
+        """
+        A join that takes longer than the wait: 403 after it, not a hang.
+        """
+        c = Conference(self)
+        c.b.invite()
+        c.b.sent()
+        c.subscribe()
+        c.b.xmppClock.advance(5)
+        c.b.net.pump()
+        self.assertEqual(c.lastResponse("SUBSCRIBE").status, 403)
+
+
+class ReferTests(SynchronousTestCase):
+    """
+    RFC 7702 section 6.5 (F55-F58): REFER to the room -> 200, a C{100
+    Trying} NOTIFY ending the implicit subscription, and a mediated
+    invitation from the room.
+    """
+
+    def setUp(self) -> None:
+        self.c = Conference(self)
+        self.gatewayRefer = ReferAgent(self.c.notifier, self.c.b.bridge, acceptStatus=200)
+        self.userRefer = ReferAgent(self.c.subscriber)
+        self.session = self.c.enter()
+
+    def refer(self, referTo: str, inDialog: bool = True) -> Any:
+        if inDialog:
+            d = self.userRefer.refer(self.session.dialog, parseNameAddr(referTo))
+        else:
+            d = self.userRefer.refer(
+                SIPURI.fromString(ROOM_URI),
+                parseNameAddr(referTo),
+                fromAddress=parseNameAddr(f'"Romeo" <{ROMEO_URI}>'),
+            )
+        d.addErrback(lambda reason: reason.value)
+        self.c.b.net.pump()
+        return d
+
+    def test_inDialog(self) -> None:
+        """
+        REFER in the INVITE dialog with Refer-To <sip:benvolio@example.com>:
+        200; NOTIFY Event refer, sipfrag C{SIP/2.0 100 Trying},
+        Subscription-State terminated; XMPP gets a mediated invitation to
+        benvolio@example.com from the SIP user's real JID, to the room.
+        """
+        d = self.refer("<sip:benvolio@example.com>")
+        outgoing = self.successResultOf(d)
+        self.assertEqual(outgoing.response.status, 200)
+        [notify] = self.c.b.net.requests("NOTIFY", sender="192.0.2.2")
+        self.assertEqual(notify.header("Event").split(";")[0], "refer")
+        self.assertTrue((notify.header("Subscription-State") or "").startswith("terminated"))
+        self.assertEqual(notify.body, b"SIP/2.0 100 Trying\r\n")
+        [invite] = self.c.b.sent()
+        self.assertEqual(
+            (invite.name, invite["to"], invite["from"]), ("message", ROOM.full(), REAL.full())
+        )
+        [x] = [c for c in invite.elements() if c.name == "x"]
+        self.assertEqual(x.uri, "http://jabber.org/protocol/muc#user")
+        [inv] = [c for c in x.elements() if c.name == "invite"]
+        self.assertEqual(inv["to"], "benvolio@example.com")
+
+    def test_outOfDialog(self) -> None:
+        """
+        A REFER to the room URI outside the dialog, from the user: the same
+        invitation (RFC 4579 section 5.5).
+        """
+        d = self.refer("<sip:benvolio@example.com>", inDialog=False)
+        self.assertEqual(self.successResultOf(d).response.status, 200)
+        [invite] = self.c.b.sent()
+        [x] = [c for c in invite.elements() if c.name == "x"]
+        [inv] = [c for c in x.elements() if c.name == "invite"]
+        self.assertEqual(inv["to"], "benvolio@example.com")
+
+    def test_xmppURI(self) -> None:
+        """
+        Refer-To an C{xmpp:} URI (RFC 5122): that JID.
+        """
+        self.successResultOf(self.refer("<xmpp:nurse@capulet.example>"))
+        [invite] = self.c.b.sent()
+        [x] = [c for c in invite.elements() if c.name == "x"]
+        [inv] = [c for c in x.elements() if c.name == "invite"]
+        self.assertEqual(inv["to"], "nurse@capulet.example")
+
+    def test_refused(self) -> None:
+        """
+        Removal (C{method=BYE}) is out of scope: 403; a scheme with no JID
+        (tel:) gets 416; someone not in the room: 403.  Nothing reaches
+        XMPP.
+        """
+        error = self.successResultOf(self.refer("<sip:tybalt@example.com;method=BYE>"))
+        self.assertEqual(error.status, 403)
+        error = self.successResultOf(self.refer("<tel:+15551234>"))
+        self.assertEqual(error.status, 416)
+        d = self.userRefer.refer(
+            SIPURI.fromString(ROOM_URI),
+            parseNameAddr("<sip:benvolio@example.com>"),
+            fromAddress=parseNameAddr("<sip:tybalt@example.org>"),
+        )
+        d.addErrback(lambda reason: reason.value)
+        self.c.b.net.pump()
+        self.assertEqual(self.successResultOf(d).status, 403)
+        self.assertEqual(self.c.b.sent(), [])

@@ -49,6 +49,7 @@ ROMEO_URI = "sip:romeo@example.org"
 #: realJIDForSIPUser(sip:romeo@example.org, sip.example, "r1").
 REAL = JID("romeo\\40example.org@sip.example/r1")
 UTC = datetime.timezone.utc
+STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 
 class Bridge:
@@ -57,7 +58,7 @@ class Bridge:
     L{SIPToXMPP} and an L{OccupantService} on a fake component stream).
     """
 
-    def __init__(self, test: SynchronousTestCase) -> None:
+    def __init__(self, test: SynchronousTestCase, **options: Any) -> None:
         self.test = test
         self.net = Network()
         self.xmppClock = MemoryReactorClock()
@@ -76,6 +77,7 @@ class Bridge:
             USER_DOMAIN,
             ("rooms.example",),
             resourceFactory=lambda: "r1",
+            **options,
         )
         ids = iter(f"m{n}" for n in range(1, 1000))
         self.service = OccupantService(
@@ -109,6 +111,31 @@ class Bridge:
 
     # -- XMPP ---------------------------------------------------------------
 
+    def reconnect(self) -> None:
+        """
+        The component link connects again (its backoff on the XMPP clock)
+        and completes its handshake on a new stream.
+        """
+        before = len(self.xmppClock.tcpClients)
+        for _ in range(120):
+            self.xmppClock.advance(0.5)
+            if len(self.xmppClock.tcpClients) > before:
+                break
+        _, _, factory, *_ = self.xmppClock.tcpClients[-1]
+        self.protocol = factory.buildProtocol(None)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        self.protocol.dataReceived(
+            SERVER_HEADER.replace(b"shakespeare.lit", b"sip.example")
+        )
+        self.protocol.dataReceived(b"<handshake/>")
+        self.test.assertTrue(self.link.up)
+        # Keep only the stanzas after the stream header and handshake.
+        data = self.transport.value()
+        self.transport.clear()
+        self.transport.write(data[data.index(b"</handshake>") + len(b"</handshake>") :])
+        self.net.pump()
+
     def receive(self, xml: str) -> None:
         """
         The MUC sends C{xml}; the SIP side then settles.
@@ -132,6 +159,7 @@ class Bridge:
         target: str = ROOM_URI,
         sender: str = f'"Romeo" <{ROMEO_URI}>;tag=r1',
         chatroom: tuple[str, ...] = ("nickname", "private-messages"),
+        wrapped: tuple[str, ...] = ("text/plain",),
     ) -> Deferred[ChatSession]:
         """
         The SIP user INVITEs C{target} (RFC 7702 section 6.1, F35).
@@ -141,20 +169,23 @@ class Bridge:
             parseNameAddr(sender),
             self.net.a.handler,
             acceptTypes=("message/cpim",),
-            acceptWrappedTypes=("text/plain",),
+            acceptWrappedTypes=wrapped,
             chatroom=chatroom,
         )
         self.net.pump()
         return d
 
     def enter(
-        self, nick: str = "Romeo", roster: tuple[str, ...] = ("JuliC",)
+        self,
+        nick: str = "Romeo",
+        roster: tuple[str, ...] = ("JuliC",),
+        wrapped: tuple[str, ...] = ("text/plain",),
     ) -> ChatSession:
         """
         INVITE, the MUC join (others' presence, then the 110 self-presence),
         the 200, a ready chat.
         """
-        d = self.invite()
+        d = self.invite(wrapped=wrapped)
         [join] = self.sent()
         self.test.assertEqual(
             (join["to"], join["from"]), (f"{ROOM.full()}/{nick}", REAL.full())
@@ -270,7 +301,9 @@ class EnterTests(SynchronousTestCase):
         self.assertIn("capulet@", contact)
         media = msrpMedia(ok)
         self.assertEqual(media.acceptTypes, ("message/cpim",))
-        self.assertEqual(media.acceptWrappedTypes, ("text/plain",))
+        self.assertEqual(
+            media.acceptWrappedTypes, ("text/plain", "application/im-iscomposing+xml")
+        )
         self.assertEqual(media.chatroom, ("nickname", "private-messages"))
         self.assertEqual(b.service.stateOf(ROOM, REAL), OccupantState.JOINED)
 
@@ -321,11 +354,10 @@ class EnterTests(SynchronousTestCase):
     def test_entryErrors(self) -> None:
         """
         SPEC E.5: MUC says registration-required -> SIP 403; forbidden
-        (banned) -> 403; conflict -> 486; item-not-found -> 404.
+        (banned) -> 403; item-not-found -> 404.
         """
         self.assertEqual(self.entryError("registration-required", "407", "auth"), 403)
         self.assertEqual(self.entryError("forbidden", "403", "auth"), 403)
-        self.assertEqual(self.entryError("conflict", "409", "cancel"), 486)
         self.assertEqual(self.entryError("item-not-found", "404", "cancel"), 404)
 
     def test_joinTimeout(self) -> None:
@@ -583,10 +615,14 @@ class PrivateMessageTests(SynchronousTestCase):
         )
         self.assertEqual(cpim.toAddresses, (CPIMAddress(ROMEO_URI),))
         self.assertEqual(cpim.body, b"Wherefore?")
+        [raw] = b.net.a.handler.messages
+        self.assertIn(b"\r\nTo: <sip:romeo@example.org>\r\n", raw.body)
 
     def test_noPrivateMessagesToken(self) -> None:
         """
-        R-221: a UA without C{private-messages} gets no PMs.
+        R-221, RFC 7701 section 6.2: a UA without C{private-messages} gets
+        no PMs; the XMPP sender gets a C{service-unavailable} error with
+        its message's id, addressed back through the room.
         """
         b = Bridge(self)
         d = b.invite(chatroom=("nickname",))
@@ -604,6 +640,17 @@ class PrivateMessageTests(SynchronousTestCase):
             f"<body>Wherefore?</body><x xmlns='{MUC_USER}'/></message>"
         )
         self.assertEqual(b.received(), [])
+        [refusal] = b.sent()
+        self.assertEqual(
+            (refusal.name, refusal["type"], refusal["to"], refusal["from"], refusal["id"]),
+            ("message", "error", f"{ROOM.full()}/JuliC", REAL.full(), "p1"),
+        )
+        stanzaError = element(refusal, "error")
+        self.assertEqual(stanzaError["type"], "cancel")
+        self.assertEqual(
+            [c.name for c in stanzaError.elements(STANZAS, "service-unavailable")],
+            ["service-unavailable"],
+        )
 
 
 class IncomingGroupchatTests(SynchronousTestCase):
@@ -615,7 +662,9 @@ class IncomingGroupchatTests(SynchronousTestCase):
         """
         XMPP sends groupchat from capulet@rooms.example/JuliC; SIP gets a
         SEND, CPIM From "JuliC" <sip:capulet@rooms.example;gr=JuliC>, To the
-        user, text/plain body, a DateTime.
+        room URI (RFC 7701 section 6.1: the receiving client tells a room
+        message from a private one by the CPIM To), text/plain body, a
+        DateTime.
         """
         b = Bridge(self)
         b.enter()
@@ -628,7 +677,9 @@ class IncomingGroupchatTests(SynchronousTestCase):
         self.assertEqual(
             cpim.fromAddress, CPIMAddress("sip:capulet@rooms.example;gr=JuliC", "JuliC")
         )
-        self.assertEqual(cpim.toAddresses, (CPIMAddress(ROMEO_URI),))
+        self.assertEqual(cpim.toAddresses, (CPIMAddress(ROOM_URI),))
+        [raw] = b.net.a.handler.messages
+        self.assertIn(b"\r\nTo: <sip:capulet@rooms.example>\r\n", raw.body)
         self.assertEqual(cpim.contentType.mimeType, "text/plain")
         self.assertEqual(cpim.body, "Art thou not Romeo?".encode())
         self.assertEqual(
@@ -788,16 +839,449 @@ class ExitTests(SynchronousTestCase):
         [reason] = parseReasons(bye.header("Reason") or "")
         self.assertEqual(reason.cause, 503)
 
-    def test_linkLost(self) -> None:
+
+def selfPresence(nick: str = "Romeo", extra: str = "") -> str:
+    """
+    Our occupant's self-presence (110), available.
+    """
+    return presence(
+        f"{ROOM.full()}/{nick}",
+        REAL.full(),
+        "<item affiliation='none' role='participant'/><status code='110'/>" + extra,
+    )
+
+
+class OfferTests(SynchronousTestCase):
+    """
+    The offer is checked before anything reaches XMPP.
+    """
+
+    def test_noCPIM(self) -> None:
         """
-        The XMPP link goes down: BYE with Reason 503.
+        RFC 7701 section 5.2: an offer whose accept-types lack
+        C{message/cpim} gets 488, and the room sees nothing (no join, no
+        leave).
+        """
+        b = Bridge(self)
+        d = b.net.a.initiator.startChat(
+            SIPURI.fromString(ROOM_URI),
+            parseNameAddr(f'"Romeo" <{ROMEO_URI}>;tag=r1'),
+            b.net.a.handler,
+            acceptTypes=("text/plain",),
+            chatroom=("nickname", "private-messages"),
+        )
+        b.net.pump()
+        self.failureResultOf(d)
+        [final] = [r for r in b.net.responses("INVITE") if r.status >= 200]
+        self.assertEqual(final.status, 488)
+        self.assertEqual(b.sent(), [])
+        self.assertEqual(b.bridge.participants, {})
+
+
+class IdentityTests(SynchronousTestCase):
+    """
+    Who the SIP user is: never simply the From it writes.
+    """
+
+    def test_assertedIdentity(self) -> None:
+        """
+        RFC 3325: a trusted peer's P-Asserted-Identity names the user, not
+        the From.
+        """
+        b = Bridge(self)
+        b.net.a.initiator.startChat(
+            SIPURI.fromString(ROOM_URI),
+            parseNameAddr(f'"Romeo" <{ROMEO_URI}>;tag=r1'),
+            b.net.a.handler,
+            acceptTypes=("message/cpim",),
+            headers=[("P-Asserted-Identity", "<sip:montague@example.org>")],
+        )
+        b.net.pump()
+        [join] = b.sent()
+        self.assertEqual(join["from"], "montague\\40example.org@sip.example/r1")
+
+    def test_digestUser(self) -> None:
+        """
+        A request that authenticated as a digest user is that user
+        (C{user@realm}), whatever its From says.
+        """
+        b = Bridge(self, authRealm="example.org")
+        from stoxgw.sip.useragent import IncomingInvite
+
+        original = IncomingInvite.__init__
+
+        def authenticated(self: IncomingInvite, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            self.transaction.authenticatedUser = "benvolio"
+
+        self.patch(IncomingInvite, "__init__", authenticated)
+        b.invite(sender=f'"Romeo" <{ROMEO_URI}>;tag=r1')
+        [join] = b.sent()
+        self.assertEqual(join["from"], "benvolio\\40example.org@sip.example/r1")
+
+
+class NickVariantTests(SynchronousTestCase):
+    """
+    A temporary nick the room already has: the next variant (RFC 7702
+    section 7).
+    """
+
+    def conflict(self, b: Bridge, nick: str) -> None:
+        b.receive(
+            errorPresence(REAL.full(), "409", "cancel", "conflict", sender=f"{ROOM.full()}/{nick}")
+        )
+
+    def test_variant(self) -> None:
+        """
+        Romeo is taken: the gateway joins as Romeo_2, and the INVITE gets
+        200 once that join completes; the user may rename with NICKNAME.
+        """
+        b = Bridge(self)
+        d = b.invite()
+        [first] = b.sent()
+        self.assertEqual(first["to"], f"{ROOM.full()}/Romeo")
+        self.conflict(b, "Romeo")
+        [second] = b.sent()
+        self.assertEqual(second["to"], f"{ROOM.full()}/Romeo_2")
+        self.assertNoResult(d)
+        b.receive(selfPresence("Romeo_2"))
+        self.successResultOf(d)
+        [participant] = b.bridge.participants.values()
+        self.assertEqual(participant.nick, "Romeo_2")
+
+    def test_allTaken(self) -> None:
+        """
+        The nick and its eight variants are all taken: 486 (SPEC E.5).
+        """
+        b = Bridge(self)
+        d = b.invite()
+        tried = []
+        for _ in range(9):
+            [join] = b.sent()
+            tried.append(join["to"].split("/", 1)[1])
+            self.conflict(b, tried[-1])
+        self.assertEqual(b.sent(), [])
+        self.assertEqual(tried, ["Romeo"] + [f"Romeo_{n}" for n in range(2, 10)])
+        self.failureResultOf(d)
+        [final] = [r for r in b.net.responses("INVITE") if r.status >= 200]
+        self.assertEqual(final.status, 486)
+
+
+class LateErrorTests(SynchronousTestCase):
+    """
+    R-211: the reflection's bounded wait and what comes after it.
+    """
+
+    def test_lateGroupchatError(self) -> None:
+        """
+        No reflection within the timeout: 200 (the default); the MUC's
+        error that arrives later becomes a failure REPORT for that
+        message (RFC 4975 section 7.1.4), with the E.4 code.
+        """
+        b = Bridge(self)
+        session = b.enter()
+        d = b.send(session, "anyone?")
+        [message] = b.sent()
+        b.xmppClock.advance(10)
+        b.net.pump()
+        self.successResultOf(d)
+        b.protocol.dataReceived(
+            f"<message from='{ROOM.full()}' to='{REAL.full()}' type='error' id='{message['id']}'>"
+            "<error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+            "</error></message>".encode()
+        )
+        written = b"".join(t.value() for link in b.net.links for _, t in link.ends)
+        self.assertIn(b"REPORT", written)
+        self.assertIn(b"Status: 000 403", written)
+
+    def test_timeoutStatusConfigured(self) -> None:
+        """
+        With C{reflectionTimeoutStatus=408} the sender learns at once that
+        delivery is not known.
+        """
+        b = Bridge(self, reflectionTimeoutStatus=408)
+        session = b.enter()
+        d = b.send(session, "anyone?")
+        b.sent()
+        b.xmppClock.advance(10)
+        b.net.pump()
+        failure = self.failureResultOf(d, MSRPSendError)
+        self.assertEqual(failure.value.code, 408)
+
+    def test_badTimeoutStatus(self) -> None:
+        """
+        Only 200 and 408 make sense after a timeout.
+        """
+        self.assertRaises(
+            ValueError, SIPToXMPP, MemoryReactorClock(), USER_DOMAIN, reflectionTimeoutStatus=500
+        )
+
+
+class _Order(list):  # type: ignore[type-arg]
+    """
+    A UDP socket's written list that also notes each write in C{log}.
+    """
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    def append(self, item: Any) -> None:
+        self.log.append("sip")
+        super().append(item)
+
+
+class ByeOrderTests(SynchronousTestCase):
+    """
+    RFC 7702 section 6.6: F60 BYE, F61 unavailable presence, F62 200.
+    """
+
+    def test_presenceBefore200(self) -> None:
+        """
+        The unavailable presence is written before the 200 to the BYE.
+        """
+        b = Bridge(self)
+        session = b.enter()
+        log: list[str] = []
+        b.net.b.udp.written = _Order(log)
+        write = b.transport.write
+
+        def xmpp(data: bytes) -> None:
+            log.append("xmpp")
+            write(data)
+
+        b.transport.write = xmpp  # type: ignore[method-assign]
+        session.end()
+        b.net.pump()
+        [leave] = b.sent()
+        self.assertEqual(leave["type"], "unavailable")
+        [ok] = [r for r in b.net.responses("BYE")]
+        self.assertEqual(ok.status, 200)
+        self.assertEqual(log[:2], ["xmpp", "sip"])
+
+
+class ChatStateTests(SynchronousTestCase):
+    """
+    R-225, SPEC E.6: isComposing <-> XEP-0085, both ways, no repeats.
+    """
+
+    WRAPPED = ("text/plain", "application/im-iscomposing+xml")
+
+    def composing(self, b: Bridge, session: ChatSession, state: str, to: str = ROOM_URI) -> None:
+        document = (
+            "<?xml version='1.0' encoding='UTF-8'?>"
+            "<isComposing xmlns='urn:ietf:params:xml:ns:im-iscomposing'>"
+            f"<state>{state}</state><contenttype>text/plain</contenttype></isComposing>"
+        )
+        cpim = CPIMMessage.build(
+            contentType="application/im-iscomposing+xml",
+            body=document.encode(),
+            fromAddress=CPIMAddress(ROMEO_URI),
+            toAddresses=[CPIMAddress(to)],
+        )
+        d = session.sendMessage("message/cpim", cpim.toBytes())
+        b.net.pump()
+        self.successResultOf(d)
+
+    def states(self, stanzas: list[domish.Element]) -> list[tuple[str, str, str]]:
+        return [
+            (m["type"], m["to"], child.name)
+            for m in stanzas
+            for child in m.elements()
+            if child.uri == "http://jabber.org/protocol/chatstates"
+        ]
+
+    def test_sipToRoom(self) -> None:
+        """
+        isComposing active -> C{<composing/>} to the room, without a body;
+        the same again -> nothing; idle within a second waits, then
+        C{<active/>}.
+        """
+        b = Bridge(self)
+        session = b.enter(wrapped=self.WRAPPED)
+        self.composing(b, session, "active")
+        sent = b.sent()
+        self.assertEqual(self.states(sent), [("groupchat", ROOM.full(), "composing")])
+        self.assertEqual(list(sent[0].elements(None, "body")), [])
+        self.composing(b, session, "active")
+        self.assertEqual(b.sent(), [])
+        self.composing(b, session, "idle")
+        self.assertEqual(b.sent(), [])
+        b.xmppClock.advance(1)
+        self.assertEqual(self.states(b.sent()), [("groupchat", ROOM.full(), "active")])
+
+    def test_sipToNick(self) -> None:
+        """
+        isComposing with CPIM To an occupant -> a private chat state.
+        """
+        b = Bridge(self)
+        session = b.enter(wrapped=self.WRAPPED)
+        self.composing(b, session, "active", to="sip:capulet@rooms.example;gr=JuliC")
+        self.assertEqual(
+            self.states(b.sent()), [("chat", f"{ROOM.full()}/JuliC", "composing")]
+        )
+
+    def test_messageCarriesActive(self) -> None:
+        """
+        XEP-0085 5.1: after a chat state, the user's message carries
+        C{<active/>}.
+        """
+        b = Bridge(self)
+        session = b.enter(wrapped=self.WRAPPED)
+        self.composing(b, session, "active")
+        b.sent()
+        b.send(session, "done typing")
+        [message] = b.sent()
+        self.assertEqual(self.states([message]), [("groupchat", ROOM.full(), "active")])
+
+    def received(self, b: Bridge) -> list[tuple[str, str, bytes]]:
+        return [
+            (str(c.contentType.mimeType), c.toAddresses[0].uri, c.body)
+            for c in b.received()
+        ]
+
+    def test_xmppToSIP(self) -> None:
+        """
+        C{<composing/>} from JuliC -> isComposing active, CPIM From JuliC's
+        in-room identity, To the room; repeated -> nothing; C{<paused/>}
+        -> idle; a private one -> To the user.
+        """
+        b = Bridge(self)
+        b.enter(wrapped=self.WRAPPED)
+        state = (
+            "<message from='{room}/JuliC' to='{real}' type='{kind}'>"
+            "<{name} xmlns='http://jabber.org/protocol/chatstates'/></message>"
+        )
+        for name, kind in (("composing", "groupchat"), ("composing", "groupchat"), ("paused", "groupchat"), ("composing", "chat")):
+            b.receive(state.format(room=ROOM.full(), real=REAL.full(), kind=kind, name=name))
+        received = self.received(b)
+        self.assertEqual(
+            [(mime, to) for mime, to, _ in received],
+            [
+                ("application/im-iscomposing+xml", ROOM_URI),
+                ("application/im-iscomposing+xml", ROOM_URI),
+                ("application/im-iscomposing+xml", ROMEO_URI),
+            ],
+        )
+        self.assertIn(b"<state>active</state>", received[0][2])
+        self.assertIn(b"<state>idle</state>", received[1][2])
+        self.assertIn(b"<state>active</state>", received[2][2])
+        [first] = b.received()[:1]
+        self.assertEqual(first.fromAddress.uri, "sip:capulet@rooms.example;gr=JuliC")
+
+    def test_notAccepted(self) -> None:
+        """
+        A UA that does not accept isComposing gets none.
         """
         b = Bridge(self)
         b.enter()
+        b.receive(
+            f"<message from='{ROOM.full()}/JuliC' to='{REAL.full()}' type='groupchat'>"
+            "<composing xmlns='http://jabber.org/protocol/chatstates'/></message>"
+        )
+        self.assertEqual(b.received(), [])
+
+
+class LinkLossTests(SynchronousTestCase):
+    """
+    The XMPP link drops: the SIP user stays, is told its messages did not
+    go, and is back in the room when the link is.
+    """
+
+    def lose(self, b: Bridge) -> None:
         b.protocol.connectionLost(None)  # type: ignore[arg-type]
+        b.net.pump()
+
+    def test_sessionKept(self) -> None:
+        """
+        No BYE; a SEND and a NICKNAME meanwhile get 408 (never a silent
+        200).
+        """
+        b = Bridge(self)
+        session = b.enter()
+        self.lose(b)
+        self.assertEqual(b.net.requests("BYE"), [])
+        failure = self.failureResultOf(b.send(session, "hello?"), MSRPSendError)
+        self.assertEqual(failure.value.code, 408)
+        d = session.sendNickname("Montague")
+        b.net.pump()
+        self.assertEqual(self.failureResultOf(d, MSRPSendError).value.code, 408)
+
+    def test_rejoin(self) -> None:
+        """
+        The link is back: the occupant joins again with its nick, asking
+        for the history since the loss; then messages flow again.
+        """
+        b = Bridge(self)
+        session = b.enter()
+        self.lose(b)
+        b.reconnect()
+        [join] = b.sent()
+        self.assertEqual((join["to"], join["from"]), (f"{ROOM.full()}/Romeo", REAL.full()))
+        [x] = join.elements(NS_MUC, "x")
+        [history] = x.elements(NS_MUC, "history")
+        self.assertTrue(history.getAttribute("since"))
+        b.receive(
+            presence(f"{ROOM.full()}/JuliC", REAL.full(), "<item affiliation='member' role='participant'/>")
+        )
+        b.receive(selfPresence())
+        d = b.send(session, "I am back")
+        [message] = b.sent()
+        self.assertEqual(message["type"], "groupchat")
+        b.receive(
+            f"<message from='{ROOM.full()}/Romeo' to='{REAL.full()}' type='groupchat' id='{message['id']}'>"
+            "<body>I am back</body></message>"
+        )
+        self.successResultOf(d)
+        self.assertEqual(b.net.requests("BYE"), [])
+
+    def test_graceOver(self) -> None:
+        """
+        The link stays away for the grace period: BYE with Reason 503.
+        """
+        b = Bridge(self, linkLossGrace=30.0)
+        b.enter()
+        self.lose(b)
+        b.link.stopService()
+        b.xmppClock.advance(30)
         b.net.pump()
         [bye] = b.net.requests("BYE")
         [reason] = parseReasons(bye.header("Reason") or "")
         self.assertEqual(reason.cause, 503)
         self.assertEqual(b.bridge.participants, {})
-        self.assertEqual(b.service.occupants(), [])
+
+    def test_rejoinRefused(self) -> None:
+        """
+        The room refuses the rejoin (banned meanwhile): BYE with the entry
+        error's status (403).
+        """
+        b = Bridge(self)
+        b.enter()
+        self.lose(b)
+        b.reconnect()
+        b.sent()
+        b.receive(
+            errorPresence(REAL.full(), "403", "auth", "forbidden", sender=f"{ROOM.full()}/Romeo")
+        )
+        [bye] = b.net.requests("BYE")
+        [reason] = parseReasons(bye.header("Reason") or "")
+        self.assertEqual(reason.cause, 403)
+
+    def test_noGhost(self) -> None:
+        """
+        The SIP user hangs up during the outage: when the link is back the
+        room gets its unavailable presence (a server may have kept the
+        occupant), and no rejoin.
+        """
+        b = Bridge(self)
+        session = b.enter()
+        self.lose(b)
+        session.end()
+        b.net.pump()
+        self.assertEqual(len(b.net.requests("BYE")), 1)
+        b.reconnect()
+        [leave] = b.sent()
+        self.assertEqual(
+            (leave.name, leave["type"], leave["to"], leave["from"]),
+            ("presence", "unavailable", f"{ROOM.full()}/Romeo", REAL.full()),
+        )

@@ -1,0 +1,201 @@
+# -*- test-case-name: tests.interworking.test_translate -*-
+"""
+What both directions of RFC 7702 do to message content: unwrap and check
+the CPIM (RFC 3862) of a received SEND, wrap text or an isComposing
+indication (RFC 3994) in CPIM for a SEND, and map chat states between
+XEP-0085 and isComposing (SPEC E.6, RFC 7573 section 6).
+
+Refusals are L{Refused} exceptions carrying the MSRP status to answer
+(RFC 7701 section 6.3, RFC 4975 section 7.2); the callers decide what
+else to say about them.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from twisted.internet.interfaces import IReactorTime
+
+from stoxgw.formats.cpim import CPIMAddress, CPIMError, CPIMMessage, MediaType
+from stoxgw.formats.iscomposing import (
+    ISCOMPOSING_CONTENT_TYPE,
+    ComposingState,
+    IsComposing,
+    IsComposingError,
+)
+from stoxgw.interworking.errors import LocalMSRPFailure, msrpStatusForLocalFailure
+from stoxgw.msrp.session import IncomingMessage
+from stoxgw.xmpp.occupant import ChatState
+
+#: The CPIM-wrapped content type of text (RFC 7702 Tables 4 and 5).
+TEXT_PLAIN = "text/plain;charset=UTF-8"
+#: The outer content type of every SEND of a chat room (RFC 7701 5.2).
+CPIM = "message/cpim"
+
+_UTC = datetime.timezone.utc
+
+__all__ = [
+    "CPIM",
+    "TEXT_PLAIN",
+    "ISCOMPOSING_CONTENT_TYPE",
+    "Refused",
+    "Content",
+    "now",
+    "unwrap",
+    "wrap",
+    "wrapText",
+    "wrapComposing",
+    "chatStateForComposing",
+    "composingForChatState",
+]
+
+
+class Refused(Exception):
+    """
+    A SEND refused before anything reached the other side.
+
+    @ivar code: The MSRP status to answer with.
+    @ivar reason: Why, for the log.
+    """
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """
+    The checked content of a received C{message/cpim} SEND.
+
+    @ivar cpim: The parsed CPIM message (addresses, DateTime).
+    @ivar text: The text, for C{text/plain}; L{None} for a composing
+        indication.
+    @ivar composing: The isComposing indication, for
+        C{application/im-iscomposing+xml}; L{None} for text.
+    """
+
+    cpim: CPIMMessage
+    text: str | None = None
+    composing: IsComposing | None = None
+
+
+def now(clock: IReactorTime) -> datetime.datetime:
+    """
+    The clock's time, whole seconds, UTC (a CPIM DateTime, R-175).
+    """
+    return datetime.datetime.fromtimestamp(int(clock.seconds()), _UTC)
+
+
+def unwrap(message: IncomingMessage) -> Content:
+    """
+    Check and unwrap a SEND of a chat room: C{message/cpim} (else 415,
+    RFC 7701 section 6.3) wrapping C{text/plain} in a known charset or an
+    isComposing document (else 415 / 400).
+
+    @raise Refused: With the MSRP status.
+    """
+    try:
+        outer = MediaType.parse(message.contentType).mimeType
+    except (CPIMError, ValueError):
+        outer = ""
+    if outer != CPIM:
+        raise Refused(
+            msrpStatusForLocalFailure(LocalMSRPFailure.NO_CPIM_WRAPPER),
+            "no message/cpim wrapper",
+        )
+    try:
+        cpim = CPIMMessage.parse(message.body)
+    except CPIMError as e:
+        raise Refused(400, f"malformed CPIM: {e}") from None
+    inner = cpim.contentType.mimeType
+    if inner == ISCOMPOSING_CONTENT_TYPE:
+        try:
+            return Content(cpim, composing=IsComposing.parse(cpim.body))
+        except IsComposingError as e:
+            raise Refused(400, f"malformed isComposing: {e}") from None
+    if inner != "text/plain":
+        raise Refused(415, f"{inner} is not translated")
+    try:
+        text = cpim.body.decode(cpim.contentType.parameter("charset") or "utf-8")
+    except (LookupError, UnicodeDecodeError):
+        raise Refused(400, "undecodable text") from None
+    return Content(cpim, text=text)
+
+
+def wrap(
+    contentType: str,
+    body: bytes,
+    sender: CPIMAddress,
+    recipients: Sequence[CPIMAddress],
+    stamp: datetime.datetime,
+) -> bytes:
+    """
+    A C{message/cpim} body (RFC 3862, R-169 to R-175).
+    """
+    return CPIMMessage.build(
+        contentType=contentType,
+        body=body,
+        fromAddress=sender,
+        toAddresses=tuple(recipients),
+        dateTime=stamp,
+    ).toBytes()
+
+
+def wrapText(
+    text: str,
+    sender: CPIMAddress,
+    recipient: CPIMAddress,
+    stamp: datetime.datetime,
+) -> bytes:
+    """
+    Text in CPIM (RFC 7702 Tables 4 and 5).
+    """
+    return wrap(TEXT_PLAIN, text.encode("utf-8"), sender, (recipient,), stamp)
+
+
+def wrapComposing(
+    state: ComposingState,
+    sender: CPIMAddress,
+    recipient: CPIMAddress,
+    stamp: datetime.datetime,
+) -> bytes:
+    """
+    An isComposing indication (RFC 3994 section 3.4) in CPIM.
+    """
+    document = IsComposing(state, contentType="text/plain")
+    return wrap(ISCOMPOSING_CONTENT_TYPE, document.toBytes(), sender, (recipient,), stamp)
+
+
+#: SPEC E.6, RFC 3994 -> XEP-0085.
+_CHAT_STATE_FOR_COMPOSING = {
+    ComposingState.ACTIVE: ChatState.COMPOSING,
+    ComposingState.IDLE: ChatState.ACTIVE,
+}
+
+#: SPEC E.6, XEP-0085 -> RFC 3994; C{gone} has no groupchat mapping
+#: (R-202).
+_COMPOSING_FOR_CHAT_STATE = {
+    ChatState.COMPOSING: ComposingState.ACTIVE,
+    ChatState.ACTIVE: ComposingState.IDLE,
+    ChatState.INACTIVE: ComposingState.IDLE,
+    ChatState.PAUSED: ComposingState.IDLE,
+}
+
+
+def chatStateForComposing(state: ComposingState) -> ChatState:
+    """
+    The XEP-0085 state for an isComposing state (SPEC E.6).
+    """
+    return _CHAT_STATE_FOR_COMPOSING[state]
+
+
+def composingForChatState(state: ChatState) -> ComposingState | None:
+    """
+    The isComposing state for an XEP-0085 state, L{None} for C{gone}
+    (never relayed in a room, R-202).
+    """
+    return _COMPOSING_FOR_CHAT_STATE.get(state)
