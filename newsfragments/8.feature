@@ -1,0 +1,1 @@
+SIP users in XMPP rooms see room messages as room messages (CPIM To the room URI), keep their nick when it is taken (nick_2...), exchange chat states, invite XMPP users with REFER, and stay connected through an XMPP server restart.
