@@ -72,7 +72,7 @@ from stoxgw.chat.session import (
     EndCause,
     IChatSessionHandler,
 )
-from stoxgw.formats.cpim import CPIMAddress, CPIMError, CPIMMessage, MediaType
+from stoxgw.formats.cpim import CPIMAddress, CPIMMessage
 from stoxgw.interworking.addressing import (
     AddressError,
     SIPAddress,
@@ -89,6 +89,7 @@ from stoxgw.interworking.errors import (
     stanzaErrorForMSRPStatus,
     stanzaErrorForSIPEntryFailure,
 )
+from stoxgw.interworking.translate import Refused, now, unwrap, wrapText
 from stoxgw.msrp.session import IncomingMessage, MSRPSendError
 from stoxgw.rooms.model import (
     DEFAULT_HISTORY_SIZE,
@@ -110,8 +111,6 @@ ACCEPT_TYPES = ("message/cpim",)
 ACCEPT_WRAPPED_TYPES = ("text/plain",)
 #: The C{a=chatroom} tokens we offer (RFC 7701 section 8).
 CHATROOM_TOKENS = ("nickname", "private-messages")
-#: The CPIM content type of messages to the focus.
-TEXT_PLAIN = "text/plain;charset=UTF-8"
 #: Messages whose CPIM DateTime is older than this many seconds are shown
 #: with a XEP-0203 delay (history replayed by the focus).
 HISTORY_AGE = 60.0
@@ -205,14 +204,12 @@ class XMPPParticipant:
         """
         A C{message/cpim} body from the user (RFC 7702 Table 4).
         """
-        now = datetime.datetime.fromtimestamp(int(self.bridge.clock.seconds()), _UTC)
-        return CPIMMessage.build(
-            contentType=TEXT_PLAIN,
-            body=body.encode("utf-8"),
-            fromAddress=CPIMAddress(self.address.uri()),
-            toAddresses=(CPIMAddress(to.uri()),),
-            dateTime=now,
-        ).toBytes()
+        return wrapText(
+            body,
+            CPIMAddress(self.address.uri()),
+            CPIMAddress(to.uri()),
+            now(self.bridge.clock),
+        )
 
     def send(self, body: str, to: SIPAddress) -> Deferred[None]:
         """
@@ -296,29 +293,21 @@ class XMPPParticipant:
         @return: 200, or an MSRP error code for what cannot be translated.
         """
         try:
-            outer = MediaType.parse(message.contentType).mimeType
-        except (CPIMError, ValueError):
-            outer = ""
-        if outer != "message/cpim":
-            return self._refuse(415, "no message/cpim wrapper")
-        try:
-            cpim = CPIMMessage.parse(message.body)
-        except CPIMError as e:
-            return self._refuse(400, f"malformed CPIM: {e}")
-        if cpim.contentType.mimeType != "text/plain":
-            return self._refuse(415, f"{cpim.contentType.mimeType} is not translated")
-        try:
-            text = cpim.body.decode(cpim.contentType.parameter("charset") or "utf-8")
-        except (LookupError, UnicodeDecodeError):
-            return self._refuse(400, "undecodable text")
+            content = unwrap(message)
+        except Refused as e:
+            return self._refuse(e.code, e.reason)
+        if content.text is None:
+            # Not offered to the focus (ACCEPT_WRAPPED_TYPES).
+            return self._refuse(415, "isComposing is not translated toward XMPP users yet")
+        cpim, text = content.cpim, content.text
         nick = self._senderNick(cpim.fromAddress)
         if nick is None:
             return self._refuse(400, "no sender nick in the CPIM From")
-        now = datetime.datetime.fromtimestamp(self.bridge.clock.seconds(), _UTC)
+        current = datetime.datetime.fromtimestamp(self.bridge.clock.seconds(), _UTC)
         stamp = cpim.dateTime
-        delayed = stamp is not None and (now - stamp).total_seconds() > HISTORY_AGE
+        delayed = stamp is not None and (current - stamp).total_seconds() > HISTORY_AGE
         if stamp is None:
-            stamp = now
+            stamp = current
         try:
             if self._isPrivate(cpim):
                 self.bridge.rooms.privateMessageReceived(
