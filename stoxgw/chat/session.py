@@ -53,7 +53,8 @@ from stoxgw.sip.dialog import (
     InviteDialog,
     TerminationReason,
 )
-from stoxgw.sip.headers import Reason
+from stoxgw.sip.headers import HeaderError, Reason, parseReasons
+from stoxgw.sip.message import SIPRequest
 from stoxgw.sip.sdp import (
     MSRP_PROTOCOLS,
     Fingerprint,
@@ -363,6 +364,24 @@ class ChatOfferHandler(TypingProtocol):
         """
         See L{IChatOfferHandler.chatOffered}.
         """
+
+
+def _byeReason(bye: SIPRequest, default: str) -> tuple[int | None, str]:
+    """
+    The SIP cause and text of a BYE's C{Reason} header (RFC 3326), or
+    (L{None}, C{default}) without a usable one.
+    """
+    value = bye.header("Reason")
+    if not value:
+        return None, default
+    try:
+        reasons = parseReasons(value)
+    except HeaderError:
+        return None, default
+    for reason in reasons:
+        if reason.protocol.upper() == "SIP":
+            return reason.cause, reason.text or default
+    return None, default
 
 
 def _offeredMSRP(description: SessionDescription) -> MSRPMedia:
@@ -689,8 +708,13 @@ class ChatSession:
             TerminationReason.LOCAL_BYE: EndCause.LOCAL,
             TerminationReason.SHUTDOWN: EndCause.SHUTDOWN,
         }
+        status, text = None, reason.value
+        bye = getattr(dialog, "remoteBye", None)
+        if reason is TerminationReason.REMOTE_BYE and bye is not None:
+            # RFC 3326: why the peer hung up (a focus: kicked, shut down).
+            status, text = _byeReason(bye, text)
         self._finish(
-            ChatEnd(causes.get(reason, EndCause.DIALOG_FAILED), None, reason.value),
+            ChatEnd(causes.get(reason, EndCause.DIALOG_FAILED), status, text),
             sendBye=False,
         )
 

@@ -904,10 +904,14 @@ def mucStatusForSIPBye(reasonCause: int | None) -> MUCStatus:
 
     @param reasonCause: the cause of the BYE's C{Reason: SIP;cause=...}
         header, if any.
-    @return: 332 for a shutdown cause (L{SIP_SHUTDOWN_CAUSES}), else 307.
+    @return: 332 for a shutdown cause (L{SIP_SHUTDOWN_CAUSES}), 333 for
+        another server-error cause (5xx: the focus failed), else 307 (the
+        focus removed the user: kicked).
     """
     if reasonCause in SIP_SHUTDOWN_CAUSES:
         return mucStatusForTermination(Termination.SHUTDOWN)
+    if reasonCause is not None and 500 <= reasonCause <= 599:
+        return mucStatusForTermination(Termination.TECHNICAL_FAILURE)
     return mucStatusForTermination(Termination.FOCUS_BYE)
 
 

@@ -419,6 +419,7 @@ class InviteDialog(Dialog):
         (a new one gets 491, section 14).
     @ivar inviteResponse: UAC side: the 2xx that made the dialog (its body
         is the SDP answer, RFC 3264), or L{None}.
+    @ivar remoteBye: The peer's BYE that ended the dialog, or L{None}.
     """
 
     handler: IDialogHandler | None = None
@@ -428,6 +429,8 @@ class InviteDialog(Dialog):
     lastAck: SIPRequest | None = None
     confirmedNotified: bool = False
     inviteResponse: SIPResponse | None = None
+    #: The peer's BYE that ended the dialog (its C{Reason}, RFC 3326).
+    remoteBye: SIPRequest | None = None
     _retransmit: IDelayedCall | None = field(default=None, repr=False)
     _giveUp: IDelayedCall | None = field(default=None, repr=False)
     _pending2xx: tuple[SIPResponse, Flow, int] | None = field(default=None, repr=False)

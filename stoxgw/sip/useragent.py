@@ -1153,6 +1153,7 @@ class SIPUserAgent:
             # The layers above hear of the end first, then the 200 goes
             # out: what they do on a BYE (RFC 7702 section 6.6: the
             # unavailable presence, F61) precedes its 200 (F62).
+            dialog.remoteBye = request
             try:
                 dialog.terminate(TerminationReason.REMOTE_BYE)
             finally:

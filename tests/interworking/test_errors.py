@@ -825,6 +825,8 @@ class RemovalTests(SynchronousTestCase):
         self.assertEqual(mucStatusForSIPBye(None), 307)
         self.assertEqual(mucStatusForSIPBye(200), 307)
         self.assertEqual(mucStatusForSIPBye(480), 307)
+        self.assertEqual(mucStatusForSIPBye(403), 307)
+        self.assertEqual(mucStatusForSIPBye(500), 333)
 
     def test_notifyDeleted(self) -> None:
         """
@@ -842,14 +844,14 @@ class RemovalTests(SynchronousTestCase):
         """
         Gateway B's disconnection-method, read by Gateway A, gives back the
         removal's kind (307 for all bootings, 333 for failures), and its BYE
-        Reason for a shutdown gives back 332.
+        Reason gives back 332 for a shutdown, 333 for a technical error.
         """
         for code, back in ((307, 307), (301, 307), (333, 333)):
             method = disconnectionMethodForMUCRemoval([code])
             self.assertEqual(mucStatusForDisconnectionMethod(method), back)
         self.assertEqual(mucStatusForSIPBye(sipReasonCauseForMUCRemoval([332])), 332)
         self.assertEqual(mucStatusForSIPBye(sipReasonCauseForMUCRemoval([307])), 307)
-        self.assertEqual(mucStatusForSIPBye(sipReasonCauseForMUCRemoval([333])), 307)
+        self.assertEqual(mucStatusForSIPBye(sipReasonCauseForMUCRemoval([333])), 333)
 
 
 class MSRPStatusCodeTests(SynchronousTestCase):

@@ -457,6 +457,18 @@ class ExitTests(SynchronousTestCase):
         self.assertEqual(statuses(out), {110, 307})
         self.assertEqual(self.b.bridge.participants, {})
 
+    def test_focusByeReason(self) -> None:
+        """
+        The focus's BYE Reason decides the status (SPEC E.5, R-218):
+        cause 503 (shut down) -> 332, 500 (failed) -> 333.
+        """
+        for cause, code in ((503, 332), (500, 333)):
+            b = Bridge(self)
+            b.join()
+            b.session().end("Bye", status=cause)
+            [out] = b.settle()
+            self.assertEqual(statuses(out), {110, code})
+
     def test_msrpFailure(self) -> None:
         """
         The MSRP connection fails: after the BYE grace, 110 and 333.
