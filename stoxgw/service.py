@@ -310,7 +310,11 @@ class InterworkingService(Service):
         if roomDomain is not None:
             [roomLink] = [link for link in xmpp.links if link.domain == roomDomain]
             initiator = ChatInitiator(sip.userAgent, msrp.endpoint, reactor)
-            self.xmppToSIP = XMPPToSIP(reactor, initiator, roomDomain, g.history_size)
+            self.xmppToSIP = XMPPToSIP(
+                reactor, initiator, roomDomain, g.history_size, events=self.events
+            )
+            # An INVITE for our own room domain would go round in a loop.
+            self.sipToXMPP.ownRoomDomains = (roomDomain,)
             self.rooms = MUCService(roomDomain, self.xmppToSIP, reactor)
             self.xmppToSIP.useRooms(self.rooms)
             self.rooms.setHandlerParent(roomLink.streamManager)

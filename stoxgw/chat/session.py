@@ -1055,6 +1055,7 @@ class ChatInitiator:
         maxSize: int | None = None,
         setup: Setup | None = None,
         contact: NameAddr | None = None,
+        contactParameters: Sequence[tuple[str, str | None]] = (),
         headers: Sequence[tuple[str, str]] = (),
     ) -> Deferred[ChatSession]:
         """
@@ -1066,8 +1067,9 @@ class ChatInitiator:
         @param setup: C{a=setup} to offer: by default C{actpass} when
             reachable without a relay, else C{active} (R-165); never
             C{passive}.
-        @param contact: Our Contact (a GRUU for RFC 7702 section 5.1), or
-            the UA's default.
+        @param contact: Our Contact, or the UA's default.
+        @param contactParameters: URI parameters of the UA's default
+            Contact (C{gr}: a GRUU, RFC 7702 section 5.1).
         @param headers: Further INVITE headers.
         @return: Fires with the ready L{ChatSession}, or fails with
             L{ChatSessionError} (its C{status} is the SIP status of a
@@ -1120,6 +1122,7 @@ class ChatInitiator:
             offer.serialize(),
             handler=chat,
             contact=contact,
+            contactParameters=contactParameters,
             headers=headers,
         )
         chat._inviting = inviting

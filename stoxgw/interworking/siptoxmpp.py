@@ -898,6 +898,7 @@ class SIPToXMPP:
         self.linkLossGrace = linkLossGrace
         self.authRealm = authRealm
         self.invitations = invitations
+        self.ownRoomDomains: tuple[str, ...] = ()
         self._occupants: OccupantService | None = None
         self.participants: dict[tuple[str, str], SIPParticipant] = {}
 
@@ -947,6 +948,16 @@ class SIPToXMPP:
                 "INVITE refused ({callID}): {error}", callID=callID, error=str(e)
             )
             return RejectChat(e.sipStatus, e.reason)
+        if str(roomJID.host).lower() in {d.lower() for d in self.ownRoomDomains}:
+            # A room of our own room domain (RFC 7702 section 5) is a SIP
+            # room: joining it as an XMPP room would come back here
+            # (RFC 5393 loop protection).
+            self._log.warn(
+                "INVITE refused ({callID}): {roomJID} is our own room domain (loop)",
+                callID=callID,
+                roomJID=_bare(roomJID),
+            )
+            return RejectChat(482, "Loop Detected")
         privateMessages = "private-messages" in (offer.media.chatroom or ())
         key = _key(roomJID, realJID)
         if key in self.participants:

@@ -6,62 +6,63 @@ room through the gateway ("Gateway A", SPEC C.1).
 L{XMPPToSIP} is the L{IRoomBackend} of the room domain's
 L{MUCService<stoxgw.xmpp.room.MUCService>}: toward XMPP the gateway is the
 MUC room, toward the SIP conference focus one ordinary SIP/MSRP
-participant per XMPP user.  One L{XMPPParticipant} (the chat session's
-handler) per XMPP user (bare JID) and room; several sessions (resources)
-of the user share it and its nick.
+participant per XMPP user.  One L{SIPRoomMirror} per SIP room holds what
+the room shares (its legs, the conference subscription, the roster's
+addresses, what was already shown); one L{XMPPParticipant} (a chat
+session's handler, a "leg") per XMPP user (bare JID) and room, shared by
+the user's sessions (resources) and their nick.
 
-What this first slice does:
-
-  - join presence to C{room@<room domain>/nick}: the room JID maps to the
-    focus URI (L{focusURIForRoomJID}; an L{AddressError} becomes its
-    condition), the room is created in the MUC service if needed, INVITE
-    to the focus (From the user's bare JID mapped by RFC 7247 section 6.5,
-    C{message/cpim} with C{text/plain} wrapped, C{a=chatroom:nickname
-    private-messages}), then NICKNAME with the nick; only then the join is
-    accepted (R-209's mirror).  A failed INVITE becomes
-    L{stanzaErrorForSIPEntryFailure}; a refused NICKNAME
-    L{stanzaErrorForMSRPStatus} (425 -> C{conflict}) and the chat ends;
-  - groupchat -> CPIM SEND (To the room URI, From the user); the MUC
-    service reflects only after the MSRP 200 (R-212), an MSRP failure
-    becomes L{stanzaErrorForMSRPStatus} to the sender;
-  - private messages -> SEND with CPIM To C{<room;gr=nick>} (RFC 7702
-    section 5.5.2), offered only when the focus answered with
-    C{private-messages} (else the room refuses them with
-    C{feature-not-implemented});
-  - SENDs from the focus: CPIM To the user -> private message, otherwise
-    groupchat; the sender's nick is the C{gr} of the CPIM From (else its
-    formal name, else its user part); a C{DateTime} older than
-    L{HISTORY_AGE} becomes a XEP-0203 delay.  A sender not yet in the
-    roster is added as a participant first: a simple stand-in for the
-    conference event package (R-213), so the XMPP user sees who speaks;
-  - nick change -> NICKNAME;
-  - the last session leaving -> BYE; the focus ending the chat -> the
-    occupant is removed with 307 (BYE), 332 (shutdown) or 333 (MSRP or
-    dialog failure) per L{mucStatusForTermination} (SPEC E.5, R-218).
-
-Not done here: the conference event package (SUBSCRIBE/NOTIFY: roster,
-leaves, subject), the BYE's C{Reason} (the chat layer does not pass it up:
-a focus BYE is always 307), checking C{isfocus} and the C{nickname} token
-of the answer, a GRUU Contact (the UA's own Contact is used), keeping the
-dialog after a refused nick (SPEC C.1.2 "better"), invitations (REFER),
-chat states and presence changes (not sent to the focus).  With several
-XMPP users in one room, each has its own chat, and the focus sends every
-message on each: groupchat from the focus is taken from the oldest leg
-only, and messages from the nicks of XMPP users served here (already
-reflected by the room) are skipped.
+  - Join presence to C{room@<room domain>/nick}: INVITE to the focus URI
+    (From the user's bare JID mapped by RFC 7247 section 6.5, Contact with
+    the resource as GRUU C{gr}, R-005; C{message/cpim} wrapping
+    C{text/plain} and isComposing, C{a=chatroom:nickname
+    private-messages}).  The answer must come from a focus (C{isfocus},
+    R-009, else C{item-not-found}); with the C{nickname} token a NICKNAME
+    reserves the nick (R-012; without it the nick stays local, R-080);
+    then the first conference-info of the focus (SUBSCRIBE C{Event:
+    conference}, R-015, one subscription per room, waited for at most
+    L{SUBSCRIBE_WAIT}) becomes the roster, so the XMPP user sees the
+    other participants, then itself with 110, then history and subject
+    (R-184).  A refused INVITE becomes L{stanzaErrorForSIPEntryFailure};
+    a NICKNAME refused with 425 becomes C{<conflict/>} and the dialog is
+    kept for the client's next nick (R-013, R-014) for
+    L{NICK_RETRY_WAIT}.
+  - Conference-info, full and partial (merged by L{ConferenceWatcher}):
+    users become occupants (L{rosterOfConference}: nick from XCON
+    nickname, display-text, C{gr}; role participant, affiliation none,
+    R-016/R-017; real JIDs from associated-aors make the room
+    non-anonymous, R-187), a new display-text for the same entity is a
+    303 nick change, the subject is a subject message (R-019).
+  - Groupchat -> CPIM SEND (To the room URI, From the user); the room
+    reflects only after the MSRP 200 (R-212); private messages -> CPIM To
+    C{<room;gr=nick>} (From with the user's GRUU), only if the focus
+    offered C{private-messages}; chat states -> isComposing (R-225).
+  - SENDs from the focus: the sender's nick through the roster (a switch
+    may forward the sender's AOR), else the C{gr} of the CPIM From;
+    CPIM To the user -> private message, else groupchat, shown once
+    however many legs bring it (L{SIPRoomMirror.firstSight}); DateTime
+    older than L{HISTORY_AGE} -> XEP-0203 delay; isComposing -> chat
+    state.
+  - Nick change -> NICKNAME; the last session leaving -> BYE with the exit
+    status text as Reason; the focus ending the chat -> the occupant is
+    removed with 307 (BYE), 332 (BYE with Reason 503), 333 (other 5xx
+    causes, MSRP or dialog failure), SPEC E.5, R-218.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections import OrderedDict
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error
+from twisted.words.protocols.jabber.jid import JID
 from zope.interface import implementer
 
 from stoxgw.chat.session import (
@@ -89,9 +90,32 @@ from stoxgw.interworking.errors import (
     stanzaErrorForMSRPStatus,
     stanzaErrorForSIPEntryFailure,
 )
-from stoxgw.interworking.translate import Refused, now, unwrap, wrapText
+from stoxgw.formats.conferenceinfo import (
+    CONFERENCE_INFO_CONTENT_TYPE,
+    ConferenceInfo,
+    User,
+)
+from stoxgw.formats.iscomposing import ComposingState
+from stoxgw.interworking.conference import (
+    addressesOfUser,
+    rosterOfConference,
+    subjectOfConference,
+)
+from stoxgw.interworking.translate import (
+    CPIM,
+    ISCOMPOSING_CONTENT_TYPE,
+    Refused,
+    chatStateForComposing,
+    composingForChatState,
+    now,
+    unwrap,
+    wrapComposing,
+    wrapText,
+)
 from stoxgw.msrp.session import IncomingMessage, MSRPSendError
 from stoxgw.rooms.model import (
+    Anonymity,
+    Subject,
     DEFAULT_HISTORY_SIZE,
     HistoryEntry,
     HistoryRequest,
@@ -102,13 +126,26 @@ from stoxgw.rooms.model import (
     RoomSettings,
 )
 from stoxgw.rooms.nicks import InvalidNickname, comparisonKey
+from stoxgw.sip.subscription import (
+    ClientSubscription,
+    ConferenceWatcher,
+    SIPEvents,
+    SubscriptionReason,
+)
 from stoxgw.sip.uri import NameAddr, SIPURI
+from stoxgw.xmpp.occupant import ChatState
 from stoxgw.xmpp.room import IRoomBackend, JoinAccepted, MUCService, mucError
 
 #: What we accept from the focus (RFC 7701 section 5.2: CPIM).
 ACCEPT_TYPES = ("message/cpim",)
-#: What we translate inside CPIM.
-ACCEPT_WRAPPED_TYPES = ("text/plain",)
+#: What we translate inside CPIM (text, and isComposing: R-225).
+ACCEPT_WRAPPED_TYPES = ("text/plain", ISCOMPOSING_CONTENT_TYPE)
+#: How long a join waits for the focus's first conference-info.
+SUBSCRIBE_WAIT = 5.0
+#: How long a chat whose nick the focus refused waits for another try.
+NICK_RETRY_WAIT = 60.0
+#: How many recent room messages are remembered to show each only once.
+SEEN_MESSAGES = 512
 #: The C{a=chatroom} tokens we offer (RFC 7701 section 8).
 CHATROOM_TOKENS = ("nickname", "private-messages")
 #: Messages whose CPIM DateTime is older than this many seconds are shown
@@ -138,6 +175,33 @@ def _bare(jid: str) -> str:
 
 def _stanzaError(condition: str, errorType: str) -> error.StanzaError:
     return error.StanzaError(condition, errorType)  # type: ignore[no-untyped-call]
+
+
+def _key(nick: str) -> str | None:
+    """
+    The RFC 7700 comparison form of a nick, L{None} if it is not one.
+    """
+    try:
+        return comparisonKey(nick)
+    except InvalidNickname:
+        return None
+
+
+def _isFocus(session: ChatSession) -> bool:
+    """
+    Whether the answer's Contact carries the C{isfocus} feature tag (RFC
+    4579 section 3.3; RFC 7701 section 5.2; R-009).
+    """
+    dialog = session.dialog
+    response = getattr(dialog, "inviteResponse", None)
+    contact = None if response is None else response.header("Contact")
+    if not contact:
+        return False
+    try:
+        address = NameAddr.fromString(contact.split(",")[0])
+    except ValueError:
+        return "isfocus" in contact.lower()
+    return any(name.lower() == "isfocus" for name, _ in address.parameters)
 
 
 def _terminationStatus(end: ChatEnd) -> MUCStatus | None:
@@ -193,12 +257,26 @@ class XMPPParticipant:
         self.joined = False
         self.leaving = False
         self.privateMessages = False
+        self.nicknames = True
+        self.nickRefused = False
+        self.resource: str | None = None
+        self.composing: dict[str, ComposingState] = {}
         self.waiting: list[Deferred[JoinAccepted | None]] = []
+        self._retryTimer: IDelayedCall | None = None
 
     def __repr__(self) -> str:
         return f"<XMPPParticipant {self.nick} {self.user} in {self.roomJID}>"
 
     # -- toward the focus ----------------------------------------------------
+
+    def sender(self, private: bool) -> CPIMAddress:
+        """
+        The CPIM From of the user (RFC 7702 Table 4): its address of
+        record, with its resource as GRUU on private messages (R-005).
+        """
+        if private and self.resource:
+            return CPIMAddress(self.address.aor.withGR(self.resource).uri())
+        return CPIMAddress(self.address.aor.uri())
 
     def cpim(self, body: str, to: SIPAddress) -> bytes:
         """
@@ -206,9 +284,30 @@ class XMPPParticipant:
         """
         return wrapText(
             body,
-            CPIMAddress(self.address.uri()),
+            self.sender(to.gr is not None),
             CPIMAddress(to.uri()),
             now(self.bridge.clock),
+        )
+
+    def sendComposing(self, state: ComposingState, to: SIPAddress) -> None:
+        """
+        An isComposing indication (R-225) to the room or an occupant, if
+        the focus takes them.
+        """
+        session = self.session
+        if session is None or not self.joined:
+            return
+        if not session.peerAccepts(ISCOMPOSING_CONTENT_TYPE, True):
+            return
+        payload = wrapComposing(
+            state, self.sender(to.gr is not None), CPIMAddress(to.uri()), now(self.bridge.clock)
+        )
+        session.sendMessage(CPIM, payload).addErrback(
+            lambda reason: self._log.info(
+                "isComposing to {roomJID} not delivered: {error}",
+                roomJID=self.roomJID,
+                error=reason.getErrorMessage(),
+            )
         )
 
     def send(self, body: str, to: SIPAddress) -> Deferred[None]:
@@ -272,11 +371,41 @@ class XMPPParticipant:
 
     def end(self, text: str) -> None:
         """
-        Leave: BYE (RFC 7702 section 5.8).
+        Leave: BYE (RFC 7702 section 5.8) with C{text} in its C{Reason}.
         """
         self.leaving = True
+        timer, self._retryTimer = self._retryTimer, None
+        if timer is not None and timer.active():
+            timer.cancel()
         if self.session is not None:
             self.session.end(text)
+
+    def awaitNickRetry(self, wait: float) -> None:
+        """
+        The focus refused the nick (425): keep the chat for C{wait}
+        seconds, for the client to try another nick (RFC 7702 section 5.6,
+        SPEC C.1.2); then BYE.
+        """
+        self.nickRefused = True
+        if self._retryTimer is None:
+            self._retryTimer = self.bridge.clock.callLater(wait, self._noRetry)
+
+    def _noRetry(self) -> None:
+        self._retryTimer = None
+        if self.joined:
+            return
+        self.bridge._forget(self)
+        self.end("No other nickname chosen")
+        self.bridge._dropRoomIfEmpty(self.roomJID)
+
+    def retrying(self) -> None:
+        """
+        The client tries another nick: the wait is over.
+        """
+        self.nickRefused = False
+        timer, self._retryTimer = self._retryTimer, None
+        if timer is not None and timer.active():
+            timer.cancel()
 
     # -- IChatSessionHandler ---------------------------------------------------
 
@@ -296,13 +425,24 @@ class XMPPParticipant:
             content = unwrap(message)
         except Refused as e:
             return self._refuse(e.code, e.reason)
-        if content.text is None:
-            # Not offered to the focus (ACCEPT_WRAPPED_TYPES).
-            return self._refuse(415, "isComposing is not translated toward XMPP users yet")
-        cpim, text = content.cpim, content.text
-        nick = self._senderNick(cpim.fromAddress)
+        cpim = content.cpim
+        nick = self.bridge.mirror(self.roomJID).nickOf(cpim.fromAddress)
         if nick is None:
             return self._refuse(400, "no sender nick in the CPIM From")
+        if content.composing is not None:
+            state = chatStateForComposing(content.composing.state)
+            try:
+                self.bridge.rooms.chatStateReceived(
+                    self.roomJID,
+                    nick,
+                    state.value,
+                    self.nick if self._isPrivate(cpim) else None,
+                )
+            except KeyError as e:
+                return self._refuse(400, str(e))
+            return 200
+        text = content.text
+        assert text is not None
         current = datetime.datetime.fromtimestamp(self.bridge.clock.seconds(), _UTC)
         stamp = cpim.dateTime
         delayed = stamp is not None and (current - stamp).total_seconds() > HISTORY_AGE
@@ -319,7 +459,7 @@ class XMPPParticipant:
                 )
             else:
                 self.bridge.groupchatFromFocus(
-                    self, nick, text, stamp, delayed, message.messageID
+                    self, nick, text, stamp, delayed, cpim.dateTime
                 )
         except (InvalidNickname, KeyError, RoomError) as e:
             return self._refuse(400, str(e))
@@ -333,20 +473,6 @@ class XMPPParticipant:
             error=reason,
         )
         return code
-
-    @staticmethod
-    def _senderNick(sender: CPIMAddress | None) -> str | None:
-        """
-        The sender's nick: the C{gr} of the CPIM From (R-207), else its
-        formal name, else its user part.
-        """
-        if sender is None:
-            return None
-        try:
-            address = parseSIPIdentity(sender.uri)
-        except AddressError:
-            return sender.formalName or None
-        return address.gr or sender.formalName or address.user
 
     def _isPrivate(self, cpim: CPIMMessage) -> bool:
         """
@@ -375,7 +501,11 @@ class XMPPParticipant:
         the occupant with 307/332/333 (R-218).
         """
         self.bridge._forget(self)
+        timer, self._retryTimer = self._retryTimer, None
+        if timer is not None and timer.active():
+            timer.cancel()
         if not self.joined or self.leaving:
+            self.bridge._dropRoomIfEmpty(self.roomJID)
             return
         self.joined = False
         status = _terminationStatus(reason)
@@ -397,6 +527,260 @@ class XMPPParticipant:
         self.bridge._dropRoomIfEmpty(self.roomJID)
 
 
+class SIPRoomMirror:
+    """
+    One SIP room as the gateway mirrors it to XMPP (RFC 7702 sections
+    5.3-5.5): the XMPP users' legs into it (one chat session each), one
+    conference subscription to the focus whose documents become the MUC
+    roster and subject, and the de-duplication of what the focus sends on
+    every leg.
+
+    @ivar legs: The XMPP users' participants, oldest first.
+    @ivar state: The focus's last full conference-info, or L{None}.
+    @ivar entities: The nick shown for each conference-info user entity.
+    @ivar addresses: The nick for every URI naming a user (entity,
+        endpoints, associated-aors): how a CPIM From becomes a nick.
+    """
+
+    _log = Logger()
+
+    def __init__(self, bridge: XMPPToSIP, roomJID: str, focus: SIPAddress) -> None:
+        self.bridge = bridge
+        self.roomJID = roomJID
+        self.focus = focus
+        self.legs: list[XMPPParticipant] = []
+        self.state: ConferenceInfo | None = None
+        self.entities: dict[str, str] = {}
+        self.addresses: dict[str, str] = {}
+        self.subject: str | None = None
+        self.subscription: ClientSubscription | None = None
+        self.subscriber: XMPPParticipant | None = None
+        self._waiters: list[Deferred[None]] = []
+        self._seen: OrderedDict[tuple[str, str, str], set[int]] = OrderedDict()
+
+    # -- the conference subscription (R-015 to R-019, R-180) --------------
+
+    def rosterKnown(self, participant: XMPPParticipant) -> Deferred[None]:
+        """
+        Fires once the focus's roster is known (at most
+        L{XMPPToSIP.subscribeWait} seconds), subscribing as C{participant}
+        if nobody subscribes yet.
+        """
+        if self.state is not None:
+            # A new leg: its nick is ours now, not a SIP participant's.
+            self.apply(self.state)
+            return succeed(None)
+        if self.bridge.events is None:
+            return succeed(None)
+        if self.subscription is None:
+            self._subscribe(participant)
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        waiter.addTimeout(self.bridge.subscribeWait, self.bridge.clock)
+
+        def late(reason: Failure) -> None:
+            reason.trap(defer.TimeoutError)  # type: ignore[no-untyped-call]
+            self._log.warn(
+                "No conference-info from the focus of {roomJID} in time;"
+                " the roster stays empty until it comes",
+                roomJID=self.roomJID,
+            )
+
+        return waiter.addErrback(late)
+
+    def _subscribe(self, participant: XMPPParticipant) -> None:
+        events = self.bridge.events
+        assert events is not None
+        watcher = ConferenceWatcher(onState=self._stateReceived, onEnded=self._ended)
+        self.subscriber = participant
+        try:
+            self.subscription = events.subscribe(
+                SIPURI.fromString(self.focus.uri()),
+                "conference",
+                self.bridge.subscriptionExpires,
+                accept=(CONFERENCE_INFO_CONTENT_TYPE,),
+                handler=watcher,
+                fromAddress=NameAddr(SIPURI.fromString(participant.address.aor.uri())),
+            )
+        except ValueError as e:
+            self._log.warn(
+                "Cannot subscribe to the conference of {roomJID}: {error}",
+                roomJID=self.roomJID,
+                error=str(e),
+            )
+            self.subscription = None
+            return
+        self.subscription.established.addErrback(self._refused)
+
+    def _refused(self, reason: Failure) -> None:
+        self._log.info(
+            "The focus of {roomJID} refused the conference subscription: {error}",
+            roomJID=self.roomJID,
+            error=reason.getErrorMessage(),
+        )
+        self.subscription = None
+        self._release()
+
+    def _ended(self, reason: SubscriptionReason) -> None:
+        self._log.info(
+            "Conference subscription to {roomJID} ended: {reason}",
+            roomJID=self.roomJID,
+            reason=reason.value,
+        )
+        self.subscription = None
+        self._release()
+
+    def _release(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.called:
+                waiter.callback(None)
+
+    def unsubscribe(self) -> None:
+        """
+        The room is empty: end the subscription.
+        """
+        subscription, self.subscription = self.subscription, None
+        self.subscriber = None
+        if subscription is not None:
+            subscription.unsubscribe().addErrback(
+                lambda reason: self._log.info(
+                    "Unsubscribing from {roomJID}: {error}",
+                    roomJID=self.roomJID,
+                    error=reason.getErrorMessage(),
+                )
+            )
+
+    def legLeft(self, participant: XMPPParticipant) -> None:
+        """
+        A leg is gone: if it held the subscription, the next leg takes it.
+        """
+        if participant in self.legs:
+            self.legs.remove(participant)
+        if self.subscriber is participant:
+            self.unsubscribe()
+            self.state = None
+            joined = [leg for leg in self.legs if leg.joined]
+            if joined:
+                self._subscribe(joined[0])
+
+    def _stateReceived(self, document: ConferenceInfo, outcome: object) -> None:
+        self.state = document
+        try:
+            self.apply(document)
+        except Exception:
+            self._log.failure("Applying conference-info of {roomJID}", roomJID=self.roomJID)
+        self._release()
+
+    def _isLocal(self, user: User, nick: str) -> bool:
+        """
+        Whether a conference-info user is one of our XMPP users (by nick or
+        by address).
+        """
+        key = _key(nick)
+        for leg in self.legs:
+            if key is not None and key == _key(leg.nick):
+                return True
+            for uri in addressesOfUser(user):
+                try:
+                    if parseSIPIdentity(uri).aor == leg.address.aor:
+                        return True
+                except AddressError:
+                    continue
+        return False
+
+    def apply(self, document: ConferenceInfo) -> None:
+        """
+        A new full state: nick changes as 303 pairs, then the roster
+        replaced (joins and leaves), then the subject (R-016 to R-019).
+        """
+        rooms = self.bridge.rooms
+        room = rooms.getRoom(self.roomJID)
+        if room is None:
+            return
+        roster = rosterOfConference(document, self._isLocal)
+        for entity, participant in roster:
+            old = self.entities.get(entity)
+            if old is not None and _key(old) != participant.key and old in room:
+                try:
+                    rooms.participantNickChanged(self.roomJID, old, participant.nick)
+                except RoomError as e:
+                    self._log.info(
+                        "Nick change {old} -> {nick} in {roomJID} not shown: {error}",
+                        old=old,
+                        nick=participant.nick,
+                        roomJID=self.roomJID,
+                        error=str(e),
+                    )
+        if any(p.realAddress for _, p in roster) and (
+            room.settings.anonymity is not Anonymity.NON_ANONYMOUS
+        ):
+            # R-187: the focus shows real addresses: a non-anonymous room.
+            room.settings = dataclasses.replace(
+                room.settings, anonymity=Anonymity.NON_ANONYMOUS
+            )
+        rooms.rosterReplaced(self.roomJID, [p for _, p in roster])
+        self.entities = {entity: p.nick for entity, p in roster}
+        nicks = {entity: p.nick for entity, p in roster}
+        addresses: dict[str, str] = {}
+        for user in document.userList:
+            nick = nicks.get(user.entity)
+            if nick is None:
+                continue
+            for uri in addressesOfUser(user):
+                addresses[uri] = nick
+                try:
+                    addresses[parseSIPIdentity(uri).aor.uri()] = nick
+                except AddressError:
+                    continue
+        self.addresses = addresses
+        subject = subjectOfConference(document)
+        if (subject or "") != (self.subject or ""):
+            self.subject = subject
+            rooms.subjectChanged(self.roomJID, Subject(subject or ""))
+
+    # -- what the focus sends ------------------------------------------------
+
+    def nickOf(self, sender: CPIMAddress | None) -> str | None:
+        """
+        The nick of a CPIM From (R-024): through the roster (a switch may
+        forward the sender's AOR, RFC 7701 section 6.1), else its C{gr}
+        (R-207), else its formal name, else its user part.
+        """
+        if sender is None:
+            return None
+        known = self.addresses.get(sender.uri)
+        if known is not None:
+            return known
+        try:
+            address = parseSIPIdentity(sender.uri)
+        except AddressError:
+            return sender.formalName or None
+        known = self.addresses.get(address.aor.uri())
+        if known is not None and not (address.aor == self.focus.aor and address.gr):
+            return known
+        return address.gr or sender.formalName or address.user
+
+    def firstSight(
+        self, leg: XMPPParticipant, nick: str, body: str, stamp: datetime.datetime | None
+    ) -> bool:
+        """
+        Whether a room message from the focus on C{leg} is new: the focus
+        sends each one on every leg; the first leg to bring it shows it,
+        and a leg bringing the same again brings a new message.
+        """
+        key = (comparisonKey(nick), body, "" if stamp is None else stamp.isoformat())
+        legs = self._seen.get(key)
+        if legs is not None and id(leg) not in legs:
+            legs.add(id(leg))
+            return False
+        self._seen[key] = {id(leg)}
+        self._seen.move_to_end(key)
+        while len(self._seen) > SEEN_MESSAGES:
+            self._seen.popitem(last=False)
+        return True
+
+
 @implementer(IXMPPToSIP)
 class XMPPToSIP:
     """
@@ -416,17 +800,43 @@ class XMPPToSIP:
         initiator: ChatInitiator,
         roomDomain: str,
         historySize: int = DEFAULT_HISTORY_SIZE,
+        *,
+        events: SIPEvents | None = None,
+        subscribeWait: float = SUBSCRIBE_WAIT,
+        subscriptionExpires: int = 3600,
+        nickRetryWait: float = NICK_RETRY_WAIT,
     ) -> None:
         """
         @param historySize: messages each room keeps for joining XMPP users
             (C{[gateway] history_size}).
+        @param events: The SIP user agent's subscriptions, for the
+            conference event package of the focuses (no roster without).
+        @param subscribeWait: How long a join waits for the focus's first
+            conference-info.
+        @param nickRetryWait: How long a chat whose nick the focus refused
+            waits for the client's next try.
         """
         self.clock = clock
         self.initiator = initiator
         self.roomDomain = roomDomain
         self.historySize = historySize
+        self.events = events
+        self.subscribeWait = subscribeWait
+        self.subscriptionExpires = subscriptionExpires
+        self.nickRetryWait = nickRetryWait
         self._rooms: MUCService | None = None
         self.participants: dict[tuple[str, str], XMPPParticipant] = {}
+        self.mirrors: dict[str, SIPRoomMirror] = {}
+
+    def mirror(self, roomJID: str) -> SIPRoomMirror:
+        """
+        The mirror of a SIP room (made on first use).
+        """
+        mirror = self.mirrors.get(roomJID)
+        if mirror is None:
+            focus = focusURIForRoomJID(roomJID, self.roomDomain)
+            mirror = self.mirrors[roomJID] = SIPRoomMirror(self, roomJID, focus)
+        return mirror
 
     def useRooms(self, rooms: MUCService) -> None:
         """
@@ -449,6 +859,9 @@ class XMPPToSIP:
         key = (participant.roomJID, participant.user)
         if self.participants.get(key) is participant:
             del self.participants[key]
+        mirror = self.mirrors.get(participant.roomJID)
+        if mirror is not None:
+            mirror.legLeft(participant)
 
     def _dropRoomIfEmpty(self, roomJID: str) -> None:
         """
@@ -456,6 +869,9 @@ class XMPPToSIP:
         """
         if any(room == roomJID for room, _ in self.participants):
             return
+        mirror = self.mirrors.pop(roomJID, None)
+        if mirror is not None:
+            mirror.unsubscribe()
         if self.rooms.getRoom(roomJID) is not None:
             self.rooms.destroyRoom(roomJID)
 
@@ -466,16 +882,19 @@ class XMPPToSIP:
         body: str,
         stamp: datetime.datetime,
         delayed: bool,
-        messageID: str | None,
+        sent: datetime.datetime | None,
     ) -> None:
         """
         A groupchat message the focus sent on C{participant}'s chat: show
-        it once (oldest leg only), unless it comes from an XMPP user served
-        here (the room reflected it already).
+        it once however many legs bring it (L{SIPRoomMirror.firstSight}),
+        unless it comes from an XMPP user served here (the room reflected
+        it already).
+
+        @param sent: The CPIM DateTime, if any (part of what identifies the
+            message across legs).
         """
         roomJID = participant.roomJID
-        legs = [p for (room, _), p in self.participants.items() if room == roomJID]
-        if not legs or legs[0] is not participant:
+        if not self.mirror(roomJID).firstSight(participant, nick, body, sent):
             return
         local = {comparisonKey(n) for n in self.rooms.occupantNicks(roomJID)}
         if comparisonKey(nick) in local:
@@ -485,9 +904,7 @@ class XMPPToSIP:
             raise KeyError(roomJID)
         if nick not in room:
             self.rooms.participantJoined(roomJID, Participant(nick=nick))
-        self.rooms.groupChatReceived(
-            roomJID, HistoryEntry(nick, body, stamp, messageID=messageID), delayed
-        )
+        self.rooms.groupChatReceived(roomJID, HistoryEntry(nick, body, stamp), delayed)
 
     # -- IRoomBackend ----------------------------------------------------------
 
@@ -504,6 +921,22 @@ class XMPPToSIP:
         """
         user = _bare(realJID)
         existing = self._participant(roomJID, realJID)
+        if existing is not None and existing.nickRefused and existing.session is not None:
+            # The focus refused the last nick; the dialog was kept for this
+            # (RFC 7702 section 5.6): NICKNAME again.
+            existing.retrying()
+            existing.nick = nick
+            if realJID not in existing.sessions:
+                existing.sessions.append(realJID)
+            retry: Deferred[Any] = existing.sendNickname(nick)
+            retry.addCallback(lambda _: self.mirror(roomJID).rosterKnown(existing))
+            retry.addCallback(lambda _: existing.nick)
+            return retry.addCallbacks(
+                self._joined,
+                self._joinFailed,
+                callbackArgs=(existing,),
+                errbackArgs=(existing,),
+            )
         if existing is not None:
             # another session of the same user: it shares the chat and nick
             existing.sessions.append(realJID)
@@ -519,7 +952,9 @@ class XMPPToSIP:
             return fail(mucError(e.xmppCondition, e.reason))
         participant = XMPPParticipant(self, roomJID, user, focus, address, nick)
         participant.sessions.append(realJID)
+        participant.resource = JID(realJID).resource or None
         self.participants[(roomJID, user)] = participant
+        self.mirror(roomJID).legs.append(participant)
         if self.rooms.getRoom(roomJID) is None:
             self.rooms.createRoom(
                 Room(
@@ -542,6 +977,10 @@ class XMPPToSIP:
             acceptTypes=ACCEPT_TYPES,
             acceptWrappedTypes=ACCEPT_WRAPPED_TYPES,
             chatroom=CHATROOM_TOKENS,
+            # R-005: the resource as GRUU in the Contact.
+            contactParameters=(
+                [("gr", participant.resource)] if participant.resource else ()
+            ),
         )
         result.addCallbacks(
             self._chatReady,
@@ -559,15 +998,27 @@ class XMPPToSIP:
 
     def _chatReady(self, session: ChatSession, participant: XMPPParticipant) -> Any:
         media = session.remoteMedia
-        participant.privateMessages = bool(
-            media is not None and "private-messages" in (media.chatroom or ())
-        )
+        if not _isFocus(session):
+            # R-009: only a conference focus (RFC 4579 isfocus) is a room.
+            session.end("Not a conference focus")
+            return fail(mucError("item-not-found", "The SIP peer is not a chat room (no isfocus)"))
+        tokens = {token.lower() for token in (media.chatroom or ())} if media else set()
+        participant.privateMessages = "private-messages" in tokens
+        # RFC 7701 section 8 spells the token "nickname"; its prose says
+        # "nicknames" (SPEC F.1 item 4).
+        participant.nicknames = bool(tokens & {"nickname", "nicknames"})
         room = self.rooms.getRoom(participant.roomJID)
         if room is not None:
             room.settings = dataclasses.replace(
                 room.settings, privateMessages=participant.privateMessages
             )
-        return participant.sendNickname(participant.nick)
+        mirror = self.mirror(participant.roomJID)
+        if not participant.nicknames:
+            # No NICKNAME at this focus: the nick is ours alone (R-080).
+            return mirror.rosterKnown(participant).addCallback(lambda _: participant.nick)
+        d = participant.sendNickname(participant.nick)
+        d.addCallback(lambda nick: mirror.rosterKnown(participant).addCallback(lambda _: nick))
+        return d
 
     def _chatFailed(self, reason: Failure, participant: XMPPParticipant) -> Failure:
         if isinstance(reason.value, ChatSessionError):
@@ -593,11 +1044,23 @@ class XMPPToSIP:
         return None
 
     def _joinFailed(self, reason: Failure, participant: XMPPParticipant) -> Failure:
-        self._forget(participant)
-        participant.end("Join failed")
         waiting, participant.waiting = participant.waiting, []
         for d in waiting:
             d.errback(reason)
+        session = participant.session
+        if (
+            isinstance(reason.value, error.StanzaError)
+            and reason.value.condition == "conflict"
+            and session is not None
+            and not session.ended
+        ):
+            # RFC 7702 section 5.6: the focus refused the nick; the client
+            # gets <conflict/> and may try another on the same chat.
+            participant.sessions.clear()
+            participant.awaitNickRetry(self.nickRetryWait)
+            return reason
+        self._forget(participant)
+        participant.end("Join failed")
         self._dropRoomIfEmpty(participant.roomJID)
         return reason
 
@@ -628,6 +1091,7 @@ class XMPPToSIP:
         participant = self._participant(roomJID, realJID)
         if participant is None:
             return fail(mucError("not-acceptable"))
+        participant.composing.pop("", None)
         return participant.send(body, participant.focus.aor)
 
     def privateMessageSent(
@@ -655,8 +1119,25 @@ class XMPPToSIP:
         self, roomJID: str, nick: str, realJID: str, state: str, toNick: str | None
     ) -> None:
         """
-        Not translated yet (R-225, isComposing).
+        An XMPP user's chat state -> isComposing to the room or the
+        occupant (R-225, SPEC E.6), only changes; never C{gone}.
         """
+        participant = self._participant(roomJID, realJID)
+        if participant is None:
+            return
+        try:
+            chatState = ChatState(state)
+        except ValueError:
+            return
+        composing = composingForChatState(chatState)
+        if composing is None:
+            return
+        target = participant.focus.aor if toNick is None else participant.focus.aor.withGR(toNick)
+        key = toNick or ""
+        if participant.composing.get(key, ComposingState.IDLE) is composing:
+            return
+        participant.composing[key] = composing
+        participant.sendComposing(composing, target)
 
     def presenceChanged(
         self,
@@ -686,5 +1167,6 @@ class XMPPToSIP:
         self._log.info(
             "{nick} leaves {roomJID}", nick=participant.nick, roomJID=roomJID
         )
-        participant.end("Left the room")
+        # The exit <status/> text travels as the BYE's Reason text.
+        participant.end(status or "Left the room")
         self._dropRoomIfEmpty(roomJID)

@@ -1391,6 +1391,7 @@ class SIPUserAgent:
         headers: Sequence[tuple[str, str]] = (),
         contentType: str = "application/sdp",
         contact: NameAddr | None = None,
+        contactParameters: Sequence[tuple[str, str | None]] = (),
         onProvisional: Callable[[SIPResponse], None] | None = None,
     ) -> Deferred[InviteDialog]:
         """
@@ -1398,6 +1399,8 @@ class SIPUserAgent:
 
         @param contact: Our Contact (default: L{contactFor} the transport
             the target URI asks for).
+        @param contactParameters: URI parameters of the default Contact
+            (C{gr} for a GRUU, RFC 5627).
         @param onProvisional: Called with each 1xx (101-199).
         @return: Fires with the confirmed L{InviteDialog}; fails with
             L{SIPError} on a non-2xx final response (or a local 408/503).
@@ -1415,6 +1418,7 @@ class SIPUserAgent:
                     if isinstance(fromAddress.uri, SIPURI)
                     else None
                 ),
+                uriParameters=contactParameters,
             )
         extra = list(self._capabilityHeaders()) + list(headers)
         request = self._newRequest(

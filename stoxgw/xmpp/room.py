@@ -713,7 +713,9 @@ class MUCService(XMPPHandler):
                     realJID=sender.full(),
                 )
                 return
-            if self._nickTaken(state, key, sender):
+            if self._nickTaken(state, key, sender, remote=False):
+                # Only XMPP users are checked here: whether a SIP
+                # participant's nick is free, the focus decides (NICKNAME).
                 self._replyError(presence, mucError("conflict"), roomJID)
                 return
             state.pendingJoins[sender.full()] = key
@@ -795,15 +797,17 @@ class MUCService(XMPPHandler):
             lambda f: self._log.failure("Join to {roomJID} failed", f, roomJID=roomJID)
         )
 
-    def _nickTaken(self, state: _RoomState, key: str, sender: JID) -> bool:
+    def _nickTaken(
+        self, state: _RoomState, key: str, sender: JID, remote: bool = True
+    ) -> bool:
         """
         Whether the nick is held by anybody but the sender's own user (whose
-        other sessions may share it).
+        other sessions may share it); with C{remote} false, by an XMPP user.
         """
         occupant = state.occupants.get(key)
         if occupant is not None:
             return bool(occupant.bareJID != sender.userhost())
-        if key in state.room.roster:
+        if remote and key in state.room.roster:
             return True
         for pendingSession, pendingKey in state.pendingJoins.items():
             if (

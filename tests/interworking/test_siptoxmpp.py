@@ -1285,3 +1285,22 @@ class LinkLossTests(SynchronousTestCase):
             (leave.name, leave["type"], leave["to"], leave["from"]),
             ("presence", "unavailable", f"{ROOM.full()}/Romeo", REAL.full()),
         )
+
+
+class LoopTests(SynchronousTestCase):
+    """
+    An INVITE for a room of the gateway's own room domain is refused.
+    """
+
+    def test_ownRoomDomain(self) -> None:
+        """
+        482 (Loop Detected), whatever the MUC domains allow; XMPP sees
+        nothing.
+        """
+        b = Bridge(self)
+        b.bridge.ownRoomDomains = ("rooms.example",)
+        d = b.invite()
+        self.failureResultOf(d)
+        [final] = [r for r in b.net.responses("INVITE") if r.status >= 200]
+        self.assertEqual(final.status, 482)
+        self.assertEqual(b.sent(), [])

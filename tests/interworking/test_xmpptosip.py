@@ -33,11 +33,20 @@ from stoxgw.chat.session import (
     IChatSessionHandler,
     RejectChat,
 )
+from stoxgw.formats.conferenceinfo import (
+    ConferenceDescription,
+    ConferenceInfo,
+    URIEntry,
+    URIs,
+    User,
+    Users,
+)
 from stoxgw.formats.cpim import CPIMAddress, CPIMMessage
 from stoxgw.interworking.addressing import SIPAddress
 from stoxgw.interworking.xmpptosip import IXMPPToSIP, XMPPParticipant, XMPPToSIP
 from stoxgw.msrp.session import IncomingMessage
 from stoxgw.sip.sdp import parseSDP
+from stoxgw.sip.subscription import ConferenceNotifier, ConferencePackage, SIPEvents
 from stoxgw.sip.uri import SIPURI
 from stoxgw.xmpp.room import MUCService
 from tests.chat.test_session import HOST_B, Network, Recorder
@@ -70,7 +79,14 @@ class Bridge:
     (gateway B).
     """
 
-    def __init__(self, test: SynchronousTestCase) -> None:
+    def __init__(
+        self, test: SynchronousTestCase, conference: ConferenceInfo | None = None
+    ) -> None:
+        """
+        @param conference: With a document, the focus serves the
+            conference event package with it (L{notifier}), and the
+            gateway subscribes.
+        """
         self.test = test
         self.net = Network()
         self.net.clock.advance(NOW.timestamp())
@@ -88,7 +104,16 @@ class Bridge:
             ua.settings,
             outboundProxy=SIPURI("sip", HOST_B, port=5060, parameters=(("lr", None),)),
         )
-        self.bridge = XMPPToSIP(self.net.clock, self.net.a.initiator, ROOM_DOMAIN)
+        events = None
+        self.notifier: ConferenceNotifier | None = None
+        if conference is not None:
+            notifier = self.notifier = ConferenceNotifier(conference)
+            self.focusEvents = SIPEvents(self.net.b.ua)
+            self.focusEvents.addPackage(ConferencePackage(lambda request: notifier))
+            events = SIPEvents(self.net.a.ua)
+        self.bridge = XMPPToSIP(
+            self.net.clock, self.net.a.initiator, ROOM_DOMAIN, events=events
+        )
         ids = iter(range(1, 1000))
         self.rooms = MUCService(
             ROOM_DOMAIN, self.bridge, self.net.clock, idFactory=lambda: f"id{next(ids)}"
@@ -266,7 +291,9 @@ class JoinTests(SynchronousTestCase):
     def test_nickConflict(self) -> None:
         """
         The switch answers NICKNAME with 425: XMPP gets C{<conflict/>}
-        (type cancel) and the gateway hangs up (BYE).
+        (type cancel, from the nick asked for, R-013); the dialog stays
+        (R-014, SPEC C.1.2), and the client's next try is a NICKNAME on
+        the same chat, no second INVITE.
         """
         self.b.focus.nicknameResult = 425
         [reply] = self.b.join()
@@ -274,9 +301,58 @@ class JoinTests(SynchronousTestCase):
         self.assertEqual(reply["from"], f"{ROOM}/JuliC")
         e = error.exceptionFromStanza(reply)
         self.assertEqual((e.condition, e.type), ("conflict", "cancel"))
+        self.assertEqual(self.b.net.requests("BYE", "192.0.2.1"), [])
+        self.b.focus.nicknameResult = 200
+        out = self.b.join(nick="Juliet2")
+        self.assertEqual(len(self.b.net.requests("INVITE")), 1)
+        self.assertEqual(self.b.focus.nicknames, ["JuliC", "Juliet2"])
+        self.assertIn(110, statuses(out[-2]))
+        self.assertEqual(out[-2]["from"], f"{ROOM}/Juliet2")
+
+    def test_nickConflictNoRetry(self) -> None:
+        """
+        No other nick within the wait: BYE, the room goes.
+        """
+        self.b.focus.nicknameResult = 425
+        self.b.join()
+        self.b.net.clock.advance(60)
+        self.b.net.pump()
         self.assertEqual(len(self.b.net.requests("BYE", "192.0.2.1")), 1)
         self.assertEqual(self.b.bridge.participants, {})
         self.assertIsNone(self.b.rooms.getRoom(ROOM))
+
+    def test_gruuContact(self) -> None:
+        """
+        R-005: the INVITE's Contact carries the resource as C{gr}, inside
+        the brackets; the From has none.
+        """
+        self.b.join()
+        [invite] = self.b.net.requests("INVITE")
+        contact = invite.header("Contact") or ""
+        self.assertRegex(contact, r"^<sip:juliet@[^>]*;gr=balcony[;>]")
+        self.assertNotIn("gr=", invite.header("From") or "")
+
+    def test_notAFocus(self) -> None:
+        """
+        R-009: a 200 without C{isfocus}: the join fails (item-not-found)
+        and the chat is hung up.
+        """
+        self.b.decision = dataclasses.replace(self.b.decision, isfocus=False)
+        [reply] = self.b.join()
+        self.assertEqual(error.exceptionFromStanza(reply).condition, "item-not-found")
+        self.assertEqual(len(self.b.net.requests("BYE", "192.0.2.1")), 1)
+
+    def test_noNicknameToken(self) -> None:
+        """
+        R-080: a focus without the C{nickname} token gets no NICKNAME; the
+        nick stays local.
+        """
+        self.b.decision = dataclasses.replace(
+            self.b.decision, chatroom=("private-messages",)
+        )
+        out = self.b.join()
+        self.assertEqual(self.b.focus.nicknames, [])
+        self.assertIn(110, statuses(out[-2]))
 
     def test_secondSession(self) -> None:
         """
@@ -482,3 +558,147 @@ class ExitTests(SynchronousTestCase):
         ]
         [out] = presences
         self.assertEqual(statuses(out), {110, 333})
+
+
+def conference(users: list[tuple[str, str]], subject: str | None = None) -> ConferenceInfo:
+    """
+    A focus's full document: (entity, display-text) per user (RFC 7702
+    section 5.4, Example 9's shape).
+    """
+    return ConferenceInfo(
+        entity=FOCUS,
+        description=ConferenceDescription(subject=subject),
+        users=Users(tuple(User(entity=e, displayText=d) for e, d in users)),
+    )
+
+
+ROMEO = ("sip:romeo@example.org", "Romeo")
+SELF = ("sip:juliet@example.com", "JuliC")
+
+
+class RosterTests(SynchronousTestCase):
+    """
+    RFC 7702 sections 5.3-5.4 (F9-F15): the focus's conference-info is
+    the MUC roster, before the self-presence; partial changes follow.
+    """
+
+    def presences(self, out: list[domish.Element]) -> list[tuple[str, str, str | None]]:
+        return [
+            (p["from"].split("/", 1)[1], p.getAttribute("type") or "available", None)
+            for p in out
+            if p.name == "presence"
+        ]
+
+    def test_rosterBeforeSelf(self) -> None:
+        """
+        Joining: SUBSCRIBE Event conference to the focus; Romeo's presence
+        (role participant, affiliation none, R-017), then the self-presence
+        with 110 (R-184), then the subject as a message without body
+        (R-019); the user itself is not shown twice.
+        """
+        b = Bridge(self, conference([ROMEO, SELF], subject="Today in Verona"))
+        out = b.join()
+        [subscribe] = b.net.requests("SUBSCRIBE", "192.0.2.1")
+        self.assertEqual(subscribe.header("Event"), "conference")
+        self.assertEqual(str(subscribe.uri), FOCUS)
+        names = [(s.name, s["from"]) for s in out]
+        self.assertEqual(
+            names,
+            [
+                ("presence", f"{ROOM}/Romeo"),
+                ("presence", f"{ROOM}/JuliC"),
+                ("message", ROOM),
+            ],
+        )
+        [x] = out[0].elements(MUC_USER, "x")
+        [item] = x.elements(MUC_USER, "item")
+        self.assertEqual((item["role"], item["affiliation"]), ("participant", "none"))
+        self.assertIn(110, statuses(out[1]))
+        [subject] = [c for c in out[2].elements() if c.name == "subject"]
+        self.assertEqual(str(subject), "Today in Verona")
+
+    def test_partial(self) -> None:
+        """
+        Later documents: a newcomer -> its presence; a leaver ->
+        unavailable; a new display-text for the same entity -> the 303
+        pair (R-193).
+        """
+        b = Bridge(self, conference([ROMEO, SELF]))
+        b.join()
+        assert b.notifier is not None
+        b.notifier.update(conference([ROMEO, SELF, ("sip:mercutio@example.org", "Mercutio")]))
+        out = b.settle()
+        self.assertEqual([(p.name, p["from"], p.getAttribute("type")) for p in out],
+                         [("presence", f"{ROOM}/Mercutio", None)])
+        b.notifier.update(conference([("sip:romeo@example.org", "Montague"), SELF]))
+        out = b.settle()
+        shown = [(p["from"], p.getAttribute("type"), statuses(p)) for p in out]
+        self.assertIn((f"{ROOM}/Romeo", "unavailable", {303}), shown)
+        self.assertIn((f"{ROOM}/Montague", None, set()), shown)
+        self.assertIn((f"{ROOM}/Mercutio", "unavailable", set()), shown)
+
+    def test_aorFrom(self) -> None:
+        """
+        A switch that forwards the sender's AOR as CPIM From (RFC 7701
+        section 6.1): the nick comes from the roster, so Romeo is not
+        shown twice.
+        """
+        b = Bridge(self, conference([ROMEO, SELF]))
+        b.join()
+        out = b.fromFocus("Hello", sender="sip:romeo@example.org")
+        [message] = out
+        self.assertEqual(message["from"], f"{ROOM}/Romeo")
+        self.assertEqual([p for p in out if p.name == "presence"], [])
+
+    def test_realAddress(self) -> None:
+        """
+        R-016, R-187: associated-aors give the real JID; the room becomes
+        non-anonymous (status 100 on joining) and shows it.
+        """
+        document = ConferenceInfo(
+            entity=FOCUS,
+            description=ConferenceDescription(),
+            users=Users(
+                (
+                    User(
+                        entity="sip:montague@chat.example.org;gr=Romeo",
+                        displayText="Romeo",
+                        associatedAORs=URIs((URIEntry("sip:romeo@example.org"),)),
+                    ),
+                    User(entity="sip:juliet@example.com", displayText="JuliC"),
+                )
+            ),
+        )
+        b = Bridge(self, document)
+        out = b.join()
+        [x] = out[0].elements(MUC_USER, "x")
+        [item] = x.elements(MUC_USER, "item")
+        self.assertEqual(item.getAttribute("jid"), "romeo@example.org")
+        self.assertIn(100, statuses(out[1]))
+
+    def test_twoUsersOneCopy(self) -> None:
+        """
+        Two XMPP users in one SIP room: one conference subscription; the
+        focus sends a message on both chats; each XMPP session gets it
+        once.
+        """
+        b = Bridge(self, conference([ROMEO, SELF]))
+        b.join()
+        b.join(nick="Nurse", sender="nurse@example.com/kitchen")
+        self.assertEqual(len(b.net.requests("INVITE")), 2)
+        self.assertEqual(len(b.net.requests("SUBSCRIBE", "192.0.2.1")), 1)
+        cpim = CPIMMessage.build(
+            contentType="text/plain",
+            body=b"Good morrow",
+            fromAddress=CPIMAddress(f"{FOCUS};gr=Romeo"),
+            toAddresses=(CPIMAddress(FOCUS),),
+            dateTime=NOW,
+        )
+        before = len(b.manager.output)
+        for session in b.focus.started:
+            session.sendMessage("message/cpim", cpim.toBytes())
+        b.net.pump()
+        out = [m for m in b.manager.output[before:] if m.name == "message"]
+        self.assertEqual(
+            sorted(m["to"] for m in out), ["juliet@example.com/balcony", "nurse@example.com/kitchen"]
+        )

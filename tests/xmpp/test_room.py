@@ -681,7 +681,9 @@ class JoinErrorTests(RoomTestCase):
     def test_conflict(self) -> None:
         """
         XEP-0045 7.2.9 (Example 33): a nick held by a SIP participant, also
-        in another case (RFC 7700), is a conflict; the backend is not asked.
+        in another case (RFC 7700), is a conflict.  The backend is asked
+        first (the focus decides whether a SIP participant's nick is free);
+        one that accepts anyway still does not make two FirstWitches.
         """
         out = self.join(nick="FirstWitch")
         self.assertXML(
@@ -694,7 +696,8 @@ class JoinErrorTests(RoomTestCase):
               </error>
             </presence>""",
         )
-        self.assertEqual(self.backend.calls, [])
+        self.assertEqual(self.backend.calls[0][0], "joinRequested")
+        self.assertEqual(self.backend.calls[-1][0], "left")
 
     def test_conflictWithXMPPOccupant(self) -> None:
         """
