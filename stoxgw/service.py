@@ -272,7 +272,9 @@ class InterworkingService(Service):
     ) -> None:
         self.setName("interworking")
         from stoxgw.chat.session import ChatAcceptor, ChatInitiator
+        from stoxgw.interworking.invitations import SIPInvitations
         from stoxgw.interworking.siptoxmpp import RoomConferencePackage, SIPToXMPP
+        from stoxgw.sip.refer import ReferAgent
         from stoxgw.sip.subscription import SIPEvents
         from stoxgw.interworking.xmpptosip import XMPPToSIP
         from stoxgw.xmpp.disco import GatewayDisco, RoomDisco, discoHandlers
@@ -304,6 +306,13 @@ class InterworkingService(Service):
         self.acceptor = ChatAcceptor(sip.userAgent, msrp.endpoint, reactor, self.sipToXMPP)
         self.events = SIPEvents(sip.userAgent)
         self.conferencePackage = RoomConferencePackage(self.sipToXMPP)
+        # RFC 7702 section 6.5: REFERs to rooms are invitations (200); the
+        # same agent sends the REFERs of invitations to SIP users
+        # and to focuses (RFC 7702 section 5.7).
+        self.referAgent = ReferAgent(self.events, self.sipToXMPP, acceptStatus=200)
+        self.sipToXMPP.invitations = SIPInvitations(
+            self.referAgent, reactor, userDomain, g.muc_domains
+        )
         self.xmppToSIP: XMPPToSIP | None = None
         self.rooms: MUCService | None = None
         roomDomain = config.xmpp.room_domain
@@ -311,7 +320,12 @@ class InterworkingService(Service):
             [roomLink] = [link for link in xmpp.links if link.domain == roomDomain]
             initiator = ChatInitiator(sip.userAgent, msrp.endpoint, reactor)
             self.xmppToSIP = XMPPToSIP(
-                reactor, initiator, roomDomain, g.history_size, events=self.events
+                reactor,
+                initiator,
+                roomDomain,
+                g.history_size,
+                events=self.events,
+                refers=self.referAgent,
             )
             # An INVITE for our own room domain would go round in a loop.
             self.sipToXMPP.ownRoomDomains = (roomDomain,)
@@ -325,10 +339,7 @@ class InterworkingService(Service):
         super().startService()
         self.acceptor.register()
         self.events.addPackage(self.conferencePackage)
-        from stoxgw.sip.refer import ReferAgent
 
-        # RFC 7702 section 6.5: REFERs to rooms are invitations (200).
-        self.referAgent = ReferAgent(self.events, self.sipToXMPP, acceptStatus=200)
         if self.xmppToSIP is None:
             self._log.info(
                 "Interworking: SIP users may join XMPP rooms ({domains}); XMPP"

@@ -62,7 +62,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error
-from twisted.words.protocols.jabber.jid import JID
+from twisted.words.protocols.jabber.jid import JID, InvalidFormat
 from zope.interface import implementer
 
 from stoxgw.chat.session import (
@@ -89,6 +89,7 @@ from stoxgw.interworking.errors import (
     mucStatusForTermination,
     stanzaErrorForMSRPStatus,
     stanzaErrorForSIPEntryFailure,
+    stanzaErrorForSIPStatus,
 )
 from stoxgw.formats.conferenceinfo import (
     CONFERENCE_INFO_CONTENT_TYPE,
@@ -126,6 +127,7 @@ from stoxgw.rooms.model import (
     RoomSettings,
 )
 from stoxgw.rooms.nicks import InvalidNickname, comparisonKey
+from stoxgw.sip.refer import ReferAgent
 from stoxgw.sip.subscription import (
     ClientSubscription,
     ConferenceWatcher,
@@ -805,6 +807,7 @@ class XMPPToSIP:
         subscribeWait: float = SUBSCRIBE_WAIT,
         subscriptionExpires: int = 3600,
         nickRetryWait: float = NICK_RETRY_WAIT,
+        refers: ReferAgent | None = None,
     ) -> None:
         """
         @param historySize: messages each room keeps for joining XMPP users
@@ -815,6 +818,7 @@ class XMPPToSIP:
             conference-info.
         @param nickRetryWait: How long a chat whose nick the focus refused
             waits for the client's next try.
+        @param refers: Sends the REFERs of invitations (none without).
         """
         self.clock = clock
         self.initiator = initiator
@@ -824,6 +828,7 @@ class XMPPToSIP:
         self.subscribeWait = subscribeWait
         self.subscriptionExpires = subscriptionExpires
         self.nickRetryWait = nickRetryWait
+        self.refers = refers
         self._rooms: MUCService | None = None
         self.participants: dict[tuple[str, str], XMPPParticipant] = {}
         self.mirrors: dict[str, SIPRoomMirror] = {}
@@ -1138,6 +1143,47 @@ class XMPPToSIP:
             return
         participant.composing[key] = composing
         participant.sendComposing(composing, target)
+
+    def invitationSent(
+        self, roomJID: str, nick: str, realJID: str, invitee: str, reason: str | None
+    ) -> Deferred[None]:
+        """
+        A mediated invitation -> REFER to the focus in the inviter's INVITE
+        dialog, Refer-To the invitee's SIP URI (RFC 7247 section 6.5),
+        RFC 7702 section 5.7 (F27-F30, RFC 4579 section 5.5); a refused
+        REFER -> the E.2 stanza error to the inviter.
+        """
+        participant = self._participant(roomJID, realJID)
+        session = None if participant is None else participant.session
+        if participant is None or session is None or session.dialog is None:
+            return fail(mucError("not-acceptable"))
+        if self.refers is None:
+            return fail(mucError("feature-not-implemented"))
+        try:
+            target = jidToSIP(JID(invitee).userhost())  # type: ignore[no-untyped-call]
+        except (AddressError, InvalidFormat, ValueError) as e:
+            return fail(mucError("jid-malformed", str(e)))
+        self._log.info(
+            "{nick} invites {invitee} to {roomJID}",
+            nick=nick,
+            invitee=invitee,
+            roomJID=roomJID,
+        )
+        d = self.refers.refer(
+            session.dialog, NameAddr(SIPURI.fromString(target.uri())), referSub=False
+        )
+
+        def sent(_: object) -> None:
+            return None
+
+        def refused(reason: Failure) -> Failure:
+            status = getattr(reason.value, "status", None)
+            if not isinstance(status, int):
+                return reason
+            condition, errorType = stanzaErrorForSIPStatus(status)
+            return Failure(_stanzaError(condition, errorType))  # type: ignore[no-untyped-call]
+
+        return d.addCallbacks(sent, refused)
 
     def presenceChanged(
         self,

@@ -211,6 +211,15 @@ class IRoomBackend(Interface):
         (C{toNick} L{None}) or to one participant.
         """
 
+    def invitationSent(
+        roomJID: str, nick: str, realJID: str, invitee: str, reason: str | None
+    ) -> defer.Deferred[None]:
+        """
+        An occupant sent a mediated invitation (XEP-0045 7.8.2) for
+        C{invitee} (a JID): fires once it is on its way, fails with a
+        L{StanzaError} to return to the inviter.
+        """
+
     def presenceChanged(
         roomJID: str, nick: str, realJID: str, show: str | None, status: str | None
     ) -> None:
@@ -1112,6 +1121,47 @@ class MUCService(XMPPHandler):
 
     # -- incoming messages --------------------------------------------------------
 
+    def _onInvitation(
+        self, state: _RoomState, sender: JID, message: domish.Element, roomJID: str
+    ) -> bool:
+        """
+        A mediated invitation (XEP-0045 7.8.2, RFC 7702 section 5.7) from
+        an occupant: to the backend (a REFER to the focus).
+
+        @return: whether C{message} was one.
+        """
+        invites = [
+            invite
+            for x in message.elements(NS_MUC_USER, "x")
+            for invite in x.elements(NS_MUC_USER, "invite")
+        ]
+        if not invites:
+            return False
+        occupant = state.occupantOf(sender)
+        if occupant is None:
+            self._replyError(message, mucError("not-acceptable"), roomJID)
+            return True
+        for invite in invites:
+            invitee = invite.getAttribute("to")
+            if not invitee:
+                self._replyError(message, mucError("bad-request"), roomJID)
+                continue
+            reason = _childText(invite, "reason")
+            d = defer.maybeDeferred(
+                self.backend.invitationSent,
+                roomJID,
+                occupant.nick,
+                sender.full(),
+                invitee,
+                reason,
+            )
+
+            def refused(failure: Failure) -> None:
+                self._replyError(message, self._failureToError(failure, roomJID, None), roomJID)
+
+            d.addErrback(refused)
+        return True
+
     def _onMessage(self, message: domish.Element) -> None:
         sender = self._sender(message)
         to = self._recipient(message)
@@ -1132,7 +1182,9 @@ class MUCService(XMPPHandler):
             self._onPrivateMessage(state, sender, to.resource, message, messageType)
             return
         if messageType != "groupchat":
-            # mediated invitations and voice requests are not mapped yet
+            if self._onInvitation(state, sender, message, roomJID):
+                return
+            # voice requests and the like are not mapped
             self._replyError(message, mucError("feature-not-implemented"), roomJID)
             return
         occupant = state.occupantOf(sender)

@@ -46,6 +46,7 @@ from stoxgw.interworking.addressing import SIPAddress
 from stoxgw.interworking.xmpptosip import IXMPPToSIP, XMPPParticipant, XMPPToSIP
 from stoxgw.msrp.session import IncomingMessage
 from stoxgw.sip.sdp import parseSDP
+from stoxgw.sip.refer import IncomingRefer, ReferAgent
 from stoxgw.sip.subscription import ConferenceNotifier, ConferencePackage, SIPEvents
 from stoxgw.sip.uri import SIPURI
 from stoxgw.xmpp.room import MUCService
@@ -111,8 +112,17 @@ class Bridge:
             self.focusEvents = SIPEvents(self.net.b.ua)
             self.focusEvents.addPackage(ConferencePackage(lambda request: notifier))
             events = SIPEvents(self.net.a.ua)
+        self.refers: list[IncomingRefer] = []
+        self.referStatus = 202
+        focusEvents = SIPEvents(self.net.b.ua) if conference is None else self.focusEvents
+        ReferAgent(focusEvents, self)
+        gatewayEvents = events if events is not None else SIPEvents(self.net.a.ua)
         self.bridge = XMPPToSIP(
-            self.net.clock, self.net.a.initiator, ROOM_DOMAIN, events=events
+            self.net.clock,
+            self.net.a.initiator,
+            ROOM_DOMAIN,
+            events=events,
+            refers=ReferAgent(gatewayEvents),
         )
         ids = iter(range(1, 1000))
         self.rooms = MUCService(
@@ -120,6 +130,16 @@ class Bridge:
         )
         self.bridge.useRooms(self.rooms)
         self.manager, self.stub = connect(self.rooms)
+
+    def referReceived(self, refer: IncomingRefer) -> None:
+        """
+        The focus's L{IReferHandler}: keep it, answer L{referStatus}.
+        """
+        self.refers.append(refer)
+        if self.referStatus < 300:
+            refer.accept(self.referStatus)
+        else:
+            refer.reject(self.referStatus)
 
     def receive(self, stanza: str) -> list[domish.Element]:
         """
@@ -702,3 +722,58 @@ class RosterTests(SynchronousTestCase):
         self.assertEqual(
             sorted(m["to"] for m in out), ["juliet@example.com/balcony", "nurse@example.com/kitchen"]
         )
+
+
+class InvitationTests(SynchronousTestCase):
+    """
+    RFC 7702 section 5.7 (F27-F30): a mediated invitation becomes a REFER
+    to the focus.
+    """
+
+    def invite(self, b: Bridge, to: str = "benvolio@example.org") -> list[domish.Element]:
+        return b.receive(
+            f"<message from='{JULIET}' to='{ROOM}'><x xmlns='{MUC_USER}'>"
+            f"<invite to='{to}'/></x></message>"
+        )
+
+    def test_refer(self) -> None:
+        """
+        Juliet invites benvolio@example.org: REFER in her INVITE dialog
+        (same Call-ID), Refer-To <sip:benvolio@example.org> (RFC 7247
+        section 6.5), Refer-Sub false; nothing goes back to Juliet.
+        """
+        b = Bridge(self)
+        b.join()
+        out = self.invite(b)
+        self.assertEqual(out, [])
+        [refer] = b.net.requests("REFER", "192.0.2.1")
+        [invite] = b.net.requests("INVITE", "192.0.2.1")
+        self.assertEqual(refer.header("Call-ID"), invite.header("Call-ID"))
+        self.assertEqual(refer.header("Refer-To"), "<sip:benvolio@example.org>")
+        self.assertEqual(refer.header("Refer-Sub"), "false")
+        [incoming] = b.refers
+        self.assertEqual(str(incoming.referTo.uri), "sip:benvolio@example.org")
+
+    def test_refused(self) -> None:
+        """
+        The focus refuses the REFER with 403: Juliet gets forbidden (E.2).
+        """
+        b = Bridge(self)
+        b.join()
+        b.referStatus = 403
+        [reply] = self.invite(b)
+        self.assertEqual(reply["type"], "error")
+        self.assertEqual(error.exceptionFromStanza(reply).condition, "forbidden")
+
+    def test_notAnOccupant(self) -> None:
+        """
+        An invitation from someone not in the room: not-acceptable, no
+        REFER.
+        """
+        b = Bridge(self)
+        [reply] = b.receive(
+            f"<message from='{JULIET}' to='{ROOM}'><x xmlns='{MUC_USER}'>"
+            "<invite to='benvolio@example.org'/></x></message>"
+        )
+        self.assertEqual(reply["type"], "error")
+        self.assertEqual(b.net.requests("REFER"), [])

@@ -160,6 +160,12 @@ class RecordingBackend:
     ) -> None:
         self.calls.append(("chatStateSent", roomJID, nick, realJID, state, toNick))
 
+    def invitationSent(
+        self, roomJID: str, nick: str, realJID: str, invitee: str, reason: str | None
+    ) -> Any:
+        self.calls.append(("invitationSent", roomJID, nick, realJID, invitee, reason))
+        return self._answer("invitationSent")
+
     def presenceChanged(
         self,
         roomJID: str,
@@ -865,14 +871,33 @@ class MessageTests(RoomTestCase):
         )
         self.assertError(out[0], "forbidden", "auth")
 
-    def test_invitationNotMapped(self) -> None:
+    def test_invitation(self) -> None:
         """
-        Non-groupchat messages to the room (mediated invitations) are
-        feature-not-implemented for now.
+        XEP-0045 7.8.2 (RFC 7702 section 5.7): a mediated invitation from an
+        occupant goes to the backend with the invitee and reason; nothing
+        goes back on success.
         """
+        out = self.receive(
+            f"<message from='{HAG}' to='{ROOM}'><x xmlns='{NS_USER}'>"
+            "<invite to='hecate@shakespeare.lit'><reason>Hail!</reason></invite></x></message>"
+        )
+        self.assertEqual(out, [])
+        self.assertEqual(
+            self.backend.calls[-1][0::4], ("invitationSent", "hecate@shakespeare.lit")
+        )
+        self.assertEqual(self.backend.calls[-1][5], "Hail!")
+
+    def test_invitationRefused(self) -> None:
+        """
+        The backend refuses (the focus said 403): the inviter gets the
+        error; other normal messages stay feature-not-implemented.
+        """
+        self.backend.answers["invitationSent"] = error.StanzaError("forbidden")
         out = self.receive(
             f"<message from='{HAG}' to='{ROOM}'><x xmlns='{NS_USER}'><invite to='x@y'/></x></message>"
         )
+        self.assertError(out[0], "forbidden", "auth")
+        out = self.receive(f"<message from='{HAG}' to='{ROOM}'><body>hi</body></message>")
         self.assertError(out[0], "feature-not-implemented", "cancel")
 
     def test_chatState(self) -> None:
