@@ -332,6 +332,7 @@ class InterworkingService(Service):
             self.rooms = MUCService(roomDomain, self.xmppToSIP, reactor)
             self.xmppToSIP.useRooms(self.rooms)
             self.rooms.setHandlerParent(roomLink.streamManager)
+            roomLink.observers.append(self.xmppToSIP)
             for handler in discoHandlers(RoomDisco(self.rooms)):
                 handler.setHandlerParent(roomLink.streamManager)
 

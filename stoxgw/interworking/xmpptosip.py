@@ -82,6 +82,8 @@ from stoxgw.interworking.addressing import (
     parseSIPIdentity,
 )
 from stoxgw.interworking.errors import (
+    GatewayBEnd,
+    sipReasonCauseForGatewayBEnd,
     MSRPMethod,
     MUCStatus,
     Termination,
@@ -135,6 +137,7 @@ from stoxgw.sip.subscription import (
     SubscriptionReason,
 )
 from stoxgw.sip.uri import NameAddr, SIPURI
+from stoxgw.xmpp.component import ILinkObserver
 from stoxgw.xmpp.occupant import ChatState
 from stoxgw.xmpp.room import IRoomBackend, JoinAccepted, MUCService, mucError
 
@@ -148,6 +151,8 @@ SUBSCRIBE_WAIT = 5.0
 NICK_RETRY_WAIT = 60.0
 #: How many recent room messages are remembered to show each only once.
 SEEN_MESSAGES = 512
+#: The BYE's Reason cause when the room domain's XMPP link is lost.
+LINK_LOST_CAUSE = sipReasonCauseForGatewayBEnd(GatewayBEnd.LINK_LOST)
 #: The C{a=chatroom} tokens we offer (RFC 7701 section 8).
 CHATROOM_TOKENS = ("nickname", "private-messages")
 #: Messages whose CPIM DateTime is older than this many seconds are shown
@@ -371,16 +376,17 @@ class XMPPParticipant:
 
         return session.sendNickname(nick).addCallbacks(taken, refused)
 
-    def end(self, text: str) -> None:
+    def end(self, text: str, status: int | None = None) -> None:
         """
-        Leave: BYE (RFC 7702 section 5.8) with C{text} in its C{Reason}.
+        Leave: BYE (RFC 7702 section 5.8) with C{text} (and the SIP cause
+        C{status}) in its C{Reason}.
         """
         self.leaving = True
         timer, self._retryTimer = self._retryTimer, None
         if timer is not None and timer.active():
             timer.cancel()
         if self.session is not None:
-            self.session.end(text)
+            self.session.end(text, status=status)
 
     def awaitNickRetry(self, wait: float) -> None:
         """
@@ -783,7 +789,7 @@ class SIPRoomMirror:
         return True
 
 
-@implementer(IXMPPToSIP)
+@implementer(IXMPPToSIP, ILinkObserver)
 class XMPPToSIP:
     """
     Gateway A (RFC 7702 section 5).
@@ -1143,6 +1149,38 @@ class XMPPToSIP:
             return
         participant.composing[key] = composing
         participant.sendComposing(composing, target)
+
+    # -- ILinkObserver: the room domain's component link -----------------------
+
+    def linkUp(self, domain: str) -> None:
+        """
+        The room domain's link is up: nothing to restore (the chats of a
+        lost link were ended).
+        """
+
+    def linkDown(self, domain: str, reason: Failure) -> None:
+        """
+        The room domain's link is lost: the XMPP users can no longer see
+        their rooms, so every SIP leg ends (BYE, Reason 503) and the rooms
+        go: no dialog is left behind.  Their clients learn it when they
+        next talk to the room (XEP-0410 self-ping gets not-acceptable) and
+        join again.
+        """
+        if domain != self.roomDomain:
+            return
+        legs = list(self.participants.values())
+        if legs:
+            self._log.warn(
+                "Room domain link lost: ending {count} SIP legs",
+                count=len(legs),
+            )
+        for participant in legs:
+            self._forget(participant)
+            participant.end("XMPP link lost", status=LINK_LOST_CAUSE)
+        for roomJID in list(self.mirrors):
+            self._dropRoomIfEmpty(roomJID)
+        for room in list(self.rooms.rooms):
+            self.rooms.destroyRoom(room.address)
 
     def invitationSent(
         self, roomJID: str, nick: str, realJID: str, invitee: str, reason: str | None

@@ -21,6 +21,8 @@ from typing import Any
 
 import stoxgw.xmpp  # noqa: F401  (installs the compat names before wokkel loads)
 
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber import error
 from twisted.words.xish import domish
@@ -46,6 +48,7 @@ from stoxgw.interworking.addressing import SIPAddress
 from stoxgw.interworking.xmpptosip import IXMPPToSIP, XMPPParticipant, XMPPToSIP
 from stoxgw.msrp.session import IncomingMessage
 from stoxgw.sip.sdp import parseSDP
+from stoxgw.sip.headers import parseReasons
 from stoxgw.sip.refer import IncomingRefer, ReferAgent
 from stoxgw.sip.subscription import ConferenceNotifier, ConferencePackage, SIPEvents
 from stoxgw.sip.uri import SIPURI
@@ -777,3 +780,33 @@ class InvitationTests(SynchronousTestCase):
         )
         self.assertEqual(reply["type"], "error")
         self.assertEqual(b.net.requests("REFER"), [])
+
+
+class LinkLossTests(SynchronousTestCase):
+    """
+    The room domain's XMPP link is lost: no SIP leg is left behind.
+    """
+
+    def test_legsEnded(self) -> None:
+        """
+        Every chat ends with BYE, Reason cause 503; the rooms go.
+        """
+        b = Bridge(self)
+        b.join()
+        b.bridge.linkDown(ROOM_DOMAIN, Failure(ConnectionDone()))
+        b.net.pump()
+        [bye] = b.net.requests("BYE", "192.0.2.1")
+        [reason] = parseReasons(bye.header("Reason") or "")
+        self.assertEqual(reason.cause, 503)
+        self.assertEqual(b.bridge.participants, {})
+        self.assertIsNone(b.rooms.getRoom(ROOM))
+
+    def test_otherDomain(self) -> None:
+        """
+        Another link's loss changes nothing here.
+        """
+        b = Bridge(self)
+        b.join()
+        b.bridge.linkDown("sip.example", Failure(ConnectionDone()))
+        b.net.pump()
+        self.assertEqual(b.net.requests("BYE"), [])
