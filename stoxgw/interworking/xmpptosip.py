@@ -453,7 +453,12 @@ class XMPPParticipant:
         assert text is not None
         current = datetime.datetime.fromtimestamp(self.bridge.clock.seconds(), _UTC)
         stamp = cpim.dateTime
-        delayed = stamp is not None and (current - stamp).total_seconds() > HISTORY_AGE
+        delayed = stamp is not None and (
+            # Before the join completed, the focus replays its history
+            # (SPEC C.1.3): shown with its time, after the self-presence.
+            not self.joined
+            or (current - stamp).total_seconds() > HISTORY_AGE
+        )
         if stamp is None:
             stamp = current
         try:

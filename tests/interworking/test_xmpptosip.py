@@ -21,6 +21,7 @@ from typing import Any
 
 import stoxgw.xmpp  # noqa: F401  (installs the compat names before wokkel loads)
 
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -810,3 +811,47 @@ class LinkLossTests(SynchronousTestCase):
         b.bridge.linkDown("sip.example", Failure(ConnectionDone()))
         b.net.pump()
         self.assertEqual(b.net.requests("BYE"), [])
+
+
+class HistoryTests(SynchronousTestCase):
+    """
+    SPEC C.1.3: what the focus sends before the join completed is history.
+    """
+
+    def test_beforeSelfPresence(self) -> None:
+        """
+        The focus replays a message while the gateway still waits for its
+        conference-info: the XMPP user gets it after the 110
+        self-presence, with a XEP-0203 delay of the CPIM DateTime, even
+        though it is recent.
+        """
+        b = Bridge(self, conference([ROMEO, SELF]))
+        pending: list[Deferred[int | None]] = []
+
+        def authorize(request: object) -> Deferred[int | None]:
+            d: Deferred[int | None] = Deferred()
+            pending.append(d)
+            return d
+
+        [package] = b.focusEvents.packages.values()
+        package.authorize = authorize  # type: ignore[method-assign]
+        out = b.join()
+        self.assertEqual(out, [])
+        self.assertEqual(len(pending), 1)
+        cpim = CPIMMessage.build(
+            contentType="text/plain",
+            body=b"Earlier words",
+            fromAddress=CPIMAddress(f"{FOCUS};gr=Romeo"),
+            toAddresses=(CPIMAddress(FOCUS),),
+            dateTime=NOW,
+        )
+        b.session().sendMessage("message/cpim", cpim.toBytes())
+        b.net.pump()
+        pending[0].callback(None)
+        out = b.settle()
+        kinds = [(s.name, statuses(s)) for s in out]
+        self.assertEqual(kinds[1], ("presence", {110}))
+        [history] = [s for s in out if s.name == "message" and body(s) == "Earlier words"]
+        self.assertGreater(out.index(history), 1)
+        [delay] = [c for c in history.elements() if c.name == "delay"]
+        self.assertEqual(delay["stamp"], "2015-10-15T18:30:00Z")
