@@ -25,7 +25,7 @@ the user's sessions (resources) and their nick.
     other participants, then itself with 110, then history and subject
     (R-184).  A refused INVITE becomes L{stanzaErrorForSIPEntryFailure};
     a NICKNAME refused with 425 becomes C{<conflict/>} and the dialog is
-    kept for the client's next nick (R-013, R-014) for
+    kept for the client's next nick (R-013, SPEC C.1.2) for
     L{NICK_RETRY_WAIT}.
   - Conference-info, full and partial (merged by L{ConferenceWatcher}):
     users become occupants (L{rosterOfConference}: nick from XCON

@@ -316,7 +316,7 @@ class JoinTests(SynchronousTestCase):
         """
         The switch answers NICKNAME with 425: XMPP gets C{<conflict/>}
         (type cancel, from the nick asked for, R-013); the dialog stays
-        (R-014, SPEC C.1.2), and the client's next try is a NICKNAME on
+        (SPEC C.1.2), and the client's next try is a NICKNAME on
         the same chat, no second INVITE.
         """
         self.b.focus.nicknameResult = 425
