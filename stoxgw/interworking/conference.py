@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 
 from stoxgw.formats.conferenceinfo import (
     ConferenceDescription,
+    DisconnectionMethod,
     ConferenceInfo,
     ElementState,
     Endpoint,
@@ -49,12 +50,19 @@ CONFERENCE_ROLES = frozenset({"moderator", "participant", "visitor"})
 
 
 def occupantUser(
-    room: SIPAddress, nick: str, role: str | None, realJID: str | None = None
+    room: SIPAddress,
+    nick: str,
+    role: str | None,
+    realJID: str | None = None,
+    removed: DisconnectionMethod | None = None,
 ) -> User:
     """
     One occupant of C{room} as a conference-info user (R-213).
 
     @param realJID: The occupant's real JID, where the room shows it.
+    @param removed: How the occupant was removed (RFC 4575 section
+        5.7.3): its endpoint is then C{disconnected} with this
+        C{disconnection-method}.
     """
     entity = room.aor.withGR(nick).uri()
     aors = None
@@ -69,7 +77,10 @@ def occupantUser(
         endpoints=(
             Endpoint(
                 entity=entity,
-                status=EndpointStatus.CONNECTED,
+                status=EndpointStatus.CONNECTED
+                if removed is None
+                else EndpointStatus.DISCONNECTED,
+                disconnectionMethod=removed,
                 media=(Media(id="1", type="message"),),
             ),
         ),

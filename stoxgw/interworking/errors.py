@@ -38,6 +38,8 @@ from collections.abc import Iterable, Mapping
 from enum import Enum, IntEnum, StrEnum
 from types import MappingProxyType
 
+from stoxgw.formats.conferenceinfo import DisconnectionMethod
+
 
 class Condition(StrEnum):
     """
@@ -707,18 +709,6 @@ class MUCStatus(IntEnum):
     MEMBERS_ONLY = 322
     SHUTDOWN = 332
     TECHNICAL_ERROR = 333
-
-
-class DisconnectionMethod(StrEnum):
-    """
-    The C{<disconnection-method>} of a conference-info endpoint (RFC 4575
-    section 5.7.3).
-    """
-
-    DEPARTED = "departed"
-    BOOTED = "booted"
-    FAILED = "failed"
-    BUSY = "busy"
 
 
 #: The status codes that mark an unavailable presence as a removal by the

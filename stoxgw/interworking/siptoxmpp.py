@@ -83,7 +83,7 @@ from stoxgw.chat.session import (
     IChatSessionHandler,
     RejectChat,
 )
-from stoxgw.formats.conferenceinfo import ConferenceInfo
+from stoxgw.formats.conferenceinfo import ConferenceInfo, DisconnectionMethod
 from stoxgw.formats.cpim import CPIMAddress
 from stoxgw.formats.iscomposing import ComposingState, IsComposing
 from stoxgw.interworking.addressing import (
@@ -100,6 +100,7 @@ from stoxgw.interworking.errors import (
     MSRP_STATUS_LINK_DOWN,
     GatewayBEnd,
     LocalMSRPFailure,
+    disconnectionMethodForMUCRemoval,
     MUCExchange,
     msrpStatusForLocalFailure,
     msrpStatusForStanzaError,
@@ -379,11 +380,16 @@ class SIPParticipant:
 
     # -- conference event package (R-213, R-217) ------------------------------
 
-    def conferenceState(self) -> ConferenceInfo:
+    def conferenceState(
+        self, removed: tuple[Occupant, DisconnectionMethod] | None = None
+    ) -> ConferenceInfo:
         """
         The room as this user's occupant sees it, as a full conference-info
         document (no version): the others in roster order, then the user
         itself, and the subject (R-213, R-217).
+
+        @param removed: An occupant just removed from the room, still
+            listed with its endpoint disconnected and how (SPEC E.5).
         """
         users = [
             occupantUser(
@@ -397,8 +403,29 @@ class SIPParticipant:
             ).values()
             if occupant.nick != self.nick
         ]
+        if removed is not None:
+            occupant, method = removed
+            users.append(
+                occupantUser(
+                    self.roomAddress,
+                    occupant.nick,
+                    occupant.role,
+                    None if occupant.jid is None else _full(occupant.jid),
+                    removed=method,
+                )
+            )
         users.append(occupantUser(self.roomAddress, self.nick, self.role, self.realAddress))
         return roomConference(self.roomAddress, users, self.subject)
+
+    def occupantRemoved(self, occupant: Occupant, method: DisconnectionMethod) -> None:
+        """
+        Another occupant was removed (kicked, banned, failed): a partial
+        NOTIFY showing its endpoint disconnected with C{method} (RFC 4575
+        section 5.7.3, SPEC E.5), then one deleting it.
+        """
+        if self.conference is not None and self.inRoom and not self.linkDown:
+            self.conference.update(self.conferenceState((occupant, method)))
+        self.rosterChanged()
 
     def notifier(self) -> ConferenceNotifier:
         """
@@ -1160,12 +1187,19 @@ class SIPToXMPP:
         self, roomJID: XMPPJID, realJID: XMPPJID, occupant: Occupant, removal: Removal
     ) -> None:
         """
-        Another occupant left: a partial NOTIFY deleting its user (R-213).
+        Another occupant left: a partial NOTIFY deleting its user (R-213);
+        one that was removed is first shown disconnected, C{booted} or
+        C{failed} (SPEC E.5).
         """
         participant = self._participant(roomJID, realJID)
-        if participant is not None:
-            participant.forgetOccupant(occupant.nick)
+        if participant is None:
+            return
+        participant.forgetOccupant(occupant.nick)
+        method = disconnectionMethodForMUCRemoval(removal.statusCodes)
+        if method is DisconnectionMethod.DEPARTED:
             participant.rosterChanged()
+        else:
+            participant.occupantRemoved(occupant, method)
 
     def occupantNickChanged(
         self, roomJID: XMPPJID, realJID: XMPPJID, oldNick: str, occupant: Occupant

@@ -20,6 +20,7 @@ from stoxgw.chat.session import ChatSession
 from stoxgw.formats.conferenceinfo import (
     CONFERENCE_INFO_CONTENT_TYPE,
     ConferenceInfo,
+    DisconnectionMethod,
     ElementState,
     EndpointStatus,
 )
@@ -261,6 +262,29 @@ class PartialTests(SynchronousTestCase):
         document = self.last()
         self.assertEqual(document.version, 2)
         self.assertEqual(self.c.users(document), [(JULIC, ElementState.DELETED)])
+
+    def test_kicked(self) -> None:
+        """
+        SPEC E.5, RFC 4575 section 5.7.3: JuliC is kicked (307) -> a
+        partial NOTIFY showing her endpoint disconnected, booted, then one
+        deleting her; a technical removal (333) is "failed".
+        """
+        self.c.b.receive(
+            presence(
+                f"{ROOM.full()}/JuliC",
+                REAL.full(),
+                "<item affiliation='member' role='none'/><status code='307'/>",
+                "unavailable",
+            )
+        )
+        booted, deleted = self.c.recorder.documents[-2:]
+        [user] = booted.userList
+        self.assertEqual(user.entity, JULIC)
+        [endpoint] = user.endpoints
+        self.assertEqual(endpoint.status, EndpointStatus.DISCONNECTED)
+        self.assertEqual(endpoint.disconnectionMethod, DisconnectionMethod.BOOTED)
+        self.assertEqual(self.c.users(deleted), [(JULIC, ElementState.DELETED)])
+        self.assertEqual((booted.version, deleted.version), (2, 3))
 
     def test_otherNickChange(self) -> None:
         """

@@ -792,10 +792,10 @@ class RemovalTests(SynchronousTestCase):
         }
         for code, method in expected.items():
             self.assertEqual(
-                (code, disconnectionMethodForMUCRemoval([code])), (code, method)
+                (code, disconnectionMethodForMUCRemoval([code]).value), (code, method)
             )
-        self.assertEqual(disconnectionMethodForMUCRemoval([]), "departed")
-        self.assertEqual(disconnectionMethodForMUCRemoval([110, 170]), "departed")
+        self.assertEqual(disconnectionMethodForMUCRemoval([]).value, "departed")
+        self.assertEqual(disconnectionMethodForMUCRemoval([110, 170]).value, "departed")
 
     def test_severalCodes(self) -> None:
         """
