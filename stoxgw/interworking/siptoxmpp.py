@@ -839,6 +839,10 @@ class SIPParticipant:
         """
         if self.linkDown:
             return MSRP_STATUS_LINK_DOWN
+        if not nickname.strip():
+            # RFC 7701 section 7.3 removes a nick with an empty one; a MUC
+            # occupant always has one (SPEC F.1 item 3): not allowed.
+            return 403
         d = self.bridge.occupants.changeNick(self.roomJID, self.realJID, nickname)
 
         def changed(nick: str) -> int:

@@ -761,6 +761,19 @@ class NicknameTests(SynchronousTestCase):
         failure = self.failureResultOf(d, MSRPSendError)
         self.assertEqual(failure.value.code, 425)
 
+    def test_empty(self) -> None:
+        """
+        SPEC F.1 item 3: C{Use-Nickname: ""} (RFC 7701 section 7.3's nick
+        removal) -> 403; the MUC is not asked.
+        """
+        b = Bridge(self)
+        session = b.enter()
+        d = session.sendNickname("")
+        b.net.pump()
+        failure = self.failureResultOf(d, MSRPSendError)
+        self.assertEqual(failure.value.code, 403)
+        self.assertEqual(b.sent(), [])
+
 
 class ExitTests(SynchronousTestCase):
     """
