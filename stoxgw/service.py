@@ -329,6 +329,8 @@ class InterworkingService(Service):
             )
             # An INVITE for our own room domain would go round in a loop.
             self.sipToXMPP.ownRoomDomains = (roomDomain,)
+            # Focuses dialling out to XMPP users (RFC 4579).
+            self.sipToXMPP.focusInvites = self.xmppToSIP
             self.rooms = MUCService(roomDomain, self.xmppToSIP, reactor)
             self.xmppToSIP.useRooms(self.rooms)
             self.rooms.setHandlerParent(roomLink.streamManager)

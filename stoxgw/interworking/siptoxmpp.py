@@ -128,7 +128,7 @@ from stoxgw.sip.subscription import (
     ConferencePackage,
     SubscriptionReason,
 )
-from stoxgw.sip.uri import NameAddr, SIPURI
+from stoxgw.sip.uri import NameAddr, SIPURI, contactIsFocus
 from stoxgw.sip.useragent import IncomingRequest
 from stoxgw.xmpp.occupant import (
     ChatState,
@@ -930,6 +930,10 @@ class SIPToXMPP:
         self.authRealm = authRealm
         self.invitations = invitations
         self.ownRoomDomains: tuple[str, ...] = ()
+        #: Takes INVITEs from conference focuses (their Contact says
+        #: C{isfocus}): a focus dialling out to an XMPP user (RFC 4579),
+        #: RFC 7702 section 5's side.
+        self.focusInvites: IChatOfferHandler | None = None
         self._occupants: OccupantService | None = None
         self.participants: dict[tuple[str, str], SIPParticipant] = {}
 
@@ -964,6 +968,9 @@ class SIPToXMPP:
         """
         request = offer.invite.request
         callID = request.header("Call-ID")
+        if self.focusInvites is not None and contactIsFocus(request.header("Contact")):
+            # A SIP user agent joining a room is never a focus itself.
+            return self.focusInvites.chatOffered(offer)
         if not acceptTypesIntersection(ACCEPT_TYPES, offer.media.acceptTypes):
             # RFC 7701 section 5.2: a focus needs message/cpim; nothing
             # reaches XMPP.

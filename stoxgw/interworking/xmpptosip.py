@@ -66,10 +66,15 @@ from twisted.words.protocols.jabber.jid import JID, InvalidFormat
 from zope.interface import implementer
 
 from stoxgw.chat.session import (
+    AcceptChat,
+    ChatDecision,
+    ChatOffer,
+    RejectChat,
     ChatEnd,
     ChatInitiator,
     ChatSession,
     ChatSessionError,
+    IChatOfferHandler,
     EndCause,
     IChatSessionHandler,
 )
@@ -78,6 +83,8 @@ from stoxgw.interworking.addressing import (
     AddressError,
     SIPAddress,
     focusURIForRoomJID,
+    roomJIDForFocusURI,
+    sipToJID,
     jidToSIP,
     parseSIPIdentity,
 )
@@ -136,7 +143,7 @@ from stoxgw.sip.subscription import (
     SIPEvents,
     SubscriptionReason,
 )
-from stoxgw.sip.uri import NameAddr, SIPURI
+from stoxgw.sip.uri import NameAddr, SIPURI, contactIsFocus
 from stoxgw.xmpp.component import ILinkObserver
 from stoxgw.xmpp.occupant import ChatState
 from stoxgw.xmpp.room import IRoomBackend, JoinAccepted, MUCService, mucError
@@ -199,16 +206,8 @@ def _isFocus(session: ChatSession) -> bool:
     Whether the answer's Contact carries the C{isfocus} feature tag (RFC
     4579 section 3.3; RFC 7701 section 5.2; R-009).
     """
-    dialog = session.dialog
-    response = getattr(dialog, "inviteResponse", None)
-    contact = None if response is None else response.header("Contact")
-    if not contact:
-        return False
-    try:
-        address = NameAddr.fromString(contact.split(",")[0])
-    except ValueError:
-        return "isfocus" in contact.lower()
-    return any(name.lower() == "isfocus" for name, _ in address.parameters)
+    response = getattr(session.dialog, "inviteResponse", None)
+    return response is not None and contactIsFocus(response.header("Contact"))
 
 
 def _terminationStatus(end: ChatEnd) -> MUCStatus | None:
@@ -266,6 +265,7 @@ class XMPPParticipant:
         self.privateMessages = False
         self.nicknames = True
         self.nickRefused = False
+        self.dialedOut = False
         self.resource: str | None = None
         self.composing: dict[str, ComposingState] = {}
         self.waiting: list[Deferred[JoinAccepted | None]] = []
@@ -540,6 +540,29 @@ class XMPPParticipant:
         self.bridge._dropRoomIfEmpty(self.roomJID)
 
 
+class _DialOut:
+    """
+    A focus's INVITE toward an XMPP user, waiting for the user's join.
+    """
+
+    def __init__(self, offer: ChatOffer, focus: SIPAddress) -> None:
+        self.offer = offer
+        self.focus = focus
+        self.decision: Deferred[ChatDecision] = Deferred()
+        self.timer: IDelayedCall | None = None
+
+    @property
+    def pending(self) -> bool:
+        return not self.decision.called and not self.offer.invite.answered
+
+    def finish(self, decision: ChatDecision) -> None:
+        timer, self.timer = self.timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        if not self.decision.called:
+            self.decision.callback(decision)
+
+
 class SIPRoomMirror:
     """
     One SIP room as the gateway mirrors it to XMPP (RFC 7702 sections
@@ -794,7 +817,7 @@ class SIPRoomMirror:
         return True
 
 
-@implementer(IXMPPToSIP, ILinkObserver)
+@implementer(IXMPPToSIP, ILinkObserver, IChatOfferHandler)
 class XMPPToSIP:
     """
     Gateway A (RFC 7702 section 5).
@@ -840,6 +863,7 @@ class XMPPToSIP:
         self.subscriptionExpires = subscriptionExpires
         self.nickRetryWait = nickRetryWait
         self.refers = refers
+        self.dialOuts: dict[tuple[str, str], _DialOut] = {}
         self._rooms: MUCService | None = None
         self.participants: dict[tuple[str, str], XMPPParticipant] = {}
         self.mirrors: dict[str, SIPRoomMirror] = {}
@@ -971,6 +995,19 @@ class XMPPToSIP:
         participant.resource = JID(realJID).resource or None
         self.participants[(roomJID, user)] = participant
         self.mirror(roomJID).legs.append(participant)
+        dialOut = self.dialOuts.pop((roomJID, user), None)
+        if dialOut is not None and dialOut.pending:
+            # The focus invited this user (RFC 4579 dial-out): its INVITE
+            # becomes the user's chat.
+            if self.rooms.getRoom(roomJID) is None:
+                self.rooms.createRoom(
+                    Room(
+                        roomJID,
+                        focus.uri(),
+                        RoomSettings(privateMessages=False, historySize=self.historySize),
+                    )
+                )
+            return self._acceptDialOut(dialOut, participant)
         if self.rooms.getRoom(roomJID) is None:
             self.rooms.createRoom(
                 Room(
@@ -1014,7 +1051,7 @@ class XMPPToSIP:
 
     def _chatReady(self, session: ChatSession, participant: XMPPParticipant) -> Any:
         media = session.remoteMedia
-        if not _isFocus(session):
+        if not participant.dialedOut and not _isFocus(session):
             # R-009: only a conference focus (RFC 4579 isfocus) is a room.
             session.end("Not a conference focus")
             return fail(mucError("item-not-found", "The SIP peer is not a chat room (no isfocus)"))
@@ -1154,6 +1191,107 @@ class XMPPToSIP:
             return
         participant.composing[key] = composing
         participant.sendComposing(composing, target)
+
+    # -- a focus dialling out to an XMPP user (RFC 4579 section 5.5) -----------
+
+    def chatOffered(self, offer: ChatOffer) -> Deferred[ChatDecision]:
+        """
+        An INVITE from a conference focus (its Contact says C{isfocus}) to
+        an XMPP user: the focus adds the user to its room (RFC 4579, after
+        someone's REFER).  The user gets an XEP-0045 invitation from the
+        room JID that stands for the focus, naming the Referred-By as
+        inviter; the INVITE rings (180) until the user joins that room,
+        whose join then takes this INVITE as its chat, or is refused:
+        603 when the user declines, 480 when no join comes in time.
+        """
+        request = offer.invite.request
+        try:
+            invitee = sipToJID(parseSIPIdentity(str(request.uri)).aor)
+            fromHeader = request.header("From") or ""
+            focus = parseSIPIdentity(str(NameAddr.fromString(fromHeader).uri)).aor
+            roomJID = str(roomJIDForFocusURI(focus, self.roomDomain))
+        except (AddressError, ValueError) as e:
+            self._log.info(
+                "Dial-out INVITE refused ({callID}): {error}",
+                callID=request.header("Call-ID"),
+                error=str(e),
+            )
+            return succeed(RejectChat(404, "Not Found"))
+        inviter = None
+        referredBy = request.header("Referred-By")
+        if referredBy:
+            try:
+                inviter = str(
+                    sipToJID(parseSIPIdentity(str(NameAddr.fromString(referredBy).uri)).aor)
+                )
+            except (AddressError, ValueError):
+                inviter = None
+        key = (roomJID, str(invitee))
+        previous = self.dialOuts.pop(key, None)
+        if previous is not None:
+            previous.finish(RejectChat(480, "Superseded"))
+        dialOut = _DialOut(offer, focus)
+        self.dialOuts[key] = dialOut
+        dialOut.timer = self.clock.callLater(
+            self.nickRetryWait, self._dialOutExpired, key, dialOut
+        )
+        self._log.info(
+            "Focus {focus} invites {invitee} to {roomJID}",
+            focus=focus.uri(),
+            invitee=str(invitee),
+            roomJID=roomJID,
+        )
+        self.rooms.sendInvitation(roomJID, str(invitee), inviter, None)
+        try:
+            offer.invite.sendProvisional(180)
+        except Exception as e:
+            self._log.warn("180 to a dial-out failed: {error}", error=e)
+        return dialOut.decision
+
+    def _dialOutExpired(self, key: tuple[str, str], dialOut: _DialOut) -> None:
+        dialOut.timer = None
+        if self.dialOuts.get(key) is dialOut:
+            del self.dialOuts[key]
+        dialOut.finish(RejectChat(480, "Temporarily Unavailable (no join)"))
+
+    def _acceptDialOut(
+        self, dialOut: _DialOut, participant: XMPPParticipant
+    ) -> Deferred[JoinAccepted | None]:
+        participant.dialedOut = True
+        dialOut.finish(
+            AcceptChat(
+                participant,
+                acceptTypes=ACCEPT_TYPES,
+                acceptWrappedTypes=ACCEPT_WRAPPED_TYPES,
+                chatroom=CHATROOM_TOKENS,
+            )
+        )
+        session = participant.session
+        if session is None:
+            self._forget(participant)
+            return fail(mucError("item-not-found", "The invitation is no longer valid"))
+        result: Deferred[Any] = session.whenReady()
+        result.addCallbacks(
+            self._chatReady,
+            self._chatFailed,
+            callbackArgs=(participant,),
+            errbackArgs=(participant,),
+        )
+        result.addCallbacks(
+            self._joined,
+            self._joinFailed,
+            callbackArgs=(participant,),
+            errbackArgs=(participant,),
+        )
+        return result
+
+    def invitationDeclined(self, roomJID: str, realJID: str, reason: str | None) -> None:
+        """
+        The invitee declined the focus's invitation: 603 to its INVITE.
+        """
+        dialOut = self.dialOuts.pop((roomJID, _bare(realJID)), None)
+        if dialOut is not None:
+            dialOut.finish(RejectChat(603, "Decline"))
 
     # -- ILinkObserver: the room domain's component link -----------------------
 

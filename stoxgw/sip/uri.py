@@ -883,3 +883,18 @@ def parseNameAddrList(text: str) -> list[NameAddr]:
         if scanner.atEnd():
             return result
         scanner.expect(",")
+
+
+def contactIsFocus(contact: str | None) -> bool:
+    """
+    Whether a Contact header value (its first address) carries the
+    C{isfocus} feature tag of a conference focus (RFC 4579 section 3.3,
+    RFC 3840).
+    """
+    if not contact:
+        return False
+    try:
+        address = NameAddr.fromString(contact.split(",")[0])
+    except ValueError:
+        return False
+    return any(name.lower() == "isfocus" for name, _ in address.parameters)

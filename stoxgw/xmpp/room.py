@@ -220,6 +220,11 @@ class IRoomBackend(Interface):
         L{StanzaError} to return to the inviter.
         """
 
+    def invitationDeclined(roomJID: str, realJID: str, reason: str | None) -> None:
+        """
+        C{realJID} declined an invitation to the room (XEP-0045 7.8.2).
+        """
+
     def presenceChanged(
         roomJID: str, nick: str, realJID: str, show: str | None, status: str | None
     ) -> None:
@@ -401,6 +406,24 @@ class MUCService(XMPPHandler):
         room.address = roomJID.userhost()
         self._rooms[room.address] = _RoomState(room)
         self._log.info("Room {roomJID} created", roomJID=room.address)
+
+    def sendInvitation(
+        self, roomJID: str, invitee: str, inviter: str | None, reason: str | None
+    ) -> None:
+        """
+        Send an invitation from the room (XEP-0045 7.8.2, as the room
+        relays a mediated one): to C{invitee}, naming C{inviter}.
+        """
+        message = domish.Element((None, "message"))
+        message["from"] = roomJID
+        message["to"] = invitee
+        x = message.addElement((NS_MUC_USER, "x"))
+        invite = x.addElement("invite")
+        if inviter:
+            invite["from"] = inviter
+        if reason:
+            invite.addElement("reason", content=reason)
+        self._send(message)
 
     def getRoom(self, roomJID: str) -> Room | None:
         """
@@ -1121,6 +1144,25 @@ class MUCService(XMPPHandler):
 
     # -- incoming messages --------------------------------------------------------
 
+    def _onDecline(self, sender: JID, message: domish.Element, roomJID: str) -> bool:
+        """
+        An invitee declines an invitation of the room (XEP-0045 7.8.2),
+        whether or not the room is hosted yet (a focus's dial-out).
+
+        @return: whether C{message} was one.
+        """
+        declines = [
+            decline
+            for x in message.elements(NS_MUC_USER, "x")
+            for decline in x.elements(NS_MUC_USER, "decline")
+        ]
+        if not declines:
+            return False
+        self.backend.invitationDeclined(
+            roomJID, sender.full(), _childText(declines[0], "reason")
+        )
+        return True
+
     def _onInvitation(
         self, state: _RoomState, sender: JID, message: domish.Element, roomJID: str
     ) -> bool:
@@ -1174,6 +1216,10 @@ class MUCService(XMPPHandler):
             self._replyError(message, error.StanzaError("service-unavailable"))
             return
         roomJID = to.userhost()
+        if not to.resource and messageType != "groupchat" and self._onDecline(
+            sender, message, roomJID
+        ):
+            return
         state = self._rooms.get(roomJID)
         if state is None:
             self._replyError(message, mucError("item-not-found"), roomJID)

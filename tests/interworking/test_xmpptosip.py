@@ -52,9 +52,9 @@ from stoxgw.sip.sdp import parseSDP
 from stoxgw.sip.headers import parseReasons
 from stoxgw.sip.refer import IncomingRefer, ReferAgent
 from stoxgw.sip.subscription import ConferenceNotifier, ConferencePackage, SIPEvents
-from stoxgw.sip.uri import SIPURI
+from stoxgw.sip.uri import SIPURI, parseNameAddr
 from stoxgw.xmpp.room import MUCService
-from tests.chat.test_session import HOST_B, Network, Recorder
+from tests.chat.test_session import HOST_A, HOST_B, Network, Recorder
 from tests.xmpp.test_room import connect, xml
 
 ROOM_DOMAIN = "chat.example.org"
@@ -855,3 +855,85 @@ class HistoryTests(SynchronousTestCase):
         self.assertGreater(out.index(history), 1)
         [delay] = [c for c in history.elements() if c.name == "delay"]
         self.assertEqual(delay["stamp"], "2015-10-15T18:30:00Z")
+
+
+class DialOutTests(SynchronousTestCase):
+    """
+    RFC 4579 section 5.5 seen from the gateway: the focus INVITEs an XMPP
+    user (after someone's REFER); the user gets a MUC invitation and its
+    join answers that INVITE.
+    """
+
+    def setUp(self) -> None:
+        self.b = Bridge(self)
+        self.b.net.a.acceptor.offers = self.b.bridge
+        ua = self.b.net.b.ua
+        ua.settings = dataclasses.replace(
+            ua.settings,
+            outboundProxy=SIPURI("sip", HOST_A, port=5060, parameters=(("lr", None),)),
+        )
+
+    def dialOut(self) -> Deferred[ChatSession]:
+        """
+        The focus INVITEs sip:juliet@example.com, Referred-By Romeo.
+        """
+        d = self.b.net.b.initiator.startChat(
+            SIPURI.fromString("sip:juliet@example.com"),
+            parseNameAddr(f"<{FOCUS}>"),
+            self.b.focus,
+            acceptTypes=("message/cpim",),
+            chatroom=("nickname", "private-messages"),
+            contact=parseNameAddr("<sip:montague@192.0.2.2>;isfocus"),
+            headers=[("Referred-By", "<sip:romeo@example.org>")],
+        )
+        d.addErrback(lambda reason: reason.value)
+        return d
+
+    def finals(self) -> list[int]:
+        return [r.status for r in self.b.net.responses("INVITE") if r.status >= 200]
+
+    def test_invitationThenJoin(self) -> None:
+        """
+        The XMPP user gets a mediated invitation from the room JID naming
+        romeo@example.org; the INVITE rings (180); the user's join
+        answers it (200, no INVITE of our own) and completes with 110.
+        """
+        before = len(self.b.manager.output)
+        d = self.dialOut()
+        self.b.net.pump()
+        [invitation] = self.b.manager.output[before:]
+        self.assertEqual((invitation["from"], invitation["to"]), (ROOM, "juliet@example.com"))
+        [x] = invitation.elements(MUC_USER, "x")
+        [invite] = x.elements(MUC_USER, "invite")
+        self.assertEqual(invite["from"], "romeo@example.org")
+        self.assertEqual(self.finals(), [])
+        self.assertIn(180, [r.status for r in self.b.net.responses("INVITE")])
+        out = self.b.join()
+        self.assertEqual(self.finals(), [200])
+        self.assertEqual(len(self.b.net.requests("INVITE")), 1)
+        self.assertIn(110, statuses(out[-2]))
+        self.assertIsInstance(self.successResultOf(d), ChatSession)
+
+    def test_declined(self) -> None:
+        """
+        The invitee declines: 603.
+        """
+        d = self.dialOut()
+        self.b.net.pump()
+        self.b.receive(
+            f"<message from='{JULIET}' to='{ROOM}'><x xmlns='{MUC_USER}'>"
+            "<decline><reason>Not now</reason></decline></x></message>"
+        )
+        self.assertEqual(self.finals(), [603])
+        self.successResultOf(d)
+
+    def test_noJoin(self) -> None:
+        """
+        No join within the wait: 480.
+        """
+        d = self.dialOut()
+        self.b.net.pump()
+        self.b.net.clock.advance(60)
+        self.b.net.pump()
+        self.assertEqual(self.finals(), [480])
+        self.successResultOf(d)

@@ -160,6 +160,9 @@ class RecordingBackend:
     ) -> None:
         self.calls.append(("chatStateSent", roomJID, nick, realJID, state, toNick))
 
+    def invitationDeclined(self, roomJID: str, realJID: str, reason: str | None) -> None:
+        self.calls.append(("invitationDeclined", roomJID, realJID, reason))
+
     def invitationSent(
         self, roomJID: str, nick: str, realJID: str, invitee: str, reason: str | None
     ) -> Any:
