@@ -1,0 +1,1 @@
+XMPP users in SIP chat rooms see the whole room (the focus's conference event package as the roster, before their own presence), keep their SIP dialog after a refused nick, exchange chat states and invitations both ways, and see each message once however many of them share the room.
