@@ -30,10 +30,10 @@ session carries the user's state.
     answer 415/403/404/400 (RFC 7701 section 6, SPEC E.4).
   - From the room: groupchat (CPIM To the room URI, From the occupant's
     in-room identity, DateTime = the delay stamp for history, R-216,
-    R-207), private messages (CPIM To the user; refused toward the XMPP
-    sender with C{service-unavailable} when the UA did not declare
-    C{private-messages}, R-221), chat states as isComposing where the UA
-    accepts it.
+    R-207), private messages (CPIM To the user; when the UA did not
+    declare C{private-messages}, not delivered, and the XMPP sender gets a
+    private notice saying so, R-221), chat states as isComposing where the
+    UA accepts it.
   - NICKNAME -> nick change (R-210): 200 once the MUC confirms, 425 on
     conflict, others by SPEC E.4.
   - REFER to the room (in its INVITE dialog or outside it): 200, a
@@ -157,6 +157,12 @@ ACCEPT_TYPES = ("message/cpim",)
 ACCEPT_WRAPPED_TYPES = ("text/plain", ISCOMPOSING_CONTENT_TYPE)
 #: The C{a=chatroom} tokens we offer (RFC 7701 section 8).
 CHATROOM_TOKENS = ("nickname", "private-messages")
+#: What the sender of a private message to a SIP user that takes none
+#: gets back (R-221).
+PRIVATE_MESSAGES_REFUSED = (
+    "[gateway] Not delivered: this SIP user's client does not take private"
+    " messages (RFC 7701 section 6.2)."
+)
 #: How many private-message ids wait for a possible MUC error, per user;
 #: also how many unreflected groupchat ids wait for a late one.
 MAX_PENDING_PRIVATE = 64
@@ -1291,29 +1297,31 @@ class SIPToXMPP:
     ) -> None:
         """
         A private message: to the SIP user (CPIM To the user) if it
-        declared C{private-messages}, else C{service-unavailable} back to
-        its sender (RFC 7701 section 6.2, R-221).
+        declared C{private-messages}, else a private notice back to its
+        sender saying it was not delivered (RFC 7701 section 6.2, R-221).
         """
         participant = self._participant(roomJID, realJID)
         if participant is None:
             return
         if not participant.privateMessages:
+            # RFC 7701 section 6.2: not delivered.  Its sender is told with
+            # a private notice, not an error stanza: Prosody and ejabberd
+            # remove an occupant that sends an error through the room
+            # (seen with both), so an error would cost the SIP user its
+            # place in the room.
             self._log.info(
-                "Private message from {nick} in {roomJID} refused: the SIP user takes none",
+                "Private message from {nick} in {roomJID} not delivered: the SIP user takes none",
                 nick=message.nick,
                 roomJID=_bare(roomJID),
             )
             try:
-                self.occupants.refusePrivate(
-                    roomJID,
-                    realJID,
-                    message,
-                    "service-unavailable",
-                    "This SIP user cannot receive private messages",
+                self.occupants.sendPrivate(
+                    roomJID, realJID, message.nick, PRIVATE_MESSAGES_REFUSED
                 )
             except OccupantError as e:
                 self._log.warn(
-                    "Cannot refuse a private message in {roomJID}: {error}",
+                    "Cannot tell {nick} in {roomJID} its message was not delivered: {error}",
+                    nick=message.nick,
                     roomJID=_bare(roomJID),
                     error=str(e),
                 )

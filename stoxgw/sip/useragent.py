@@ -1157,7 +1157,9 @@ class SIPUserAgent:
             try:
                 dialog.terminate(TerminationReason.REMOTE_BYE)
             finally:
-                incoming.respond(200)
+                # A handler may have closed the UA meanwhile.
+                if not incoming.answered:
+                    incoming.respond(200)
             return
         if dialog.state is DialogState.TERMINATED:
             self._reply(request, transaction, 481)

@@ -1253,36 +1253,6 @@ class OccupantService(XMPPHandler):
         )
         return stanzaID
 
-    def refusePrivate(
-        self,
-        roomJID: jid.JID,
-        realJID: jid.JID,
-        message: PrivateMessage,
-        condition: str = "service-unavailable",
-        text: str | None = None,
-    ) -> None:
-        """
-        Answer a private message that cannot be delivered with a
-        C{<message type='error'/>} back through the room to its sender
-        (RFC 6120 section 8.3: the error goes to the sender, with the
-        original id; R-221).
-
-        @raise NotInRoom: the occupant is unknown.
-        @raise LinkLost: the link is down and its queue full.
-        """
-        record = self._record(roomJID, realJID)
-        sender = jid.JID(tuple=(record.roomJID.user, record.roomJID.host, message.nick))
-        element = domish.Element((None, "message"))
-        element["from"] = record.realJID.full()
-        element["to"] = sender.full()
-        element["type"] = "error"
-        if message.stanzaID:
-            element["id"] = message.stanzaID
-        if message.body is not None:
-            element.addElement("body", content=message.body)
-        element.addChild(error.StanzaError(condition, text=text).getElement())
-        self._send(element)
-
     def sendChatState(
         self, roomJID: jid.JID, realJID: jid.JID, state: ChatState, nick: str | None = None
     ) -> None:

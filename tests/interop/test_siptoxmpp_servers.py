@@ -24,9 +24,9 @@ The peers:
     (L{SIPUser}) keeps every MSRP message it receives (its raw CPIM is
     parsed with L{CPIMMessage} by the tests) and how its chat ended; it
     uses the gateway (or Kamailio) as outbound proxy;
-  - SIPp as an independent conference subscriber for Romeo (a scenario
-    written by this module; its message log is read back to check the
-    conference-info documents);
+  - SIPp as an independent conference subscriber for Romeo (the scenario
+    C{tests/fixtures/sipp/uac_subscribe_room_conference.xml}; its message
+    log is read back to check the conference-info documents);
   - slixmpp clients (carol, dave) in their own threads (see
     L{tests.interop.test_occupant_servers}).  carol always enters the room
     first, so she creates it and is its owner (a moderator): she can kick.
@@ -40,7 +40,7 @@ import datetime
 import os
 import re
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 
 import stoxgw.xmpp  # noqa: F401  (installs the compat names before wokkel loads)
@@ -55,7 +55,9 @@ from stoxgw.formats.conferenceinfo import ConferenceInfo, ElementState
 from stoxgw.formats.cpim import CPIMAddress, CPIMMessage
 from stoxgw.msrp.session import MSRPSendError
 from stoxgw.service import GatewayService, makeService
-from stoxgw.sip.transport import SIPTransport
+from stoxgw.sip.headers import parseReasons
+from stoxgw.sip.message import SIPMessage, SIPRequest
+from stoxgw.sip.transport import Address, Flow, SIPTransport
 from stoxgw.sip.uri import SIPURI, NameAddr, parseNameAddr
 from stoxgw.sip.useragent import SIPTrust, SIPUserAgent, UserAgentSettings
 from tests.interop.ejabberd import Ejabberd
@@ -73,217 +75,10 @@ USER_DOMAIN = "sip.xmpp.test"
 ROMEO = "sip:romeo@example.org"
 ROMEO_FROM = f'"Romeo" <{ROMEO}>;tag=romeo1'
 
-#: SIPp as Romeo's second device: a conference subscription (RFC 4575, RFC
-#: 6665) to the room URI, outside the INVITE dialog, sent straight to the
-#: gateway (C{-key room}, C{-key user}).  It takes the first NOTIFY (full)
-#: before or after the 200 (RFC 6665 section 4.1.2.4, PEERS.md), then two
-#: partial NOTIFYs (an XMPP user enters, and leaves), unsubscribes with
-#: C{Expires: 0} along the dialog and takes the terminated NOTIFY.  No
-#: C{retrans} on the SUBSCRIBEs (PEERS.md: SIPp would hold a NOTIFY that
-#: overtakes the 200).  Every variable an C{ereg} sets is logged (an unused
-#: one fails the call).
-CONFERENCE_SCENARIO = """\
-<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<!-- Written by tests/interop/test_siptoxmpp_servers.py. -->
-<scenario name="conference SUBSCRIBE to an XMPP room through stoxgw">
-  <send>
-    <![CDATA[
-
-      SUBSCRIBE sip:[room] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Romeo" <[user]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[room]>
-      Call-ID: [call_id]
-      CSeq: 1 SUBSCRIBE
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Event: conference
-      Expires: 600
-      Accept: application/conference-info+xml
-      Content-Length: 0
-
-    ]]>
-  </send>
-
-  <recv response="200" optional="true" next="sub200first"/>
-
-  <recv request="NOTIFY" rrs="true">
-    <action>
-      <ereg regexp="application/conference-info\\+xml" search_in="hdr" header="Content-Type:" check_it="true" assign_to="ctype1"/>
-      <ereg regexp="^ *active" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="state1"/>
-      <ereg regexp="state=.full." search_in="body" check_it="true" assign_to="full1"/>
-      <ereg regexp="tag=([^;> ]+)" search_in="hdr" header="From:" check_it="true" assign_to="fromtag1,peertag"/>
-      <log message="full NOTIFY before 200: [$ctype1] [$state1] [$full1] [$fromtag1]"/>
-    </action>
-  </recv>
-
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-
-  <recv response="200"/>
-
-  <nop next="subscribed"/>
-
-  <label id="sub200first"/>
-
-  <recv request="NOTIFY" rrs="true">
-    <action>
-      <ereg regexp="application/conference-info\\+xml" search_in="hdr" header="Content-Type:" check_it="true" assign_to="ctype2"/>
-      <ereg regexp="^ *active" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="state2"/>
-      <ereg regexp="state=.full." search_in="body" check_it="true" assign_to="full2"/>
-      <ereg regexp="tag=([^;> ]+)" search_in="hdr" header="From:" check_it="true" assign_to="fromtag2,peertag"/>
-      <log message="full NOTIFY after 200: [$ctype2] [$state2] [$full2] [$fromtag2]"/>
-    </action>
-  </recv>
-
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-
-  <label id="subscribed"/>
-
-  <recv request="NOTIFY" timeout="20000">
-    <action>
-      <ereg regexp="state=.partial." search_in="body" check_it="true" assign_to="entered"/>
-      <ereg regexp="gr=dave" search_in="body" check_it="true" assign_to="dave1"/>
-      <log message="partial NOTIFY, dave entered: [$entered] [$dave1]"/>
-    </action>
-  </recv>
-
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-
-  <recv request="NOTIFY" timeout="20000">
-    <action>
-      <ereg regexp="state=.deleted." search_in="body" check_it="true" assign_to="left"/>
-      <ereg regexp="gr=dave" search_in="body" check_it="true" assign_to="dave2"/>
-      <log message="partial NOTIFY, dave left: [$left] [$dave2]"/>
-    </action>
-  </recv>
-
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-
-  <send>
-    <![CDATA[
-
-      SUBSCRIBE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: "Romeo" <[user]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[room]>;tag=[$peertag]
-      Call-ID: [call_id]
-      CSeq: 2 SUBSCRIBE
-      [routes]
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Event: conference
-      Expires: 0
-      Content-Length: 0
-
-    ]]>
-  </send>
-
-  <recv response="200" optional="true" next="unsub200first"/>
-
-  <recv request="NOTIFY">
-    <action>
-      <ereg regexp="^ *terminated" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="ended1"/>
-      <log message="terminated NOTIFY before 200: [$ended1]"/>
-    </action>
-  </recv>
-
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-
-  <recv response="200"/>
-
-  <nop next="done"/>
-
-  <label id="unsub200first"/>
-
-  <recv request="NOTIFY">
-    <action>
-      <ereg regexp="^ *terminated" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="ended2"/>
-      <log message="terminated NOTIFY after 200: [$ended2]"/>
-    </action>
-  </recv>
-
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-
-  <label id="done"/>
-</scenario>
-"""
+#: SIPp as Romeo's second device: a conference subscription to the room
+#: URI (RFC 4575, RFC 6665, RFC 7702 section 6.2), in
+#: C{tests/fixtures/sipp/}; its header comment tells the steps.
+CONFERENCE_SCENARIO = "uac_subscribe_room_conference.xml"
 
 #: One entry of SIPp's message log (C{-trace_msg}): a dashed line with the
 #: time, then C{UDP message sent (N bytes):} or C{UDP message received [N]
@@ -340,6 +135,48 @@ def conferenceDocuments(log: str) -> list[ConferenceInfo]:
         if body is not None:
             documents.append(ConferenceInfo.parse(body.group(0).encode("utf-8")))
     return documents
+
+
+class RequestRecorder:
+    """
+    Sits between a L{SIPTransport} and its user (the UA) and keeps every
+    request the transport delivers or sends, so that a test can read the
+    headers of what the SIP user received (a BYE's C{Reason}, a NOTIFY's
+    C{Subscription-State}) and sent (its SDP offer).
+
+    @ivar requests: The requests received, in order (over TCP: no
+        retransmissions).
+    @ivar sent: The requests sent, in order.
+    """
+
+    def __init__(self, transport: SIPTransport) -> None:
+        self.requests: list[SIPRequest] = []
+        self.sent: list[SIPRequest] = []
+        self._user = transport.user
+        transport.user = self  # type: ignore[assignment]
+        send = transport.sendMessage
+
+        def recording(message: SIPMessage, destination: Address) -> defer.Deferred[Flow]:
+            if isinstance(message, SIPRequest):
+                self.sent.append(message)
+            return send(message, destination)
+
+        transport.sendMessage = recording  # type: ignore[method-assign]
+
+    def messageReceived(self, message: SIPMessage, flow: Flow) -> None:
+        """
+        Keep a request, then hand the message on.
+        """
+        if isinstance(message, SIPRequest):
+            self.requests.append(message)
+        assert self._user is not None
+        self._user.messageReceived(message, flow)
+
+    def received(self, method: str) -> list[SIPRequest]:
+        """
+        @return: the requests of C{method} received so far.
+        """
+        return [r for r in self.requests if r.method == method]
 
 
 def readFile(path: str) -> str:
@@ -407,22 +244,35 @@ class RoomWatcher(WatchingUser):
         return self.run(leave())
 
 
-def gatewayConfig(server: Any, sipPort: int, msrpPort: int) -> str:
+def gatewayConfig(
+    server: Any,
+    sipPort: int,
+    msrpPort: int,
+    gatewayOptions: Mapping[str, str] = {},
+    sipOptions: Mapping[str, str] = {},
+) -> str:
     """
     The gateway's configuration file (see C{etc/stoxgw.conf.sample}) for
     C{server}: SIP on 127.0.0.1 UDP and TCP C{sipPort}, trusting 127.0.0.1
     (the SIP user, SIPp and Kamailio), MSRP on C{msrpPort}, the user domain
     as component of C{server}, only its MUC service served.
+
+    @param gatewayOptions: Further C{[gateway]} keys and their values.
+    @param sipOptions: Further C{[sip]} keys and their values.
     """
+    extra = "".join(f"{key} = {value}\n" for key, value in gatewayOptions.items())
+    extraSIP = "".join(f"{key} = {value}\n" for key, value in sipOptions.items())
     return (
         "[gateway]\n"
         f"muc_domains = {server.mucDomain}\n"
         "reflection_timeout = 10\n"
+        f"{extra}"
         "[sip]\n"
         "local_ip = 127.0.0.1\n"
         f"udp_port = {sipPort}\n"
         f"tcp_port = {sipPort}\n"
         "trusted_peers = 127.0.0.1/32\n"
+        f"{extraSIP}"
         "[msrp]\n"
         "local_ip = 127.0.0.1\n"
         f"port = {msrpPort}\n"
@@ -450,9 +300,16 @@ class GatewayHarness:
     @ivar sipPort: The gateway's SIP port (UDP and TCP).
     @ivar msrpPort: The gateway's MSRP port.
     @ivar initiator: The SIP user's L{ChatInitiator}.
+    @ivar userAgent: The SIP user's L{SIPUserAgent}.
+    @ivar sipRequests: The L{RequestRecorder} of the SIP user's transport.
+    @ivar userPort: The SIP user's TCP port.
+    @ivar gatewayOptions: Further C{[gateway]} configuration keys.
+    @ivar watcherClass: The slixmpp user class of L{xmppUser}.
     """
 
     timeout = 60
+    gatewayOptions: Mapping[str, str] = {}
+    watcherClass: type[RoomWatcher] = RoomWatcher
 
     def makeServer(self) -> Any:
         """
@@ -472,6 +329,13 @@ class GatewayHarness:
             parameters=(("transport", "tcp"), ("lr", None)),
         )
 
+    def gatewaySIPOptions(self) -> Mapping[str, str]:
+        """
+        @return: further C{[sip]} configuration keys (none by default); the
+            SIP user's L{userPort} is known when this is called.
+        """
+        return {}
+
     @defer.inlineCallbacks
     def setUp(self) -> Generator[Any, Any, None]:
         try:
@@ -486,11 +350,20 @@ class GatewayHarness:
 
         self.sipPort = freeUDPAndTCPPort()
         self.msrpPort = freePort()
+        self.userPort = freePort()
         directory = os.path.abspath(self.mktemp())  # type: ignore[attr-defined]
         os.makedirs(directory)
         path = os.path.join(directory, "stoxgw.conf")
         with open(path, "w") as f:
-            f.write(gatewayConfig(self.server, self.sipPort, self.msrpPort))
+            f.write(
+                gatewayConfig(
+                    self.server,
+                    self.sipPort,
+                    self.msrpPort,
+                    self.gatewayOptions,
+                    self.gatewaySIPOptions(),
+                )
+            )
         self.gateway: GatewayService = makeService(loadConfig(path), reactor)
         self.gateway.startService()
         self.addCleanup(self.gateway.stopService)  # type: ignore[attr-defined]
@@ -499,7 +372,7 @@ class GatewayHarness:
 
         proxy = yield self.outboundProxy()
         transport = SIPTransport(reactor, "127.0.0.1")  # type: ignore[arg-type]
-        transport.listenTCP(0)
+        transport.listenTCP(self.userPort)
         self.addCleanup(transport.stopListening)  # type: ignore[attr-defined]
         ua = SIPUserAgent(
             reactor,  # type: ignore[arg-type]
@@ -508,6 +381,8 @@ class GatewayHarness:
             admission=SIPTrust.fromStrings(["127.0.0.1"]),
         )
         self.addCleanup(ua.close)  # type: ignore[attr-defined]
+        self.userAgent = ua
+        self.sipRequests = RequestRecorder(transport)
         self.initiator = ChatInitiator(
             ua, startEndpoint(self, transactionTimeout=10), reactor  # type: ignore[arg-type]
         )
@@ -525,26 +400,34 @@ class GatewayHarness:
     # -- the users -------------------------------------------------------------
 
     @defer.inlineCallbacks
-    def xmppUser(self, nick: str, user: str = "carol") -> Generator[Any, Any, RoomWatcher]:
+    def xmppUser(
+        self, nick: str | None, user: str = "carol"
+    ) -> Generator[Any, Any, RoomWatcher]:
         """
-        Connect C{user} (registered) with slixmpp and enter the room as
-        C{nick}.
+        Connect C{user} (registered) with slixmpp (a L{watcherClass}) and
+        enter the room as C{nick} (not at all for L{None}).
         """
-        watcher = RoomWatcher(
+        watcher = self.watcherClass(
             f"{user}@{self.server.domain}/slix", f"{user}pass", self.server.c2sPort
         )
         self.addCleanup(watcher.stop)  # type: ignore[attr-defined]
         yield watcher.connect()
-        yield watcher.join(self.room, nick)
+        if nick is not None:
+            yield watcher.join(self.room, nick)
         return watcher
 
     @defer.inlineCallbacks
     def enter(
-        self, user: SIPUser, chatroom: Sequence[str] = ("nickname", "private-messages")
+        self,
+        user: SIPUser,
+        chatroom: Sequence[str] = ("nickname", "private-messages"),
+        acceptWrappedTypes: Sequence[str] = ("text/plain",),
     ) -> Generator[Any, Any, ChatSession]:
         """
         The SIP user INVITEs the room URI as Romeo (RFC 7702 section 6.1,
-        F35-F43); the session is ended at cleanup if the test did not.
+        F35-F43), offering C{a=chatroom} C{chatroom} and
+        C{a=accept-wrapped-types} C{acceptWrappedTypes}; the session is
+        ended at cleanup if the test did not.
         """
         session: ChatSession = yield bounded(
             self.initiator.startChat(
@@ -552,7 +435,7 @@ class GatewayHarness:
                 parseNameAddr(ROMEO_FROM),
                 user,
                 acceptTypes=("message/cpim",),
-                acceptWrappedTypes=("text/plain",),
+                acceptWrappedTypes=tuple(acceptWrappedTypes),
                 chatroom=tuple(chatroom),
             ),
             20,
@@ -663,7 +546,7 @@ class SIPToXMPPScenariosMixin(GatewayHarness):
         try:
             done = runSIPp(
                 reactor,
-                os.path.abspath(self.scenario()),
+                CONFERENCE_SCENARIO,
                 remote=f"127.0.0.1:{self.sipPort}",
                 localPort=freeUDPAndTCPPort(),
                 transport="u1",
@@ -732,17 +615,6 @@ class SIPToXMPPScenariosMixin(GatewayHarness):
         self.assertEqual(
             [(u.entity, u.state) for u in left.userList], [(daveURI, ElementState.DELETED)]
         )
-
-    def scenario(self) -> str:
-        """
-        Write L{CONFERENCE_SCENARIO} into this test's directory.
-
-        @return: its path.
-        """
-        path = os.path.abspath(self.mktemp()) + ".xml"  # type: ignore[attr-defined]
-        with open(path, "w") as f:
-            f.write(CONFERENCE_SCENARIO)
-        return path
 
     @defer.inlineCallbacks
     def test_groupchat(self) -> Generator[Any, Any, None]:
@@ -874,10 +746,11 @@ class SIPToXMPPScenariosMixin(GatewayHarness):
     @defer.inlineCallbacks
     def test_kick(self) -> Generator[Any, Any, None]:
         """
-        R-199, R-219 (SPEC C.2.6 step 5): carol, the room's owner, kicks
-        Romeo's occupant (XEP-0045 8.2): the room tells everyone (307) and
-        the gateway ends Romeo's chat with a BYE (his chat ends as a
-        remote BYE) and forgets him.
+        R-199, R-219 (SPEC C.2.6 step 5, E.5): carol, the room's owner,
+        kicks Romeo's occupant (XEP-0045 8.2): the room tells everyone
+        (307) and the gateway ends Romeo's chat with one BYE carrying
+        C{Reason: SIP;cause=403} (RFC 3326; his chat ends as a remote BYE)
+        and forgets him.
         """
         carol = yield self.xmppUser("carol")
         romeo = SIPUser()
@@ -889,6 +762,11 @@ class SIPToXMPPScenariosMixin(GatewayHarness):
         yield carol.kick(self.room, "Romeo")
         yield until(lambda: romeo.endings, 10, "Romeo's chat to end")
         self.assertEqual([e.cause for e in romeo.endings], [EndCause.REMOTE_BYE])
+        [bye] = self.sipRequests.received("BYE")
+        reasons = parseReasons(bye.headers.getLines("Reason"))
+        self.assertEqual(
+            [(r.protocol.upper(), r.cause) for r in reasons], [("SIP", 403)], bye.headers
+        )
         kicks = [
             codes
             for kind, sender, codes, _ in carol.seenDetails()
