@@ -937,3 +937,39 @@ class DialOutTests(SynchronousTestCase):
         self.b.net.pump()
         self.assertEqual(self.finals(), [480])
         self.successResultOf(d)
+
+
+class FiftyUsersTests(SynchronousTestCase):
+    """
+    Fifty XMPP users in one SIP room: fifty legs, one subscription, every
+    message of the focus once per session.
+    """
+
+    def test_fifty(self) -> None:
+        """
+        50 users join (50 INVITEs, one SUBSCRIBE); the focus sends one
+        message on each of the 50 chats; every user gets it exactly once,
+        and a second message likewise.
+        """
+        b = Bridge(self, conference([ROMEO]))
+        users = [f"user{n}@example.com/r" for n in range(50)]
+        for n, user in enumerate(users):
+            out = b.join(nick=f"U{n}", sender=user)
+            self.assertIn(110, statuses([s for s in out if s["to"] == user][-2]))
+        self.assertEqual(len(b.net.requests("INVITE")), 50)
+        self.assertEqual(len(b.net.requests("SUBSCRIBE", "192.0.2.1")), 1)
+        for text in ("first", "second"):
+            cpim = CPIMMessage.build(
+                contentType="text/plain",
+                body=text.encode(),
+                fromAddress=CPIMAddress(f"{FOCUS};gr=Romeo"),
+                toAddresses=(CPIMAddress(FOCUS),),
+                dateTime=NOW,
+            )
+            before = len(b.manager.output)
+            for session in b.focus.started:
+                session.sendMessage("message/cpim", cpim.toBytes())
+            b.net.pump()
+            out = [m for m in b.manager.output[before:] if m.name == "message"]
+            self.assertEqual(sorted(m["to"] for m in out), sorted(users))
+            self.assertEqual({body(m) for m in out}, {text})
