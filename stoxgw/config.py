@@ -433,6 +433,22 @@ SCHEMA: tuple[Key, ...] = (
         "rejoin their rooms with their nicks. After this the chats end with "
         "BYE (Reason 503).",
     ),
+    Key(
+        "gateway",
+        "invites_per_user",
+        _integer(1, 100000),
+        "20",
+        "INVITEs to XMPP rooms a SIP identity may send per minute; more get "
+        "503 with Retry-After (each INVITE is a visible join in a room).",
+    ),
+    Key(
+        "gateway",
+        "invites_per_room",
+        _integer(1, 100000),
+        "120",
+        "INVITEs per minute into one XMPP room, from all SIP users together; "
+        "more get 503 with Retry-After.",
+    ),
     # [sip]
     Key("sip", "local_ip", _ipAddress, "127.0.0.1", "Address the SIP listeners bind to and advertise."),
     Key("sip", "udp_port", _portOrOff, "5060", "SIP over UDP port; 0 disables UDP."),
@@ -586,6 +602,8 @@ class GatewayConfig:
     reflection_timeout: float
     reflection_timeout_status: int
     link_loss_grace: float
+    invites_per_user: int
+    invites_per_room: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -290,6 +290,8 @@ class InterworkingService(Service):
             reflectionTimeoutStatus=g.reflection_timeout_status,
             linkLossGrace=g.link_loss_grace,
             authRealm=config.sip.auth_realm,
+            invitesPerUser=g.invites_per_user,
+            invitesPerRoom=g.invites_per_room,
         )
         self.occupants = OccupantService(
             self.sipToXMPP,

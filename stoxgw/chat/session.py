@@ -319,10 +319,12 @@ class RejectChat:
 
     @ivar status: The SIP status (3xx-6xx).
     @ivar reason: The reason phrase, or L{None} for the standard one.
+    @ivar headers: Further header fields of the response (C{Retry-After}).
     """
 
     status: int = 486
     reason: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 ChatDecision = Union[AcceptChat, RejectChat]
@@ -936,7 +938,7 @@ class ChatAcceptor:
         if invite.answered:
             return None
         if isinstance(decision, RejectChat):
-            invite.reject(decision.status, decision.reason)
+            invite.reject(decision.status, decision.reason, decision.headers)
             return None
         return self._accept(decision, invite, media)
 

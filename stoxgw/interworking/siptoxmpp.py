@@ -108,6 +108,7 @@ from stoxgw.interworking.errors import (
     sipReasonCauseForMUCRemoval,
     sipStatusForMUCEntryError,
 )
+from stoxgw.interworking.ratelimit import RateLimiter
 from stoxgw.interworking.translate import (
     CPIM,
     ISCOMPOSING_CONTENT_TYPE,
@@ -174,6 +175,9 @@ CHAT_STATE_INTERVAL = 1.0
 SUBSCRIBE_WAIT = 5.0
 #: Default seconds the SIP sessions wait for a lost XMPP link.
 LINK_LOSS_GRACE = 60.0
+#: Default INVITEs a minute per SIP identity, and per room.
+INVITES_PER_USER = 20
+INVITES_PER_ROOM = 120
 
 
 class ISIPToXMPP(IChatOfferHandler, IOccupantHandler, IReferHandler):
@@ -924,6 +928,8 @@ class SIPToXMPP:
         linkLossGrace: float = LINK_LOSS_GRACE,
         authRealm: str | None = None,
         invitations: IInvitationSender | None = None,
+        invitesPerUser: int = INVITES_PER_USER,
+        invitesPerRoom: int = INVITES_PER_ROOM,
     ) -> None:
         if reflectionTimeoutStatus not in (200, 408):
             raise ValueError("reflectionTimeoutStatus is 200 or 408")
@@ -935,6 +941,8 @@ class SIPToXMPP:
         self.linkLossGrace = linkLossGrace
         self.authRealm = authRealm
         self.invitations = invitations
+        self.userInvites = RateLimiter(clock, invitesPerUser)
+        self.roomInvites = RateLimiter(clock, invitesPerRoom)
         self.ownRoomDomains: tuple[str, ...] = ()
         #: Takes INVITEs from conference focuses (their Contact says
         #: C{isfocus}): a focus dialling out to an XMPP user (RFC 4579),
@@ -1002,6 +1010,25 @@ class SIPToXMPP:
                 roomJID=_bare(roomJID),
             )
             return RejectChat(482, "Loop Detected")
+        for limiter, what, name in (
+            (self.userInvites, "user", userAddress.aor.uri()),
+            (self.roomInvites, "room", _bare(roomJID)),
+        ):
+            if not limiter.admit(name):
+                # Issue 11 item 6: every INVITE makes a visible join, so
+                # a flood would flood the room.  503 with Retry-After is
+                # SIP's "come back later" (RFC 3261 section 21.5.4).
+                self._log.warn(
+                    "INVITE refused ({callID}): too many for {what} {name}",
+                    callID=callID,
+                    what=what,
+                    name=name,
+                )
+                return RejectChat(
+                    503,
+                    "Service Unavailable (too many joins)",
+                    headers=(("Retry-After", str(limiter.retryAfter(name))),),
+                )
         privateMessages = "private-messages" in (offer.media.chatroom or ())
         key = _key(roomJID, realJID)
         if key in self.participants:

@@ -877,6 +877,13 @@ class OccupantService(XMPPHandler):
         self.xmlstream.addObserver("/presence", self._onPresence, 10)
         self.xmlstream.addObserver("/message", self._onMessage, 10)
         self.xmlstream.addObserver("/iq[@type='get']", self._onIQGet, 10)
+        # Last of all: what nobody took still gets an answer (RFC 6120
+        # section 8.2.3 for IQs; errors for stanzas to occupants we do not
+        # have, so that a server holding a ghost of ours drops it).
+        self.xmlstream.addObserver("/iq[@type='get']", self._unhandledIQ, -10)
+        self.xmlstream.addObserver("/iq[@type='set']", self._unhandledIQ, -10)
+        self.xmlstream.addObserver("/message", self._unhandledMessage, -10)
+        self.xmlstream.addObserver("/presence", self._unhandledPresence, -10)
 
     def linkUp(self, domain: str) -> None:
         """
@@ -1757,6 +1764,79 @@ class OccupantService(XMPPHandler):
             return
         self.handler.messageFailed(record.roomJID, record.realJID, stanzaID, stanzaError)
 
+    # -- what nobody else took (RFC 6120 section 8.2.3, 8.3) --------------------
+
+    def _reply(self, element: domish.Element, condition: str) -> None:
+        try:
+            self._send(error.StanzaError(condition).toResponse(element))
+        except LinkLost as e:
+            self._log.warn("Cannot answer a stanza: {error}", error=e)
+
+    def _unhandledIQ(self, iq: domish.Element) -> None:
+        """
+        An IQ get/set to our domain that no handler took: C{result} for a
+        XEP-0199 ping of the domain, else C{service-unavailable} (RFC 6120
+        section 8.2.3: every get and set gets an answer).
+        """
+        if _handled(iq) or not _ours(self, iq):
+            return
+        _markHandled(iq)
+        child = next(iter(iq.elements()), None)
+        recipient = jid.internJID(iq["to"])
+        if (
+            iq.getAttribute("type") == "get"
+            and child is not None
+            and (child.uri, child.name) == (NS_PING, "ping")
+            and not recipient.user
+        ):
+            try:
+                self._send(xmlstream.toResponse(iq, "result"))
+            except LinkLost as e:
+                self._log.warn("Cannot answer a ping: {error}", error=e)
+            return
+        self._reply(iq, "service-unavailable")
+
+    def _unhandledMessage(self, message: domish.Element) -> None:
+        """
+        A message to our domain that no handler took (a chat to a SIP
+        user's JID, or a room's message to an occupant we no longer have):
+        C{service-unavailable} to its sender, never silence (RFC 6120
+        section 8.3; a room that still lists a ghost of ours removes it).
+        """
+        if _handled(message) or not _ours(self, message):
+            return
+        _markHandled(message)
+        if message.getAttribute("type") == "error":
+            return
+        self._log.info(
+            "Message from {peer} to {to} refused: no such occupant or user",
+            peer=message.getAttribute("from"),
+            to=message.getAttribute("to"),
+        )
+        self._reply(message, "service-unavailable")
+
+    def _unhandledPresence(self, presence: domish.Element) -> None:
+        """
+        Available presence from a room to an occupant we no longer have (a
+        ghost the room kept, e.g. across its restart): an error back, so
+        that the room removes it.  Unavailable, error and subscription
+        presences get nothing (no loops; the gateway keeps no rosters).
+        """
+        if _handled(presence) or not _ours(self, presence):
+            return
+        _markHandled(presence)
+        if presence.getAttribute("type") not in (None, "available"):
+            return
+        sender = presence.getAttribute("from") or ""
+        if "/" not in sender:
+            return
+        self._log.info(
+            "Presence from {peer} to {to} refused: no such occupant",
+            peer=sender,
+            to=presence.getAttribute("to"),
+        )
+        self._reply(presence, "service-unavailable")
+
     # -- IQs to our users' real JIDs (XEP-0410, XEP-0030) ----------------------
 
     def _onIQGet(self, iq: domish.Element) -> None:
@@ -1821,6 +1901,17 @@ class OccupantService(XMPPHandler):
         for feature in USER_FEATURES:
             query.addElement("feature")["var"] = feature
         self._send(response)
+
+
+def _ours(service: OccupantService, element: domish.Element) -> bool:
+    """
+    Whether a stanza is addressed to the service's domain.
+    """
+    try:
+        recipient = jid.internJID(element["to"])
+    except (KeyError, jid.InvalidFormat):
+        return False
+    return bool(recipient.host == service.domain)
 
 
 def _handled(element: domish.Element) -> bool:

@@ -1314,3 +1314,46 @@ class LoopTests(SynchronousTestCase):
         [final] = [r for r in b.net.responses("INVITE") if r.status >= 200]
         self.assertEqual(final.status, 482)
         self.assertEqual(b.sent(), [])
+
+
+class InviteRateTests(SynchronousTestCase):
+    """
+    Issue 11 item 6: INVITEs are rate-limited per SIP identity and per
+    room, before anything reaches XMPP.
+    """
+
+    def test_perUser(self) -> None:
+        """
+        A user's third INVITE within the minute (limit 2): 503 with
+        Retry-After, no join presence; a minute later it goes through.
+        """
+        b = Bridge(self, invitesPerUser=2)
+        for _ in range(2):
+            d = b.invite()
+            [join] = b.sent()
+            b.receive(
+                errorPresence(REAL.full(), "403", "auth", "forbidden", sender=f"{ROOM.full()}/Romeo")
+            )
+            self.failureResultOf(d)
+        d = b.invite()
+        self.failureResultOf(d)
+        self.assertEqual(b.sent(), [])
+        final = [r for r in b.net.responses("INVITE") if r.status >= 200][-1]
+        self.assertEqual(final.status, 503)
+        self.assertEqual(final.header("Retry-After"), "60")
+        b.xmppClock.advance(60)
+        b.invite()
+        self.assertEqual(len(b.sent()), 1)
+
+    def test_perRoom(self) -> None:
+        """
+        Different users, one room (limit 1): the second gets 503.
+        """
+        b = Bridge(self, invitesPerRoom=1)
+        b.invite()
+        self.assertEqual(len(b.sent()), 1)
+        d = b.invite(sender='"Mercutio" <sip:mercutio@example.org>;tag=m1')
+        self.failureResultOf(d)
+        self.assertEqual(b.sent(), [])
+        final = [r for r in b.net.responses("INVITE") if r.status >= 200][-1]
+        self.assertEqual(final.status, 503)

@@ -1270,3 +1270,85 @@ class SharedLinkDiscoTests(OccupantTestCase):
         [answer] = self.sent()
         identity = child(answer.firstChildElement(), "identity")
         self.assertEqual((answer["type"], identity["category"], identity["type"]), ("result", "gateway", "sip"))
+
+
+class UnhandledTests(OccupantTestCase):
+    """
+    Issue 11 items 3 and 4: every stanza to our domain gets an answer
+    (RFC 6120 sections 8.2.3 and 8.3), so that a server never waits on us
+    and drops occupants we no longer have.
+    """
+
+    def errorOf(self, stanza: domish.Element) -> str:
+        return str(child(stanza, "error").firstChildElement().name)
+
+    def test_iqUnknownNamespace(self) -> None:
+        """
+        jabber:iq:version (get) and an unknown namespace (set) to a SIP
+        user's JID: service-unavailable, the id kept.
+        """
+        self.receive(
+            f"<iq from='juliet@capulet.lit/balcony' to='{HAG.full()}' id='v1' type='get'>"
+            "<query xmlns='jabber:iq:version'/></iq>"
+        )
+        [answer] = self.sent()
+        self.assertEqual((answer["type"], answer["id"]), ("error", "v1"))
+        self.assertEqual(self.errorOf(answer), "service-unavailable")
+        self.receive(
+            f"<iq from='juliet@capulet.lit/balcony' to='{HAG.full()}' id='s1' type='set'>"
+            "<x xmlns='urn:example:unknown'/></iq>"
+        )
+        [answer] = self.sent()
+        self.assertEqual(self.errorOf(answer), "service-unavailable")
+
+    def test_domainPing(self) -> None:
+        """
+        XEP-0199 ping of the component domain: result.
+        """
+        self.receive(
+            f"<iq from='capulet.lit' to='{DOMAIN}' id='p1' type='get'>"
+            "<ping xmlns='urn:xmpp:ping'/></iq>"
+        )
+        [answer] = self.sent()
+        self.assertEqual((answer["type"], answer["id"]), ("result", "p1"))
+
+    def test_chatToSIPUser(self) -> None:
+        """
+        A chat message to a SIP user's JID (no room): service-unavailable,
+        never dropped in silence.
+        """
+        self.receive(
+            f"<message from='juliet@capulet.lit/balcony' to='{HAG.full()}' type='chat' id='c1'>"
+            "<body>hello?</body></message>"
+        )
+        [answer] = self.sent()
+        self.assertEqual((answer["type"], answer["id"], answer["to"]), ("error", "c1", "juliet@capulet.lit/balcony"))
+        self.assertEqual(self.errorOf(answer), "service-unavailable")
+
+    def test_ghost(self) -> None:
+        """
+        A room still sends presence and groupchat to an occupant we do not
+        have (a ghost kept across its restart): an error for each, so it
+        drops the ghost; an unavailable presence or an error gets nothing.
+        """
+        self.receive(presence(f"{ROOM.full()}/firstwitch", HAG.full(), "<item affiliation='none' role='participant'/>"))
+        [answer] = self.sent()
+        self.assertEqual((answer.name, answer["type"]), ("presence", "error"))
+        self.receive(
+            f"<message from='{ROOM.full()}/firstwitch' to='{HAG.full()}' type='groupchat'><body>hi</body></message>"
+        )
+        [answer] = self.sent()
+        self.assertEqual((answer.name, answer["type"]), ("message", "error"))
+        self.receive(presence(f"{ROOM.full()}/firstwitch", HAG.full(), "", "unavailable"))
+        self.receive(
+            f"<message from='{ROOM.full()}/firstwitch' to='{HAG.full()}' type='error'><body>x</body></message>"
+        )
+        self.assertEqual(self.sent(), [])
+
+    def test_knownOccupantUntouched(self) -> None:
+        """
+        Stanzas for an occupant we have are handled as before: no error.
+        """
+        self.join()
+        self.receive(presence(f"{ROOM.full()}/firstwitch", HAG.full(), "<item affiliation='none' role='participant'/>"))
+        self.assertEqual(self.sent(), [])

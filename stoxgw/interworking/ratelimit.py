@@ -1,0 +1,63 @@
+# -*- test-case-name: tests.interworking.test_ratelimit -*-
+"""
+A sliding-window rate limit per key (a SIP identity, a room), on an
+injected clock, with a bounded number of keys: what protects XMPP rooms
+from a flood of INVITEs (issue 11, item 6; docs/limits.md).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+
+from twisted.internet.interfaces import IReactorTime
+
+
+class RateLimiter:
+    """
+    At most C{limit} events per C{window} seconds per key.
+
+    @ivar maxKeys: How many keys are tracked at once; when full, the key
+        idle the longest is forgotten (an attacker rotating keys cannot
+        make the table grow).
+    """
+
+    def __init__(
+        self, clock: IReactorTime, limit: int, window: float = 60.0, maxKeys: int = 10000
+    ) -> None:
+        if limit < 1 or window <= 0 or maxKeys < 1:
+            raise ValueError("limit, window and maxKeys must be positive")
+        self.clock = clock
+        self.limit = limit
+        self.window = window
+        self.maxKeys = maxKeys
+        self._events: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def admit(self, key: str) -> bool:
+        """
+        Count an event for C{key} if it is within the limit.
+
+        @return: whether it is.
+        """
+        now = self.clock.seconds()
+        events = self._events.get(key)
+        if events is None:
+            events = self._events[key] = deque()
+            while len(self._events) > self.maxKeys:
+                self._events.popitem(last=False)
+        else:
+            self._events.move_to_end(key)
+        while events and now - events[0] >= self.window:
+            events.popleft()
+        if len(events) >= self.limit:
+            return False
+        events.append(now)
+        return True
+
+    def retryAfter(self, key: str) -> int:
+        """
+        Seconds until C{key} may have an event again (at least 1).
+        """
+        events = self._events.get(key)
+        if not events or len(events) < self.limit:
+            return 1
+        return max(1, int(events[0] + self.window - self.clock.seconds() + 0.999))
