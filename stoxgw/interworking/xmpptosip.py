@@ -1035,19 +1035,28 @@ class XMPPToSIP:
                 [("gr", participant.resource)] if participant.resource else ()
             ),
         )
-        result.addCallbacks(
+        return self._completeJoin(result, participant)
+
+    def _completeJoin(
+        self, ready: Deferred[Any], participant: XMPPParticipant
+    ) -> Deferred[JoinAccepted | None]:
+        """
+        Once the chat is ready: check the focus, NICKNAME, the roster
+        (L{_chatReady}), then accept or refuse the join.
+        """
+        ready.addCallbacks(
             self._chatReady,
             self._chatFailed,
             callbackArgs=(participant,),
             errbackArgs=(participant,),
         )
-        result.addCallbacks(
+        ready.addCallbacks(
             self._joined,
             self._joinFailed,
             callbackArgs=(participant,),
             errbackArgs=(participant,),
         )
-        return result
+        return ready
 
     def _chatReady(self, session: ChatSession, participant: XMPPParticipant) -> Any:
         media = session.remoteMedia
@@ -1271,19 +1280,7 @@ class XMPPToSIP:
             self._forget(participant)
             return fail(mucError("item-not-found", "The invitation is no longer valid"))
         result: Deferred[Any] = session.whenReady()
-        result.addCallbacks(
-            self._chatReady,
-            self._chatFailed,
-            callbackArgs=(participant,),
-            errbackArgs=(participant,),
-        )
-        result.addCallbacks(
-            self._joined,
-            self._joinFailed,
-            callbackArgs=(participant,),
-            errbackArgs=(participant,),
-        )
-        return result
+        return self._completeJoin(result, participant)
 
     def invitationDeclined(self, roomJID: str, realJID: str, reason: str | None) -> None:
         """
