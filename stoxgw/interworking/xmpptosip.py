@@ -785,6 +785,15 @@ class SIPRoomMirror:
         """
         if sender is None:
             return None
+        try:
+            aor = parseSIPIdentity(sender.uri).aor
+        except AddressError:
+            aor = None
+        for leg in self.legs:
+            # One of our own XMPP users (a switch that forwards AORs):
+            # its nick, so that the room knows it for its own.
+            if aor is not None and aor == leg.address.aor:
+                return leg.nick
         known = self.addresses.get(sender.uri)
         if known is not None:
             return known

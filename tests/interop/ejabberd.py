@@ -18,7 +18,14 @@ What it relies on (PEERS.md, "ejabberd 23.01"):
     the ctl commands (C{register}) reach the node through that port;
   - each instance gets its own node name, so two test runs never talk to
     each other's VM;
-  - users can only be registered while the node runs.
+  - users can only be registered while the node runs;
+  - an C{ejabberd_service} listener with several C{hosts} registers, by
+    default (C{global_routes: true}), every one of them for each component
+    connection that authenticates for any of them: with one connection per
+    domain (the gateway's user and room domains), stanzas for one domain
+    may then be routed down the other domain's connection.  The runner
+    writes C{global_routes: false}, so that each connection serves only
+    the domain it authenticated for (XEP-0114).
 
 The server is started in the foreground in a session of its own; L{stop}
 signals exactly that process group (C{ejabberdctl} and the Erlang VM it
@@ -123,6 +130,7 @@ listen:
     port: {self.componentPort}
     ip: "127.0.0.1"
     module: ejabberd_service
+    global_routes: false
     hosts:
 {components}
 acl:

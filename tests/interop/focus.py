@@ -53,6 +53,11 @@ C{\\n}, C{\\r} and C{\\\\} escapes::
     subject ROOM TEXT         set the subject (empty TEXT clears it)
     say ROOM NICK TEXT        a virtual participant NICK (AOR sip:NICK@sip.test,
                               joined the first time) speaks in the room
+    whisper ROOM NICK TO TEXT the virtual participant NICK (joined the first
+                              time) sends a private message to the
+                              participant holding nickname TO (RFC 7701
+                              section 6.2: CPIM To its AOR, one copy per
+                              session); an error if nobody holds TO
     leave ROOM NICK           the virtual participant leaves
     kick ROOM NICK [CAUSE]    BYE with Reason: SIP;cause=CAUSE;text="Kicked"
                               (default 403) to every session holding NICK
@@ -80,7 +85,8 @@ or its AOR while it has none::
     message ROOM LABEL TO TEXT        a public message accepted (TO: the CPIM
                                       To as sent); TEXT is [TYPE] for
                                       non-text content
-    private ROOM LABEL TOLABEL TEXT   a private message accepted
+    private ROOM LABEL TOLABEL TEXT   a private message accepted (or sent
+                                      by C{whisper})
     composing ROOM LABEL STATE        an isComposing indication (RFC 3994)
     refused ROOM LABEL STATUS         a SEND answered with an error
     left ROOM LABEL                   a participant (session) left
@@ -177,6 +183,9 @@ bounded::
     focus.command("say", "room", "Nurse", text="Madam!")
     line = yield focus.whenEvent("joined room Nurse", since=since)
     status = yield focus.shutdown()     # the shutdown command, non-blocking
+
+L{FocusProcess.kill} kills it hard (SIGKILL to its PID: no BYE, the
+connections drop), for tests of a room server that dies.
 """
 
 from __future__ import annotations
@@ -1038,6 +1047,35 @@ class Room:
         self.focus.emit("message", self.name, nickname, self.uri, text=text)
         return True
 
+    def whisper(self, nickname: str, target: str, text: str) -> None:
+        """
+        A virtual participant sends a private message (C{whisper}) to the
+        real participant holding C{target}, as L{_distributePrivate} would
+        distribute it: CPIM From per C{--from-style}, To the recipient's
+        AOR, to every session of the recipient (RFC 7701 section 6.2).
+
+        @raise ValueError: C{nickname} is a real participant's, or no real
+            participant holds C{target}.
+        """
+        speaker = self.addVirtual(nickname)
+        if speaker is None:
+            raise ValueError(f"{nickname} is a real participant's nickname")
+        recipients = [r for r in self._resolve("gr:" + target) if not r.virtual]
+        if not recipients:
+            raise ValueError(f"no real participant called {target}")
+        content = text.encode("utf-8")
+        for recipient in recipients:
+            cpim = CPIMMessage.build(
+                contentType="text/plain; charset=utf-8",
+                body=content,
+                fromAddress=CPIMAddress(speaker.aor),
+                toAddresses=[CPIMAddress(recipient.aor)],
+                dateTime=_now(),
+            )
+            body = self.wrap(nickname, speaker.aor, cpim, CPIMAddress(recipient.aor))
+            self._deliver(recipient, body, "text/plain")
+        self.focus.emit("private", self.name, nickname, recipients[0].label, text=text)
+
     def setSubject(self, subject: str | None) -> None:
         """
         Change the subject (C{<conference-description><subject>}).
@@ -1400,6 +1438,13 @@ class Focus:
             raise ValueError("no nickname")
         if not self.room(decodeField(name) or "").say(nickname, decodeText(text)):
             raise ValueError(f"{nickname} is a real participant's nickname")
+
+    def _command_whisper(self, rest: str) -> None:
+        (name, nick, to), text = self._fields(rest, 3)
+        nickname, target = decodeField(nick), decodeField(to)
+        if not nickname or not target:
+            raise ValueError("no nickname")
+        self.room(decodeField(name) or "").whisper(nickname, target, decodeText(text))
 
     def _command_leave(self, rest: str) -> None:
         (name, nick), _ = self._fields(rest, 2)
@@ -1923,6 +1968,23 @@ class FocusProcess:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout)
+        self._closePipes(process)
+        self.exitCode = process.returncode
+        return self.exitCode
+
+    def kill(self, timeout: float = 10.0) -> int | None:
+        """
+        Kill the child hard (SIGKILL to its PID): no BYE, no NOTIFY; its
+        SIP and MSRP connections drop as the kernel closes them.
+
+        @return: Its exit status.
+        """
+        process, self.process = self.process, None
+        if process is None:
+            return self.exitCode
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout)
         self._closePipes(process)
         self.exitCode = process.returncode
         return self.exitCode

@@ -826,6 +826,41 @@ class HistoryTests(FocusTestsBase):
         )
         self.assertIsNotNone(session)
 
+    @inlineCallbacks
+    def test_whisper(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        C{whisper}: a virtual participant's private message (RFC 7701
+        section 6.2) reaches only the participant named, CPIM From its
+        in-room address and To the recipient's AOR, and is no history; a
+        target nobody real holds is an C{error}.
+        """
+        focus = self.startFocus()
+        juliet, romeo = SIPUser(self, focus, "juliet"), SIPUser(self, focus, "romeo")
+        julietMessages, _ = yield self.joined(juliet, "JuliC")
+        romeoMessages, romeoSession = yield self.joined(romeo, "Romeo")
+        since = focus.mark()
+        focus.command("whisper", "room", "Nurse", "JuliC", text="Your mother calls")
+        yield focus.whenEvent(
+            "private room Nurse JuliC Your mother calls", since=since
+        )
+        message = yield julietMessages.next()
+        self.assertTrue(
+            headerBlock(message.body).startswith(
+                b'From: "Nurse" <sip:room@chat.sip.test;gr=Nurse>\r\n'
+                b"To: <sip:juliet@example.com>\r\nDateTime: "
+            ),
+            message.body,
+        )
+        self.assertTrue(message.body.endswith(b"\r\n\r\nYour mother calls"))
+        focus.command("whisper", "room", "Nurse", "Tybalt", text="x")
+        yield focus.whenEvent("error", since=since)
+        # Romeo got nothing before this public message (MSRP keeps the order).
+        focus.command("say", "room", "Nurse", text="Anon!")
+        last = yield romeoMessages.next()
+        self.assertTrue(last.body.endswith(b"\r\n\r\nAnon!"))
+        self.assertEqual(len(romeoMessages.received), 1)
+        self.assertIsNotNone(romeoSession)
+
 
 class ConferenceTests(FocusTestsBase):
     """

@@ -674,6 +674,31 @@ class RosterTests(SynchronousTestCase):
         self.assertEqual(message["from"], f"{ROOM}/Romeo")
         self.assertEqual([p for p in out if p.name == "presence"], [])
 
+    def test_aorFromOwnUser(self) -> None:
+        """
+        A switch forwarding AORs sends the nurse's message (From
+        <sip:nurse@example.com>, our XMPP user Angelica) on juliet's leg:
+        it is not shown again, and no occupant "nurse" is invented.
+        """
+        b = Bridge(self, conference([ROMEO, SELF]))
+        b.join()
+        b.join(nick="Angelica", sender="nurse@example.com/kitchen")
+        cpim = CPIMMessage.build(
+            contentType="text/plain",
+            body=b"Madam!",
+            fromAddress=CPIMAddress("sip:nurse@example.com"),
+            toAddresses=(CPIMAddress(FOCUS),),
+            dateTime=NOW,
+        )
+        before = len(b.manager.output)
+        b.focus.started[0].sendMessage("message/cpim", cpim.toBytes())
+        b.net.pump()
+        out = b.manager.output[before:]
+        self.assertEqual(out, [])
+        room = b.rooms.getRoom(ROOM)
+        assert room is not None
+        self.assertNotIn("nurse", room)
+
     def test_realAddress(self) -> None:
         """
         R-016, R-187: associated-aors give the real JID; the room becomes
