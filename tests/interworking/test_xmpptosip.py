@@ -546,6 +546,19 @@ class ExitTests(SynchronousTestCase):
         self.assertEqual(self.b.bridge.participants, {})
         self.assertIsNone(self.b.rooms.getRoom(ROOM))
 
+    def test_leaveStatusIsReason(self) -> None:
+        """
+        The exit C{<status/>} text travels as the BYE's Reason text (RFC
+        3326), so the focus can show why the user left.
+        """
+        self.b.receive(
+            f"<presence from='{JULIET}' to='{ROOM}/JuliC' type='unavailable'>"
+            "<status>Good night, good night!</status></presence>"
+        )
+        [bye] = self.b.net.requests("BYE", "192.0.2.1")
+        [reason] = parseReasons(bye.header("Reason") or "")
+        self.assertEqual(reason.text, "Good night, good night!")
+
     def test_focusBye(self) -> None:
         """
         The focus sends BYE: XMPP gets an unavailable self-presence with
