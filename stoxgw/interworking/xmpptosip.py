@@ -737,7 +737,8 @@ class SIPRoomMirror:
         roster = rosterOfConference(document, self._isLocal)
         for entity, participant in roster:
             old = self.entities.get(entity)
-            if old is not None and _key(old) != participant.key and old in room:
+            # A case-only change (sipp -> SIPp) is a nick change too.
+            if old is not None and old != participant.nick and old in room:
                 try:
                     rooms.participantNickChanged(self.roomJID, old, participant.nick)
                 except RoomError as e:
@@ -1088,6 +1089,20 @@ class XMPPToSIP:
             # No NICKNAME at this focus: the nick is ours alone.
             return mirror.rosterKnown(participant).addCallback(lambda _: participant.nick)
         d = participant.sendNickname(participant.nick)
+
+        def unknownMethod(reason: Failure) -> Any:
+            # 501: a relay or switch that does not know NICKNAME (Kamailio's
+            # msrp module answers it itself): the nick stays ours, as
+            # without the token (RFC 4975 section 10.9).
+            if (
+                isinstance(reason.value, error.StanzaError)
+                and reason.value.condition == "feature-not-implemented"
+            ):
+                participant.nicknames = False
+                return participant.nick
+            return reason
+
+        d.addErrback(unknownMethod)
         d.addCallback(lambda nick: mirror.rosterKnown(participant).addCallback(lambda _: nick))
         return d
 

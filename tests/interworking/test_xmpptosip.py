@@ -366,6 +366,16 @@ class JoinTests(SynchronousTestCase):
         self.assertEqual(error.exceptionFromStanza(reply).condition, "item-not-found")
         self.assertEqual(len(self.b.net.requests("BYE", "192.0.2.1")), 1)
 
+    def test_nicknameNotImplemented(self) -> None:
+        """
+        NICKNAME answered 501 (a relay that does not know the method): the
+        join completes with the nick kept locally.
+        """
+        self.b.focus.nicknameResult = 501
+        out = self.b.join()
+        self.assertIn(110, statuses(out[-2]))
+        self.assertEqual(out[-2]["from"], f"{ROOM}/JuliC")
+
     def test_noNicknameToken(self) -> None:
         """
         R-080: a focus without the C{nickname} token gets no NICKNAME; the
@@ -673,6 +683,20 @@ class RosterTests(SynchronousTestCase):
         self.assertIn((f"{ROOM}/Romeo", "unavailable", {303}), shown)
         self.assertIn((f"{ROOM}/Montague", None, set()), shown)
         self.assertIn((f"{ROOM}/Mercutio", "unavailable", set()), shown)
+
+    def test_caseOnlyNickChange(self) -> None:
+        """
+        A display-text that changes only in case (Romeo -> ROMEO) is a nick
+        change (303 pair), not ignored.
+        """
+        b = Bridge(self, conference([ROMEO, SELF]))
+        b.join()
+        assert b.notifier is not None
+        b.notifier.update(conference([("sip:romeo@example.org", "ROMEO"), SELF]))
+        out = b.settle()
+        shown = [(p["from"], p.getAttribute("type"), statuses(p)) for p in out]
+        self.assertIn((f"{ROOM}/Romeo", "unavailable", {303}), shown)
+        self.assertIn((f"{ROOM}/ROMEO", None, set()), shown)
 
     def test_aorFrom(self) -> None:
         """
