@@ -2,10 +2,11 @@
 """
 The stoxgw configuration file: an INI file parsed into frozen, typed objects.
 
-The file has the sections C{[gateway]}, C{[sip]}, C{[msrp]}, C{[xmpp]} and
-C{[logging]} (SylkServer's layout).  Every key is declared once in L{SCHEMA}
-with its type, default and documentation; the sample configuration and the
-manual page are checked against that table by the tests.
+The file has the sections C{[gateway]}, C{[sip]}, C{[msrp]}, C{[xmpp]},
+C{[rooms]} and C{[logging]} (SylkServer's layout).  Every key is declared
+once in L{SCHEMA} with its type, default and documentation; the sample
+configuration and the manual page are checked against that table by the
+tests.
 
 Every problem in a file is reported, not only the first: L{loadConfig}
 raises L{ConfigError} whose C{problems} are lines of the form::
@@ -20,6 +21,7 @@ from __future__ import annotations
 import configparser
 import ipaddress
 import os
+import re
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -238,6 +240,17 @@ def _logFile(text: str) -> str:
     return os.path.expanduser(text)
 
 
+def _sessionInterval(text: str) -> int:
+    """
+    A session interval: 0 (off) or 90 to 86400 seconds (RFC 4028 section
+    4: never below 90).
+    """
+    value = _integer(0, 86400)(text)
+    if 0 < value < 90:
+        raise _Invalid(f"{value} is below 90 seconds (RFC 4028); use 0 to turn session timers off")
+    return value
+
+
 def _secret(text: str) -> Secret:
     if text == PLACEHOLDER:
         raise _Invalid(f"still the sample's placeholder {PLACEHOLDER}: set the real secret")
@@ -357,6 +370,76 @@ def _staticRoutes(text: str) -> tuple[StaticRouteSpec, ...]:
     return tuple(routes)
 
 
+#: A C{[rooms] persistent_rooms} entry: the room name and its subject.
+PersistentRoomSpec = tuple[str, str | None]
+
+_ROOM_NAME = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def _roomName(text: str) -> str:
+    """
+    A room name: the user part of C{sip:NAME@[rooms] domain} and the
+    localpart of its room JID, so letters, digits and C{._~-} only;
+    compared in lower case.
+    """
+    if not _ROOM_NAME.fullmatch(text):
+        raise _Invalid(f"{text!r} is not a room name (letters, digits, . _ ~ -)")
+    return text.lower()
+
+
+def _persistentRooms(text: str) -> tuple[PersistentRoomSpec, ...]:
+    """
+    One room per line: C{NAME}, optionally followed by white space and
+    the room's subject.
+    """
+    rooms: list[PersistentRoomSpec] = []
+    seen: set[str] = set()
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        name, _, subject = line.partition(" ")
+        name = _roomName(name.strip())
+        if name in seen:
+            raise _Invalid(f"room {name} is listed twice")
+        seen.add(name)
+        rooms.append((name, subject.strip() or None))
+    return tuple(rooms)
+
+
+def _creators(text: str) -> tuple[str, ...]:
+    """
+    Comma-separated C{*} (anyone), domains (anyone of that domain) and
+    addresses C{user@host} (a C{sip:} prefix allowed).
+    """
+    creators: list[str] = []
+    for item in _items(text):
+        if item == "*":
+            creators.append(item)
+            continue
+        address = item[4:] if item.lower().startswith("sip:") else item
+        user, at, host = address.rpartition("@")
+        if at and not user:
+            raise _Invalid(f"{item!r} has no user before @")
+        creators.append(f"{user}@{_hostname(host)}" if at else _hostname(host))
+    return tuple(creators)
+
+
+def _nicknames(text: str) -> tuple[str, ...]:
+    """
+    Comma-separated nicknames (RFC 7700).
+    """
+    from stoxgw.rooms.nicks import InvalidNickname, enforce
+
+    nicks: list[str] = []
+    for item in _items(text):
+        try:
+            nicks.append(enforce(item))
+        except InvalidNickname as e:
+            raise _Invalid(e.reason) from None
+    return tuple(nicks)
+
+
 @dataclass(frozen=True, slots=True)
 class Key:
     """
@@ -435,6 +518,16 @@ SCHEMA: tuple[Key, ...] = (
     ),
     Key(
         "gateway",
+        "shutdown_grace",
+        _seconds(0, 300),
+        "5",
+        "Seconds a stopping gateway waits for the answers to the BYEs and "
+        "final NOTIFYs it sends to SIP users and focuses (their XMPP "
+        "occupants leave first), before it closes its connections; 0 does "
+        "not wait.",
+    ),
+    Key(
+        "gateway",
         "invites_per_user",
         _integer(1, 100000),
         "20",
@@ -507,6 +600,48 @@ SCHEMA: tuple[Key, ...] = (
         "File of user:password lines (# comments) for digest authentication; "
         "required with auth_realm; keep it readable only by the gateway.",
     ),
+    Key(
+        "sip",
+        "idle_timeout",
+        _seconds(0, 86400),
+        "120",
+        "Seconds after which a SIP TCP or TLS connection that carries no dialog "
+        "or transaction, and on which no SIP message passed (CRLF keep-alives "
+        "do not count), is closed; 0: never.",
+    ),
+    Key(
+        "sip",
+        "read_timeout",
+        _seconds(0, 3600),
+        "30",
+        "Seconds a SIP message on TCP or TLS may take from its first octet to "
+        "its last, and a connection may stay blocked by a peer that reads "
+        "nothing; beyond, the connection is closed. 0: no limit.",
+    ),
+    Key(
+        "sip",
+        "max_connections_per_address",
+        _integer(1, 1000000),
+        "50",
+        "Most SIP TCP and TLS connections accepted from one source address; "
+        "more are closed at once (logged once a minute per address).",
+    ),
+    Key(
+        "sip",
+        "max_connections",
+        _integer(1, 1000000),
+        "2000",
+        "Most SIP TCP and TLS connections accepted in all; more are closed at once.",
+    ),
+    Key(
+        "sip",
+        "max_output_bytes",
+        _integer(1024, 1 << 30),
+        "1048576",
+        "Octets of SIP output a TCP or TLS connection may hold, beyond 64 KiB, "
+        "for a peer that does not read; reading from it stops at 64 KiB, and "
+        "beyond this the connection is closed.",
+    ),
     Key("sip", "outbound_proxy", _uri("sip", "sips"), None, "SIP URI all outgoing requests are sent through."),
     Key(
         "sip",
@@ -519,6 +654,23 @@ SCHEMA: tuple[Key, ...] = (
     ),
     Key("sip", "username", _string, None, "User name for answering digest challenges from the proxy."),
     Key("sip", "password", _secret, None, "Password for answering digest challenges.", secret=True),
+    Key(
+        "sip",
+        "session_expires",
+        _sessionInterval,
+        "1800",
+        "Session interval (RFC 4028) asked for in the gateway's INVITEs and "
+        "granted at most to SIP users', in seconds: a dialog whose peer does "
+        "not refresh it in time ends with BYE; 0 turns session timers off.",
+    ),
+    Key(
+        "sip",
+        "min_se",
+        _integer(90, 86400),
+        "90",
+        "Smallest session interval accepted (RFC 4028 Min-SE); INVITEs from "
+        "UAs supporting session timers that ask for less get 422.",
+    ),
     # [msrp]
     Key("msrp", "local_ip", _ipAddress, "127.0.0.1", "Address the MSRP listener binds to and puts in a=path."),
     Key("msrp", "port", _port, "2855", "MSRP listening port."),
@@ -543,6 +695,48 @@ SCHEMA: tuple[Key, ...] = (
     Key("msrp", "relay", _uri("msrp", "msrps"), None, "MSRP relay (RFC 4976) URI to route sessions through."),
     Key("msrp", "relay_username", _string, None, "User name for the relay's AUTH challenge."),
     Key("msrp", "relay_password", _secret, None, "Password for the relay's AUTH challenge.", secret=True),
+    Key(
+        "msrp",
+        "unbound_timeout",
+        _seconds(0, 3600),
+        "30",
+        "Seconds an accepted MSRP connection may stay bound to no session (no "
+        "request naming one of the gateway's sessions, RFC 4975 section 5.4); "
+        "then it is closed. 0: no limit.",
+    ),
+    Key(
+        "msrp",
+        "max_connections_per_address",
+        _integer(1, 1000000),
+        "50",
+        "Most MSRP connections accepted from one source address; more are "
+        "closed at once (logged once a minute per address).",
+    ),
+    Key(
+        "msrp",
+        "max_connections",
+        _integer(1, 1000000),
+        "2000",
+        "Most MSRP connections accepted in all; more are closed at once.",
+    ),
+    Key(
+        "msrp",
+        "max_output_bytes",
+        _integer(1024, 1 << 30),
+        "1048576",
+        "Octets of MSRP responses and REPORTs a connection may queue, beyond "
+        "64 KiB, for a peer that sends requests and does not read the answers; "
+        "beyond, the connection (and its sessions) is closed.",
+    ),
+    Key(
+        "msrp",
+        "keepalive_interval",
+        _seconds(0, 3600),
+        "30",
+        "Seconds without anything received on a chat before the gateway "
+        "probes the peer with a bodiless SEND (RFC 4975 section 7.1.1); no "
+        "answer within transaction_timeout ends the chat; 0 turns it off.",
+    ),
     # [xmpp]
     Key("xmpp", "server", _host, "127.0.0.1", "XMPP server accepting the component connections (XEP-0114)."),
     Key("xmpp", "port", _port, "5347", "Component port of the XMPP server."),
@@ -577,6 +771,67 @@ SCHEMA: tuple[Key, ...] = (
         "60",
         "Longest pause, in seconds, between reconnection attempts (exponential backoff with jitter).",
     ),
+    Key(
+        "xmpp",
+        "write_timeout",
+        _seconds(0, 3600),
+        "60",
+        "Seconds the XMPP server may leave more than 64 KiB of the gateway's "
+        "output unread; meanwhile stanzas wait in the queue (queue_size), and "
+        "beyond it the link is dropped and made again. 0: no limit.",
+    ),
+    # [rooms]
+    Key(
+        "rooms",
+        "domain",
+        _hostname,
+        None,
+        "SIP domain of the chat rooms the gateway hosts itself (RFC 7701): "
+        "sip:NAME@DOMAIN is created by its first INVITE. Set it to [xmpp] "
+        "room_domain and XMPP users reach the same room as NAME@DOMAIN; "
+        "unset: no native rooms.",
+    ),
+    Key(
+        "rooms",
+        "allowed_creators",
+        _creators,
+        "*",
+        "Who may create a room by joining one that does not exist yet, "
+        "comma-separated: * (anyone), a domain (its users) or user@host; "
+        "others get 403.",
+    ),
+    Key(
+        "rooms",
+        "persistent_rooms",
+        _persistentRooms,
+        "",
+        "Rooms that exist from the start and stay when empty, one per line: "
+        "NAME, then optionally its subject. Other rooms go with their last "
+        "participant.",
+    ),
+    Key(
+        "rooms",
+        "max_occupants",
+        _integer(0, 100000),
+        "100",
+        "Chat sessions per room; more INVITEs get 486; 0: no limit.",
+    ),
+    Key(
+        "rooms",
+        "history_size",
+        _integer(0, 10000),
+        "50",
+        "Text messages kept per room and replayed, with their original "
+        "DateTime, to each joining participant; 0 keeps none.",
+    ),
+    Key(
+        "rooms",
+        "reserved_nicks",
+        _nicknames,
+        "",
+        "Nicknames no participant may take (RFC 7701 section 7.1: 425), "
+        "comma-separated, compared as RFC 7700 says.",
+    ),
     # [logging]
     Key("logging", "format", _choice("text", "json"), "text", "text: human-readable lines; json: one JSON object per line."),
     Key("logging", "file", _logFile, "-", "Log file; - is standard output (the journal under systemd)."),
@@ -587,7 +842,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("logging", "interworking_level", _choice(*LOG_LEVELS), None, "Level for the interworking layer; default: level."),
 )
 
-SECTIONS: tuple[str, ...] = ("gateway", "sip", "msrp", "xmpp", "logging")
+SECTIONS: tuple[str, ...] = ("gateway", "sip", "msrp", "xmpp", "rooms", "logging")
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,6 +857,7 @@ class GatewayConfig:
     reflection_timeout: float
     reflection_timeout_status: int
     link_loss_grace: float
+    shutdown_grace: float
     invites_per_user: int
     invites_per_room: int
 
@@ -627,6 +883,13 @@ class SIPConfig:
     static_routes: tuple[StaticRouteSpec, ...]
     username: str | None
     password: Secret | None
+    session_expires: int
+    min_se: int
+    idle_timeout: float
+    read_timeout: float
+    max_connections_per_address: int
+    max_connections: int
+    max_output_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -646,6 +909,11 @@ class MSRPConfig:
     relay: str | None
     relay_username: str | None
     relay_password: Secret | None
+    keepalive_interval: float
+    unbound_timeout: float
+    max_connections_per_address: int
+    max_connections: int
+    max_output_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -661,6 +929,7 @@ class XMPPConfig:
     secret: Secret
     queue_size: int
     reconnect_max_delay: float
+    write_timeout: float
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -670,6 +939,21 @@ class XMPPConfig:
         if self.room_domain is None:
             return (self.user_domain,)
         return (self.user_domain, self.room_domain)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomsConfig:
+    """
+    The C{[rooms]} section: chat rooms the gateway hosts itself
+    (docs/native-rooms.md); off while C{domain} is unset.
+    """
+
+    domain: str | None
+    allowed_creators: tuple[str, ...]
+    persistent_rooms: tuple[PersistentRoomSpec, ...]
+    max_occupants: int
+    history_size: int
+    reserved_nicks: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -701,6 +985,7 @@ class Config:
     msrp: MSRPConfig
     xmpp: XMPPConfig
     logging: LoggingConfig
+    rooms: RoomsConfig
 
 
 SUBSYSTEMS = ("sip", "msrp", "xmpp", "interworking")
@@ -798,6 +1083,7 @@ def parseConfig(text: str, path: str) -> Config:
         msrp=MSRPConfig(**section("msrp")),
         xmpp=XMPPConfig(**section("xmpp")),
         logging=LoggingConfig(levels=levels, **logging),
+        rooms=RoomsConfig(**section("rooms")),
     )
 
 
@@ -827,6 +1113,11 @@ def _crossCheck(values: Mapping[tuple[str, str], Any], path: str) -> list[str]:
         missing("sip", "auth_realm", "credentials_file is set")
     if values.get(("msrp", "relay_password")) is not None:
         missing("msrp", "relay_username", "relay_password is set")
+    expires, minimum = values.get(("sip", "session_expires")), values.get(("sip", "min_se"))
+    if expires and minimum is not None and expires < minimum:
+        problems.append(
+            f"{path}: [sip] session_expires: {expires} is below min_se ({minimum})"
+        )
     if (
         values.get(("sip", "udp_port")) == 0
         and values.get(("sip", "tcp_port")) == 0
@@ -836,4 +1127,11 @@ def _crossCheck(values: Mapping[tuple[str, str], Any], path: str) -> list[str]:
     user, room = values.get(("xmpp", "user_domain")), values.get(("xmpp", "room_domain"))
     if user is not None and user == room:
         problems.append(f"{path}: [xmpp] room_domain: must differ from user_domain ({user})")
+    rooms = values.get(("rooms", "domain"))
+    if rooms is not None and rooms == user:
+        problems.append(f"{path}: [rooms] domain: must differ from [xmpp] user_domain ({user})")
+    if rooms is not None and rooms in (values.get(("gateway", "muc_domains")) or ()):
+        problems.append(
+            f"{path}: [rooms] domain: {rooms} is also in [gateway] muc_domains"
+        )
     return problems

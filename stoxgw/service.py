@@ -10,7 +10,16 @@ child per part of the gateway:
   - C{msrp}: the MSRP listener and sessions (L{MSRPService});
   - C{xmpp}: the XEP-0114 component links, one per served domain;
   - C{interworking}: the objects bridging SIP/MSRP users and XMPP rooms
-    (L{InterworkingService}).
+    (L{InterworkingService});
+  - C{rooms}, with C{[rooms] domain}: the chat rooms the gateway hosts
+    itself (L{FocusService}).
+
+Stopping (SIGTERM) is polite and bounded: L{GatewayService.stopService}
+first ends every conference subscription (terminated NOTIFYs) and every
+SIP dialog (BYE, over the connection the SIP user opened when there is
+one), which makes the XMPP occupants of those users leave while the
+component links are still up, then waits up to C{[gateway]
+shutdown_grace} seconds for the answers before the parts stop.
 
 This is the only module that uses the global reactor, and only when no
 reactor is passed in.
@@ -63,6 +72,7 @@ class SIPService(Service):
         from stoxgw.sip.admission import DigestAdmission
         from stoxgw.sip.auth import DigestCredentials
         from stoxgw.sip.dns import RFC3263Resolver, StaticRoute
+        from stoxgw.sip.sessiontimer import SessionTimerSettings
         from stoxgw.sip.transport import SIPTransport, TransportKind, loadCertificates
         from stoxgw.sip.uri import SIPURI
         from stoxgw.sip.useragent import (
@@ -78,6 +88,12 @@ class SIPService(Service):
             reactor,
             s.local_ip,
             caCertificates=loadCertificates(s.tls_ca_file) if s.tls_ca_file else (),
+            # Limits on TCP/TLS (docs/limits.md); a timeout of 0 is none.
+            idleTimeout=s.idle_timeout or None,
+            readTimeout=s.read_timeout or None,
+            maxOutputBytes=s.max_output_bytes,
+            maxConnectionsPerAddress=s.max_connections_per_address,
+            maxConnections=s.max_connections,
         )
         credentials = None
         if s.username is not None and s.password is not None:
@@ -85,8 +101,17 @@ class SIPService(Service):
         settings = UserAgentSettings(
             outboundProxy=SIPURI.fromString(s.outbound_proxy) if s.outbound_proxy else None,
             credentials=credentials,
+            # RFC 4028 session timers on INVITE dialogs; 0 turns them off.
+            sessionTimer=(
+                SessionTimerSettings(s.session_expires, s.min_se)
+                if s.session_expires
+                else None
+            ),
         )
-        trust = SIPTrust(networks=s.trusted_peers, tlsNames=frozenset(s.trusted_tls_names))
+        trust = SIPTrust(
+            networks=s.trusted_peers + _selfNetworks(config),
+            tlsNames=frozenset(s.trusted_tls_names),
+        )
         self.admission: IRequestAdmission = trust
         if s.auth_realm is not None and s.credentials_file is not None:
             self.admission = DigestAdmission(
@@ -106,7 +131,7 @@ class SIPService(Service):
                 domain: StaticRoute(
                     host, port, TransportKind.fromToken(kind) if kind else None
                 )
-                for domain, host, port, kind in s.static_routes
+                for domain, host, port, kind in s.static_routes + _selfRoutes(config)
             },
         )
         self.userAgent = SIPUserAgent(
@@ -194,6 +219,11 @@ class MSRPService(Service):
             relay=m.relay,
             relayUsername=m.relay_username,
             relayPassword=m.relay_password.reveal() if m.relay_password else None,
+            # Limits on accepted connections (docs/limits.md).
+            unboundTimeout=m.unbound_timeout or None,
+            maxConnectionsPerAddress=m.max_connections_per_address,
+            maxConnections=m.max_connections,
+            maxQueuedBytes=m.max_output_bytes,
         )
 
     def startService(self) -> None:
@@ -232,6 +262,7 @@ class XMPPService(MultiService):
             x.secret.reveal(),
             x.queue_size,
             x.reconnect_max_delay,
+            writeTimeout=x.write_timeout or None,
         )
         for link in self.links:
             link.setServiceParent(self)
@@ -271,7 +302,7 @@ class InterworkingService(Service):
         self, config: Config, reactor: Any, sip: SIPService, msrp: MSRPService, xmpp: XMPPService
     ) -> None:
         self.setName("interworking")
-        from stoxgw.chat.session import ChatAcceptor, ChatInitiator
+        from stoxgw.chat.session import ChatAcceptor, ChatInitiator, ChatSettings
         from stoxgw.interworking.invitations import SIPInvitations
         from stoxgw.interworking.siptoxmpp import RoomConferencePackage, SIPToXMPP
         from stoxgw.sip.refer import ReferAgent
@@ -305,7 +336,15 @@ class InterworkingService(Service):
         self.occupants.attach(userLink)
         for handler in discoHandlers(GatewayDisco(userDomain)):
             handler.setHandlerParent(userLink.streamManager)
-        self.acceptor = ChatAcceptor(sip.userAgent, msrp.endpoint, reactor, self.sipToXMPP)
+        # Dead MSRP peers: a bodiless SEND after keepalive_interval of
+        # silence, answered within transaction_timeout (RFC 4975 7.1.1).
+        chatSettings = ChatSettings(
+            keepaliveInterval=config.msrp.keepalive_interval,
+            keepaliveTimeout=config.msrp.transaction_timeout,
+        )
+        self.acceptor = ChatAcceptor(
+            sip.userAgent, msrp.endpoint, reactor, self.sipToXMPP, chatSettings
+        )
         self.events = SIPEvents(sip.userAgent)
         self.conferencePackage = RoomConferencePackage(self.sipToXMPP)
         # RFC 7702 section 6.5: REFERs to rooms are invitations (200); the
@@ -320,7 +359,9 @@ class InterworkingService(Service):
         roomDomain = config.xmpp.room_domain
         if roomDomain is not None:
             [roomLink] = [link for link in xmpp.links if link.domain == roomDomain]
-            initiator = ChatInitiator(sip.userAgent, msrp.endpoint, reactor)
+            initiator = ChatInitiator(
+                sip.userAgent, msrp.endpoint, reactor, chatSettings
+            )
             self.xmppToSIP = XMPPToSIP(
                 reactor,
                 initiator,
@@ -368,6 +409,121 @@ class InterworkingService(Service):
         return super().stopService()
 
 
+def _reachesOwnRooms(config: Config) -> bool:
+    """
+    Whether the gateway INVITEs its own native rooms: its RFC 7702 section
+    5 side (C{[xmpp] room_domain}) goes out over SIP, and C{[rooms]
+    domain} is served here (docs/native-rooms.md).
+    """
+    return config.rooms.domain is not None and config.xmpp.room_domain is not None
+
+
+def _selfNetworks(config: Config) -> tuple[Any, ...]:
+    """
+    The gateway's own address as a trusted peer, when it INVITEs its own
+    rooms: its XMPP users' legs arrive from C{[sip] local_ip}.
+    """
+    if not _reachesOwnRooms(config):
+        return ()
+    import ipaddress
+
+    return (ipaddress.ip_network(config.sip.local_ip),)
+
+
+def _selfRoutes(config: Config) -> tuple[Any, ...]:
+    """
+    A static route of C{[rooms] domain} to the gateway's own SIP listener
+    (TCP if it listens on TCP), when it INVITEs its own rooms, has no
+    outbound proxy (which then routes the domain) and no route of its own
+    for the domain.
+    """
+    s = config.sip
+    domain = config.rooms.domain
+    if (
+        not _reachesOwnRooms(config)
+        or s.outbound_proxy is not None
+        or any(route[0] == domain for route in s.static_routes)
+    ):
+        return ()
+    for kind, port in (("tcp", s.tcp_port), ("udp", s.udp_port), ("tls", s.tls_port)):
+        if port:
+            return ((domain, s.local_ip, port, kind),)
+    return ()
+
+
+class FocusService(Service):
+    """
+    Native chat rooms (C{[rooms]}): a L{Focus} for C{[rooms] domain} on
+    the gateway's SIP user agent and MSRP endpoint.  The UA's INVITE,
+    REFER and C{conference} handlers are shared with the interworking part:
+    routers (L{stoxgw.focus.routing}) hand requests for the rooms' domain
+    (or in a room session's dialog) to the focus, the others to
+    L{SIPToXMPP} as before.
+
+    @ivar focus: The L{Focus}.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        config: Config,
+        reactor: Any,
+        sip: SIPService,
+        msrp: MSRPService,
+        interworking: InterworkingService,
+    ) -> None:
+        self.setName("rooms")
+        from stoxgw.focus.focus import Focus
+        from stoxgw.focus.room import RoomPolicy
+        from stoxgw.focus.routing import ConferenceRouter, OfferRouter, ReferRouter
+
+        r = config.rooms
+        assert r.domain is not None
+        self.focus = Focus(
+            reactor,
+            sip.userAgent,
+            msrp.endpoint,
+            RoomPolicy(
+                r.domain,
+                historySize=r.history_size,
+                maxOccupants=r.max_occupants,
+                reservedNicks=r.reserved_nicks,
+                allowedCreators=r.allowed_creators,
+                persistentRooms=r.persistent_rooms,
+            ),
+            authRealm=config.sip.auth_realm,
+            chatSettings=interworking.acceptor.settings,
+        )
+        bridge = interworking.sipToXMPP
+        interworking.acceptor.offers = OfferRouter(self.focus, bridge)
+        interworking.referAgent.handler = ReferRouter(self.focus, bridge)
+        self.interworking = interworking
+        self.conferences = ConferenceRouter(self.focus, interworking.conferencePackage)
+
+    def startService(self) -> None:
+        """
+        Take over the C{conference} package (after the interworking part,
+        started before us, registered its own: the router hands it the
+        subscriptions that are not for our rooms).
+        """
+        super().startService()
+        self.interworking.events.addPackage(self.conferences)
+        self._log.info(
+            "Native chat rooms on sip:NAME@{domain} ({rooms})",
+            domain=self.focus.domain,
+            rooms=", ".join(sorted(self.focus.rooms)) or "created on first INVITE",
+        )
+
+    def stopService(self) -> Any:
+        """
+        BYE every room session (Reason 503) and end the rooms'
+        subscriptions, waiting a few seconds at most.
+        """
+        super().stopService()
+        return self.focus.shutdown()
+
+
 class GatewayService(MultiService):
     """
     The root of the gateway's service tree.
@@ -390,7 +546,10 @@ class GatewayService(MultiService):
         xmpp = XMPPService(config, reactor)
         for part in (sip, msrp, xmpp):
             part.setServiceParent(self)
-        InterworkingService(config, reactor, sip, msrp, xmpp).setServiceParent(self)
+        interworking = InterworkingService(config, reactor, sip, msrp, xmpp)
+        interworking.setServiceParent(self)
+        if config.rooms.domain is not None:
+            FocusService(config, reactor, sip, msrp, interworking).setServiceParent(self)
 
     def setServiceParent(self, parent: Any) -> None:
         """
@@ -415,6 +574,60 @@ class GatewayService(MultiService):
                 lambda number, frame: self.reactor.callFromThread(self.reopenLogs),
             )
         super().startService()
+
+    def stopService(self) -> Any:
+        """
+        Stop politely, then stop the parts: end every conference
+        subscription (terminated NOTIFYs) and every SIP dialog (BYE; the
+        chats end, so their XMPP occupants leave while the component links
+        are still up), wait until those requests are answered or C{[gateway]
+        shutdown_grace} seconds have passed, then stop the children as
+        L{MultiService} does.
+
+        @return: Fires once every part has stopped.
+        """
+        from twisted.internet.defer import Deferred, DeferredList
+
+        interworking = self.getServiceNamed("interworking")
+        sip = self.getServiceNamed("sip")
+        assert isinstance(interworking, InterworkingService)
+        assert isinstance(sip, SIPService)
+        grace = self.config.gateway.shutdown_grace
+        self._log.info(
+            "stoxgw stopping: ending {count} SIP dialogs (waiting up to {grace} s)",
+            count=len(sip.userAgent.dialogs),
+            grace=grace,
+        )
+        pending: list[Deferred[Any]] = [interworking.events.shutdown()]
+        # Native rooms close their sessions themselves first (BYE with
+        # Reason 503); the UA then BYEs every other dialog.
+        for child in self:
+            focus = getattr(child, "focus", None)
+            if focus is not None and hasattr(focus, "shutdown"):
+                pending.append(focus.shutdown())
+        pending.append(sip.userAgent.shutdown())
+        drained: Deferred[None] = Deferred()
+
+        def answered(_: object) -> None:
+            if timer is not None and timer.active():
+                timer.cancel()
+            if not drained.called:
+                drained.callback(None)
+
+        def timedOut() -> None:
+            self._log.info(
+                "stoxgw stopping: not every BYE was answered within {grace} s",
+                grace=grace,
+            )
+            if not drained.called:
+                drained.callback(None)
+
+        timer = self.reactor.callLater(grace, timedOut) if grace > 0 else None
+        if timer is None:
+            drained.callback(None)
+        DeferredList(pending, consumeErrors=True).addCallback(answered)
+        drained.addCallback(lambda _: MultiService.stopService(self))
+        return drained
 
     def reopenLogs(self) -> None:
         """

@@ -415,3 +415,125 @@ class SIPAuthenticationAndRoutingTests(SynchronousTestCase):
             (problem,) = problemsOf(self, MINIMAL + f"[sip]\nstatic_routes = {value}\n")
             self.assertTrue(problem.startswith("gw.conf: [sip] static_routes: "), problem)
             self.assertIn(message, problem)
+
+
+class LivenessAndShutdownKeysTests(SynchronousTestCase):
+    """
+    C{[sip] session_expires}, C{[sip] min_se}, C{[msrp] keepalive_interval}
+    and C{[gateway] shutdown_grace} (issue 11).
+    """
+
+    def test_defaults(self) -> None:
+        """
+        RFC 4028's recommended 1800 s and 90 s; a probe after 30 s of
+        silence; 5 s to answer BYEs at shutdown.
+        """
+        config = parseConfig(MINIMAL, "gw.conf")
+        self.assertEqual((config.sip.session_expires, config.sip.min_se), (1800, 90))
+        self.assertEqual(config.msrp.keepalive_interval, 30.0)
+        self.assertEqual(config.gateway.shutdown_grace, 5.0)
+
+    def test_values(self) -> None:
+        """
+        0 turns session timers and the probe off.
+        """
+        config = parseConfig(
+            MINIMAL
+            + "[sip]\nsession_expires = 0\nmin_se = 300\n"
+            "[msrp]\nkeepalive_interval = 0\n[gateway]\nshutdown_grace = 0.5\n",
+            "gw.conf",
+        )
+        self.assertEqual((config.sip.session_expires, config.sip.min_se), (0, 300))
+        self.assertEqual(config.msrp.keepalive_interval, 0.0)
+        self.assertEqual(config.gateway.shutdown_grace, 0.5)
+
+    def test_errors(self) -> None:
+        """
+        RFC 4028 section 4: no interval below 90 s; the interval is not
+        below Min-SE; the grace is bounded.
+        """
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "[sip]\nsession_expires = 60\n"),
+            (
+                "gw.conf: [sip] session_expires: 60 is below 90 seconds (RFC 4028);"
+                " use 0 to turn session timers off",
+            ),
+        )
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "[sip]\nsession_expires = 600\nmin_se = 900\n"),
+            ("gw.conf: [sip] session_expires: 600 is below min_se (900)",),
+        )
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "[sip]\nmin_se = 30\n"),
+            ("gw.conf: [sip] min_se: 30 is out of range (90 to 86400)",),
+        )
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "[gateway]\nshutdown_grace = 600\n"),
+            ("gw.conf: [gateway] shutdown_grace: 600 is out of range (0 to 300 seconds)",),
+        )
+
+
+class RoomsTests(SynchronousTestCase):
+    """
+    C{[rooms]}: native chat rooms (docs/native-rooms.md).
+    """
+
+    def test_defaults(self) -> None:
+        """
+        Off without a domain; the other keys have their defaults.
+        """
+        rooms = parseConfig(MINIMAL, "gw.conf").rooms
+        self.assertIsNone(rooms.domain)
+        self.assertEqual(rooms.allowed_creators, ("*",))
+        self.assertEqual(rooms.persistent_rooms, ())
+        self.assertEqual((rooms.max_occupants, rooms.history_size), (100, 50))
+        self.assertEqual(rooms.reserved_nicks, ())
+
+    def test_values(self) -> None:
+        """
+        Persistent rooms one per line with an optional subject (names in
+        lower case); creators as C{*}, domains or addresses; reserved
+        nicknames RFC 7700-enforced.
+        """
+        rooms = parseConfig(
+            MINIMAL
+            + "room_domain = chat.sip.example.com\n"
+            "[rooms]\ndomain = Chat.SIP.example.com\n"
+            "persistent_rooms = Lobby Welcome, all\n    support\n"
+            "allowed_creators = example.org, sip:Alice@Example.com\n"
+            "max_occupants = 0\nhistory_size = 5\nreserved_nicks = admin, \uff32oot\n",
+            "gw.conf",
+        ).rooms
+        self.assertEqual(rooms.domain, "chat.sip.example.com")
+        self.assertEqual(rooms.persistent_rooms, (("lobby", "Welcome, all"), ("support", None)))
+        self.assertEqual(rooms.allowed_creators, ("example.org", "Alice@example.com"))
+        self.assertEqual((rooms.max_occupants, rooms.history_size), (0, 5))
+        self.assertEqual(rooms.reserved_nicks, ("admin", "Root"))
+
+    def test_errors(self) -> None:
+        """
+        Bad names, creators, nicknames and domains are reported by key.
+        """
+        self.assertEqual(
+            problemsOf(
+                self,
+                MINIMAL
+                + "[rooms]\ndomain = sip.example.com\npersistent_rooms = lobby, support\n"
+                "allowed_creators = @example.com\nreserved_nicks = \u0007\n"
+                "max_occupants = -1\n",
+            ),
+            (
+                "gw.conf: [rooms] allowed_creators: '@example.com' has no user before @",
+                "gw.conf: [rooms] persistent_rooms: 'lobby,' is not a room name (letters, digits, . _ ~ -)",
+                "gw.conf: [rooms] max_occupants: -1 is out of range (0 to 100000)",
+                "gw.conf: [rooms] reserved_nicks: U+0007 is a control character",
+                "gw.conf: [rooms] domain: must differ from [xmpp] user_domain (sip.example.com)",
+            ),
+        )
+        self.assertEqual(
+            problemsOf(
+                self,
+                MINIMAL + "[gateway]\nmuc_domains = muc.example.com\n[rooms]\ndomain = muc.example.com\n",
+            ),
+            ("gw.conf: [rooms] domain: muc.example.com is also in [gateway] muc_domains",),
+        )

@@ -20,11 +20,13 @@ import stoxgw
 LEVELS: Mapping[str, int] = {
     "formats": 1,
     "rooms": 1,
+    "limits": 1,
     "sip": 2,
     "msrp": 2,
     "xmpp": 2,
     "chat": 3,
     "interworking": 4,
+    "focus": 4,
     "tools": 5,
     "config": 6,
     "logs": 6,
@@ -36,7 +38,15 @@ LEVELS: Mapping[str, int] = {
 SIBLINGS_APART = frozenset({"sip", "msrp", "xmpp"})
 
 #: Parts that are sans-IO (level 1): no reactor, no network.
-SANS_IO = frozenset({"formats", "rooms"})
+SANS_IO = frozenset({"formats", "rooms", "limits"})
+
+#: Parts a part must not import although they are not higher: the native
+#: rooms (C{focus}) are SIP-only, and the interworking layer reaches them
+#: over SIP like any other focus (docs/native-rooms.md).
+APART: Mapping[str, frozenset[str]] = {
+    "focus": frozenset({"xmpp", "interworking"}),
+    "interworking": frozenset({"focus"}),
+}
 
 
 def partOf(module: str) -> str | None:
@@ -71,6 +81,8 @@ def violations(graph: Mapping[str, Iterable[str]]) -> list[str]:
                 continue
             if source in SIBLINGS_APART and destination in SIBLINGS_APART:
                 found.append(f"{importer} -> {target}: {source} and {destination} never import each other")
+            elif destination in APART.get(source, ()):
+                found.append(f"{importer} -> {target}: {source} never imports {destination}")
             elif LEVELS.get(destination, 0) > LEVELS.get(source, 0) or (
                 LEVELS.get(destination) == 6 and LEVELS.get(source, 0) < 6
             ):
@@ -149,6 +161,28 @@ class LayerRulesTests(SynchronousTestCase):
                 "stoxgw.formats.cpim -> stoxgw.msrp.message: lower layer imports a higher one",
                 "stoxgw.interworking.bridge -> stoxgw.config: lower layer imports a higher one",
                 "stoxgw.sip.dialog -> stoxgw.chat.session: lower layer imports a higher one",
+            ],
+        )
+
+    def test_focusIsSIPOnly(self) -> None:
+        """
+        The native rooms importing the XMPP side or the interworking layer,
+        and the interworking layer importing the native rooms, are
+        reported; the focus importing the chat, SIP, MSRP, formats and
+        rooms parts is not.
+        """
+        graph = {
+            "stoxgw.focus.room": ["stoxgw.xmpp.occupant", "stoxgw.chat.session"],
+            "stoxgw.focus.focus": ["stoxgw.interworking.translate", "stoxgw.rooms.model"],
+            "stoxgw.interworking.xmpptosip": ["stoxgw.focus.room"],
+            "stoxgw.focus.routing": ["stoxgw.sip.refer", "stoxgw.msrp.session", "stoxgw.formats.cpim"],
+        }
+        self.assertEqual(
+            violations(graph),
+            [
+                "stoxgw.focus.focus -> stoxgw.interworking.translate: focus never imports interworking",
+                "stoxgw.focus.room -> stoxgw.xmpp.occupant: focus never imports xmpp",
+                "stoxgw.interworking.xmpptosip -> stoxgw.focus.room: interworking never imports focus",
             ],
         )
 

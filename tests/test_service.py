@@ -12,11 +12,12 @@ from twisted.internet.address import IPv4Address
 
 from twisted.application.service import Application, IServiceCollection
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import ILogObserver
+from twisted.logger import ILogObserver, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from stoxgw.config import parseConfig
 from stoxgw.service import InterworkingService, MSRPService, SIPService, makeService
+from stoxgw.sip.useragent import SIPTrust
 from stoxgw.xmpp.component import ComponentLink
 
 CONFIG = (
@@ -301,3 +302,173 @@ class SIPServiceTests(SynchronousTestCase):
             [Address(TransportKind.UDP, "192.0.2.11", 5060)],
         )
         self.successResultOf(service.stopService())
+
+
+class LivenessAndShutdownTests(SynchronousTestCase):
+    """
+    Issue 11: session timers and MSRP keepalives configured from the file;
+    a stopping gateway BYEs its SIP users over their own connections and
+    waits (bounded) for the answers before its parts stop.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = UDPMemoryReactor()
+        self.service = makeService(parseConfig(CONFIG, "gw.conf"), self.reactor)
+
+    def test_configured(self) -> None:
+        """
+        C{[sip] session_expires}/C{min_se} become the UA's session timer
+        settings (0: none); C{[msrp] keepalive_interval} and
+        C{transaction_timeout} the chats' keepalive.
+        """
+        from stoxgw.sip.sessiontimer import SessionTimerSettings
+
+        sip = self.service.getServiceNamed("sip")
+        self.assertEqual(
+            sip.userAgent.settings.sessionTimer, SessionTimerSettings(1800, 90)
+        )
+        interworking = self.service.getServiceNamed("interworking")
+        settings = interworking.acceptor.settings
+        self.assertEqual((settings.keepaliveInterval, settings.keepaliveTimeout), (30, 30))
+        self.assertIs(interworking.xmppToSIP.initiator.settings, settings)
+        off = makeService(
+            parseConfig(CONFIG + "[sip]\nsession_expires = 0\n", "gw.conf"),
+            UDPMemoryReactor(),
+        )
+        self.assertIsNone(off.getServiceNamed("sip").userAgent.settings.sessionTimer)
+
+    def dialogOverTCP(self) -> tuple[Any, Any, Any]:
+        """
+        Start the service with a test INVITE handler in front, and let a
+        SIP user at 198.51.100.7 (listening on 5070) set up a dialog over
+        a TCP connection it opened.
+
+        @return: The dialog, the user's connection and its transport.
+        """
+        from tests.sip.test_transport import streamConnection
+        from tests.sip.test_useragent import InviteRecorder, tcpRequest
+
+        sip = self.service.getServiceNamed("sip")
+        handler = InviteRecorder("accept")
+        sip.userAgent.addHandler("INVITE", handler)
+        sip.userAgent.admission = SIPTrust.fromStrings(["198.51.100.0/24"])
+        self.service.startService()
+        connection, string = streamConnection(sip.transport, ("198.51.100.7", 40123))
+        connection.dataReceived(tcpRequest())
+        [dialog] = handler.dialogs
+        connection.dataReceived(
+            tcpRequest("ACK", branch="z9hG4bKack", toTag=dialog.localTag)
+        )
+        string.clear()
+        return dialog, connection, string
+
+    def test_stopWaitsForBye(self) -> None:
+        """
+        stopService BYEs the user over its own connection and does not
+        stop the parts (XMPP links included) until the BYE is answered.
+        """
+        from stoxgw.sip.framing import SIPStreamParser
+
+        dialog, connection, string = self.dialogOverTCP()
+        stopping = self.service.stopService()
+        [bye] = SIPStreamParser().feed(string.value())
+        self.assertEqual(bye.method, "BYE")
+        self.assertEqual(self.reactor.tcpClients[2:], [])
+        self.assertNoResult(stopping)
+        self.assertTrue(self.service.getServiceNamed("xmpp").running)
+        self.assertTrue(self.service.getServiceNamed("sip").running)
+        connection.dataReceived(bye.makeResponse(200).serialize())
+        self.successResultOf(stopping)
+        self.assertFalse(self.service.getServiceNamed("xmpp").running)
+
+    def test_stopBounded(self) -> None:
+        """
+        A user that never answers the BYE holds the stop for
+        C{shutdown_grace} (5 s) at most.
+        """
+        self.dialogOverTCP()
+        stopping = self.service.stopService()
+        self.reactor.advance(4.9)
+        self.assertNoResult(stopping)
+        with capturedLogs() as events:
+            self.reactor.advance(0.1)
+        self.successResultOf(stopping)
+        self.assertFalse(self.service.running)
+        self.assertTrue(
+            any("not every BYE" in e.get("log_format", "") for e in events)
+        )
+
+
+class NativeRoomsWiringTests(SynchronousTestCase):
+    """
+    C{[rooms] domain}: the focus on the gateway's UA, behind the routers
+    (docs/native-rooms.md).
+    """
+
+    ROOMS = "[rooms]\ndomain = chat.sip.example.com\npersistent_rooms = lobby Hello\n"
+
+    def build(self, extra: str = "") -> Any:
+        reactor = UDPMemoryReactor()
+        config = parseConfig(CONFIG + self.ROOMS + extra, "gw.conf")
+        return makeService(config, reactor), reactor
+
+    def test_wired(self) -> None:
+        """
+        A C{rooms} child holds the L{Focus}; the chat acceptor's offers,
+        the REFER agent's handler and (once started) the C{conference}
+        package are routers in front of the section 6 bridge; the
+        persistent room exists.
+        """
+        from stoxgw.focus.focus import Focus
+        from stoxgw.focus.routing import ConferenceRouter, OfferRouter, ReferRouter
+        from stoxgw.service import FocusService
+
+        service, _ = self.build()
+        rooms = service.getServiceNamed("rooms")
+        assert isinstance(rooms, FocusService)
+        self.assertIsInstance(rooms.focus, Focus)
+        self.assertEqual(list(rooms.focus.rooms), ["lobby"])
+        self.assertIs(rooms.focus.ua, service.getServiceNamed("sip").userAgent)
+        interworking = service.getServiceNamed("interworking")
+        self.assertIsInstance(interworking.acceptor.offers, OfferRouter)
+        self.assertIs(interworking.acceptor.offers.fallback, interworking.sipToXMPP)
+        self.assertIsInstance(interworking.referAgent.handler, ReferRouter)
+        service.startService()
+        package = interworking.events.packages["conference"]
+        self.assertIsInstance(package, ConferenceRouter)
+        self.assertIs(package.fallback, interworking.conferencePackage)
+        self.successResultOf(service.stopService())
+
+    def test_selfRouteAndTrust(self) -> None:
+        """
+        With C{[xmpp] room_domain} too, the gateway INVITEs its own rooms:
+        the rooms' domain routes to its own SIP listener (TCP) and its own
+        address is trusted.
+        """
+        import ipaddress
+
+        from stoxgw.sip.dns import StaticRoute
+        from stoxgw.sip.transport import TransportKind
+
+        service, _ = self.build()
+        sip = service.getServiceNamed("sip")
+        self.assertEqual(
+            sip.resolver.staticRoutes["chat.sip.example.com"],
+            StaticRoute("127.0.0.1", 5060, TransportKind.TCP),
+        )
+        self.assertIn(ipaddress.ip_network("127.0.0.1/32"), sip.admission.networks)
+
+    def test_noSelfRouteThroughAProxy(self) -> None:
+        """
+        With an outbound proxy (which routes the domain), or without a room
+        domain, no self route.
+        """
+        service, _ = self.build("[sip]\noutbound_proxy = sip:proxy.example.com\n")
+        self.assertNotIn("chat.sip.example.com", service.getServiceNamed("sip").resolver.staticRoutes)
+        reactor = UDPMemoryReactor()
+        config = parseConfig(
+            CONFIG.replace("room_domain = chat.sip.example.com\n", "") + self.ROOMS.replace("chat.sip", "rooms.sip"),
+            "gw.conf",
+        )
+        service = makeService(config, reactor)
+        self.assertEqual(service.getServiceNamed("sip").resolver.staticRoutes, {})

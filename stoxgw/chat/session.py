@@ -13,11 +13,27 @@ Both directions of RFC 7702 use it:
    (RFC 7702 section 5) and connects per the answer.
 
 A L{ChatSession} is ready once the dialog is confirmed (ACK sent or
-received) and the MSRP session is bound to a connection.  It ends exactly
-once: locally (L{ChatSession.end}: BYE, MSRP close), by a remote BYE
-(MSRP close), by an MSRP failure, no MSRP connection in time or an
-unusable answer (BYE with a C{Reason} header, RFC 3326), or by a failed
+received) and the MSRP session is bound to a connection; an incoming one
+whose ACK or MSRP connection has not come within
+L{ChatSettings.establishTimeout} of our 200 fails (RFC 7702 R-209 puts
+the SIP user in the room before the answer: a caller that never ACKs or
+connects must not stay there long).  It ends exactly once: locally
+(L{ChatSession.end}: BYE, MSRP close), by a remote BYE (MSRP close), by
+an MSRP failure, no MSRP connection or ACK in time, a peer that no longer
+answers (MSRP keepalive, or the RFC 4028 session timer of the dialog) or
+an unusable answer (BYE with a C{Reason} header, RFC 3326), or by a failed
 INVITE; the L{IChatSessionHandler} hears C{chatEnded} once in every case.
+
+Liveness: MSRP has no keepalive (RFC 4975), and a TCP keepalive only
+shows that the peer's kernel is there, not the peer (a stopped process
+still has its socket answered), nor the far end behind an MSRP relay.  So
+a ready session that received nothing for L{ChatSettings.keepaliveInterval}
+sends a bodiless SEND (RFC 4975 section 7.1.1), which the peer must
+answer; no answer within L{ChatSettings.keepaliveTimeout} fails the
+session (BYE, C{Reason: SIP;cause=503}).  The dialog's session timer (RFC
+4028, in L{stoxgw.sip.dialog}) is the SIP side's check; a session refresh
+(re-INVITE or UPDATE with the unchanged session description, or none) is
+answered with our current one (RFC 4028 sections 7.4 and 9).
 
 Time comes only from the injected L{IReactorTime}.
 """
@@ -80,6 +96,16 @@ from stoxgw.sip.useragent import (
 #: Seconds to wait for the MSRP session to be bound once the dialog exists.
 DEFAULT_CONNECT_TIMEOUT = 30.0
 
+#: Seconds after our 200 for the ACK and the MSRP connection to arrive.
+DEFAULT_ESTABLISH_TIMEOUT = 10.0
+
+#: Seconds of silence on a ready session before a keepalive SEND.
+DEFAULT_KEEPALIVE_INTERVAL = 30.0
+
+#: Seconds a keepalive SEND waits for its answer (RFC 4975 section 7.1.1:
+#: 30 s for any transaction).
+DEFAULT_KEEPALIVE_TIMEOUT = 30.0
+
 #: Default C{accept-types}: CPIM (RFC 7701 section 5.2) and plain text.
 DEFAULT_ACCEPT_TYPES = ("message/cpim", "text/plain")
 
@@ -137,6 +163,8 @@ class EndCause(Enum):
     @cvar MSRP_FAILED: The MSRP connection failed or was lost, or the
         relay was not ready.
     @cvar DIALOG_FAILED: The dialog ended on its own (no ACK, peer gone).
+    @cvar SESSION_EXPIRED: The dialog's session timer expired (RFC 4028
+        section 10: no refresh, or a refresh the peer did not answer).
     @cvar SHUTDOWN: The UA shut down.
     """
 
@@ -147,6 +175,7 @@ class EndCause(Enum):
     MSRP_TIMEOUT = "no MSRP connection"
     MSRP_FAILED = "MSRP session failed"
     DIALOG_FAILED = "dialog failed"
+    SESSION_EXPIRED = "session expired"
     SHUTDOWN = "shutdown"
 
 
@@ -272,12 +301,24 @@ class ChatSettings:
         waits for the peer's BYE before ending as an MSRP failure (with its
         own BYE): a peer hanging up closes its MSRP connection and sends its
         BYE on another socket, and the close usually arrives first.
+    @ivar establishTimeout: Seconds after our 200 to an incoming INVITE
+        within which both the ACK and the MSRP connection must have come
+        (the smaller of this and C{connectTimeout} applies); else the
+        session fails and the layer above hears C{chatEnded} at once.
+    @ivar keepaliveInterval: Seconds without anything received on a ready
+        session before it probes the peer with a bodiless SEND (RFC 4975
+        section 7.1.1); 0 turns the probe off.
+    @ivar keepaliveTimeout: Seconds the probe waits for its answer before
+        the session fails.
     """
 
     connectTimeout: float = DEFAULT_CONNECT_TIMEOUT
     reachable: bool = True
     useSetup: bool = True
     byeGrace: float = 2.0
+    establishTimeout: float = DEFAULT_ESTABLISH_TIMEOUT
+    keepaliveInterval: float = DEFAULT_KEEPALIVE_INTERVAL
+    keepaliveTimeout: float = DEFAULT_KEEPALIVE_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,6 +535,9 @@ class ChatSession:
         self._invite: IncomingInvite | None = None
         self._byeHeaders: list[tuple[str, str]] | None = None
         self._inviting: Deferred[InviteDialog] | None = None
+        self._keepalive: IDelayedCall | None = None
+        self._probe: Deferred[SendResult] | None = None
+        self._probeDeadline: IDelayedCall | None = None
 
     def __repr__(self) -> str:
         return f"<ChatSession {self.callID} {self.state.value}>"
@@ -542,14 +586,16 @@ class ChatSession:
 
     def _connecting(self) -> None:
         """
-        The dialog exists: wait for the MSRP binding (timer) and the
-        confirmation.
+        The dialog exists: wait for the MSRP binding and the confirmation,
+        within C{connectTimeout} (and, after our 200 to an incoming INVITE,
+        C{establishTimeout}).
         """
         self._setState(ChatState.CONNECTING)
-        if not self._bound:
-            self._timer = self.clock.callLater(
-                self.settings.connectTimeout, self._timedOut
-            )
+        if not (self._bound and self._confirmed):
+            delay = self.settings.connectTimeout
+            if self.incoming:
+                delay = min(delay, self.settings.establishTimeout)
+            self._timer = self.clock.callLater(delay, self._timedOut)
         self._checkReady()
 
     def _checkReady(self) -> None:
@@ -567,6 +613,7 @@ class ChatSession:
             callID=self.callID,
             msrpSessionID=self.msrpSessionID,
         )
+        self._scheduleKeepalive()
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             if not d.called:
@@ -578,12 +625,129 @@ class ChatSession:
             timer.cancel()
 
     def _timedOut(self) -> None:
+        """
+        The MSRP connection or the ACK did not come in time.
+        """
         self._timer = None
-        self._fail(
-            ChatEnd(
+        if not self._bound:
+            end = ChatEnd(
                 EndCause.MSRP_TIMEOUT,
                 _BYE_CAUSES[EndCause.MSRP_TIMEOUT],
                 "No MSRP connection",
+            )
+        else:
+            end = ChatEnd(EndCause.DIALOG_FAILED, 408, "No ACK")
+        self._fail(end)
+
+    # -- liveness --------------------------------------------------------------
+
+    def _scheduleKeepalive(self) -> None:
+        """
+        (Re)arm the idle timer of a ready session (no probe in flight).
+        """
+        interval = self.settings.keepaliveInterval
+        if interval <= 0 or self._probe is not None:
+            return
+        if self.state is not ChatState.READY:
+            return
+        call = self._keepalive
+        if call is not None and call.active():
+            call.reset(interval)
+        else:
+            self._keepalive = self.clock.callLater(interval, self._sendKeepalive)
+
+    def _alive(self, result: Any = None) -> Any:
+        """
+        The peer showed it is there (a message, a NICKNAME, an answer to
+        ours): restart the idle timer.  Passes C{result} through.
+        """
+        self._scheduleKeepalive()
+        return result
+
+    def _stopKeepalive(self) -> None:
+        for call in (self._keepalive, self._probeDeadline):
+            if call is not None and call.active():
+                call.cancel()
+        self._keepalive = self._probeDeadline = None
+        probe, self._probe = self._probe, None
+        if probe is not None and not probe.called:
+            probe.addErrback(lambda _: None)
+            probe.cancel()
+
+    def _sendKeepalive(self) -> None:
+        """
+        Nothing arrived for a while: probe with a bodiless SEND (RFC 4975
+        section 7.1.1) and give it C{keepaliveTimeout} to be answered.
+        """
+        self._keepalive = None
+        if self.state is not ChatState.READY or self.msrp is None:
+            return
+        self._log.debug(
+            "MSRP keepalive ({callID}, {msrpSessionID})",
+            callID=self.callID,
+            msrpSessionID=self.msrpSessionID,
+        )
+        probe = self._probe = self.msrp.sendKeepalive()
+        self._probeDeadline = self.clock.callLater(
+            self.settings.keepaliveTimeout, self._keepaliveTimedOut
+        )
+        probe.addCallbacks(self._keepaliveAnswered, self._keepaliveFailed)
+
+    def _keepaliveDone(self) -> None:
+        self._probe = None
+        deadline, self._probeDeadline = self._probeDeadline, None
+        if deadline is not None and deadline.active():
+            deadline.cancel()
+
+    def _keepaliveAnswered(self, result: SendResult) -> None:
+        self._keepaliveDone()
+        self._alive()
+
+    def _keepaliveFailed(self, reason: Failure) -> None:
+        """
+        An error answer still shows the peer is there, unless it does not
+        know the session (481); no answer (408), a lost connection or a
+        cancelled probe do not.
+        """
+        if isinstance(reason.value, CancelledError):
+            # Cancelled by us: ended, failed, or timed out (which says so).
+            return
+        self._keepaliveDone()
+        if self.state is not ChatState.READY:
+            return
+        error = reason.value
+        if isinstance(error, MSRPSendError) and error.code not in (
+            LOCAL_FAILURE,
+            408,
+            481,
+        ):
+            self._alive()
+            return
+        self._keepaliveLost(reason.getErrorMessage())
+
+    def _keepaliveTimedOut(self) -> None:
+        self._probeDeadline = None
+        probe, self._probe = self._probe, None
+        if probe is not None and not probe.called:
+            probe.addErrback(lambda _: None)
+            probe.cancel()
+        if self.state is ChatState.READY:
+            self._keepaliveLost(
+                f"no answer within {self.settings.keepaliveTimeout:g} s"
+            )
+
+    def _keepaliveLost(self, detail: str) -> None:
+        self._log.warn(
+            "MSRP peer gone ({callID}, {msrpSessionID}): keepalive failed: {error}",
+            callID=self.callID,
+            msrpSessionID=self.msrpSessionID,
+            error=detail,
+        )
+        self._fail(
+            ChatEnd(
+                EndCause.MSRP_FAILED,
+                _BYE_CAUSES[EndCause.MSRP_FAILED],
+                f"MSRP keepalive failed: {detail}",
             )
         )
 
@@ -616,6 +780,7 @@ class ChatSession:
         self._setState(ChatState.ENDED)
         self.endReason = end
         self._cancelTimer()
+        self._stopKeepalive()
         self._log.info(
             "Chat session ended ({callID}, {msrpSessionID}): {error}",
             callID=self.callID,
@@ -708,6 +873,7 @@ class ChatSession:
         causes = {
             TerminationReason.REMOTE_BYE: EndCause.REMOTE_BYE,
             TerminationReason.LOCAL_BYE: EndCause.LOCAL,
+            TerminationReason.SESSION_EXPIRED: EndCause.SESSION_EXPIRED,
             TerminationReason.SHUTDOWN: EndCause.SHUTDOWN,
         }
         status, text = None, reason.value
@@ -722,39 +888,81 @@ class ChatSession:
 
     def reinviteReceived(self, dialog: InviteDialog, invite: object) -> None:
         """
-        A re-INVITE: not supported yet, refused with 488 (the session
-        stays as it is, RFC 3261 section 14.2).
+        A re-INVITE: a session refresh (RFC 4028 sections 7.4 and 9: no
+        offer, or the offer we have already, same C{o=} line) is answered
+        200 with our current session description (the UA core adds the
+        session timer); a change of the session is refused with 488 (the
+        session stays as it is, RFC 3261 section 14.2).
         """
         assert isinstance(invite, IncomingInvite)
+        if self._unchanged(dialog, invite.request.body):
+            invite.accept(dialog.localBody, dialog.localContentType)
+            return
         invite.reject(488, "Session changes not supported")
 
     def requestReceived(self, dialog: InviteDialog, request: object) -> None:
         """
-        Another request in the dialog: 405 with Allow.
+        Another request in the dialog: an UPDATE with the unchanged offer
+        is answered 200 with ours (a bodiless one the UA core answers
+        itself), one with a changed offer 488 (RFC 3311 section 5.2);
+        others get 405 with Allow.
         """
         assert isinstance(request, IncomingRequest)
+        if request.request.method == "UPDATE":
+            if self._unchanged(dialog, request.request.body):
+                request.respond(
+                    200, None, (), dialog.localBody, dialog.localContentType
+                )
+            else:
+                request.respond(488, "Session changes not supported")
+            return
         request.respond(405, None, [("Allow", ", ".join(request.ua.allowedMethods))])
+
+    def _unchanged(self, dialog: InviteDialog, offer: bytes) -> bool:
+        """
+        Whether a re-offer leaves the session as it is: no offer at all,
+        the same C{o=} line as the peer's last description (RFC 3264
+        section 8, RFC 4028 section 7.4), or the same MSRP path (a peer
+        that counts up its version without a change).  We need our own
+        description to answer with.
+        """
+        if self.state is ChatState.ENDED or not dialog.localBody:
+            return False
+        if not offer:
+            return True
+        try:
+            new = parseSDP(offer)
+            if dialog.remoteBody and parseSDP(dialog.remoteBody).origin == new.origin:
+                return True
+            media = _offeredMSRP(new)
+        except SDPError:
+            return False
+        return self.remoteMedia is not None and media.path == self.remoteMedia.path
 
     # -- IMSRPSessionHandler -------------------------------------------------
 
     def sessionBound(self) -> None:
         """
-        The MSRP session is bound to a connection.
+        The MSRP session is bound to a connection (the ACK may still be
+        awaited, within the same timer).
         """
         self._bound = True
-        self._cancelTimer()
+        if self._confirmed:
+            self._cancelTimer()
         self._checkReady()
 
     def messageReceived(self, message: IncomingMessage) -> Any:
         """
         Hand a message to the layer above.
         """
+        self._alive()
         return self.handler.messageReceived(self, message)
 
     def nicknameRequested(self, nickname: str) -> Any:
         """
         Hand a NICKNAME request to the layer above.
         """
+        self._alive()
         return self.handler.nicknameRequested(self, nickname)
 
     def sessionFailed(self, reason: Failure) -> None:
@@ -769,6 +977,7 @@ class ChatSession:
             _BYE_CAUSES[EndCause.MSRP_FAILED],
             reason.getErrorMessage(),
         )
+        self._stopKeepalive()
         if self.state is ChatState.READY and self.settings.byeGrace > 0:
             self._cancelTimer()
             self._timer = self.clock.callLater(self.settings.byeGrace, self._fail, end)
@@ -799,7 +1008,9 @@ class ChatSession:
         if unusable is not None:
             return fail(unusable)
         assert self.msrp is not None
-        return self.msrp.sendMessage(contentType, body, **options)
+        return self.msrp.sendMessage(contentType, body, **options).addCallback(
+            self._alive
+        )
 
     def sendNickname(self, nickname: str) -> Deferred[int]:
         """

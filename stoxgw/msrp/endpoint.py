@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.msrp.test_endpoint,tests.msrp.test_tls,tests.msrp.test_relayendpoint -*-
+# -*- test-case-name: tests.msrp.test_endpoint,tests.msrp.test_tls,tests.msrp.test_relayendpoint,tests.msrp.test_connectionlimits -*-
 """
 The gateway's MSRP endpoint: one listener, the sessions, the connections.
 
@@ -29,6 +29,24 @@ Use-Path reversed, then its own URI), its To-Path the Use-Path followed by
 the peer's SDP path, and requests the relay delivers are dispatched to
 sessions by their To-Path URI.
 
+Limits on accepted connections (issue 11; C{docs/limits.md}): at most
+C{maxConnectionsPerAddress} per source address and C{maxConnections} in
+all (beyond, a new connection is aborted as soon as it is accepted, logged
+once per address per minute), and a connection that no request has bound
+to a session C{unboundTimeout} seconds after it was accepted is aborted.
+RFC 4975 section 5.4 has the active side send a request at once ("the
+active endpoint MUST immediately issue a SEND request"), the listening
+side wait for that request to learn which session the connection belongs
+to, and forbids closing a connection "while there are sessions associated
+with it" only; it sets no time, so the default (C{[msrp] unbound_timeout},
+30 s) is the response timeout of section 7.1.1, the longest a peer waits
+for the answer to that first SEND.  Outgoing connections (bound by this
+side at once) and the relay connection are not limited.  Each connection
+bounds what it queues for a peer that does not read
+(L{MSRPConnection.maxQueuedBytes}).  With no caps or timeout given there
+are none (the library's own use); the service passes the C{[msrp]}
+configuration.
+
 Reactor-injected (L{IReactorTCP}, L{IReactorSSL} and L{IReactorTime}):
 unit tests use L{twisted.internet.testing.MemoryReactorClock}, interop
 tests the real reactor.
@@ -46,9 +64,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from stoxgw.limits import ConnectionLimits
 from stoxgw.msrp.parser import DEFAULT_MAX_HEADER_BYTES
 from stoxgw.msrp.protocol import (
     DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAX_QUEUED_BYTES,
     IMSRPSessionRegistry,
     MSRPConnection,
 )
@@ -133,9 +153,12 @@ class _ServerFactory(ServerFactory):
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         """
-        @return: A new L{MSRPConnection} (over TLS when listening with TLS).
+        @return: A new L{MSRPConnection} (over TLS when listening with TLS),
+            marked as accepted (its C{factory} is this factory).
         """
-        return self.endpoint._buildConnection(self.endpoint.listensWithTLS)
+        connection = self.endpoint._buildConnection(self.endpoint.listensWithTLS)
+        connection.factory = self
+        return connection
 
 
 class _ClientFactory(ClientFactory):
@@ -269,6 +292,10 @@ class MSRPEndpoint:
     @ivar relayURI: The relay to use (RFC 4976), or L{None}.
     @ivar relayExpires: The C{Expires} to ask the relay for, or L{None}.
     @ivar relayRetryDelay: Seconds before trying the relay again.
+    @ivar unboundTimeout: Seconds an accepted connection may stay bound to
+        no session, or L{None}.
+    @ivar limits: The caps on accepted connections, or L{None}.
+    @ivar maxQueuedBytes: See L{MSRPConnection.maxQueuedBytes}.
     """
 
     _log = Logger()
@@ -292,6 +319,10 @@ class MSRPEndpoint:
         relayPassword: str | None = None,
         relayExpires: int | None = None,
         relayRetryDelay: float = DEFAULT_RELAY_RETRY_DELAY,
+        unboundTimeout: float | None = None,
+        maxConnectionsPerAddress: int | None = None,
+        maxConnections: int | None = None,
+        maxQueuedBytes: int = DEFAULT_MAX_QUEUED_BYTES,
     ) -> None:
         """
         @param reactor: See L{reactor} (typed loosely: mypy cannot check
@@ -301,6 +332,15 @@ class MSRPEndpoint:
         @param relay: See L{relayURI} (a URI or its text).
         @param relayUsername: The C{[msrp] relay_username}.
         @param relayPassword: The C{[msrp] relay_password}.
+        @param unboundTimeout: See L{unboundTimeout} (C{[msrp]
+            unbound_timeout}).
+        @param maxConnectionsPerAddress: The most accepted connections from
+            one source address (C{[msrp] max_connections_per_address}), or
+            L{None} for no cap.
+        @param maxConnections: The most accepted connections in all
+            (C{[msrp] max_connections}), or L{None} for no cap.
+        @param maxQueuedBytes: See L{maxQueuedBytes} (C{[msrp]
+            max_output_bytes}).
         """
         self.reactor = reactor
         self.host = host
@@ -335,6 +375,17 @@ class MSRPEndpoint:
         self._relayWaiters: list[Deferred[RelayAuthorized]] = []
         self._relayRetry: Any = None
         self._relayStopped = False
+        self.unboundTimeout = unboundTimeout
+        self.maxQueuedBytes = maxQueuedBytes
+        self.limits: ConnectionLimits | None = None
+        if maxConnectionsPerAddress is not None or maxConnections is not None:
+            self.limits = ConnectionLimits(
+                maxConnectionsPerAddress or (1 << 62), maxConnections or (1 << 62)
+            )
+        # Accepted connections: their source host if counted by the caps.
+        self._admitted: dict[MSRPConnection, str] = {}
+        # Accepted connections not bound yet -> their timer.
+        self._unbound: dict[MSRPConnection, Any] = {}
 
     @property
     def listensWithTLS(self) -> bool:
@@ -621,7 +672,9 @@ class MSRPEndpoint:
             chunkSize=self.chunkSize,
             maxChunkBytes=self.maxMessageSize,
             maxHeaderBytes=DEFAULT_MAX_HEADER_BYTES,
+            maxQueuedBytes=self.maxQueuedBytes,
         )
+        connection.clock = self.reactor
         connection.registry = _ConnectionRegistry(self, connection)
         if isinstance(connection, TLSMSRPConnection):
             connection.onSecured = self._connectionSecured
@@ -767,9 +820,19 @@ class MSRPEndpoint:
     def connectionOpened(self, connection: MSRPConnection) -> None:
         """
         Track a new connection; bind the sessions that waited for it (for
-        TLS, once the handshake is over and the peer verified).
+        TLS, once the handshake is over and the peer verified).  An
+        accepted one is refused beyond the connection caps, and gets
+        C{unboundTimeout} seconds to be bound.
         """
         self._connections.add(connection)
+        if isinstance(getattr(connection, "factory", None), _ServerFactory):
+            if not self._admit(connection):
+                connection.abort()
+                return
+            if self.unboundTimeout is not None:
+                self._unbound[connection] = self.reactor.callLater(
+                    self.unboundTimeout, self._unboundExpired, connection
+                )
         if isinstance(connection, TLSMSRPConnection) and not connection.secured:
             return
         self._connectionReady(connection)
@@ -823,10 +886,17 @@ class MSRPEndpoint:
 
     def connectionClosed(self, connection: MSRPConnection) -> None:
         """
-        Forget a lost connection; sessions still waiting for it (a TLS
-        handshake or verification failed) fail.
+        Forget a lost connection (its timer, its place under the caps);
+        sessions still waiting for it (a TLS handshake or verification
+        failed) fail.
         """
         self._connections.discard(connection)
+        timer = self._unbound.pop(connection, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+        host = self._admitted.pop(connection, None)
+        if host is not None and self.limits is not None:
+            self.limits.release(host)
         for key, known in list(self._outgoing.items()):
             if known is connection:
                 del self._outgoing[key]
@@ -842,6 +912,50 @@ class MSRPEndpoint:
         elif isinstance(factory, _RelayFactory) and self._relayLink is None:
             reason = self._lossReason(connection, str(factory.uri))
             self._relayConnectFailed(factory, reason)
+
+    def _admit(self, connection: MSRPConnection) -> bool:
+        """
+        Count an accepted connection under the caps, or refuse it (logged
+        once per source address per minute).
+
+        @return: Whether it may stay.
+        """
+        limits = self.limits
+        if limits is None:
+            return True
+        transport: Any = connection.transport
+        host = str(getattr(transport.getPeer(), "host", connection.peer))
+        refusal = limits.admit(host)
+        if refusal is None:
+            self._admitted[connection] = host
+            return True
+        if limits.shouldLog(host, self.reactor.seconds()):
+            self._log.warn(
+                "Refused MSRP connection from {peer}: {limit} cap ({perAddress}"
+                " per address, {total} in all) reached; further refusals from"
+                " it are not logged for a minute",
+                peer=connection.peer,
+                limit=refusal.value,
+                perAddress=limits.perAddress,
+                total=limits.total,
+            )
+        return False
+
+    def _unboundExpired(self, connection: MSRPConnection) -> None:
+        """
+        C{unboundTimeout} seconds after it was accepted: abort the
+        connection unless a request bound it to a session.
+        """
+        self._unbound.pop(connection, None)
+        if not connection.open or connection.sessions:
+            return
+        self._log.warn(
+            "MSRP connection from {peer} bound to no session within {timeout} s:"
+            " closed",
+            peer=connection.peer,
+            timeout=self.unboundTimeout,
+        )
+        connection.abort()
 
     @staticmethod
     def _lossReason(connection: MSRPConnection, peer: str) -> Failure:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.msrp.test_protocol -*-
+# -*- test-case-name: tests.msrp.test_protocol,tests.msrp.test_connectionlimits -*-
 """
 MSRP connections on Twisted: bytes <-> wire objects, dispatch, and the
 per-connection send scheduler (RFC 4975 sections 5.4, 7, 10).
@@ -25,6 +25,19 @@ chunk (R-134, R-135), so a large body is held once, by its sender, and only
 the chunk being written is copied.  The connection is a streaming producer
 for its transport: when the transport's buffer is full it pauses, and
 nothing more is serialized until the transport drains.
+
+Bounded output (issue 11; C{docs/limits.md}): while paused, SEND chunks
+wait in their sources (the bodies are held once anyway), so what grows is
+only what the connection owes the peer in answer to what it reads:
+responses and REPORTs, queued as bytes and counted.  Beyond
+L{MSRPConnection.maxQueuedBytes} the peer is sending requests and not
+reading their answers, and the connection is aborted (its buffer dropped,
+its sessions failed, R-145).  Reading is deliberately I{not} paused as
+the SIP transport does: MSRP carries bulk data both ways on one
+connection, and two peers that each stopped reading while their own
+output is blocked would wait for each other forever; a peer that reads
+keeps the queue short, since the scheduler writes responses before any
+further chunk (R-135).
 """
 
 from __future__ import annotations
@@ -90,6 +103,19 @@ _SEND = MSRPMethod.SEND.value
 _KNOWN_METHODS = frozenset(method.value for method in MSRPMethod)
 _REPORT = MSRPMethod.REPORT.value
 _CACHE_SIZE = 256
+
+DEFAULT_MAX_QUEUED_BYTES = 1 << 20
+"""
+The most octets of responses and REPORTs a connection queues for a peer
+that does not read them (beyond the transport's own 64 KiB buffer): 1 MiB.
+"""
+
+CLOSE_GRACE = 5.0
+"""
+Seconds a paused connection closed with L{MSRPConnection.disconnect} may
+take to send what is buffered before it is aborted (when it has a
+C{clock}).
+"""
 
 # The receive fast path (MSRPConnection._receive).  A complete SEND chunk in
 # the usual layout: the start line, To-Path, From-Path and Message-ID, in
@@ -702,7 +728,14 @@ class MSRPConnection(Protocol):
     @ivar closeWhenIdle: Whether to close the connection when its last
         session detaches (RFC 4975 section 5.4: not while sessions use it).
     @ivar peer: The peer address as text, for logs.
+    @ivar maxQueuedBytes: The most octets of responses and REPORTs queued
+        while the transport is full; beyond, the connection is aborted
+        (see the module docstring).
+    @ivar clock: An L{IReactorTime} for the abort that follows a
+        L{disconnect} the peer does not let finish, or L{None}.
     """
+
+    clock: Any = None
 
     _log = Logger()
 
@@ -713,6 +746,7 @@ class MSRPConnection(Protocol):
         maxChunkBytes: int = DEFAULT_MAX_CHUNK_BYTES,
         maxHeaderBytes: int = DEFAULT_MAX_HEADER_BYTES,
         closeWhenIdle: bool = True,
+        maxQueuedBytes: int = DEFAULT_MAX_QUEUED_BYTES,
     ) -> None:
         """
         @param registry: See L{registry}.
@@ -720,15 +754,23 @@ class MSRPConnection(Protocol):
         @param maxChunkBytes: The largest incoming chunk body (413 beyond).
         @param maxHeaderBytes: The largest incoming header block (400 beyond).
         @param closeWhenIdle: See L{closeWhenIdle}.
+        @param maxQueuedBytes: See L{maxQueuedBytes}.
         """
         self.registry = registry
         self.chunkSize = chunkSize
         self.closeWhenIdle = closeWhenIdle
+        self.maxQueuedBytes = maxQueuedBytes
         self.peer = "?"
         self._parser = MSRPParser(maxHeaderBytes, maxChunkBytes)
         self._sessions: dict[MSRPURI, ConnectionUser] = {}
         self._pending: dict[str, _Pending] = {}
-        self._priority: deque[MSRPRequest | MSRPResponse | bytes] = deque()
+        # Responses and REPORTs waiting for the transport, serialized, and
+        # their total size.
+        self._priority: deque[bytes] = deque()
+        self._queuedBytes = 0
+        self._aborted = False
+        self._closing = False
+        self._abortCall: Any = None
         # Hot-path caches, keyed by object identity (the parser hands out
         # the same path tuples for repeated path headers); each entry keeps
         # its key object alive so that the id cannot be reused meanwhile.
@@ -846,6 +888,10 @@ class MSRPConnection(Protocol):
         )
         self._pending.clear()
         self._priority.clear()
+        self._queuedBytes = 0
+        abortCall, self._abortCall = self._abortCall, None
+        if abortCall is not None and abortCall.active():
+            abortCall.cancel()
         self._streams.clear()
         self._rotation.clear()
         sessions = list(self._sessions.values())
@@ -867,11 +913,35 @@ class MSRPConnection(Protocol):
     def disconnect(self) -> None:
         """
         Close the connection (the sessions learn it through
-        L{IMSRPConnectionUser.connectionLost}).
+        L{IMSRPConnectionUser.connectionLost}): the responses and REPORTs
+        queued are written, the connection stops being its transport's
+        producer (Twisted closes no transport while one is registered and
+        paused), and the transport closes once it has sent its buffer.  If
+        the connection was paused (more than 64 KiB wait for a peer that
+        does not read) and has a L{clock}, it is aborted if that takes more
+        than L{CLOSE_GRACE} seconds.
         """
-        if self.transport is not None and not self._closed:
-            self._flushBatch()
-            self._transport.loseConnection()
+        transport = self._transport
+        if transport is None or self._closed or self._aborted or self._closing:
+            return
+        self._closing = True
+        self._flushBatch()
+        stuck = self._paused
+        priority = self._priority
+        while priority:
+            transport.write(priority.popleft())
+        self._queuedBytes = 0
+        self._paused = True
+        try:
+            transport.unregisterProducer()
+        except Exception as e:
+            self._log.debug(
+                "Cannot unregister from {peer}: {error}", peer=self.peer, error=e
+            )
+        transport.loseConnection()
+        if stuck and self.clock is not None and self._abortCall is None:
+            if not self._closed:
+                self._abortCall = self.clock.callLater(CLOSE_GRACE, self.abort)
 
     def attach(self, session: ConnectionUser) -> None:
         """
@@ -1357,6 +1427,10 @@ class MSRPConnection(Protocol):
             return
         if self._pumping or self._paused or not self._open or self._priority or self._rotation:
             self._priority.append(data)
+            self._queuedBytes += len(data)
+            if self._queuedBytes > self.maxQueuedBytes:
+                self._overflow()
+                return
             self._pump()
         elif self._batch is not None:
             # What sendPriority and _pump would do, without the queue, and
@@ -1464,8 +1538,52 @@ class MSRPConnection(Protocol):
         """
         if self._closed:
             return
-        self._priority.append(message)
+        data = message.serialize()
+        self._priority.append(data)
+        self._queuedBytes += len(data)
+        if self._queuedBytes > self.maxQueuedBytes:
+            self._overflow()
+            return
         self._pump()
+
+    def _overflow(self) -> None:
+        """
+        More than L{maxQueuedBytes} of responses and REPORTs wait for a
+        peer that does not read: abort the connection (dropping what is
+        buffered; the sessions fail, R-145).
+        """
+        if self._aborted:
+            return
+        self._log.warn(
+            "MSRP peer {peer} does not read: more than {limit} octets of"
+            " responses wait for it, connection closed",
+            peer=self.peer,
+            limit=self.maxQueuedBytes,
+        )
+        self.abort()
+
+    def abort(self) -> None:
+        """
+        Close the connection at once, dropping whatever waits for the peer
+        (its sessions learn it through L{IMSRPConnectionUser.connectionLost}).
+        """
+        self._abortCall = None
+        if self._closed or self._aborted:
+            return
+        self._aborted = True
+        self._priority.clear()
+        self._queuedBytes = 0
+        self._streams.clear()
+        self._rotation.clear()
+        self._paused = True
+        transport = self._transport
+        if transport is None:
+            return
+        abort = getattr(transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:  # pragma: no cover - every stream transport has it
+            transport.loseConnection()
 
     def sendStream(self, session: ConnectionUser, source: ChunkSource) -> None:
         """
@@ -1531,11 +1649,9 @@ class MSRPConnection(Protocol):
         try:
             while not self._paused and not self._closed:
                 if self._priority:
-                    message = self._priority.popleft()
-                    if isinstance(message, bytes):
-                        transport.write(message)
-                    else:
-                        transport.write(message.serialize())
+                    data = self._priority.popleft()
+                    self._queuedBytes -= len(data)
+                    transport.write(data)
                     continue
                 taken = self._nextStreamChunk()
                 if taken is None:

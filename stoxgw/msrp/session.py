@@ -1078,16 +1078,39 @@ class MSRPSession:
         """
         Send the bodiless SEND that opens the session (R-157).
         """
+        self._bodiless().addErrback(self._bodilessFailed)
+
+    def _bodiless(self) -> Deferred[SendResult]:
+        """
+        Queue a SEND without a body (RFC 4975 section 7.1.1), answered like
+        any other (C{Failure-Report} defaults to C{yes}).
+        """
         request = buildRequest(
             MSRPMethod.SEND,
             self.remotePath,
             self.localPath,
             [("Message-ID", generateMessageID()), ("Byte-Range", "1-0/0")],
         )
-        d = self._start(
+        return self._start(
             None, 0, False, FailureReport.YES, lambda p: SingleRequest(request, p)
         )
-        d.addErrback(self._bodilessFailed)
+
+    def sendKeepalive(self) -> Deferred[SendResult]:
+        """
+        Probe the peer with a bodiless SEND (RFC 4975 section 7.1.1: a SEND
+        need not carry a body; the peer answers it and delivers nothing):
+        MSRP has no keepalive of its own, and only an answer shows that the
+        peer, not just its kernel, is still there.
+
+        @return: Fires when the peer answered 200; fails with
+            L{MSRPSendError} on an error response, no response within the
+            transaction timeout (408), a lost connection or a session that
+            is not usable.
+        """
+        unusable = self._usable()
+        if unusable is not None:
+            return fail(unusable)
+        return self._bodiless()
 
     def _bodilessFailed(self, reason: Failure) -> None:
         """

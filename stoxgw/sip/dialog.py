@@ -21,16 +21,36 @@ with L{InviteDialog.sendRequest} (a 481 or 408 answer ends the dialog,
 section 12.2.1.2).  The application hears about the dialog through an
 L{IDialogHandler}.
 
+Session timers (RFC 4028, L{stoxgw.sip.sessiontimer}): once a 2xx to a
+session refresh request set L{InviteDialog.sessionTimer}, the refresher
+side sends an UPDATE (when the peer allows it, else a re-INVITE with the
+unchanged SDP) at half the interval, and the other side ends a dialog
+that was not refreshed with a BYE (C{Reason: SIP;cause=408}) the smaller
+of 32 s and a third of the interval before the session expires (section
+10).  Our refresh answered 408 or 481, not at all, or that cannot be sent
+ends the dialog at once with that BYE; one the peer refuses otherwise
+(a UA without the extension refusing re-INVITEs) keeps the session for
+another interval, since the peer is evidently there.
+
+Flows (RFC 5923 section 2 "alias", RFC 5626 section 4.3): a dialog made
+from a request received over TCP or TLS remembers that connection
+(L{Dialog.flow}), and L{Dialog.reusableFlow} says whether requests in the
+dialog go over it: while it is open and the next hop of the dialog is the
+peer that opened it (its URI names the advertised address of the
+request's top Via, RFC 5923 section 2, or the remote target carries
+C{ob}, RFC 5626 section 4.3).  Otherwise they are sent by the normal
+rules (RFC 3263 resolution, a connection of our own).
+
 Not done: early dialogs on the UAC side (provisional responses are passed
 to the caller, no dialog is made from them), forked 2xx responses from
 other remote tags than the first (they are ignored, not ACKed and BYEd as
-section 13.2.2.4 asks), RFC 4028 session timers.
+section 13.2.2.4 asks).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Mapping, Protocol, Sequence
 
@@ -40,11 +60,18 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface
 
-from stoxgw.sip.headers import CSeq, HeaderError, Headers
+from stoxgw.sip.headers import CSeq, HeaderError, Headers, Reason
 from stoxgw.sip.message import SIPRequest, SIPResponse
+from stoxgw.sip.sessiontimer import (
+    OPTION_TAG,
+    SessionTimerTerms,
+    minimumOf,
+    requestHeaders,
+    termsFromResponse,
+)
 from stoxgw.sip.transaction import TimerSettings
-from stoxgw.sip.transport import Flow
-from stoxgw.sip.uri import URI, NameAddr, SIPURI
+from stoxgw.sip.transport import Flow, TransportKind
+from stoxgw.sip.uri import URI, NameAddr, SIPURI, quoteString
 
 __all__ = [
     "DialogState",
@@ -108,7 +135,34 @@ class TerminationReason(Enum):
     REMOTE_BYE = "remote BYE"
     NO_ACK = "no ACK for 2xx"
     REMOTE_GONE = "remote answered 481 or 408"
+    SESSION_EXPIRED = "session timer expired"
     SHUTDOWN = "shutdown"
+
+
+#: The C{Reason} of the BYE that ends a dialog whose session expired
+#: (RFC 3326; 408: the peer stopped answering, RFC 4028 section 10).
+SESSION_EXPIRED_REASON = Reason(
+    "SIP", (("cause", "408"), ("text", quoteString("Session timer expired")))
+).serialize()
+
+
+def _streamKind(uri: SIPURI) -> TransportKind | None:
+    """
+    The stream transport a URI asks for explicitly (C{transport=tcp} or
+    C{tls}, or C{sips}), or L{None}: without a transport parameter RFC
+    3263 section 4.1 picks UDP for an address and DNS for a name, and we
+    cannot tell that the peer meant its stream.
+    """
+    param = uri.transport
+    if param is not None:
+        try:
+            kind = TransportKind.fromToken(param)
+        except ValueError:
+            return None
+        if uri.secure and kind is TransportKind.TCP:
+            return TransportKind.TLS
+        return kind if kind.reliable else None
+    return TransportKind.TLS if uri.secure else None
 
 
 def _randomCSeq() -> int:
@@ -134,6 +188,11 @@ class Dialog:
     @ivar localContact: Our Contact in this dialog.
     @ivar role: UAC or UAS of the initial INVITE.
     @ivar state: The dialog state.
+    @ivar flow: The stream connection the dialog-forming request came on
+        (UAS side, TCP or TLS), or L{None}.
+    @ivar flowPeers: The advertised addresses (RFC 5923 section 2) of the
+        peer that opened L{flow}: C{(host, port)} of the request's top Via
+        sent-by, and of its source address with that port.
     """
 
     callID: str
@@ -149,6 +208,8 @@ class Dialog:
     remoteSeq: int | None = None
     secure: bool = False
     state: DialogState = DialogState.CONFIRMED
+    flow: Flow | None = field(default=None, repr=False)
+    flowPeers: frozenset[tuple[str, int]] = field(default=frozenset(), repr=False)
 
     @property
     def id(self) -> tuple[str, str, str]:
@@ -166,12 +227,15 @@ class Dialog:
         *,
         secure: bool = False,
         state: DialogState = DialogState.CONFIRMED,
+        flow: Flow | None = None,
     ) -> Dialog:
         """
         The UAS side (section 12.1.1): route set = Record-Route in order,
         remote target = Contact, remote CSeq = the request's, remote URI
         = From, local URI = To.
 
+        @param flow: The flow the request came on: a stream connection is
+            remembered for L{reusableFlow}.
         @raise DialogError: No usable Contact.
         @raise stoxgw.sip.headers.HeaderError: Malformed headers.
         """
@@ -180,6 +244,16 @@ class Dialog:
             raise DialogError("Request without Contact")
         fromAddress = request.fromAddress
         toAddress = request.toAddress
+        peers: frozenset[tuple[str, int]] = frozenset()
+        if flow is not None and flow.connection is not None:
+            via = request.topVia
+            port = via.port or flow.transport.defaultPort
+            peers = frozenset(
+                (host.lower(), port)
+                for host in (via.host, via.received or flow.source.host)
+            )
+        else:
+            flow = None
         return cls(
             callID=request.callID,
             localTag=localTag,
@@ -194,6 +268,8 @@ class Dialog:
             remoteSeq=request.cseq.number,
             secure=secure,
             state=state,
+            flow=flow,
+            flowPeers=peers,
         )
 
     @classmethod
@@ -233,6 +309,40 @@ class Dialog:
             secure=secure,
             state=DialogState.EARLY if response.status < 200 else DialogState.CONFIRMED,
         )
+
+    def nextHop(self) -> URI:
+        """
+        The URI requests in the dialog are sent toward (section 12.2.1.1,
+        8.1.2): the first route, else the remote target.
+        """
+        return self.routeSet[0].uri if self.routeSet else self.remoteTarget
+
+    def reusableFlow(self) -> Flow | None:
+        """
+        The connection the peer opened, if requests in the dialog go over
+        it (see the module docstring): it is still open, and the next hop
+        either names the peer's advertised address with the flow's
+        transport (RFC 5923 section 2) or is the remote target with C{ob}
+        (RFC 5626 section 4.3).
+
+        @return: The flow, or L{None} to send by the normal rules.
+        """
+        flow = self.flow
+        if flow is None or flow.connection is None:
+            return None
+        if not getattr(flow.connection, "ready", False):
+            return None
+        uri = self.nextHop()
+        if not isinstance(uri, SIPURI):
+            return None
+        if not self.routeSet and uri.hasParameter("ob"):
+            return flow
+        if _streamKind(uri) is not flow.transport:
+            return None
+        port = uri.port or flow.transport.defaultPort
+        if (uri.host.lower(), port) in self.flowPeers:
+            return flow
+        return None
 
     def transition(self, new: DialogState) -> bool:
         """
@@ -420,6 +530,15 @@ class InviteDialog(Dialog):
     @ivar inviteResponse: UAC side: the 2xx that made the dialog (its body
         is the SDP answer, RFC 3264), or L{None}.
     @ivar remoteBye: The peer's BYE that ended the dialog, or L{None}.
+    @ivar localBody: Our current session description (the offer or answer
+        we sent last), sent again unchanged in refresh re-INVITEs (RFC 4028
+        section 7.4) and in answers to the peer's.
+    @ivar localContentType: Its content type.
+    @ivar remoteBody: The peer's current session description.
+    @ivar peerAllow: The methods the peer's Allow listed (from the request
+        or 2xx that made the dialog), or L{None} if it sent none.
+    @ivar sessionTimer: The session timer terms (RFC 4028), or L{None}
+        when the session does not expire.
     """
 
     handler: IDialogHandler | None = None
@@ -431,6 +550,14 @@ class InviteDialog(Dialog):
     inviteResponse: SIPResponse | None = None
     #: The peer's BYE that ended the dialog (its C{Reason}, RFC 3326).
     remoteBye: SIPRequest | None = None
+    localBody: bytes = field(default=b"", repr=False)
+    localContentType: str | None = None
+    remoteBody: bytes = field(default=b"", repr=False)
+    peerAllow: frozenset[str] | None = None
+    sessionTimer: SessionTimerTerms | None = None
+    _refreshCall: IDelayedCall | None = field(default=None, repr=False)
+    _expireCall: IDelayedCall | None = field(default=None, repr=False)
+    _noUpdate: bool = field(default=False, repr=False)
     _retransmit: IDelayedCall | None = field(default=None, repr=False)
     _giveUp: IDelayedCall | None = field(default=None, repr=False)
     _pending2xx: tuple[SIPResponse, Flow, int] | None = field(default=None, repr=False)
@@ -528,12 +655,16 @@ class InviteDialog(Dialog):
         headers: Sequence[tuple[str, str]] = (),
         body: bytes = b"",
         contentType: str | None = None,
+        *,
+        byeIfGone: bool = False,
     ) -> Deferred[SIPResponse]:
         """
         Send a request in the dialog.  An INVITE (re-INVITE) is ACKed when
         its 2xx arrives and refreshes the remote target.  A 481 or 408
         answer ends the dialog (section 12.2.1.2).
 
+        @param byeIfGone: End the dialog on a 481 or 408 with a BYE as
+            well, as a failed session refresh does (RFC 4028 section 10).
         @return: Fires with the final response.
         """
         if self.state is DialogState.TERMINATED:
@@ -552,7 +683,13 @@ class InviteDialog(Dialog):
                     self.refreshTarget(response)
                     self.acknowledge(request.cseq.number)
             if response.status in (481, 408) and method != "BYE":
-                self.terminate(TerminationReason.REMOTE_GONE)
+                if byeIfGone and self.state is not DialogState.TERMINATED:
+                    self.bye(
+                        [("Reason", SESSION_EXPIRED_REASON)],
+                        reason=TerminationReason.SESSION_EXPIRED,
+                    ).addErrback(lambda _: None)
+                else:
+                    self.terminate(TerminationReason.REMOTE_GONE)
             return response
 
         return d.addCallback(answered)
@@ -580,11 +717,172 @@ class InviteDialog(Dialog):
             self.core.dialogEnded(self)
         return result
 
+    # -- session timer (RFC 4028) ----------------------------------------------
+
+    def startSessionTimer(self, terms: SessionTimerTerms | None) -> None:
+        """
+        A 2xx to a session refresh request (sent or received) set the
+        session timer: (re)start it, or stop it for L{None} (a 2xx without
+        C{Session-Expires} turns it off, RFC 4028 sections 7.2 and 9).
+        """
+        self._stopSessionTimer()
+        self.sessionTimer = terms
+        if terms is None or self.state is DialogState.TERMINATED:
+            return
+        clock = self._core().clock
+        if terms.localRefresher:
+            self._refreshCall = clock.callLater(
+                terms.refreshDelay, self._refreshSession
+            )
+        self._expireCall = clock.callLater(terms.expiryDelay, self._sessionExpired)
+
+    def _stopSessionTimer(self) -> None:
+        for call in (self._refreshCall, self._expireCall):
+            if call is not None and call.active():
+                call.cancel()
+        self._refreshCall = self._expireCall = None
+
+    def _retryRefresh(self, delay: float) -> None:
+        """
+        Try the refresh again in C{delay} seconds (a glare, RFC 3261
+        section 14.1), unless the session expires first.
+        """
+        if self.state is DialogState.TERMINATED or self.sessionTimer is None:
+            return
+        if self._refreshCall is not None and self._refreshCall.active():
+            return
+        self._refreshCall = self._core().clock.callLater(delay, self._refreshSession)
+
+    def _refreshSession(self) -> None:
+        """
+        Send a session refresh (RFC 4028 section 7.4): an UPDATE without
+        a body when the peer allows UPDATE, else a re-INVITE with our
+        unchanged session description.
+        """
+        self._refreshCall = None
+        terms = self.sessionTimer
+        if terms is None or self.state is DialogState.TERMINATED:
+            return
+        useUpdate = (
+            not self._noUpdate
+            and self.peerAllow is not None
+            and "UPDATE" in self.peerAllow
+        )
+        method = "UPDATE" if useUpdate else "INVITE"
+        if method == "INVITE" and self.inviteInProgress:
+            self._retryRefresh(random.uniform(2.1, 4.0))
+            return
+        headers = [("Supported", OPTION_TAG)] + requestHeaders(
+            terms.interval, terms.minimum, terms.refresherParameter
+        )
+        body = self.localBody if method == "INVITE" else b""
+        self._log.debug(
+            "Refreshing the session with {method}", method=method, callID=self.callID
+        )
+        d = self.sendRequest(
+            method,
+            headers,
+            body,
+            self.localContentType if body else None,
+            byeIfGone=True,
+        )
+        d.addCallbacks(
+            self._refreshAnswered,
+            self._refreshFailed,
+            callbackArgs=(method, terms),
+        )
+
+    def _refreshAnswered(
+        self, response: SIPResponse, method: str, terms: SessionTimerTerms
+    ) -> None:
+        """
+        The answer to our refresh.  A 2xx sets the new terms (section
+        7.2).  408 and 481 ended the dialog already, and so does a local
+        503 (the peer cannot be reached; section 10, RFC 3261 section
+        12.2.1.2).  422 is retried with the C{Min-SE} asked for (section
+        7.3), an UPDATE the peer does not take as a re-INVITE, 491 later
+        (RFC 3261 section 14.1).  Any other answer came from a peer that
+        is there but will not refresh (a UA without the extension that
+        refuses re-INVITEs): the session is kept for another interval, as
+        the timer is ours alone, rather than ended under a live user.
+        """
+        if self.state is DialogState.TERMINATED:
+            return
+        status = response.status
+        if 200 <= status < 300:
+            self.startSessionTimer(
+                termsFromResponse(response, terms.interval, terms.minimum)
+            )
+            return
+        if status == 503 and "generated locally" in (response.header("Warning") or ""):
+            self._log.warn(
+                "Session refresh could not be sent; ending the dialog",
+                callID=self.callID,
+            )
+            self.bye(
+                [("Reason", SESSION_EXPIRED_REASON)],
+                reason=TerminationReason.SESSION_EXPIRED,
+            ).addErrback(lambda _: None)
+            return
+        if status == 422:
+            try:
+                minimum = minimumOf(response)
+            except HeaderError:
+                minimum = terms.minimum
+            if minimum > terms.interval:
+                self.sessionTimer = replace(terms, interval=minimum, minimum=minimum)
+                self._refreshSession()
+                return
+        elif method == "UPDATE" and status in (405, 501):
+            self._noUpdate = True
+            self._refreshSession()
+            return
+        elif status == 491:
+            self._retryRefresh(random.uniform(2.1, 4.0))
+            return
+        self._log.info(
+            "Session refresh answered {status}; the peer is there, keeping"
+            " the session",
+            status=status,
+            callID=self.callID,
+        )
+        self.startSessionTimer(terms)
+
+    def _refreshFailed(self, reason: Failure) -> None:
+        """
+        The refresh could not be sent (an INVITE transaction in progress):
+        try again shortly.
+        """
+        if isinstance(reason.value, DialogError):
+            if self.state is not DialogState.TERMINATED:
+                self._retryRefresh(random.uniform(2.1, 4.0))
+            return
+        self._log.failure("Session refresh failed", reason, callID=self.callID)
+
+    def _sessionExpired(self) -> None:
+        """
+        No refresh in time (RFC 4028 section 10): BYE.
+        """
+        self._expireCall = None
+        if self.state is DialogState.TERMINATED:
+            return
+        terms = self.sessionTimer
+        self._log.warn(
+            "SIP session expired without a refresh ({interval} s); ending the dialog",
+            interval=terms.interval if terms is not None else None,
+            callID=self.callID,
+        )
+        self.bye(
+            [("Reason", SESSION_EXPIRED_REASON)],
+            reason=TerminationReason.SESSION_EXPIRED,
+        ).addErrback(lambda _: None)
+
     def terminate(self, reason: TerminationReason, forget: bool = True) -> None:
         """
         Mark the dialog terminated and tell the handler (once).
         """
         self._stop2xx()
+        self._stopSessionTimer()
         if not self.transition(DialogState.TERMINATED):
             return
         self.terminationReason = reason

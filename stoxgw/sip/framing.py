@@ -120,6 +120,21 @@ class SIPStreamParser:
             )
         return events
 
+    @property
+    def messagePending(self) -> bool:
+        """
+        Whether part of a message has been fed and not completed yet: some
+        of its header section, its body, or a rejected body being skipped
+        (CRLF keep-alives between messages do not count).  The transport
+        bounds how long this may last (a read timeout).
+        """
+        if self.failed:
+            return False
+        if self._head is not None or self._skip:
+            return True
+        buffer = self._buffer
+        return bool(buffer) and buffer != b"\r"
+
     def _fail(self) -> None:
         self.failed = True
         self._buffer = bytearray()

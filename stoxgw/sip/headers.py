@@ -26,6 +26,7 @@ from stoxgw.sip.uri import (
     SIPURIError,
     _checkHost,
     _formatParameters,
+    _number,
     _paramValue,
     _readGenericParams,
     _readQuoted,
@@ -49,6 +50,7 @@ __all__ = [
     "Event",
     "SubscriptionState",
     "Reason",
+    "SessionExpires",
     "AuthHeader",
     "parseVia",
     "parseContact",
@@ -59,6 +61,7 @@ __all__ = [
     "parseExpires",
     "parseCallID",
     "parseReasons",
+    "parseMinSE",
     "parseNameAddr",
 ]
 
@@ -529,7 +532,8 @@ class Via:
         value = self.parameter("rport")
         if value is None:
             return True
-        return int(value) if value.isdigit() else None
+        port = _number(value, 65536)
+        return port if port is not None and port <= 65535 else None
 
     @property
     def sentBy(self) -> str:
@@ -657,8 +661,8 @@ class CSeq:
         match = _CSEQ_RE.match(text.strip(" \t"))
         if match is None:
             raise HeaderError("Malformed CSeq", text)
-        number = int(match.group(1))
-        if number >= 2**31:
+        number = _number(match.group(1), 2**31)
+        if number is None or number >= 2**31:
             raise HeaderError("CSeq number out of range", text)
         return cls(number, match.group(2))
 
@@ -781,10 +785,10 @@ def parseMaxForwards(text: str) -> int:
 
     @raise HeaderError: Not a number in range.
     """
-    stripped = text.strip(" \t")
-    if not stripped.isdigit() or not stripped.isascii() or int(stripped) > 255:
+    number = _number(text.strip(" \t"), 256)
+    if number is None or number > 255:
         raise HeaderError("Invalid Max-Forwards", text)
-    return int(stripped)
+    return number
 
 
 def parseExpires(text: str) -> int:
@@ -795,10 +799,10 @@ def parseExpires(text: str) -> int:
 
     @raise HeaderError: Not a number.
     """
-    stripped = text.strip(" \t")
-    if not stripped.isdigit() or not stripped.isascii():
+    number = _number(text.strip(" \t"), 2**32 - 1)
+    if number is None:
         raise HeaderError("Invalid Expires", text)
-    return min(int(stripped), 2**32 - 1)
+    return number
 
 
 _CALLID_RE = re.compile(
@@ -999,7 +1003,7 @@ class SubscriptionState:
         The C{expires} parameter, or L{None}.
         """
         value = self._param("expires")
-        return int(value) if value is not None and value.isdigit() else None
+        return None if value is None else _number(value, 2**32 - 1)
 
     @property
     def reason(self) -> str | None:
@@ -1015,7 +1019,7 @@ class SubscriptionState:
         The C{retry-after} parameter, or L{None}.
         """
         value = self._param("retry-after")
-        return int(value) if value is not None and value.isdigit() else None
+        return None if value is None else _number(value, 2**32 - 1)
 
     def serialize(self) -> str:
         """
@@ -1045,8 +1049,10 @@ class Reason:
         The C{cause} parameter, or L{None}.
         """
         for key, value in self.parameters:
-            if key.lower() == "cause" and value is not None and value.isdigit():
-                return int(value)
+            if key.lower() == "cause" and value is not None:
+                cause = _number(value, 2**32)
+                if cause is not None and cause < 2**32:
+                    return cause
         return None
 
     @property
@@ -1091,6 +1097,82 @@ def parseReasons(values: Sequence[str] | str) -> list[Reason]:
                 break
             scanner.expect(",")
     return result
+
+
+# --- session timers ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExpires:
+    """
+    A Session-Expires header (RFC 4028 section 4, compact form C{x}):
+    C{delta-seconds *(SEMI se-params)}, C{se-params} being C{refresher=uac}
+    or C{refresher=uas} or a generic parameter.
+
+    @ivar interval: The session interval in seconds.
+    @ivar parameters: Parameters, including C{refresher}.
+    """
+
+    interval: int
+    parameters: tuple[Parameter, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> SessionExpires:
+        """
+        @raise HeaderError: Malformed.
+        """
+        scanner = _Scanner(text)
+        scanner.skipWS()
+        number = scanner.token()
+        if not number or not number.isdigit() or not number.isascii():
+            raise HeaderError("Invalid Session-Expires", text)
+        return cls(min(int(number), 2**32 - 1), _parseTail(text, scanner))
+
+    @property
+    def refresher(self) -> str | None:
+        """
+        The C{refresher} parameter (C{uac} or C{uas}, lower case), or
+        L{None} when absent or of another value.
+        """
+        for key, value in self.parameters:
+            if key.lower() == "refresher" and value is not None:
+                lowered = unquoteString(value).lower()
+                return lowered if lowered in ("uac", "uas") else None
+        return None
+
+    def withRefresher(self, refresher: str | None) -> SessionExpires:
+        """
+        A copy with the C{refresher} parameter set to C{refresher} (or
+        removed for L{None}).
+        """
+        params = tuple(
+            (k, v) for k, v in self.parameters if k.lower() != "refresher"
+        )
+        if refresher is not None:
+            params += (("refresher", refresher),)
+        return replace(self, parameters=params)
+
+    def serialize(self) -> str:
+        """
+        Render the value.
+        """
+        return str(self.interval) + _formatParameters(self.parameters)
+
+
+def parseMinSE(text: str) -> int:
+    """
+    Parse a Min-SE value (RFC 4028 section 5: C{delta-seconds *(SEMI
+    generic-param)}); the parameters are ignored.
+
+    @raise HeaderError: Malformed.
+    """
+    scanner = _Scanner(text)
+    scanner.skipWS()
+    number = scanner.token()
+    if not number or not number.isdigit() or not number.isascii():
+        raise HeaderError("Invalid Min-SE", text)
+    _parseTail(text, scanner)
+    return min(int(number), 2**32 - 1)
 
 
 # --- authentication ----------------------------------------------------

@@ -336,7 +336,9 @@ class IncomingRefer:
         if dialog is None and self.referSub:
             user = request.uri.user if isinstance(request.uri, SIPURI) else None
             contact = events.ua.contactFor(self.incoming.flow.transport, user=user)
-            dialog = Dialog.fromIncomingRequest(request, self.incoming.toTag, contact)
+            dialog = Dialog.fromIncomingRequest(
+                request, self.incoming.toTag, contact, flow=self.incoming.flow
+            )
         headers: list[tuple[str, str]] = []
         if dialog is not None:
             headers.append(("Contact", dialog.localContact.serialize()))

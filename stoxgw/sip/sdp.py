@@ -79,6 +79,18 @@ MSRP_PROTOCOLS = ("TCP/MSRP", "TCP/TLS/MSRP")
 _LINE_RE = re.compile(r"([a-z])=(.*)\Z")
 
 
+#: RFC 8866 section 9 C{1*DIGIT}, bounded to 20 digits (64 bits, the
+#: largest number SDP needs): ASCII only, unlike C{str.isdigit}.
+_NUMBER_RE = re.compile(r"[0-9]{1,20}\Z")
+
+
+def _number(text: str) -> int | None:
+    """
+    The value of a decimal field, or L{None} if it is not one.
+    """
+    return int(text) if _NUMBER_RE.match(text) else None
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
     """
@@ -102,9 +114,10 @@ class Origin:
         @raise SDPError: Not six fields or a non-numeric version.
         """
         parts = value.split(" ")
-        if len(parts) != 6 or not parts[2].isdigit():
+        version = _number(parts[2]) if len(parts) == 6 else None
+        if version is None:
             raise SDPError("Malformed o= line", value)
-        return cls(parts[0], parts[1], int(parts[2]), parts[3], parts[4], parts[5])
+        return cls(parts[0], parts[1], version, parts[3], parts[4], parts[5])
 
     def serialize(self) -> str:
         """
@@ -221,17 +234,19 @@ class MediaDescription:
         parts = value.split(" ")
         if len(parts) < 3 or not all(parts[:3]):
             raise SDPError("Malformed m= line", value)
-        portText, slash, count = parts[1].partition("/")
-        if not portText.isdigit() or int(portText) > 65535:
+        portText, slash, countText = parts[1].partition("/")
+        port = _number(portText)
+        if port is None or port > 65535:
             raise SDPError("Invalid m= port", value)
-        if slash and not count.isdigit():
+        count = _number(countText) if slash else None
+        if slash and count is None:
             raise SDPError("Invalid m= port count", value)
         return cls(
             media=parts[0],
-            port=int(portText),
+            port=port,
             proto=parts[2],
             formats=tuple(parts[3:]),
-            portCount=int(count) if slash else None,
+            portCount=count,
         )
 
     def attribute(self, name: str) -> str | None:
@@ -433,10 +448,10 @@ def parseSDP(data: bytes | str) -> SessionDescription:
                 current["x"].append((kind, value))
             continue
         if kind == "t":
-            parts = value.split(" ")
-            if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            times = [_number(p) for p in value.split(" ")]
+            if len(times) != 2 or times[0] is None or times[1] is None:
                 raise SDPError("Malformed t= line", value)
-            timings.append(Timing(int(parts[0]), int(parts[1])))
+            timings.append(Timing(times[0], times[1]))
         elif kind == "r":
             if not timings:
                 raise SDPError("r= before t=", value)
@@ -610,9 +625,9 @@ class MSRPMedia:
         maxSizeText = media.attribute("max-size")
         maxSize = None
         if maxSizeText is not None:
-            if not maxSizeText.isdigit():
+            maxSize = _number(maxSizeText)
+            if maxSize is None:
                 raise SDPError("Malformed a=max-size", maxSizeText)
-            maxSize = int(maxSizeText)
         setupText = media.attribute("setup")
         setup = None
         if setupText is not None:

@@ -59,7 +59,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Callable, Mapping, Sequence, Union
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -1228,7 +1228,9 @@ class SIPEvents:
         if dialog is None:
             user = request.uri.user if isinstance(request.uri, SIPURI) else None
             contact = self.ua.contactFor(incoming.flow.transport, user=user)
-            dialog = Dialog.fromIncomingRequest(request, incoming.toTag, contact)
+            dialog = Dialog.fromIncomingRequest(
+                request, incoming.toTag, contact, flow=incoming.flow
+            )
         headers = [
             ("Contact", dialog.localContact.serialize()),
             ("Expires", str(expires)),
@@ -1389,20 +1391,25 @@ class SIPEvents:
         subscription._start()
         return subscription
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> Deferred[None]:
         """
         End every subscription politely: terminated NOTIFYs with
         C{noresource} for the ones we serve, unsubscribe for the ones we
         hold.
+
+        @return: Fires once every terminated NOTIFY has its final response
+            (or failed); never fails.
         """
+        notifies: list[Deferred[Any]] = []
         for usages in list(self._usages.values()):
             for usage in list(usages):
                 if isinstance(usage, NotifierSubscription):
                     d = usage.terminate(SubscriptionReason.NORESOURCE)
                     if d is not None:
-                        d.addErrback(lambda _: None)
+                        notifies.append(d.addErrback(lambda _: None))
                 else:
                     usage.unsubscribe()
+        return DeferredList(notifies).addCallback(lambda _: None)
 
     def close(self) -> None:
         """

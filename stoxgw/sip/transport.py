@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.sip.test_transport -*-
+# -*- test-case-name: tests.sip.test_transport,tests.sip.test_transportlimits -*-
 """
 SIP transports on Twisted: UDP, TCP and TLS (RFC 3261 section 18, RFC 3581).
 
@@ -41,9 +41,45 @@ connection carries nothing before its handshake has completed, and
 L{SIPStreamConnection.peerVerified} says whether the peer certificate
 (from which the trust decision reads names) has been verified.
 
-Not done here (hooks for later): idle-connection timeouts, RFC 5923
-connection aliases, and switching a large UDP request to TCP (section
-18.1.1).
+Bounded resources on streams (issue 11; C{docs/limits.md}):
+
+ - Output: each L{SIPStreamConnection} is a streaming producer of its own
+   transport.  When Twisted's write buffer holds more than its
+   C{bufferSize} (64 KiB), it pauses the connection, which stops reading
+   from the peer until the buffer has drained: a peer that sends (CRLF
+   pings, requests) and never reads is held back by TCP flow control
+   instead of making the gateway queue an answer per message.  What is
+   still written while paused (the rest of the current read, requests
+   from the layers above) is counted, and beyond C{maxOutputBytes} the
+   connection is aborted; so is a connection that stays paused for
+   C{readTimeout} seconds.  Aborting drops the buffer at once (a graceful
+   close would wait for a peer that never reads).
+ - Read timeout: a message must be complete within C{readTimeout}
+   seconds of its first octet (a peer sending one octet a second is cut).
+ - Idle timeout: a connection that carries no dialog and no transaction,
+   and on which no SIP message passed for C{idleTimeout} seconds, is
+   closed (CRLF keep-alives do not count as traffic).  The transport
+   learns dialogs from the messages it carries, both ways: a 2xx to an
+   INVITE, SUBSCRIBE or REFER on a connection marks its Call-ID
+   as a dialog on that connection (and an in-dialog request for a known
+   Call-ID on another connection marks that one too); a final response
+   to BYE (not 401/407) ends the INVITE usage, a NOTIFY with
+   C{Subscription-State: terminated} the subscription usage, a 481 or 408
+   the whole Call-ID.  A request keeps its connection in use until its
+   final response passes, for L{TRANSACTION_HOLD} seconds at most.
+ - Connection caps: the listeners accept at most
+   C{maxConnectionsPerAddress} connections per source address and
+   C{maxConnections} in all; beyond, a new connection is aborted as soon
+   as it is accepted (before any TLS handshake), logged once per address
+   per minute.
+
+Every timer runs on the injected reactor, and a closed connection keeps
+no timer and is forgotten by the transport.  By default (the library's
+own use, e.g. the chat client) there are no caps and no timeouts; the
+service passes the C{[sip]} configuration.
+
+Not done here (hooks for later): RFC 5923 connection aliases, and
+switching a large UDP request to TCP (section 18.1.1).
 """
 
 from __future__ import annotations
@@ -60,9 +96,11 @@ from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.interfaces import (
     IAddress,
     IConnector,
+    IDelayedCall,
     IHandshakeListener,
     IListeningPort,
     IOpenSSLClientConnectionCreator,
+    IPushProducer,
     ITCPTransport,
 )
 from twisted.internet.protocol import (
@@ -76,6 +114,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
+from stoxgw.limits import ConnectionLimits
 from stoxgw.sip.framing import (
     DEFAULT_MAX_MESSAGE_BYTES,
     PONG_BYTES,
@@ -111,6 +150,31 @@ __all__ = [
 
 #: RFC 3261 section 8.1.1.7: every branch we make starts with this.
 MAGIC_COOKIE = "z9hG4bK"
+
+#: The default cap on output written to a stream while the peer does not
+#: read (beyond the 64 KiB of Twisted's write buffer): 1 MiB.
+DEFAULT_MAX_OUTPUT_BYTES = 1 << 20
+
+#: Seconds a request keeps its connection in use at most while its final
+#: response has not passed (more than Timer C, RFC 3261 section 16.6 step
+#: 11, and 64*T1).
+TRANSACTION_HOLD = 200.0
+
+#: Seconds a connection closed by a limit may take to flush before it is
+#: aborted.
+CLOSE_GRACE = 5.0
+
+#: The dialog usage a 2xx to each method makes (see L{SIPStreamConnection}).
+#: Not NOTIFY: the 2xx to the final, terminated NOTIFY must not revive the
+#: subscription it ended.
+_USAGE_OF = {
+    "INVITE": "INVITE",
+    "SUBSCRIBE": "SUBSCRIBE",
+    "REFER": "SUBSCRIBE",
+}
+
+#: The most open transactions tracked per connection (the oldest go).
+_MAX_TRANSACTIONS = 1024
 
 
 def newBranch() -> str:
@@ -312,10 +376,18 @@ def _peerOf(address: IAddress | None, kind: TransportKind) -> Address:
     return Address(kind, str(host), int(port))
 
 
-@implementer(IHandshakeListener)
+@implementer(IHandshakeListener, IPushProducer)
 class SIPStreamConnection(Protocol):
     """
     One TCP or TLS connection carrying SIP (RFC 3261 section 18.3 framing).
+
+    It bounds what it holds for its peer (see the module docstring): it is
+    the streaming producer of its own transport, and while Twisted pauses
+    it (the write buffer is over 64 KiB) it stops reading from the peer;
+    output written meanwhile beyond C{maxOutputBytes}, a pause longer than
+    C{readTimeout}, or a message not complete C{readTimeout} seconds after
+    its first octet aborts the connection; without a dialog, a transaction
+    or a SIP message for C{idleTimeout} seconds it is closed.
 
     @ivar kind: L{TransportKind.TCP} or L{TransportKind.TLS}.
     @ivar peer: The peer's address (set when connected).
@@ -327,20 +399,50 @@ class SIPStreamConnection(Protocol):
         not verify: outgoing connections (the client options check the
         server's certificate and host), and incoming ones when the
         listener has CA certificates to check client certificates with.
+    @ivar accepted: Whether a listener accepted the connection (the
+        connection caps count only those).
+    @ivar paused: Whether Twisted paused the connection (reading stopped
+        until the peer has read what waits for it).
+    @ivar dialogs: The Call-IDs of the dialogs the connection carries (see
+        the module docstring); while there is one it is never closed as
+        idle.
     """
 
     _log = Logger()
 
     def __init__(
-        self, owner: SIPTransport, kind: TransportKind, verifiesPeer: bool = False
+        self,
+        owner: SIPTransport,
+        kind: TransportKind,
+        verifiesPeer: bool = False,
+        accepted: bool = False,
     ) -> None:
         self.owner = owner
         self.kind = kind
         self.verifiesPeer = verifiesPeer
+        self.accepted = accepted
         self.peer = Address(kind, "0.0.0.0", 0)
         self.parser = SIPStreamParser(owner.maxMessageBytes)
         self.ready = False
         self.flow = Flow(self.peer, self)
+        self.paused = False
+        # The source host counted by the owner's connection caps, if any.
+        self._admittedHost: str | None = None
+        self._closing = False
+        self._aborted = False
+        self._lost = False
+        # Octets written while paused (reset on resume).
+        self._pausedOutput = 0
+        self._lastActivity = 0.0
+        self._idleCall: IDelayedCall | None = None
+        self._readCall: IDelayedCall | None = None
+        self._stallCall: IDelayedCall | None = None
+        self._abortCall: IDelayedCall | None = None
+        # Open transactions: "branch METHOD" -> when the request passed.
+        self._transactions: dict[str, float] = {}
+        # Call-IDs of the dialogs this connection carries (the usages are
+        # the owner's, see SIPTransport._dialogs).
+        self.dialogs: set[str] = set()
 
     @property
     def peerVerified(self) -> bool:
@@ -367,9 +469,18 @@ class SIPStreamConnection(Protocol):
             return False
         return bool(mode & SSL.VERIFY_PEER)
 
+    @property
+    def _transport(self) -> Any:
+        """
+        The transport, untyped (producer methods are not on L{ITransport}).
+        """
+        return self.transport
+
     def connectionMade(self) -> None:
         """
-        Turn Nagle off; register a TCP connection for reuse now, a TLS one
+        Refuse the connection beyond the owner's connection caps; else turn
+        Nagle off, become the transport's streaming producer, start the
+        idle timer, and register a TCP connection for reuse now, a TLS one
         once its handshake has completed (L{handshakeCompleted}), so that
         nothing counts as sent over a TLS connection whose peer was not
         verified.
@@ -377,11 +488,24 @@ class SIPStreamConnection(Protocol):
         assert self.transport is not None
         self.peer = _peerOf(self.transport.getPeer(), self.kind)
         self.flow = Flow(self.peer, self)
+        if self.accepted and not self.owner._admit(self):
+            self.abort()
+            return
         if ITCPTransport.providedBy(self.transport):
             try:
                 self.transport.setTcpNoDelay(True)
             except Exception:  # pragma: no cover - platform dependent
                 pass
+        try:
+            self._transport.registerProducer(self, True)
+        except Exception as e:
+            self._log.debug(
+                "SIP transport to {peer} refuses a producer: {error}",
+                peer=str(self.peer),
+                error=e,
+            )
+        self._lastActivity = self.owner.reactor.seconds()
+        self._scheduleIdle(self.owner.idleTimeout)
         if self.kind is not TransportKind.TLS:
             self._ready()
 
@@ -394,8 +518,9 @@ class SIPStreamConnection(Protocol):
         already begun to abort it (and L{connectionLost} will fail what
         waited for it).
         """
-        if self.transport is not None and getattr(
-            self.transport, "disconnecting", False
+        if self._closing or (
+            self.transport is not None
+            and getattr(self.transport, "disconnecting", False)
         ):
             return
         self._ready()
@@ -406,15 +531,26 @@ class SIPStreamConnection(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
-        Forget the connection; if it never became usable (a failed TLS
+        Forget the connection (timers, dialogs, its place under the
+        connection caps); if it never became usable (a failed TLS
         handshake), fail what waited for it.
         """
+        self._lost = True
+        for name in ("_idleCall", "_readCall", "_stallCall", "_abortCall"):
+            call = getattr(self, name)
+            setattr(self, name, None)
+            if call is not None and call.active():
+                call.cancel()
+        self._transactions.clear()
+        self.owner._forgetDialogs(self)
+        if self._admittedHost is not None:
+            self.owner._release(self)
         wasReady, self.ready = self.ready, False
         if wasReady:
             self.owner._connectionLost(self)
         elif isinstance(self.factory, _StreamClientFactory):
             self.owner._connectFailed(self.factory, reason)
-        elif self.kind is TransportKind.TLS:
+        elif self.kind is TransportKind.TLS and not self._closing:
             # An incoming TLS connection whose handshake failed, e.g. on a
             # client certificate that does not verify.
             self._log.warn(
@@ -423,15 +559,233 @@ class SIPStreamConnection(Protocol):
                 error=reason.getErrorMessage(),
             )
 
-    def send(self, data: bytes) -> None:
+    # -- closing -----------------------------------------------------------
+
+    def close(self) -> None:
+        """
+        Close gracefully: stop being the transport's producer (Twisted does
+        not close a transport while a producer is registered) and let what
+        is buffered go; abort after L{CLOSE_GRACE} seconds if the peer does
+        not read it.
+        """
+        transport = self._transport
+        if transport is None or self._closing or self._lost:
+            return
+        self._closing = True
+        try:
+            transport.unregisterProducer()
+        except Exception:
+            pass
+        transport.loseConnection()
+        if not self._lost and self._abortCall is None:
+            self._abortCall = self.owner.reactor.callLater(CLOSE_GRACE, self.abort)
+
+    def abort(self) -> None:
+        """
+        Close at once, dropping whatever is buffered for the peer.
+        """
+        self._abortCall = None
+        transport = self._transport
+        if transport is None or self._lost or self._aborted:
+            return
+        self._closing = True
+        self._aborted = True
+        abort = getattr(transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:  # pragma: no cover - every stream transport has it
+            transport.loseConnection()
+
+    # -- IPushProducer -------------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        """
+        Twisted's write buffer is full: stop reading from the peer until it
+        has drained (a peer that does not read gets nothing more read from
+        it), and abort if that lasts C{readTimeout} seconds.
+        """
+        if self.paused or self._lost:
+            return
+        self.paused = True
+        self._pausedOutput = 0
+        if self.ready:
+            # Not during a TLS handshake: it needs the peer's octets.
+            self._transport.pauseProducing()
+        timeout = self.owner.readTimeout
+        if timeout is not None and self._stallCall is None:
+            self._stallCall = self.owner.reactor.callLater(timeout, self._stalled)
+
+    def resumeProducing(self) -> None:
+        """
+        The write buffer has drained: read again.
+        """
+        if not self.paused:
+            return
+        self.paused = False
+        self._pausedOutput = 0
+        call, self._stallCall = self._stallCall, None
+        if call is not None and call.active():
+            call.cancel()
+        if not self._lost and not self._closing:
+            self._transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """
+        The transport is going away; nothing to do.
+        """
+
+    def _stalled(self) -> None:
+        self._stallCall = None
+        self._log.warn(
+            "SIP peer {peer} read nothing for {timeout} s: connection closed",
+            peer=str(self.peer),
+            timeout=self.owner.readTimeout,
+        )
+        self.abort()
+
+    # -- timers ----------------------------------------------------------------
+
+    def _scheduleIdle(self, delay: float | None) -> None:
+        if delay is None or self._lost:
+            return
+        self._idleCall = self.owner.reactor.callLater(max(delay, 0.0), self._idleCheck)
+
+    def _idleCheck(self) -> None:
+        """
+        Close the connection if it has been idle for C{idleTimeout}
+        seconds and carries no dialog or transaction; else look again when
+        it could be.
+        """
+        self._idleCall = None
+        timeout = self.owner.idleTimeout
+        if timeout is None or self._lost or self._closing:
+            return
+        now = self.owner.reactor.seconds()
+        remaining = self._lastActivity + timeout - now
+        if remaining > 0:
+            self._scheduleIdle(remaining)
+            return
+        if self.inUse(now):
+            self._scheduleIdle(timeout)
+            return
+        self._log.info(
+            "SIP {transport} connection with {peer} idle for {timeout} s: closed",
+            transport=self.kind.value,
+            peer=str(self.peer),
+            timeout=timeout,
+        )
+        self.close()
+
+    def inUse(self, now: float | None = None) -> bool:
+        """
+        Whether the connection carries a dialog, or a transaction younger
+        than L{TRANSACTION_HOLD} seconds whose final response has not
+        passed.
+        """
+        if self.dialogs:
+            return True
+        if not self._transactions:
+            return False
+        if now is None:
+            now = self.owner.reactor.seconds()
+        for key, started in list(self._transactions.items()):
+            if now - started < TRANSACTION_HOLD:
+                return True
+            del self._transactions[key]
+        return False
+
+    def _readTimer(self, restart: bool) -> None:
+        """
+        Run the read timer while part of a message is held: from the first
+        octet of a message (L{restart} when a message was completed).
+        """
+        timeout = self.owner.readTimeout
+        if timeout is None:
+            return
+        call = self._readCall
+        if self.parser.messagePending and not self._lost:
+            if call is not None and not restart:
+                return
+            if call is not None and call.active():
+                call.cancel()
+            self._readCall = self.owner.reactor.callLater(timeout, self._readTimedOut)
+        elif call is not None:
+            self._readCall = None
+            if call.active():
+                call.cancel()
+
+    def _readTimedOut(self) -> None:
+        self._readCall = None
+        self._log.warn(
+            "SIP peer {peer} did not complete a message within {timeout} s:"
+            " connection closed",
+            peer=str(self.peer),
+            timeout=self.owner.readTimeout,
+        )
+        self.abort()
+
+    # -- sending and receiving -----------------------------------------------
+
+    def send(self, data: bytes, message: SIPMessage | None = None) -> None:
         """
         Write octets.
 
+        @param message: The message they serialize, if any (the transport
+            follows dialogs and transactions, see L{observe}).
         @raise TransportError: The connection is closed.
         """
-        if not self.ready or self.transport is None:
+        if not self.ready or self.transport is None or self._closing:
             raise TransportError(f"connection to {self.peer} is closed")
+        if message is not None:
+            self.observe(message)
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        """
+        Write, counting what is written while paused; beyond
+        C{maxOutputBytes} the connection is aborted.
+        """
+        if self._aborted:
+            return
+        if self.paused:
+            self._pausedOutput += len(data)
+            if self._pausedOutput > self.owner.maxOutputBytes:
+                self._log.warn(
+                    "SIP peer {peer} does not read: more than {limit} octets"
+                    " wait for it, connection closed",
+                    peer=str(self.peer),
+                    limit=self.owner.maxOutputBytes,
+                )
+                self.abort()
+                return
+        assert self.transport is not None
         self.transport.write(data)
+
+    def observe(self, message: SIPMessage) -> None:
+        """
+        Follow a message sent or received on this connection: it counts as
+        traffic (idle timeout), a request opens a transaction until its
+        final response passes, and dialogs start and end as the module
+        docstring says.
+        """
+        now = self.owner.reactor.seconds()
+        self._lastActivity = now
+        try:
+            branch = message.topVia.branch or ""
+            method = message.cseq.method
+        except (HeaderError, SIPParseError):
+            return
+        key = f"{branch} {method}"
+        if isinstance(message, SIPRequest):
+            if method != "ACK":
+                transactions = self._transactions
+                transactions.pop(key, None)
+                if len(transactions) >= _MAX_TRANSACTIONS:
+                    del transactions[next(iter(transactions))]
+                transactions[key] = now
+        elif message.status >= 200:
+            self._transactions.pop(key, None)
+        self.owner._observeDialog(message, self)
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -442,30 +796,44 @@ class SIPStreamConnection(Protocol):
         except Exception as e:  # pragma: no cover - the parser never raises
             self._log.failure("SIP stream parser failed", peer=str(self.peer), error=e)
             return
+        completed = False
         for event in events:
+            if self._lost or self._aborted:
+                return
             try:
-                self._event(event)
+                if self._event(event):
+                    completed = True
             except Exception as e:
                 self._log.failure(
                     "Unhandled error on SIP message from {peer}",
                     peer=str(self.peer),
                     error=e,
                 )
+        self._readTimer(completed)
 
-    def _event(self, event: object) -> None:
+    def _event(self, event: object) -> bool:
+        """
+        Handle one parser event.
+
+        @return: Whether it completed a message.
+        """
         if event is KeepAlive.PING:
-            if self.transport is not None:
-                self.transport.write(PONG_BYTES)
-            return
+            # RFC 5626 section 3.5.1, before any trust check: bounded by the
+            # pause of reading (see pauseProducing).
+            if self.transport is not None and not self._closing:
+                self._write(PONG_BYTES)
+            return False
         if event is KeepAlive.PONG:
-            return
+            return False
         if isinstance(event, SIPParseError):
             self.owner._parseError(event, self.flow)
-            if event.fatal and self.transport is not None:
-                self.transport.loseConnection()
-            return
+            if event.fatal:
+                self.close()
+            return True
         assert isinstance(event, (SIPRequest, SIPResponse))
+        self.observe(event)
         self.owner._deliver(event, self.flow)
+        return True
 
 
 class _StreamServerFactory(ServerFactory):
@@ -479,7 +847,9 @@ class _StreamServerFactory(ServerFactory):
         self.verifiesPeer = verifiesPeer
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
-        return SIPStreamConnection(self.owner, self.kind, self.verifiesPeer)
+        return SIPStreamConnection(
+            self.owner, self.kind, self.verifiesPeer, accepted=True
+        )
 
 
 class _StreamClientFactory(ClientFactory):
@@ -492,7 +862,7 @@ class _StreamClientFactory(ClientFactory):
     def __init__(self, owner: SIPTransport, address: Address) -> None:
         self.owner = owner
         self.address = address
-        self.waiting: list[tuple[bytes, Deferred[Flow]]] = []
+        self.waiting: list[tuple[SIPMessage, bytes, Deferred[Flow]]] = []
         self.connection: SIPStreamConnection | None = None
 
     def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
@@ -548,6 +918,14 @@ class SIPTransport:
     @ivar user: Who receives parsed messages.
     @ivar caCertificates: The CA certificates peers' TLS certificates are
         verified against, or C{()} for the defaults (see L{__init__}).
+    @ivar idleTimeout: Seconds without a SIP message after which a stream
+        connection without dialog or transaction is closed, or L{None}.
+    @ivar readTimeout: Seconds a stream message may take from its first
+        octet to its last, and a stream may stay paused because its peer
+        does not read, or L{None}.
+    @ivar maxOutputBytes: The most octets written to a paused stream
+        (beyond Twisted's 64 KiB write buffer) before it is aborted.
+    @ivar limits: The caps on accepted stream connections, or L{None}.
     """
 
     _log = Logger()
@@ -562,10 +940,15 @@ class SIPTransport:
         clientTLS: Callable[[str], IOpenSSLClientConnectionCreator] | None = None,
         connectTimeout: float = 10.0,
         caCertificates: Iterable[ssl.Certificate] = (),
+        idleTimeout: float | None = None,
+        readTimeout: float | None = None,
+        maxOutputBytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        maxConnectionsPerAddress: int | None = None,
+        maxConnections: int | None = None,
     ) -> None:
         """
         @param reactor: Provides L{IReactorUDP}, L{IReactorTCP} (and
-            L{IReactorSSL} for TLS).
+            L{IReactorSSL} for TLS), and L{IReactorTime} for the timers.
         @param host: Listening address.
         @param advertisedHost: Host for Via and Contact (default: C{host}).
         @param clientTLS: Makes the TLS client options for a peer host;
@@ -580,6 +963,15 @@ class SIPTransport:
             connections verify servers against them instead of the system
             trust store.  Without them the listener asks for no client
             certificate.
+        @param idleTimeout: See L{idleTimeout} (C{[sip] idle_timeout}).
+        @param readTimeout: See L{readTimeout} (C{[sip] read_timeout}).
+        @param maxOutputBytes: See L{maxOutputBytes} (C{[sip]
+            max_output_bytes}).
+        @param maxConnectionsPerAddress: The most accepted stream
+            connections from one source address (C{[sip]
+            max_connections_per_address}), or L{None} for no cap.
+        @param maxConnections: The most accepted stream connections in all
+            (C{[sip] max_connections}), or L{None} for no cap.
         """
         self.reactor = reactor
         self.host = host
@@ -594,6 +986,17 @@ class SIPTransport:
         self._udp: _UDPProtocol | None = None
         self._connections: dict[Address, SIPStreamConnection] = {}
         self._connecting: dict[Address, _StreamClientFactory] = {}
+        self.idleTimeout = idleTimeout
+        self.readTimeout = readTimeout
+        self.maxOutputBytes = maxOutputBytes
+        self.limits: ConnectionLimits | None = None
+        if maxConnectionsPerAddress is not None or maxConnections is not None:
+            self.limits = ConnectionLimits(
+                maxConnectionsPerAddress or (1 << 62), maxConnections or (1 << 62)
+            )
+        # Call-ID -> the dialog usages it has ("INVITE", "SUBSCRIBE") and
+        # the stream connections that carried it (see SIPStreamConnection).
+        self._dialogs: dict[str, tuple[set[str], set[SIPStreamConnection]]] = {}
 
     # -- listening -----------------------------------------------------
 
@@ -700,9 +1103,8 @@ class SIPTransport:
         results = [d for d in (p.stopListening() for p in self._listening) if d]
         self._listening = []
         self._udp = None
-        for connection in list(self._connections.values()):
-            if connection.transport is not None:
-                connection.transport.loseConnection()
+        for connection in set(self._connections.values()):
+            connection.close()
         done: Deferred[None] = gatherResults(results).addCallback(lambda _: None)
         return done
 
@@ -757,15 +1159,16 @@ class SIPTransport:
                 self._udp.transport.write(data, (destination.host, destination.port))
             except Exception as e:
                 return fail(TransportError(str(e)))
+            self._observeDialog(message, None)
             return succeed(Flow(destination))
         connection = self._connections.get(destination)
         if connection is not None and connection.ready:
             try:
-                connection.send(data)
+                connection.send(data, message)
             except TransportError as e:
                 return fail(e)
             return succeed(connection.flow)
-        return self._connectAndSend(destination, data)
+        return self._connectAndSend(destination, message, data)
 
     def sendResponse(self, response: SIPResponse, flow: Flow) -> Deferred[Flow]:
         """
@@ -776,7 +1179,7 @@ class SIPTransport:
             if flow.connection.ready:
                 self._trace(response, flow.source, "sent")
                 try:
-                    flow.connection.send(response.serialize())
+                    flow.connection.send(response.serialize(), response)
                 except TransportError as e:
                     return fail(e)
                 return succeed(flow)
@@ -791,7 +1194,9 @@ class SIPTransport:
             return fail(TransportError(str(e)))
         return self.sendMessage(response, destination)
 
-    def _connectAndSend(self, destination: Address, data: bytes) -> Deferred[Flow]:
+    def _connectAndSend(
+        self, destination: Address, message: SIPMessage, data: bytes
+    ) -> Deferred[Flow]:
         d: Deferred[Flow] = Deferred()
         factory = self._connecting.get(destination)
         if factory is None:
@@ -815,7 +1220,7 @@ class SIPTransport:
                     factory,
                     timeout=self._connectTimeout,
                 )
-        factory.waiting.append((data, d))
+        factory.waiting.append((message, data, d))
         return d
 
     # -- connection bookkeeping ------------------------------------------
@@ -828,9 +1233,9 @@ class SIPTransport:
             self._connections[factory.address] = connection
             self._connecting.pop(factory.address, None)
             waiting, factory.waiting = factory.waiting, []
-            for data, d in waiting:
+            for message, data, d in waiting:
                 try:
-                    connection.send(data)
+                    connection.send(data, message)
                 except TransportError as e:
                     d.errback(_failure(e))
                 else:
@@ -859,8 +1264,122 @@ class SIPTransport:
             peer=str(factory.address),
             error=reason.getErrorMessage(),
         )
-        for _, d in waiting:
+        for _, _, d in waiting:
             d.errback(_failure(TransportError(reason.getErrorMessage())))
+
+    # -- limits ----------------------------------------------------------
+
+    def _admit(self, connection: SIPStreamConnection) -> bool:
+        """
+        Count an accepted connection under the caps, or refuse it (logged
+        once per source address per minute).
+
+        @return: Whether it may stay.
+        """
+        limits = self.limits
+        if limits is None:
+            return True
+        host = connection.peer.host
+        refusal = limits.admit(host)
+        if refusal is None:
+            connection._admittedHost = host
+            return True
+        if limits.shouldLog(host, self.reactor.seconds()):
+            self._log.warn(
+                "Refused SIP {transport} connection from {peer}: {limit} cap"
+                " ({perAddress} per address, {total} in all) reached;"
+                " further refusals from it are not logged for a minute",
+                transport=connection.kind.value,
+                peer=str(connection.peer),
+                limit=refusal.value,
+                perAddress=limits.perAddress,
+                total=limits.total,
+            )
+        return False
+
+    def _release(self, connection: SIPStreamConnection) -> None:
+        host, connection._admittedHost = connection._admittedHost, None
+        if host is not None and self.limits is not None:
+            self.limits.release(host)
+
+    def _observeDialog(
+        self, message: SIPMessage, connection: SIPStreamConnection | None
+    ) -> None:
+        """
+        Follow dialogs for the idle timeout (see L{SIPStreamConnection}):
+        called for every message sent or received, with its stream
+        connection (L{None} for UDP: it can only end dialogs).
+        """
+        try:
+            callID = message.callID
+            method = message.cseq.method
+        except (HeaderError, SIPParseError):
+            return
+        dialogs = self._dialogs
+        if isinstance(message, SIPResponse):
+            status = message.status
+            if status in (481, 408):
+                self._endDialog(callID, None)
+            elif status < 200:
+                return
+            elif 200 <= status < 300 and connection is not None:
+                usage = _USAGE_OF.get(method)
+                if usage is not None:
+                    entry = dialogs.get(callID)
+                    if entry is None:
+                        entry = dialogs[callID] = (set(), set())
+                    entry[0].add(usage)
+                    entry[1].add(connection)
+                    connection.dialogs.add(callID)
+            if method == "BYE" and status not in (401, 407):
+                self._endDialog(callID, "INVITE")
+            return
+        if message.method == "NOTIFY":
+            state = message.header("Subscription-State") or ""
+            if state.strip().lower().startswith("terminated"):
+                self._endDialog(callID, "SUBSCRIBE")
+                return
+        if connection is not None and callID not in connection.dialogs:
+            entry = dialogs.get(callID)
+            if entry is None:
+                return
+            try:
+                inDialog = bool(message.toAddress.parameter("tag"))
+            except HeaderError:
+                return
+            if inDialog:
+                entry[1].add(connection)
+                connection.dialogs.add(callID)
+
+    def _endDialog(self, callID: str, usage: str | None) -> None:
+        """
+        A dialog usage (or, with L{None}, the whole Call-ID) ended.
+        """
+        entry = self._dialogs.get(callID)
+        if entry is None:
+            return
+        usages, connections = entry
+        if usage is not None:
+            usages.discard(usage)
+            if usages:
+                return
+        del self._dialogs[callID]
+        for connection in connections:
+            connection.dialogs.discard(callID)
+
+    def _forgetDialogs(self, connection: SIPStreamConnection) -> None:
+        """
+        A connection was lost: it carries no dialog any more (a dialog no
+        other connection carries is forgotten).
+        """
+        for callID in connection.dialogs:
+            entry = self._dialogs.get(callID)
+            if entry is None:
+                continue
+            entry[1].discard(connection)
+            if not entry[1]:
+                del self._dialogs[callID]
+        connection.dialogs.clear()
 
     # -- receiving -----------------------------------------------------
 
@@ -932,6 +1451,8 @@ class SIPTransport:
                 )
                 return
         self._trace(message, flow.source, "received")
+        if flow.connection is None:
+            self._observeDialog(message, None)
         if self.user is None:
             self._log.warn(
                 "No SIP transport user; dropped message from {peer}",

@@ -108,6 +108,23 @@ def _decode(text: str) -> str:
     return unquote(text, errors="surrogateescape")
 
 
+def _number(text: str, limit: int) -> int | None:
+    """
+    A C{1*DIGIT} value, any number of digits long: larger than C{limit}
+    gives C{limit} (C{int} alone refuses more than 4300 digits with a
+    C{ValueError}).
+
+    @return: The number, at most C{limit}; L{None} if C{text} is not ASCII
+        digits.
+    """
+    if not text.isascii() or not text.isdigit():
+        return None
+    significant = text.lstrip("0")
+    if len(significant) > len(str(limit)):
+        return limit
+    return min(int(significant or "0"), limit)
+
+
 def _encode(text: str, safe: str) -> str:
     return quote(text, safe=safe, errors="surrogateescape")
 
@@ -773,9 +790,7 @@ class NameAddr:
         a number.
         """
         value = self.parameter("expires")
-        if value is None or not value.isdigit():
-            return None
-        return min(int(value), 2**32 - 1)
+        return None if value is None else _number(value, 2**32 - 1)
 
     def serialize(self) -> str:
         """

@@ -34,6 +34,21 @@ in order:
 Handlers answer through L{IncomingInvite} and L{IncomingRequest}; an
 exception in a handler is logged and answered C{500}.
 
+Session timers (RFC 4028, L{UserAgentSettings.sessionTimer}): C{timer} is
+supported and UPDATE allowed; an INVITE, re-INVITE or UPDATE asking for
+less than our C{Min-SE} gets C{422} before any handler sees it, the 2xx
+of the others carries C{Session-Expires} (L{stoxgw.sip.sessiontimer}) and
+starts the dialog's timer; a bodiless UPDATE in a dialog is answered by
+the core; our INVITEs ask for a timer (a C{422} is retried once with the
+C{Min-SE} it names).  The dialogs run the timers
+(L{stoxgw.sip.dialog.InviteDialog.startSessionTimer}).
+
+Requests in a dialog go over the connection the peer opened when the
+dialog allows it (L{stoxgw.sip.dialog.Dialog.reusableFlow}: RFC 5923
+section 2, RFC 5626 section 4.3), else to the resolved next hop;
+L{SIPUserAgent.shutdown} BYEs every dialog and says when the BYEs are
+answered.
+
 Outgoing: L{SIPUserAgent.invite} (a Deferred firing with the
 L{InviteDialog}, failing with L{SIPError} on a non-2xx final response;
 cancelling it sends CANCEL) and L{SIPUserAgent.request} (out-of-dialog
@@ -54,7 +69,13 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.defer import (
+    Deferred,
+    DeferredList,
+    fail,
+    maybeDeferred,
+    succeed,
+)
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -73,10 +94,21 @@ from stoxgw.sip.headers import (
     CSeq,
     HeaderError,
     Headers,
+    SessionExpires,
     parseMaxForwards,
     parseTokenList,
 )
 from stoxgw.sip.message import SIPRequest, SIPResponse
+from stoxgw.sip.sessiontimer import (
+    OPTION_TAG,
+    IntervalTooSmall,
+    SessionTimerSettings,
+    SessionTimerTerms,
+    answerRequest,
+    minimumOf,
+    requestHeaders,
+    termsFromResponse,
+)
 from stoxgw.sip.transaction import (
     ClientTransaction,
     InviteClientTransaction,
@@ -139,6 +171,20 @@ IN_DIALOG_METHODS = frozenset({"INFO", "MESSAGE", "NOTIFY", "REFER", "SUBSCRIBE"
 
 def _failure(error: BaseException) -> Failure:
     return Failure(error)  # type: ignore[no-untyped-call]
+
+
+def _allowOf(message: SIPRequest | SIPResponse) -> frozenset[str] | None:
+    """
+    The methods a message's Allow header lists (upper case), or L{None}
+    without one (or a malformed one).
+    """
+    lines = message.headers.getLines("Allow")
+    if not lines:
+        return None
+    try:
+        return frozenset(method.upper() for method in parseTokenList(lines))
+    except HeaderError:
+        return None
 
 
 class SIPError(Exception):
@@ -512,6 +558,9 @@ class UserAgentSettings:
     @ivar routes: Per domain (Request-URI host), a proxy to route through.
     @ivar credentials: For answering 401/407 challenges.
     @ivar timers: Transaction timers.
+    @ivar sessionTimer: Session timers for INVITE dialogs (RFC 4028), or
+        L{None} for none: with it, C{timer} is supported, UPDATE allowed,
+        our INVITEs ask for a session timer and the peers' get one.
     """
 
     contactUser: str = "stoxgw"
@@ -522,6 +571,7 @@ class UserAgentSettings:
     routes: Mapping[str, SIPURI] = field(default_factory=dict)
     credentials: DigestCredentials | None = None
     timers: TimerSettings = TimerSettings()
+    sessionTimer: SessionTimerSettings | None = None
 
 
 class IncomingRequest:
@@ -532,6 +582,9 @@ class IncomingRequest:
     @ivar transaction: Its server transaction.
     @ivar toTag: The To tag our responses carry (RFC 3261 8.2.6.2).
     @ivar dialog: The dialog it arrived in, or L{None}.
+    @ivar sessionTimer: For a session refresh request (INVITE, UPDATE)
+        when session timers are on: the terms a 2xx sets and the header
+        fields it carries (RFC 4028 section 9); the UA core fills it in.
     """
 
     _log = Logger()
@@ -548,6 +601,9 @@ class IncomingRequest:
         self.transaction = transaction
         self.dialog = dialog
         self.toTag = dialog.localTag if dialog is not None else newTag()
+        self.sessionTimer: (
+            tuple[SessionTimerTerms, tuple[tuple[str, str], ...]] | None
+        ) = None
 
     @property
     def flow(self) -> Flow:
@@ -574,8 +630,11 @@ class IncomingRequest:
         contentType: str | None = None,
     ) -> SIPResponse:
         """
-        Build a response (not sent).
+        Build a response (not sent); a 2xx to a session refresh request
+        carries the session timer header fields (RFC 4028 section 9).
         """
+        if self.sessionTimer is not None and 200 <= status < 300:
+            headers = list(headers) + list(self.sessionTimer[1])
         response = self.request.makeResponse(
             status, reason, toTag=self.toTag, extraHeaders=headers
         )
@@ -600,7 +659,17 @@ class IncomingRequest:
         """
         response = self.makeResponse(status, reason, headers, body, contentType)
         self.transaction.respond(response)
+        if 200 <= status < 300 and self.dialog is not None:
+            self._refreshed(self.dialog)
         return response
+
+    def _refreshed(self, dialog: InviteDialog) -> None:
+        """
+        A 2xx went out: (re)start the dialog's session timer (RFC 4028
+        section 9: from the transmission of the 2xx).
+        """
+        if self.sessionTimer is not None:
+            dialog.startSessionTimer(self.sessionTimer[0])
 
 
 class IncomingInvite(IncomingRequest):
@@ -683,12 +752,19 @@ class IncomingInvite(IncomingRequest):
         if self.dialog is None:
             dialog = ua._makeUASDialog(self.request, self.toTag, contact, self.flow)
             dialog.handler = handler
+            dialog.peerAllow = _allowOf(self.request)
         else:
             dialog = self.dialog
             dialog.localContact = contact
             dialog.refreshTarget(self.request)
+        if body:
+            dialog.localBody = body
+            dialog.localContentType = contentType
+        if self.request.body:
+            dialog.remoteBody = self.request.body
         self.transaction.respond(response)
         dialog.start2xxRetransmission(response, self.flow)
+        self._refreshed(dialog)
         return dialog
 
     def reject(
@@ -728,10 +804,16 @@ class _Outgoing:
         ua: SIPUserAgent,
         request: SIPRequest,
         onProvisional: Callable[[SIPResponse], None] | None = None,
+        flow: Flow | None = None,
     ) -> None:
+        """
+        @param flow: A connection the peer opened to send over instead of
+            resolving the next hop (L{Dialog.reusableFlow}).
+        """
         self.ua = ua
         self.request = request
         self.onProvisional = onProvisional
+        self.flow = flow
         self.result: Deferred[SIPResponse] = Deferred()
         self.transaction: ClientTransaction | None = None
         self.destination: Address | None = None
@@ -739,6 +821,12 @@ class _Outgoing:
         self._retried: set[int] = set()
 
     def start(self) -> Deferred[SIPResponse]:
+        if self.flow is not None:
+            # The transport keeps every open connection under its peer's
+            # address, accepted ones too (RFC 3261 section 18.1.1): sending
+            # to that address writes on the peer's own connection.
+            self._send(self.flow.source)
+            return self.result
         self.ua._nextHop(self.request).addCallbacks(self._send, self._unreachable)
         return self.result
 
@@ -748,7 +836,11 @@ class _Outgoing:
             uri=str(self.request.uri),
             error=reason.getErrorMessage(),
         )
-        self._finish(self.request.makeResponse(503, "Service Unavailable (no route)"))
+        self._finish(
+            self.request.makeResponse(503, "Service Unavailable (no route)").withHeader(
+                "Warning", '399 stoxgw "generated locally"'
+            )
+        )
 
     def _send(self, destination: Address) -> None:
         if self.cancelled:
@@ -778,7 +870,40 @@ class _Outgoing:
                 assert self.destination is not None
                 self._send(self.destination)
                 return
+        if response.status == 422 and self._retryTooSmall(response):
+            return
         self._finish(response)
+
+    def _retryTooSmall(self, response: SIPResponse) -> bool:
+        """
+        RFC 4028 section 7.3: an initial INVITE whose session interval was
+        too small is sent again (same Call-ID, From, To; the next CSeq)
+        with the C{Min-SE} the 422 asked for, once.
+
+        @return: Whether it was sent again.
+        """
+        request = self.request
+        if (
+            self.cancelled
+            or 422 in self._retried
+            or request.method != "INVITE"
+            or request.toAddress.tag is not None
+            or request.header("Session-Expires") is None
+        ):
+            return False
+        try:
+            minimum = minimumOf(response)
+        except HeaderError:
+            return False
+        self._retried.add(422)
+        headers = request.headers.remove("Session-Expires").remove("Min-SE")
+        cseq = request.cseq
+        headers = headers.set("CSeq", CSeq(cseq.number + 1, cseq.method).serialize())
+        headers = headers.extend(requestHeaders(minimum, minimum))
+        self.request = replace(request, headers=headers)
+        assert self.destination is not None
+        self._send(self.destination)
+        return True
 
     def _finish(self, response: SIPResponse) -> None:
         if not self.result.called:
@@ -865,12 +990,26 @@ class SIPUserAgent:
         ]
 
     @property
+    def supported(self) -> tuple[str, ...]:
+        """
+        The option tags we support: the configured ones, and C{timer}
+        with session timers (RFC 4028 section 7.1).
+        """
+        options = self.settings.supported
+        if self.settings.sessionTimer is not None and OPTION_TAG not in options:
+            options = options + (OPTION_TAG,)
+        return options
+
+    @property
     def allowedMethods(self) -> list[str]:
         """
-        The Allow list: the core methods, the registered ones, and NOTIFY
-        when dialog usages (subscriptions, REFER) are in place.
+        The Allow list: the core methods, the registered ones, UPDATE with
+        session timers (RFC 4028 section 7.4: refreshes by UPDATE), and
+        NOTIFY when dialog usages (subscriptions, REFER) are in place.
         """
         methods = list(CORE_METHODS)
+        if self.settings.sessionTimer is not None:
+            methods.append("UPDATE")
         for method, handlers in self._handlers.items():
             if handlers and method not in methods:
                 methods.append(method)
@@ -881,8 +1020,8 @@ class SIPUserAgent:
 
     def _capabilityHeaders(self) -> list[tuple[str, str]]:
         headers = [("Allow", ", ".join(self.allowedMethods))]
-        if self.settings.supported:
-            headers.append(("Supported", ", ".join(self.settings.supported)))
+        if self.supported:
+            headers.append(("Supported", ", ".join(self.supported)))
         if self.allowEvents:
             headers.append(("Allow-Events", ", ".join(self.allowEvents)))
         return headers
@@ -1008,7 +1147,7 @@ class SIPUserAgent:
             return
         if method != "CANCEL":
             required = parseTokenList(request.headers.getLines("Require"))
-            unsupported = [o for o in required if o not in self.settings.supported]
+            unsupported = [o for o in required if o not in self.supported]
             if unsupported:
                 self._reply(
                     request, transaction, 420, [("Unsupported", ", ".join(unsupported))]
@@ -1020,7 +1159,7 @@ class SIPUserAgent:
         if toTag is not None:
             self._inDialog(request, transaction, toTag)
             return
-        if method == "BYE":
+        if method in ("BYE", "UPDATE"):
             self._reply(request, transaction, 481)
             return
         handler = self._findHandler(method, request.uri)
@@ -1035,6 +1174,8 @@ class SIPUserAgent:
                 return
             assert isinstance(transaction, InviteServerTransaction)
             invite = IncomingInvite(self, request, transaction)
+            if not self._negotiateSessionTimer(invite):
+                return
             self._track(transaction, invite)
             self._callHandler(lambda: handler.inviteReceived(invite), invite)
             return
@@ -1046,6 +1187,43 @@ class SIPUserAgent:
             return
         incoming = IncomingRequest(self, request, transaction)
         self._callHandler(lambda: handler.requestReceived(incoming), incoming)
+
+    def _negotiateSessionTimer(self, incoming: IncomingRequest) -> bool:
+        """
+        Session timers (RFC 4028 section 9) for a session refresh request
+        (INVITE or UPDATE): note the terms and header fields of its 2xx on
+        C{incoming}, or answer 422 with C{Min-SE} (interval too small) or
+        400 (malformed C{Session-Expires} or C{Min-SE}).
+
+        @return: Whether the request goes on (L{False}: it was answered).
+        """
+        settings = self.settings.sessionTimer
+        if settings is None:
+            return True
+        request = incoming.request
+        try:
+            incoming.sessionTimer = answerRequest(request, settings)
+        except IntervalTooSmall as e:
+            self._log.info(
+                "Session interval too small in {method} from {peer}: {error}",
+                method=request.method,
+                peer=str(incoming.flow.source),
+                error=str(e),
+                callID=request.header("Call-ID"),
+            )
+            incoming.respond(422, None, [("Min-SE", str(e.minimum))])
+            return False
+        except HeaderError as e:
+            self._log.warn(
+                "Malformed session timer header in {method} from {peer}: {error}",
+                method=request.method,
+                peer=str(incoming.flow.source),
+                error=str(e),
+                callID=request.header("Call-ID"),
+            )
+            incoming.respond(400, "Bad Request (Session-Expires or Min-SE)")
+            return False
+        return True
 
     def _track(
         self, transaction: InviteServerTransaction, invite: IncomingInvite
@@ -1088,7 +1266,7 @@ class SIPUserAgent:
         headers.append(("Accept", ", ".join(self.settings.accept)))
         headers.append(("Accept-Encoding", "identity"))
         headers.append(("Accept-Language", "en"))
-        if not self.settings.supported:
+        if not self.supported:
             headers.append(("Supported", ""))
         return incoming.makeResponse(200, None, headers)
 
@@ -1168,9 +1346,11 @@ class SIPUserAgent:
             if dialog.inviteInProgress:
                 self._reply(request, transaction, 491)
                 return
-            dialog.inviteInProgress = True
             assert isinstance(transaction, InviteServerTransaction)
             invite = IncomingInvite(self, request, transaction, dialog)
+            if not self._negotiateSessionTimer(invite):
+                return
+            dialog.inviteInProgress = True
             self._track(transaction, invite)
             handler = dialog.handler
             if handler is None or not hasattr(handler, "reinviteReceived"):
@@ -1179,6 +1359,15 @@ class SIPUserAgent:
             self._callHandler(lambda: handler.reinviteReceived(dialog, invite), invite)
             return
         incoming = IncomingRequest(self, request, transaction, dialog)
+        if method == "UPDATE":
+            # Only allowed with session timers (RFC 3311, RFC 4028 section
+            # 9): a bodiless one is a session refresh the core answers; one
+            # with an offer goes to the dialog's handler.
+            if not self._negotiateSessionTimer(incoming):
+                return
+            if not request.body:
+                incoming.respond(200)
+                return
         dialogHandler = dialog.handler
         if dialogHandler is None:
             incoming.respond(405 if method in KNOWN_METHODS else 501)
@@ -1197,6 +1386,7 @@ class SIPUserAgent:
             secure=flow.transport is TransportKind.TLS
             and isinstance(request.uri, SIPURI)
             and request.uri.secure,
+            flow=flow,
         )
         dialog = self._bind(base)
         return dialog
@@ -1216,6 +1406,8 @@ class SIPUserAgent:
             remoteSeq=base.remoteSeq,
             secure=base.secure,
             state=base.state,
+            flow=base.flow,
+            flowPeers=base.flowPeers,
             core=self,
         )
         self.dialogs[dialog.id] = dialog
@@ -1257,9 +1449,12 @@ class SIPUserAgent:
         self, dialog: Dialog, request: SIPRequest
     ) -> Deferred[SIPResponse]:
         """
-        Send a dialog's request (its Route set is already on it).
+        Send a dialog's request (its Route set is already on it): over the
+        connection the peer opened when the dialog may reuse it
+        (L{Dialog.reusableFlow}, RFC 5923, RFC 5626), else to the resolved
+        next hop.
         """
-        return _Outgoing(self, request).start()
+        return _Outgoing(self, request, flow=dialog.reusableFlow()).start()
 
     def sendAck(self, dialog: InviteDialog, ack: SIPRequest) -> None:
         """
@@ -1423,6 +1618,13 @@ class SIPUserAgent:
                 uriParameters=contactParameters,
             )
         extra = list(self._capabilityHeaders()) + list(headers)
+        timer = self.settings.sessionTimer
+        if timer is not None and not any(
+            name.lower() in ("session-expires", "x") for name, _ in headers
+        ):
+            # RFC 4028 section 7.1: ask for a session timer, leaving the
+            # choice of refresher to the UAS.
+            extra.extend(requestHeaders(timer.interval, timer.minimum))
         request = self._newRequest(
             "INVITE",
             address,
@@ -1456,12 +1658,17 @@ class SIPUserAgent:
                 dialog = self._bind(base)
                 dialog.handler = handler
                 dialog.inviteResponse = response
+                dialog.peerAllow = _allowOf(response)
+                dialog.localBody = sdpOffer or b""
+                dialog.localContentType = contentType if sdpOffer else None
+                dialog.remoteBody = response.body
                 dialog.acknowledge(outgoing.request.cseq.number)
                 if result.called:
                     # Cancelled meanwhile: the 2xx won the race (section 9.1).
                     dialog.bye().addErrback(lambda _: None)
                     return
                 dialog.notifyConfirmed()
+                self._startUACSessionTimer(dialog, outgoing.request, response)
                 result.callback(dialog)
                 return
             if not result.called:
@@ -1474,13 +1681,39 @@ class SIPUserAgent:
         )
         return result
 
-    def shutdown(self) -> None:
+    def _startUACSessionTimer(
+        self, dialog: InviteDialog, request: SIPRequest, response: SIPResponse
+    ) -> None:
+        """
+        The session timer a 2xx to our INVITE sets (RFC 4028 section 7.2).
+        """
+        settings = self.settings.sessionTimer
+        asked = request.header("Session-Expires")
+        if settings is None or asked is None or dialog.state is DialogState.TERMINATED:
+            return
+        try:
+            interval = SessionExpires.parse(asked).interval
+            minimum = max(minimumOf(request), settings.minimum)
+        except HeaderError:
+            return
+        dialog.startSessionTimer(termsFromResponse(response, interval, minimum))
+
+    def shutdown(self) -> Deferred[None]:
         """
         End every dialog with BYE.
+
+        @return: Fires once every BYE has its final response (or failed),
+            at once without dialogs; never fails.
         """
+        byes: list[Deferred[Any]] = []
         for dialog in list(self.dialogs.values()):
             if dialog.state is not DialogState.TERMINATED:
-                dialog.bye(reason=TerminationReason.SHUTDOWN).addErrback(lambda _: None)
+                byes.append(
+                    dialog.bye(reason=TerminationReason.SHUTDOWN).addErrback(
+                        lambda _: None
+                    )
+                )
+        return DeferredList(byes).addCallback(lambda _: None)
 
     def close(self) -> None:
         """

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.xmpp.test_component -*-
+# -*- test-case-name: tests.xmpp.test_component,tests.xmpp.test_componentflow -*-
 """
 XEP-0114 component links: one authenticated stream per served domain.
 
@@ -14,6 +14,17 @@ secret on the server side is enough to bring it up.
 Stanzas sent while the link is down wait in a bounded queue; once it is full,
 L{BoundedStreamManager.send} raises L{LinkDown} so the caller can answer the
 stanza's sender with an error (nothing is dropped in silence).
+
+An XMPP server that does not read (issue 11; C{docs/limits.md}): the stream
+manager is the streaming producer of the link's transport, so Twisted tells
+it when more than 64 KiB wait for the server.  From then on stanzas wait in
+the same bounded queue as while the link is down (and L{LinkDown} is raised
+once it is full) instead of piling up in the transport; they go out, in
+order, when the server has read.  Pausing the reading of the stream would
+not help, since what the gateway sends the server comes mostly from the SIP
+side.  If the server reads nothing for C{writeTimeout} seconds it is taken
+for hung: the connection is aborted (dropping what waited in the transport)
+and made again, the queued stanzas going out on the new stream.
 """
 
 from __future__ import annotations
@@ -26,13 +37,13 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTCP, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.protocols.jabber.component import componentFactory
 from wokkel.subprotocols import StreamManager, XMPPHandler
-from zope.interface import Interface
+from zope.interface import Interface, implementer
 
 
 class LinkDown(Exception):
@@ -58,27 +69,155 @@ class ILinkObserver(Interface):
         """
 
 
+@implementer(IPushProducer)
+class _LinkFlow:
+    """
+    The streaming producer registered on one component connection's
+    transport: tells its stream manager when Twisted's write buffer is full
+    (the XMPP server does not read) and when it has drained.
+    """
+
+    def __init__(self, manager: BoundedStreamManager, stream: Any) -> None:
+        self.manager = manager
+        self.stream = stream
+
+    def pauseProducing(self) -> None:
+        self.manager._congested(self.stream, True)
+
+    def resumeProducing(self) -> None:
+        self.manager._congested(self.stream, False)
+
+    def stopProducing(self) -> None:
+        pass
+
+
 class BoundedStreamManager(StreamManager):
     """
     A wokkel stream manager whose queue of stanzas waiting for the link is
-    bounded.
+    bounded, and which holds stanzas back (in the same bounded queue) while
+    the server does not read (see the module docstring).
 
-    @ivar queueSize: the most stanzas held while the link is down.
+    @ivar queueSize: the most stanzas held while the link is down or the
+        server does not read.
+    @ivar writeTimeout: seconds the server may read nothing while output
+        waits for it before the connection is aborted, or L{None}.
+    @ivar congested: whether output waits for a server that does not read.
     """
 
-    def __init__(self, factory: Any, reactor: IReactorTime, queueSize: int) -> None:
+    _log = Logger()
+
+    def __init__(
+        self,
+        factory: Any,
+        reactor: IReactorTime,
+        queueSize: int,
+        writeTimeout: float | None = None,
+    ) -> None:
         super().__init__(factory, reactor=reactor)
         self.queueSize = queueSize
+        self.writeTimeout = writeTimeout
+        self.congested = False
+        self.peer = "?"
+        self._held: list[Any] = []
+        self._stall: Any = None
 
     def send(self, obj: Any) -> None:
         """
-        Send a stanza now, or queue it until the link is up.
+        Send a stanza now, or queue it until the link is up and the server
+        reads.
 
-        @raise LinkDown: the link is down and the queue is full.
+        @raise LinkDown: the link is down, or the server does not read,
+            and the queue is full.
         """
+        if self._initialized and self.congested:
+            if len(self._held) >= self.queueSize:
+                raise LinkDown(
+                    f"XMPP server not reading, {self.queueSize} stanzas already queued"
+                )
+            self._held.append(obj)
+            return
         if not self._initialized and len(self._packetQueue) >= self.queueSize:
             raise LinkDown(f"component link down, {self.queueSize} stanzas already queued")
         super().send(obj)
+
+    def _connected(self, xs: Any) -> None:
+        """
+        A connection is made: become the streaming producer of its
+        transport, so that Twisted says when the server stops reading.
+        """
+        self.congested = False
+        transport = getattr(xs, "transport", None)
+        register = getattr(transport, "registerProducer", None)
+        if register is not None:
+            try:
+                register(_LinkFlow(self, xs), True)
+            except Exception as e:
+                self._log.debug(
+                    "Component transport refuses a producer: {error}", error=e
+                )
+        super()._connected(xs)
+
+    def _disconnected(self, reason: Any) -> None:
+        """
+        The stream is gone: stanzas held back for a server that did not
+        read go out first on the next stream.
+        """
+        self._stopStallTimer()
+        self.congested = False
+        held, self._held = self._held, []
+        self._packetQueue[:0] = held
+        super()._disconnected(reason)
+
+    def _congested(self, stream: Any, congested: bool) -> None:
+        """
+        Twisted paused or resumed the producer of C{stream}'s transport.
+        """
+        if stream is not self.xmlstream:
+            return
+        if congested:
+            if not self.congested:
+                self.congested = True
+                self._log.debug(
+                    "XMPP server {peer} does not read: stanzas are held", peer=self.peer
+                )
+                if self.writeTimeout is not None and self._stall is None:
+                    self._stall = self._reactor.callLater(
+                        self.writeTimeout, self._stalled
+                    )
+            return
+        self.congested = False
+        self._stopStallTimer()
+        held = self._held
+        while held and not self.congested and self._initialized:
+            self.xmlstream.send(held.pop(0))
+
+    def _stopStallTimer(self) -> None:
+        stall, self._stall = self._stall, None
+        if stall is not None and stall.active():
+            stall.cancel()
+
+    def _stalled(self) -> None:
+        """
+        The server read nothing for C{writeTimeout} seconds: drop the
+        connection (the link is made again).
+        """
+        self._stall = None
+        stream = self.xmlstream
+        self._log.error(
+            "XMPP server {peer} read nothing for {timeout} s: component link"
+            " dropped, {held} stanzas wait for the next one",
+            peer=self.peer,
+            timeout=self.writeTimeout,
+            held=len(self._held),
+        )
+        transport = getattr(stream, "transport", None)
+        if transport is None:
+            return
+        abort = getattr(transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:  # pragma: no cover - TCP transports have it
+            transport.loseConnection()
 
 
 class _LinkMonitor(XMPPHandler):
@@ -173,6 +312,7 @@ class ComponentLink(MultiService):
         queueSize: int = 1000,
         maxDelay: float = 60.0,
         jitter: Callable[[], float] = random.random,
+        writeTimeout: float | None = None,
     ) -> None:
         super().__init__()
         self.setName(domain)
@@ -181,7 +321,10 @@ class ComponentLink(MultiService):
         self.observers: list[ILinkObserver] = []
         self.rejections = 0
         factory = componentFactory(domain, secret)
-        self.streamManager = BoundedStreamManager(factory, reactor, queueSize)
+        self.streamManager = BoundedStreamManager(
+            factory, reactor, queueSize, writeTimeout=writeTimeout
+        )
+        self.streamManager.peer = self.peer
         _LinkMonitor(self).setHandlerParent(self.streamManager)
         self._backoff = backoffPolicy(
             initialDelay=1.0, maxDelay=maxDelay, factor=2.0, jitter=jitter
@@ -225,12 +368,25 @@ def buildLinks(
     secret: str,
     queueSize: int,
     maxDelay: float,
+    writeTimeout: float | None = None,
 ) -> list[ComponentLink]:
     """
     One L{ComponentLink} per served domain.
+
+    @param writeTimeout: See L{BoundedStreamManager.writeTimeout} (C{[xmpp]
+        write_timeout}).
     """
     return [
-        ComponentLink(reactor, domain, server, port, secret, queueSize, maxDelay)
+        ComponentLink(
+            reactor,
+            domain,
+            server,
+            port,
+            secret,
+            queueSize,
+            maxDelay,
+            writeTimeout=writeTimeout,
+        )
         for domain in domains
     ]
 

@@ -48,7 +48,14 @@ from stoxgw.sip.headers import parseReasons
 from stoxgw.sip.message import SIPMessage, SIPRequest, SIPResponse, parseDatagram
 from stoxgw.sip.sdp import MSRPMedia, Setup, parseSDP
 from stoxgw.sip.uri import parseNameAddr
-from stoxgw.sip.useragent import IInviteHandler, SIPError, SIPTrust, SIPUserAgent
+from stoxgw.sip.sessiontimer import SessionTimerSettings, SessionTimerTerms
+from stoxgw.sip.useragent import (
+    IInviteHandler,
+    SIPError,
+    SIPTrust,
+    SIPUserAgent,
+    UserAgentSettings,
+)
 from tests.sip.test_transport import udpTransport
 
 HOST_A = "192.0.2.1"
@@ -751,7 +758,9 @@ class EndingTests(SynchronousTestCase):
         No ACK for our 200: the dialog ends itself (BYE) and the session
         ends once as a dialog failure.
         """
-        net = Network(settingsB=ChatSettings(connectTimeout=120))
+        net = Network(
+            settingsB=ChatSettings(connectTimeout=120, establishTimeout=120)
+        )
         net.drop = lambda m: isinstance(m, SIPRequest) and m.method == "ACK"
         net.start()
         self.assertIs(net.b.handler.session.state, ChatState.CONNECTING)
@@ -841,3 +850,284 @@ class EndingTests(SynchronousTestCase):
         net.pump()
         self.assertEqual(self.successResultOf(d).status, 488)
         self.assertIs(a.state, ChatState.READY)
+
+
+class EstablishTimeoutTests(SynchronousTestCase):
+    """
+    RFC 7702 R-209 puts the SIP user in the room before the 200: an
+    incoming session whose ACK or MSRP connection does not come within
+    L{ChatSettings.establishTimeout} (10 s by default) ends then, not
+    after the 32 s of the ACK timer or the 30 s of the MSRP one.
+    """
+
+    def test_noMSRPConnection(self) -> None:
+        """
+        ACK but no MSRP connection: ended after 10 s as an MSRP timeout
+        (BYE with Reason 408).
+        """
+        net = Network()
+        net.holdTCP = True
+        d = net.start()
+        incoming = net.b.handler.session
+        net.clock.advance(9.9)
+        self.assertIs(incoming.state, ChatState.CONNECTING)
+        with capturedLogs():
+            net.clock.advance(0.1)
+        net.pump()
+        self.assertEqual(
+            [(e.cause, e.status) for e in net.b.handler.ended],
+            [(EndCause.MSRP_TIMEOUT, 408)],
+        )
+        self.assertEqual(len(net.requests("BYE", HOST_B)), 1)
+        self.failureResultOf(d, ChatSessionError)
+
+    def test_noAck(self) -> None:
+        """
+        MSRP connection but no ACK: the layer above hears the end after
+        10 s; the BYE still waits for the ACK or the ACK timer (RFC 3261
+        section 15), which sends it at 32 s.
+        """
+        net = Network()
+        net.drop = lambda m: isinstance(m, SIPRequest) and m.method == "ACK"
+        net.start()
+        incoming = net.b.handler.session
+        self.assertTrue(incoming._bound)
+        for _ in range(9):
+            net.clock.advance(1)
+            net.pump()
+        self.assertEqual(net.b.handler.ended, [])
+        with capturedLogs():
+            net.clock.advance(1)
+            net.pump()
+        [end] = net.b.handler.ended
+        self.assertEqual((end.cause, end.text), (EndCause.DIALOG_FAILED, "No ACK"))
+        self.assertEqual(net.requests("BYE", HOST_B), [])
+
+    def test_neither(self) -> None:
+        """
+        Neither ACK nor MSRP: ended after 10 s.
+        """
+        net = Network()
+        net.holdTCP = True
+        net.drop = lambda m: isinstance(m, SIPRequest) and m.method == "ACK"
+        net.start()
+        with capturedLogs():
+            net.clock.advance(10)
+        self.assertEqual(
+            [e.cause for e in net.b.handler.ended], [EndCause.MSRP_TIMEOUT]
+        )
+
+    def test_configurable(self) -> None:
+        """
+        The bound is a L{ChatSettings} field; C{connectTimeout} still
+        applies when smaller.
+        """
+        net = Network(settingsB=ChatSettings(establishTimeout=3))
+        net.holdTCP = True
+        net.start()
+        with capturedLogs():
+            net.clock.advance(3)
+        self.assertEqual(len(net.b.handler.ended), 1)
+        net = Network(settingsB=ChatSettings(establishTimeout=60, connectTimeout=5))
+        net.holdTCP = True
+        net.start()
+        with capturedLogs():
+            net.clock.advance(5)
+        self.assertEqual(len(net.b.handler.ended), 1)
+
+
+class KeepaliveTests(SynchronousTestCase):
+    """
+    Dead MSRP peers: a bodiless SEND (RFC 4975 section 7.1.1) after 30 s
+    without anything received; no answer within 30 s ends the session.
+    """
+
+    def silence(self, net: Network) -> None:
+        """
+        B's MSRP stack stops reading (a stopped process: its kernel still
+        takes the bytes).
+        """
+        protocol = net.links[0].ends[1][0]
+        protocol.dataReceived = lambda data: None  # type: ignore[method-assign]
+
+    def test_answeredProbe(self) -> None:
+        """
+        The probe is a SEND without a body, Byte-Range 1-0/0; answered,
+        nothing ends and the next comes after another quiet 30 s.
+        """
+        net = Network()
+        a = self.successResultOf(net.start())
+        [(_, transport), _] = net.links[0].ends
+        net.clock.advance(29)
+        self.assertEqual(transport.value(), b"")
+        net.clock.advance(1)
+        probe = transport.value()
+        self.assertTrue(probe.startswith(b"MSRP "), probe)
+        self.assertIn(b" SEND\r\n", probe)
+        self.assertIn(b"Byte-Range: 1-0/0\r\n", probe)
+        self.assertNotIn(b"Content-Type", probe)
+        net.pump()
+        net.clock.advance(30)
+        net.pump()
+        self.assertIs(a.state, ChatState.READY)
+        self.assertIs(net.b.handler.session.state, ChatState.READY)
+        self.assertEqual((net.a.handler.ended, net.b.handler.ended), ([], []))
+
+    def test_silentPeerEnds(self) -> None:
+        """
+        A peer that stops answering: 30 s of silence, a probe, 30 s
+        without its answer: the session fails with a BYE (Reason 503) and
+        the layer above hears it (its XMPP occupant would leave) within
+        60 s.
+        """
+        net = Network()
+        a = self.successResultOf(net.start())
+        self.silence(net)
+        net.clock.advance(30)
+        net.pump()
+        net.clock.advance(29.9)
+        net.pump()
+        self.assertIs(a.state, ChatState.READY)
+        with capturedLogs() as events:
+            net.clock.advance(0.1)
+            net.pump()
+        [end] = net.a.handler.ended
+        self.assertEqual(end.cause, EndCause.MSRP_FAILED)
+        self.assertIn("keepalive", end.text)
+        [bye] = net.requests("BYE", HOST_A)
+        [reason] = parseReasons(bye.header("Reason") or "")
+        self.assertEqual(reason.cause, 503)
+        self.assertTrue(
+            any(
+                e.get("callID") == a.callID and "keepalive" in e["log_format"]
+                for e in events
+            )
+        )
+
+    def test_trafficPostponesProbe(self) -> None:
+        """
+        Anything received (a message) restarts the 30 s.
+        """
+        net = Network()
+        a = self.successResultOf(net.start())
+        b = net.b.handler.session
+        [(_, transport), _] = net.links[0].ends
+        net.clock.advance(20)
+        b.sendMessage("text/plain", b"still here")
+        net.pump()
+        net.clock.advance(20)
+        self.assertEqual(transport.value(), b"")
+        net.clock.advance(10)
+        self.assertIn(b"Byte-Range: 1-0/0", transport.value())
+        self.assertIs(a.state, ChatState.READY)
+
+    def test_off(self) -> None:
+        """
+        C{keepaliveInterval=0}: no probe.
+        """
+        settings = ChatSettings(keepaliveInterval=0)
+        net = Network(settings, settings)
+        self.successResultOf(net.start())
+        [(_, transport), _] = net.links[0].ends
+        net.clock.advance(600)
+        self.assertEqual(transport.value(), b"")
+
+
+class RefreshTests(SynchronousTestCase):
+    """
+    Session refreshes (RFC 4028 sections 7.4 and 9) reach the chat
+    session as re-INVITEs or UPDATEs with the unchanged session.
+    """
+
+    def test_refreshReinviteAccepted(self) -> None:
+        """
+        A re-INVITE with the same SDP (same o= line) is answered 200 with
+        the current SDP; the session stays.
+        """
+        net = Network()
+        a = self.successResultOf(net.start())
+        assert a.dialog is not None
+        d = a.dialog.sendRequest(
+            "INVITE", body=a.dialog.localBody, contentType="application/sdp"
+        )
+        net.pump()
+        response = self.successResultOf(d)
+        self.assertEqual(response.status, 200)
+        b = net.b.handler.session
+        assert b.dialog is not None
+        self.assertEqual(response.body, b.dialog.localBody)
+        self.assertEqual(len(net.requests("ACK", HOST_A)), 2)
+        self.assertIs(a.state, ChatState.READY)
+        self.assertIs(b.state, ChatState.READY)
+
+    def test_offerlessReinvite(self) -> None:
+        """
+        A re-INVITE without an offer gets our current SDP as the offer.
+        """
+        net = Network()
+        a = self.successResultOf(net.start())
+        assert a.dialog is not None
+        d = a.dialog.sendRequest("INVITE")
+        net.pump()
+        response = self.successResultOf(d)
+        self.assertEqual(response.status, 200)
+        assert a.remoteMedia is not None
+        self.assertEqual(msrpMedia(response).path, a.remoteMedia.path)
+
+    def test_changedOffer488(self) -> None:
+        """
+        An offer for another MSRP session is a change: 488, the session
+        stays as it is.
+        """
+        net = Network()
+        a = self.successResultOf(net.start())
+        assert a.dialog is not None
+        changed = a.dialog.localBody.replace(b"o=- ", b"o=other ").replace(
+            b"a=path:msrp://", b"a=path:msrp://x"
+        )
+        d = a.dialog.sendRequest("INVITE", body=changed, contentType="application/sdp")
+        net.pump()
+        self.assertEqual(self.successResultOf(d).status, 488)
+        self.assertIs(a.state, ChatState.READY)
+
+
+class SessionTimerTests(SynchronousTestCase):
+    """
+    RFC 4028 end to end through two chat layers: a SIP user whose
+    refreshes no longer arrive is ended with a BYE and the layer above
+    hears C{SESSION_EXPIRED}.
+    """
+
+    def test_silentRefresher(self) -> None:
+        """
+        Both support timers (90 s), A refreshes: its UPDATE at 45 s
+        refreshes; the next one (90 s) is lost, and B ends the session 60 s
+        after the last refresh (RFC 4028 section 10: 90 - min(32, 90/3))
+        with Reason 408, before A's own UPDATE would time out; A sees the
+        remote BYE.
+        """
+        net = Network()
+        timers = UserAgentSettings(sessionTimer=SessionTimerSettings(90, 90))
+        net.a.ua.settings = net.b.ua.settings = timers
+        a = self.successResultOf(net.start())
+        b = net.b.handler.session
+        assert b.dialog is not None and a.dialog is not None
+        self.assertEqual(b.dialog.sessionTimer, SessionTimerTerms(90, False, 90))
+        self.assertEqual(a.dialog.sessionTimer, SessionTimerTerms(90, True, 90))
+        for _ in range(45):
+            net.clock.advance(1)
+            net.pump()
+        [update] = net.requests("UPDATE", HOST_A)
+        self.assertEqual(update.header("Session-Expires"), "90;refresher=uac")
+        self.assertEqual(b.state, ChatState.READY)
+        net.drop = lambda m: isinstance(m, SIPRequest) and m.method == "UPDATE"
+        with capturedLogs():
+            for _ in range(60):
+                net.clock.advance(1)
+                net.pump()
+        [end] = net.b.handler.ended
+        self.assertEqual(end.cause, EndCause.SESSION_EXPIRED)
+        [bye] = net.requests("BYE", HOST_B)
+        [reason] = parseReasons(bye.header("Reason") or "")
+        self.assertEqual(reason.cause, 408)
+        self.assertEqual([e.cause for e in net.a.handler.ended], [EndCause.REMOTE_BYE])

@@ -23,7 +23,9 @@ class DemoTests(SynchronousTestCase):
         """
         The demo starts Prosody and the gateway; Romeo (SIP, stoxgw-chat)
         and Juliet (XMPP, slixmpp) talk in room@muc.xmpp.test through the
-        gateway; Romeo leaves; everything stops; exit 0.
+        gateway; Romeo leaves; then Mercutio (SIP) and Juliet (XMPP) talk in
+        the gateway's own SIP room sip:lounge@chat.sip.xmpp.test (its
+        subject shown to Juliet); Mercutio leaves; everything stops; exit 0.
         """
         result = subprocess.run(
             [sys.executable, os.path.join(TOP, "demo", "demo.py")],
@@ -37,3 +39,13 @@ class DemoTests(SynchronousTestCase):
         self.assertIn("    Juliet Here, Romeo! Through the gateway, from XMPP.", result.stdout)
         self.assertIn("juliet (XMPP) sees: Romeo left the room", result.stdout)
         self.assertIn("Romeo (SIP) and Juliet (XMPP) talked through the gateway.", result.stdout)
+        for line in (
+            "juliet (XMPP) sees: Mercutio is in the room",
+            "juliet (XMPP) sees the subject: The Capulets' orchard",
+            "juliet (XMPP) sees: <Mercutio> A plague o' both your houses! Juliet, do you hear me?",
+            "    nickname Mercutio: 200",
+            "    Juliet I hear you, Mercutio, in your SIP room.",
+            "juliet (XMPP) sees: Mercutio left the room",
+            "Mercutio (SIP) and Juliet (XMPP) talked in the gateway's own SIP room.",
+        ):
+            self.assertIn(line, result.stdout)

@@ -102,6 +102,17 @@ class SubscribeTCPProxyTests(TestCase):
         gateway = base.SubscribeInteropTests.gateway
         ua, transport, conference, ended = gateway(self)  # type: ignore[arg-type]
         self.sent = recordRequests(transport)
+        # The flows requests arrived on: the proxy's own connections.
+        self.flows: list[Flow] = []
+        user = transport.user
+        assert user is not None
+        deliver = user.messageReceived
+
+        def receiving(message: Any, flow: Flow) -> None:
+            self.flows.append(flow)
+            deliver(message, flow)
+
+        user.messageReceived = receiving  # type: ignore[method-assign]
         return ua, transport, conference, ended
 
     @inlineCallbacks
@@ -127,11 +138,17 @@ class SubscribeTCPProxyTests(TestCase):
         self.assertNotIn("NOROUTE", log)
         notifies = [(r, d) for r, d in self.sent if r.method == "NOTIFY"]
         self.assertEqual(len(notifies), 2, self.sent)
+        # To the proxy: its listening port, or over a TCP connection the
+        # proxy opened, which names it (the first Route is the address in
+        # the proxy's Via, RFC 5923 section 2).
+        ports = {proxy.port} | {
+            flow.source.port for flow in self.flows if flow.connection is not None
+        }
         for request, destination in notifies:
             self.assertEqual(
-                (destination.host, destination.port, destination.transport),
-                ("127.0.0.1", proxy.port, kind),
+                (destination.host, destination.transport), ("127.0.0.1", kind)
             )
+            self.assertIn(destination.port, ports)
             routes = request.headers.getLines("Route")
             self.assertTrue(routes, request)
             self.assertIn(f"127.0.0.1:{proxy.port}", routes[0])

@@ -206,6 +206,28 @@ class BindingTests(SessionTestCase):
         connection.dataReceived(responseTo(send, 200).serialize())
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_keepalive(self) -> None:
+        """
+        RFC 4975 section 7.1.1: L{MSRPSession.sendKeepalive} sends a
+        bodiless SEND (Byte-Range 1-0/0) whose 200 fires it; without an
+        answer it fails with 408 after the transaction timeout; on an
+        ended session it fails at once.
+        """
+        d = self.session.sendKeepalive()
+        [send] = self.out()
+        assert isinstance(send, MSRPRequest)
+        self.assertEqual((send.method, send.body), ("SEND", None))
+        self.assertIn("Byte-Range: 1-0/0", send.serialize().decode())
+        self.answer([send])
+        self.successResultOf(d)
+        silent = self.session.sendKeepalive()
+        self.out()
+        self.clock.advance(self.session.transactionTimeout)
+        self.assertEqual(self.failureResultOf(silent, MSRPSendError).value.code, 408)
+        self.session.close()
+        self.failureResultOf(self.session.sendKeepalive(), MSRPSendError)
+        self.assertEqual(self.handler.messages, [])
+
     def test_queuedBeforeBind(self) -> None:
         """
         Messages sent before the session is bound go out after the opening

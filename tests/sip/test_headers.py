@@ -232,6 +232,26 @@ class ScalarTests(SynchronousTestCase):
         self.assertEqual(parseExpires("1" + "0" * 100), 2**32 - 1)
         self.assertRaises(HeaderError, parseExpires, "soon")
 
+    def test_longNumbers(self) -> None:
+        """
+        Numbers longer than C{int} converts (Python's 4300-digit limit) are
+        out of range, not C{ValueError}: C{HeaderError} where the value is
+        parsed, the clamp of Expires (RFC 3261 section 10.2.1.1), L{None}
+        from the accessors that answer it for "not a number".  Found while
+        writing C{fuzz/fuzz_sip_headers.py}.
+        """
+        digits = "9" * 5000
+        self.assertRaises(HeaderError, CSeq.parse, digits + " INVITE")
+        self.assertRaises(HeaderError, parseMaxForwards, digits)
+        self.assertEqual(parseExpires(digits), 2**32 - 1)
+        self.assertEqual(parseExpires("0" * 5000 + "7"), 7)
+        self.assertIsNone(parseVia(f"SIP/2.0/UDP h;rport={digits}")[0].rport)
+        state = SubscriptionState.parse(
+            f"terminated;expires={digits};retry-after={digits}"
+        )
+        self.assertEqual((state.expires, state.retryAfter), (2**32 - 1, 2**32 - 1))
+        self.assertIsNone(parseReasons(f"SIP;cause={digits}")[0].cause)
+
     def test_callID(self) -> None:
         """
         The odd but valid Call-ID of RFC 4475 intmeth.

@@ -358,6 +358,34 @@ class InvalidTortureTests(SynchronousTestCase):
             self.assertRaises(SIPParseError, parseDatagram, data)
 
 
+class LongNumberTests(SynchronousTestCase):
+    """
+    Numbers too long for C{int} (Python's 4300-digit limit) in the headers
+    that every message must have (found while writing
+    C{fuzz/fuzz_sip_headers.py}).
+    """
+
+    def test_longNumbers(self) -> None:
+        """
+        A CSeq number or Max-Forwards of 5000 digits is a 400, as any out
+        of range value (RFC 4475 section 3.1.2.4), not a C{ValueError}
+        that nothing in the transport expects.
+        """
+        digits = b"9" * 5000
+        for cseq, maxForwards in [(digits, b"70"), (b"1", digits)]:
+            data = (
+                b"OPTIONS sip:gw.example.com SIP/2.0\r\n"
+                b"Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+                b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:gw.example.com>\r\n"
+                b"Call-ID: long1\r\nCSeq: " + cseq + b" OPTIONS\r\n"
+                b"Max-Forwards: " + maxForwards + b"\r\n\r\n"
+            )
+            with self.assertRaises(SIPParseError) as caught:
+                parseDatagram(data)
+            self.assertEqual(caught.exception.status, 400)
+            self.assertIsNotNone(caught.exception.makeResponse(toTag="t"))
+
+
 #: RFC 4475 sections 3.2 and 3.3: semantic tests the wire layer accepts,
 #: leaving the decision to the transaction layer or UA core.
 SEMANTIC = [

@@ -154,6 +154,34 @@ class ParseTests(SynchronousTestCase):
             self.assertEqual(caught.exception.status, 400)
 
 
+    def test_nonASCIIDigits(self) -> None:
+        """
+        Numbers are ASCII digits (RFC 8866 section 9: C{DIGIT}), at most 20
+        of them (64 bits): a character for which C{str.isdigit} holds but
+        C{int} fails (U+00B9 SUPERSCRIPT ONE, found by C{fuzz/fuzz_sdp.py}),
+        another script's digits, or a number too long for C{int} are
+        L{SDPError}, not C{ValueError}.
+        """
+        head = "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\n"
+        for text in [
+            head + "t=0 \u00b90\r\n",
+            head + "t=\u0663 0\r\n",
+            head + "t=0 " + "9" * 5000 + "\r\n",
+            "v=0\r\no=- 1 \u00b2 IN IP4 h\r\ns=-\r\nt=0 0\r\n",
+            "v=0\r\no=- 1 " + "9" * 5000 + " IN IP4 h\r\ns=-\r\nt=0 0\r\n",
+            head + "t=0 0\r\nm=message \u00b2 TCP/MSRP *\r\n",
+            head + "t=0 0\r\nm=message 9/\u00b2 TCP/MSRP *\r\n",
+            head + "t=0 0\r\nm=message 9/" + "9" * 5000 + " TCP/MSRP *\r\n",
+        ]:
+            with self.assertRaises(SDPError, msg=text[:80]):
+                parseSDP(text)
+        self.assertEqual(
+            parseSDP("v=0\r\no=- 1 18446744073709551615 IN IP4 h\r\ns=-\r\nt=0 0\r\n")
+            .origin.sessionVersion,
+            2**64 - 1,
+        )
+
+
 class MSRPMediaTests(SynchronousTestCase):
     """
     The MSRP attributes (RFC 4975 section 8, RFC 6135, RFC 7701 section 8).
@@ -225,6 +253,8 @@ class MSRPMediaTests(SynchronousTestCase):
             "a=path:msrp://h:9/x;tcp\r\n",
             good + "a=setup:sometimes\r\n",
             good + "a=max-size:big\r\n",
+            good + "a=max-size:\u00b2\r\n",
+            good + "a=max-size:" + "9" * 5000 + "\r\n",
             good + "a=fingerprint:sha-1\r\n",
         ]:
             sdp = parseSDP(base + extra)

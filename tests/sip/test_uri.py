@@ -253,6 +253,14 @@ class NameAddrTests(SynchronousTestCase):
         assert isinstance(inside.uri, SIPURI)
         self.assertEqual(inside.uri.parameters, (("unknownparam", None),))
 
+    def test_longExpires(self) -> None:
+        """
+        An C{expires} parameter longer than C{int} converts is clamped like
+        any large one (RFC 3261 section 10.2.1.1), not a C{ValueError}.
+        """
+        address = parseNameAddr("<sip:a@b>;expires=" + "9" * 5000)
+        self.assertEqual(address.expires, 2**32 - 1)
+
     def test_focusContact(self) -> None:
         """
         The focus Contact of RFC 7702 (isfocus flag), GRUU C{gr} URI

@@ -20,8 +20,10 @@ from zope.interface.verify import verifyObject
 
 from stoxgw.sip.auth import DigestCredentials
 from stoxgw.sip.dialog import DialogState, InviteDialog, TerminationReason
-from stoxgw.sip.headers import AuthHeader, parseTokenList
+from stoxgw.sip.framing import SIPStreamParser
+from stoxgw.sip.headers import AuthHeader, parseReasons, parseTokenList
 from stoxgw.sip.message import SIPMessage, SIPRequest, SIPResponse, parseDatagram
+from stoxgw.sip.sessiontimer import SessionTimerSettings, SessionTimerTerms
 from stoxgw.sip.transport import Address, TransportKind
 from stoxgw.sip.uri import SIPURI, URI, parseNameAddr
 from stoxgw.sip.useragent import (
@@ -38,7 +40,7 @@ from stoxgw.sip.useragent import (
     UserAgentSettings,
 )
 from tests.sip.test_dialog import RecordingHandler
-from tests.sip.test_transport import udpTransport
+from tests.sip.test_transport import streamConnection, udpTransport
 
 PEER = ("198.51.100.7", 5070)
 PROXY = ("203.0.113.10", 5062)
@@ -751,3 +753,487 @@ class OutgoingTests(UAMixin, SynchronousTestCase):  # type: ignore[misc]
             self.successResultOf(resolver.resolve(SIPURI("sips", "192.0.2.9"))),
             [Address(TransportKind.TLS, "192.0.2.9", 5061)],
         )
+
+
+# -- RFC 4028 session timers ---------------------------------------------------
+
+TIMERS = UserAgentSettings(sessionTimer=SessionTimerSettings(interval=1800, minimum=90))
+
+OFFER = "v=0\r\no=alice 1 1 IN IP4 198.51.100.7\r\ns=-\r\nt=0 0\r\n"
+
+
+def reason(request: SIPRequest) -> tuple[int | None, str | None]:
+    """
+    The SIP cause and text of a request's Reason header.
+    """
+    [value] = parseReasons(request.header("Reason") or "")
+    return value.cause, value.text
+
+
+class SessionTimerUASTests(UAMixin, SynchronousTestCase):  # type: ignore[misc]
+    """
+    RFC 4028 sections 9 and 10 with the gateway as UAS: a SIP user whose
+    INVITE asks for a session timer and who then goes silent is ended with
+    a BYE.
+    """
+
+    def setUp(self) -> None:
+        self.makeUA(TIMERS)
+        self.handler = InviteRecorder("accept")
+        self.ua.addHandler("INVITE", self.handler)
+
+    def establish(self, extra: str) -> InviteDialog:
+        """
+        INVITE with C{extra} header lines, 200, ACK.
+        """
+        self.receive(request(extra=extra, body=OFFER))
+        [dialog] = self.handler.dialogs
+        self.receive(request("ACK", branch="z9hG4bKack", toTag=dialog.localTag))
+        return dialog
+
+    def requests(self) -> list[SIPRequest]:
+        return [m for m, _ in self.sent() if isinstance(m, SIPRequest)]
+
+    def test_capabilities(self) -> None:
+        """
+        With session timers, Supported has C{timer} and Allow has UPDATE
+        (RFC 4028 section 7.1, RFC 3311).
+        """
+        self.assertEqual(self.ua.supported, ("timer",))
+        self.assertIn("UPDATE", self.ua.allowedMethods)
+        self.receive(request("OPTIONS"))
+        ok = self.only()
+        self.assertEqual(parseTokenList(ok.headers.getLines("Supported")), ["timer"])
+        self.assertIn("UPDATE", parseTokenList(ok.headers.getLines("Allow")))
+
+    def test_intervalTooSmall422(self) -> None:
+        """
+        Section 9: below our Min-SE, from a UAC that supports timers: 422
+        with Min-SE, and the handler never hears of it.
+        """
+        self.receive(request(extra="Supported: timer\r\nSession-Expires: 60\r\n"))
+        response = self.only()
+        self.assertEqual(response.status, 422)
+        self.assertEqual(response.header("Min-SE"), "90")
+        self.assertEqual(self.handler.invites, [])
+
+    def test_silentRefresherEnded(self) -> None:
+        """
+        The SIP user supports timers, so it refreshes (refresher=uac,
+        Require: timer in the 200); when no refresh comes, the gateway
+        BYEs min(32 s, interval/3) before the expiration (section 10),
+        with Reason 408, and the dialog ends as SESSION_EXPIRED.
+        """
+        self.receive(
+            request(extra="Supported: timer\r\nSession-Expires: 90\r\n", body=OFFER)
+        )
+        ok = self.only()
+        self.assertEqual(ok.header("Session-Expires"), "90;refresher=uac")
+        self.assertEqual(ok.header("Require"), "timer")
+        [dialog] = self.handler.dialogs
+        self.receive(request("ACK", branch="z9hG4bKack", toTag=dialog.localTag))
+        self.clock.advance(59)
+        self.assertEqual(self.requests(), [])
+        self.clock.advance(1)
+        [bye] = self.requests()
+        self.assertEqual(bye.method, "BYE")
+        self.assertEqual(reason(bye), (408, "Session timer expired"))
+        self.assertEqual(
+            self.handler.dialogHandler.events[-1],
+            ("terminated", TerminationReason.SESSION_EXPIRED),
+        )
+
+    def test_refreshByUpdate(self) -> None:
+        """
+        A bodiless UPDATE is a refresh the core answers itself: 200 with
+        Session-Expires; the expiration moves.
+        """
+        dialog = self.establish("Supported: timer\r\nSession-Expires: 90\r\n")
+        self.sent()
+        self.clock.advance(45)
+        self.receive(
+            request(
+                "UPDATE",
+                branch="z9hG4bKup",
+                cseq=2,
+                toTag=dialog.localTag,
+                extra="Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+            )
+        )
+        ok = self.only()
+        self.assertEqual((ok.status, ok.cseq.method), (200, "UPDATE"))
+        self.assertEqual(ok.header("Session-Expires"), "90;refresher=uac")
+        self.clock.advance(59)
+        self.assertEqual(self.requests(), [])
+        self.assertIs(dialog.state, DialogState.CONFIRMED)
+        self.clock.advance(1)
+        self.assertEqual([r.method for r in self.requests()], ["BYE"])
+
+    def test_refreshByReinvite(self) -> None:
+        """
+        A re-INVITE the handler accepts refreshes the session too; one it
+        refuses does not (only a 2xx refreshes, section 10).
+        """
+        dialog = self.establish("Supported: timer\r\nSession-Expires: 90\r\n")
+        self.sent()
+        self.clock.advance(40)
+        self.receive(
+            request(
+                branch="z9hG4bKre1",
+                cseq=2,
+                toTag=dialog.localTag,
+                extra="Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+                body=OFFER,
+            )
+        )
+        [(_, reinvite)] = [
+            e for e in self.handler.dialogHandler.events if e[0] == "reinvite"
+        ]
+        assert isinstance(reinvite, IncomingInvite)
+        reinvite.accept(b"v=0\r\n")
+        self.assertEqual(self.only().header("Session-Expires"), "90;refresher=uac")
+        self.receive(
+            request("ACK", branch="z9hG4bKack2", cseq=2, toTag=dialog.localTag)
+        )
+        self.clock.advance(59)
+        self.assertEqual(self.requests(), [])
+        self.receive(
+            request(
+                branch="z9hG4bKre2",
+                cseq=3,
+                toTag=dialog.localTag,
+                extra="Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n",
+                body=OFFER,
+            )
+        )
+        [(_, refused)] = [
+            e for e in self.handler.dialogHandler.events if e[0] == "reinvite"
+        ][1:]
+        assert isinstance(refused, IncomingInvite)
+        refused.reject(488)
+        self.sent()
+        self.clock.advance(1)
+        self.assertEqual([r.method for r in self.requests()], ["BYE"])
+
+    def test_gatewayRefreshesWithReinvite(self) -> None:
+        """
+        A SIP user without timer support: we refresh (refresher=uas, no
+        Require) at half the interval with a re-INVITE carrying our
+        unchanged SDP (its Allow has no UPDATE); the 2xx is ACKed and the
+        next refresh follows; a refresh never answered ends the dialog
+        with a BYE (section 10).
+        """
+        dialog = self.establish("Allow: INVITE, ACK, BYE\r\n")
+        self.assertEqual(dialog.sessionTimer, SessionTimerTerms(1800, True, 90))
+        self.sent()
+        self.clock.advance(899)
+        self.assertEqual(self.requests(), [])
+        self.clock.advance(1)
+        [refresh] = self.requests()
+        self.assertEqual(refresh.method, "INVITE")
+        self.assertEqual(refresh.body, b"v=0\r\n")
+        self.assertEqual(refresh.header("Session-Expires"), "1800;refresher=uac")
+        self.assertEqual(refresh.header("Supported"), "timer")
+        self.receive(
+            refresh.makeResponse(200, toTag="alicetag")
+            .addHeader("Contact", f"<sip:alice@{PEER[0]}:{PEER[1]}>")
+            .withBody(OFFER.encode(), "application/sdp")
+        )
+        self.assertEqual([r.method for r in self.requests()], ["ACK"])
+        self.clock.advance(900)
+        [again] = self.requests()
+        self.assertEqual(again.method, "INVITE")
+        with capturedLogs():
+            for _ in range(70):
+                self.clock.advance(0.5)
+        methods = [r.method for r in self.requests()]
+        self.assertEqual(methods[-1], "BYE")
+        self.assertIs(dialog.state, DialogState.TERMINATED)
+        self.assertEqual(
+            self.handler.dialogHandler.events[-1],
+            ("terminated", TerminationReason.SESSION_EXPIRED),
+        )
+
+    def test_refusedRefreshKeepsSession(self) -> None:
+        """
+        A user without timers that refuses our re-INVITE (488) is there:
+        the session is kept for another interval instead of ended at the
+        expiration under a live user.
+        """
+        dialog = self.establish("Allow: INVITE, ACK, BYE\r\n")
+        self.sent()
+        self.clock.advance(900)
+        [refresh] = self.requests()
+        self.receive(refresh.makeResponse(488, toTag="alicetag"))
+        self.clock.advance(900)
+        self.assertEqual([r.method for r in self.requests()], ["ACK", "INVITE"])
+        self.assertIs(dialog.state, DialogState.CONFIRMED)
+
+    def test_unreachableRefreshEnds(self) -> None:
+        """
+        A refresh that cannot be sent (the user's connection is gone and a
+        new one is refused: a local 503) ends the dialog.
+        """
+        from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+        from twisted.python.failure import Failure
+
+        connection, _ = streamConnection(self.transport, TCP_PEER)
+        connection.dataReceived(tcpRequest(extra="Allow: INVITE, ACK, BYE\r\n"))
+        [dialog] = self.handler.dialogs
+        connection.dataReceived(
+            tcpRequest("ACK", branch="z9hG4bKack", toTag=dialog.localTag)
+        )
+        connection.connectionLost(Failure(ConnectionDone()))
+        self.clock.advance(900)
+        with capturedLogs():
+            for connector, (_, _, factory, *_) in zip(
+                list(self.clock.connectors), list(self.clock.tcpClients)
+            ):
+                factory.clientConnectionFailed(
+                    connector, Failure(ConnectionRefusedError())
+                )
+        self.assertEqual(dialog.terminationReason, TerminationReason.SESSION_EXPIRED)
+
+    def test_gatewayRefreshesWithUpdate(self) -> None:
+        """
+        Section 7.4: UPDATE without a body when the peer allows it.
+        """
+        dialog = self.establish("Allow: INVITE, ACK, BYE, UPDATE\r\n")
+        self.sent()
+        self.clock.advance(900)
+        [refresh] = self.requests()
+        self.assertEqual((refresh.method, refresh.body), ("UPDATE", b""))
+        self.receive(
+            refresh.makeResponse(200, toTag="alicetag").addHeader(
+                "Session-Expires", "1800;refresher=uac"
+            )
+        )
+        self.assertEqual(dialog.sessionTimer, SessionTimerTerms(1800, True, 90))
+
+    def test_updateOutsideDialog481(self) -> None:
+        """
+        UPDATE without a To tag matches no dialog.
+        """
+        self.receive(request("UPDATE"))
+        self.assertEqual(self.only().status, 481)
+
+
+class SessionTimerUACTests(UAMixin, SynchronousTestCase):  # type: ignore[misc]
+    """
+    RFC 4028 section 7 with the gateway as UAC.
+    """
+
+    target = parseNameAddr(f"<sip:focus@{PEER[0]}:{PEER[1]}>")
+    me = parseNameAddr('"Juliet" <sip:juliet@xmpp.example>')
+
+    def setUp(self) -> None:
+        self.makeUA(TIMERS)
+
+    def invite(self) -> tuple[Any, SIPRequest]:
+        d = self.ua.invite(self.target, self.me, b"v=0\r\n", handler=RecordingHandler())
+        [(invite, _)] = self.sent()
+        assert isinstance(invite, SIPRequest)
+        return d, invite
+
+    def answer(self, invite: SIPRequest, *headers: tuple[str, str]) -> InviteDialog:
+        ok = invite.makeResponse(200, toTag="ft").addHeader(
+            "Contact", f"<sip:focus@{PEER[0]}:{PEER[1]}>"
+        )
+        for name, value in headers:
+            ok = ok.addHeader(name, value)
+        return ok
+
+    def test_asksAndRetries422(self) -> None:
+        """
+        Sections 7.1 and 7.3: the INVITE asks for our interval without a
+        refresher; a 422 is retried once with its Min-SE, CSeq + 1.
+        """
+        d, invite = self.invite()
+        self.assertEqual(invite.header("Session-Expires"), "1800")
+        self.assertEqual(invite.header("Min-SE"), "90")
+        self.assertIn("timer", parseTokenList(invite.headers.getLines("Supported")))
+        self.receive(invite.makeResponse(422, toTag="x").addHeader("Min-SE", "3600"))
+        retry = [m for m, _ in self.sent() if isinstance(m, SIPRequest)]
+        self.assertEqual([m.method for m in retry], ["ACK", "INVITE"])
+        again = retry[1]
+        self.assertEqual(again.cseq.number, invite.cseq.number + 1)
+        self.assertEqual(again.header("Session-Expires"), "3600")
+        self.assertEqual(again.header("Min-SE"), "3600")
+        self.assertEqual(again.callID, invite.callID)
+        self.receive(self.answer(again))
+        dialog = self.successResultOf(d)
+        self.assertEqual(dialog.sessionTimer, SessionTimerTerms(3600, True, 3600))
+
+    def test_peerRefreshes(self) -> None:
+        """
+        Section 7.2: refresher=uas in the 2xx: the focus refreshes, we end
+        the session when it does not.
+        """
+        d, invite = self.invite()
+        self.receive(
+            self.answer(
+                invite, ("Session-Expires", "120;refresher=uas"), ("Require", "timer")
+            )
+        )
+        dialog = self.successResultOf(d)
+        self.sent()
+        self.clock.advance(120 - 32)
+        [bye] = [m for m, _ in self.sent() if isinstance(m, SIPRequest)]
+        self.assertEqual((bye.method, reason(bye)[0]), ("BYE", 408))
+        self.assertEqual(dialog.terminationReason, TerminationReason.SESSION_EXPIRED)
+
+    def test_uasWithoutTimer(self) -> None:
+        """
+        Section 7.2: no Session-Expires in the 2xx: we refresh alone with
+        the interval we asked for.
+        """
+        d, invite = self.invite()
+        self.receive(self.answer(invite))
+        dialog = self.successResultOf(d)
+        self.assertEqual(dialog.sessionTimer, SessionTimerTerms(1800, True, 90))
+        self.sent()
+        self.clock.advance(900)
+        [refresh] = [m for m, _ in self.sent() if isinstance(m, SIPRequest)]
+        self.assertEqual(refresh.method, "INVITE")
+        self.assertEqual(refresh.body, b"v=0\r\n")
+
+
+# -- flows (RFC 5923, RFC 5626) and shutdown ----------------------------------
+
+TCP_PEER = ("198.51.100.7", 40123)
+
+
+def tcpRequest(
+    method: str = "INVITE",
+    *,
+    contact: str = "<sip:alice@198.51.100.7:5070;transport=tcp>",
+    **kwargs: Any,
+) -> bytes:
+    """
+    L{request}, sent over TCP by a UA listening on 198.51.100.7:5070.
+    """
+    data = request(method, **kwargs)
+    return data.replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP").replace(
+        f"Contact: <sip:alice@{PEER[0]}:{PEER[1]}>".encode(),
+        f"Contact: {contact}".encode(),
+    )
+
+
+class FlowTests(UAMixin, SynchronousTestCase):  # type: ignore[misc]
+    """
+    In-dialog requests go over the connection the SIP user opened when
+    the dialog's next hop is that user (RFC 5923 section 2, RFC 5626
+    section 4.3); otherwise by the normal rules.
+    """
+
+    def setUp(self) -> None:
+        self.makeUA()
+        self.handler = InviteRecorder("accept")
+        self.ua.addHandler("INVITE", self.handler)
+
+    def connect(self) -> tuple[Any, Any]:
+        connection, string = streamConnection(self.transport, TCP_PEER)
+        return connection, string
+
+    def establish(self, **kwargs: Any) -> tuple[InviteDialog, Any, Any]:
+        connection, string = self.connect()
+        connection.dataReceived(tcpRequest(**kwargs))
+        [dialog] = self.handler.dialogs
+        connection.dataReceived(
+            tcpRequest("ACK", branch="z9hG4bKack", toTag=dialog.localTag, **kwargs)
+        )
+        string.clear()
+        return dialog, connection, string
+
+    def written(self, string: Any) -> list[Any]:
+        messages = SIPStreamParser().feed(string.value())
+        string.clear()
+        return messages
+
+    def test_byeOnPeersConnection(self) -> None:
+        """
+        The BYE goes over the user's own connection, no new one is
+        opened, and its 200 on that connection completes it.
+        """
+        dialog, connection, string = self.establish()
+        self.assertIs(dialog.reusableFlow(), dialog.flow)
+        d = dialog.bye()
+        [bye] = self.written(string)
+        self.assertEqual(bye.method, "BYE")
+        self.assertEqual(str(bye.uri), "sip:alice@198.51.100.7:5070;transport=tcp")
+        self.assertEqual(self.clock.tcpClients, [])
+        connection.dataReceived(bye.makeResponse(200).serialize())
+        self.assertEqual(self.successResultOf(d).status, 200)
+
+    def test_otherTargetResolved(self) -> None:
+        """
+        A Contact naming another host (or UDP) is not the peer that opened
+        the connection: a connection of our own.
+        """
+        dialog, _, string = self.establish(
+            contact="<sip:alice@203.0.113.80:5070;transport=tcp>"
+        )
+        self.assertIsNone(dialog.reusableFlow())
+        dialog.bye()
+        self.assertEqual(self.written(string), [])
+        [(host, port, *_)] = self.clock.tcpClients
+        self.assertEqual((host, port), ("203.0.113.80", 5070))
+
+    def test_recordRoutingProxysFlow(self) -> None:
+        """
+        Through a record-routing proxy: the first route names the proxy
+        that opened the connection (its Via sent-by), so the BYE goes to
+        it over that connection, with the Route header and the user's
+        Contact as Request-URI.
+        """
+        dialog, _, string = self.establish(
+            contact="<sip:alice@203.0.113.80:5070;transport=tcp>",
+            extra="Record-Route: <sip:198.51.100.7:5070;transport=tcp;lr>\r\n",
+        )
+        dialog.bye()
+        [bye] = self.written(string)
+        self.assertEqual(str(bye.uri), "sip:alice@203.0.113.80:5070;transport=tcp")
+        self.assertEqual(bye.header("Route"), "<sip:198.51.100.7:5070;transport=tcp;lr>")
+        self.assertEqual(self.clock.tcpClients, [])
+
+    def test_obFlow(self) -> None:
+        """
+        RFC 5626 section 4.3: C{ob} on the Contact asks for the flow,
+        wherever the Contact points.
+        """
+        dialog, _, string = self.establish(
+            contact="<sip:alice@10.0.0.9:5070;transport=tcp;ob>"
+        )
+        dialog.bye()
+        [bye] = self.written(string)
+        self.assertEqual(bye.method, "BYE")
+        self.assertEqual(self.clock.tcpClients, [])
+
+    def test_closedFlowFallsBack(self) -> None:
+        """
+        Once the user's connection is closed, requests are sent by the
+        normal rules (a new connection to the Contact).
+        """
+        from twisted.internet.error import ConnectionDone
+        from twisted.python.failure import Failure
+
+        dialog, connection, _ = self.establish()
+        connection.connectionLost(Failure(ConnectionDone()))
+        self.assertIsNone(dialog.reusableFlow())
+        dialog.bye()
+        [(host, port, *_)] = self.clock.tcpClients
+        self.assertEqual((host, port), ("198.51.100.7", 5070))
+
+    def test_shutdownWaitsForByes(self) -> None:
+        """
+        L{SIPUserAgent.shutdown} BYEs every dialog and fires once the BYEs
+        are answered.
+        """
+        dialog, connection, string = self.establish()
+        d = self.ua.shutdown()
+        [bye] = self.written(string)
+        self.assertNoResult(d)
+        self.assertEqual(dialog.terminationReason, TerminationReason.SHUTDOWN)
+        connection.dataReceived(bye.makeResponse(200).serialize())
+        self.assertIsNone(self.successResultOf(d))
+        self.assertIsNone(self.successResultOf(self.ua.shutdown()))

@@ -1,0 +1,1 @@
+The gateway hosts RFC 7701 chat rooms itself on a configured SIP domain ([rooms]), which XMPP users join as MUC rooms under the same name, and `make demo` shows an XMPP user and a SIP user in such a room as well as a SIP user in an XMPP room.

@@ -1,0 +1,1 @@
+The SIP TCP/TLS and MSRP listeners cap connections per source address and in all (max_connections_per_address, max_connections), and the gateway closes SIP connections idle without a dialog ([sip] idle_timeout), SIP messages that arrive too slowly ([sip] read_timeout) and MSRP connections bound to no session ([msrp] unbound_timeout).

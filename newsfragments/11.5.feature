@@ -1,0 +1,1 @@
+SIP dialogs use RFC 4028 session timers ([sip] session_expires, min_se) and chats probe silent MSRP peers with bodiless SENDs ([msrp] keepalive_interval), so a SIP user that stops answering leaves its room within a bounded time.

@@ -1,0 +1,178 @@
+# -*- test-case-name: tests.xmpp.test_componentflow -*-
+"""
+Tests for the flow control of L{stoxgw.xmpp.component} (issue 11, item 1;
+C{docs/limits.md}): an XMPP server that does not read makes stanzas wait
+in the bounded queue, not in the transport, and a server that reads
+nothing for C{writeTimeout} seconds is dropped and connected again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.words.xish import domish
+from zope.interface.verify import verifyObject
+
+from stoxgw.xmpp.component import ComponentLink, LinkDown
+from tests.test_limits import NonReadingTransport
+from tests.xmpp.test_component import SERVER_HEADER
+
+
+def message(n: int, size: int = 1000) -> domish.Element:
+    """
+    A groupchat message of about C{size} octets, numbered C{n}.
+    """
+    element = domish.Element((None, "message"))
+    element["id"] = str(n)
+    element["to"] = "room@muc.example.com"
+    element.addElement("body", content="x" * size)
+    return element
+
+
+class ComponentFlowTests(SynchronousTestCase):
+    """
+    L{ComponentLink} over a transport whose server never reads.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.link = ComponentLink(
+            self.reactor,
+            "sip.example.com",
+            "127.0.0.1",
+            5347,
+            "hunter2",
+            queueSize=5,
+            maxDelay=1.0,
+            jitter=lambda: 0.0,
+            writeTimeout=60.0,
+        )
+        self.link.startService()
+        self.addCleanup(self.link.stopService)
+        self.manager = self.link.streamManager
+
+    def connect(self) -> tuple[Any, NonReadingTransport]:
+        """
+        Complete the pending connection attempt and the handshake.
+        """
+        factory = self.reactor.tcpClients[-1][2]
+        protocol = factory.buildProtocol(None)
+        transport = NonReadingTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(SERVER_HEADER + b"<handshake/>")
+        self.assertTrue(self.link.up)
+        transport.clear()
+        return protocol, transport
+
+    def fill(self, transport: NonReadingTransport) -> int:
+        """
+        Send stanzas until Twisted's buffer is full (at most 1,000).
+
+        @return: How many were sent.
+        """
+        sent = 0
+        while not self.manager.congested and sent < 1000:
+            self.manager.send(message(sent))
+            sent += 1
+        self.assertTrue(self.manager.congested)
+        return sent
+
+    def test_producer(self) -> None:
+        """
+        The link's transport has a streaming producer that tells the stream
+        manager of pauses (L{IPushProducer}).
+        """
+        _, transport = self.connect()
+        self.assertTrue(verifyObject(IPushProducer, transport.producer))
+        self.assertTrue(transport.streaming)
+
+    def test_heldNotBuffered(self) -> None:
+        """
+        Once 64 KiB wait for the server, stanzas are held in the bounded
+        queue (the transport does not grow), and beyond C{queueSize}
+        L{LinkDown} tells the caller, so it can answer the sender.
+        """
+        _, transport = self.connect()
+        sent = self.fill(transport)
+        self.assertLess(sent, 80)
+        size = len(transport.value())
+        for n in range(5):
+            self.manager.send(message(1000 + n))
+        self.assertEqual(len(transport.value()), size)
+        self.assertRaises(LinkDown, self.manager.send, message(2000))
+        self.assertLessEqual(transport.largest, (1 << 16) + 1200)
+
+    def test_drainSendsHeldInOrder(self) -> None:
+        """
+        When the server has read, the held stanzas go out in order.
+        """
+        _, transport = self.connect()
+        self.fill(transport)
+        for n in range(3):
+            self.manager.send(message(1000 + n, size=10))
+        transport.drain()
+        self.assertFalse(self.manager.congested)
+        data = transport.value()
+        self.assertLess(data.index(b"id='1000'"), data.index(b"id='1001'"))
+        self.assertLess(data.index(b"id='1001'"), data.index(b"id='1002'"))
+        self.assertEqual(self.manager._held, [])
+
+    def test_stalledServerDropped(self) -> None:
+        """
+        A server that reads nothing for C{writeTimeout} seconds is dropped
+        (the transport aborted, its buffer freed); the held stanzas are the
+        first to go out on the next stream.
+        """
+        protocol, transport = self.connect()
+        self.fill(transport)
+        self.manager.send(message(1000, size=10))
+        self.reactor.advance(59)
+        self.assertFalse(transport.disconnecting)
+        with capturedLogs() as events:
+            self.reactor.advance(1)
+        self.assertTrue(transport.disconnected)
+        [event] = [e for e in events if "read nothing" in e.get("log_format", "")]
+        self.assertEqual(event["held"], 1)
+        protocol.connectionLost(Failure(ConnectionError("aborted")))
+        self.assertFalse(self.link.up)
+        self.reactor.advance(2)
+        factory = self.reactor.tcpClients[-1][2]
+        newProtocol = factory.buildProtocol(None)
+        newTransport = NonReadingTransport()
+        newProtocol.makeConnection(newTransport)
+        newTransport.clear()
+        newProtocol.dataReceived(SERVER_HEADER + b"<handshake/>")
+        data = newTransport.value()
+        self.assertEqual(data.index(b"<message"), data.index(b"<message id='1000'"))
+
+    def test_readsInTimeKeepLink(self) -> None:
+        """
+        A server that reads before C{writeTimeout} keeps its link.
+        """
+        _, transport = self.connect()
+        for _ in range(5):
+            self.fill(transport)
+            self.reactor.advance(50)
+            transport.drain()
+        self.reactor.advance(120)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(
+            [c for c in self.reactor.getDelayedCalls() if "_stalled" in repr(c)], []
+        )
+
+    def test_noTimerAfterLoss(self) -> None:
+        """
+        Losing the link cancels the stall timer.
+        """
+        protocol, transport = self.connect()
+        self.fill(transport)
+        protocol.connectionLost(Failure(ConnectionError("reset")))
+        self.assertEqual(
+            [c for c in self.reactor.getDelayedCalls() if "_stalled" in repr(c)], []
+        )
+        self.assertFalse(self.manager.congested)
