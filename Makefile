@@ -2,19 +2,21 @@
 #
 #   make test   installs what the suite needs, then runs the whole suite (trial)
 #   make demo   installs what the demo needs, then runs it (Prosody + gateway)
+#   make fuzz   installs atheris, then fuzzes every parser (fuzz/README.md); not
+#               part of make test: 1,000,000 inputs per harness by default
 #
-# Both create or update the virtualenv $(VENV) and install the package into it
+# All three create or update the virtualenv $(VENV) and install the package into it
 # (not editable: the twistd plugin file must land in twisted/plugins).
 
 PYTHON ?= python3
 VENV ?= .venv
 VPY = $(VENV)/bin/python
-# Real peers of the interop tests and the demo (PEERS.md), and man for the
-# manual page test.
-DEBS = prosody lua-unbound ejabberd sip-tester kamailio man-db groff-base
+# Real peers of the interop tests and the demo (PEERS.md), man for the
+# manual page test, valgrind for the W9 instruction-count check (bench/).
+DEBS = prosody lua-unbound ejabberd sip-tester kamailio man-db groff-base valgrind
 TRIAL_ARGS ?= tests
 
-.PHONY: all test demo bench deps venv check-config clean
+.PHONY: all test demo bench fuzz deps venv check-config clean
 
 all: test
 
@@ -41,12 +43,29 @@ test: venv
 demo: venv
 	$(VPY) demo/demo.py
 
-# Benchmarks print ratios to baselines measured in the same run (bench/README.md).
+# Benchmarks print ratios to baselines measured in the same run (bench/README.md):
+# the suite (writes bench/results.json and bench/report.md), then the MSRP
+# throughput (R_msrp).  BENCH_ARGS go to bench/run.py, e.g. --workloads w9.
 bench: venv
-	$(VPY) bench/msrp_throughput.py $(BENCH_ARGS)
+	$(VPY) bench/run.py $(BENCH_ARGS)
+	$(VPY) bench/msrp_throughput.py
+
+# Coverage-guided fuzzing (atheris, the [fuzz] extra) of every parser: runs
+# each harness of fuzz/ for FUZZ_ARGS (default --runs 1000000), two at a time
+# on two CPUs; exits non-zero on a crash, saved under fuzz/crashes/.  Needs no
+# Debian package beyond python3-venv: the harnesses run sans-IO.
+FUZZ_ARGS ?=
+
+fuzz:
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null)
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@$(VPY) -m pip install -q --upgrade pip setuptools wheel
+	@$(VPY) -m pip install -q '.[fuzz]'
+	$(VPY) fuzz/run.py $(FUZZ_ARGS)
 
 check-config: venv
 	$(VENV)/bin/stoxgw-checkconfig $(CONFIG)
 
 clean:
-	rm -rf $(VENV) build *.egg-info _trial_temp
+	rm -rf $(VENV) build *.egg-info _trial_temp fuzz/corpus fuzz/logs

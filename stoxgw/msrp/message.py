@@ -555,7 +555,7 @@ class _HeaderAccess:
         value = self.header("Expires")
         if value is None:
             return None
-        if not value.isascii() or not value.isdigit():
+        if not value.isascii() or not value.isdigit() or len(value) > 20:
             raise self._invalid(f"malformed Expires {value!r}")
         return int(value)
 

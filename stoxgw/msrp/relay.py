@@ -268,6 +268,11 @@ class DigestChallenge:
         nonce = parameters.get("nonce")
         if realm is None or nonce is None:
             raise RelayChallengeError("Digest challenge without realm or nonce")
+        for value in (realm, nonce, parameters.get("opaque") or ""):
+            if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+                # Legal in a quoted-string, but our answer could not quote
+                # it back (found by fuzz/fuzz_msrp_relay.py).
+                raise RelayChallengeError(f"control character in {value!r}")
         algorithmToken = parameters.get("algorithm")
         algorithm = DigestAlgorithm.fromToken(algorithmToken)
         if algorithm is None:
@@ -485,7 +490,8 @@ def _optionalNumber(response: MSRPResponse, name: str) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    if not value.isascii() or not value.isdigit():
+    if not value.isascii() or not value.isdigit() or len(value) > 20:
+        # int() refuses more than 4300 digits; no interval needs 21.
         raise RelayProtocolError(f"malformed {name} {value!r}", response)
     return int(value)
 
@@ -852,7 +858,9 @@ class RelayAuthenticator:
             self._cnonce,
             answered.qop,
         )
-        if not secrets.compare_digest(rspauth.lower(), expected):
+        if not rspauth.isascii() or not secrets.compare_digest(
+            rspauth.lower(), expected
+        ):
             raise RelayMutualAuthFailed(
                 "rspauth does not match our credentials", response
             )

@@ -1123,10 +1123,10 @@ class SessionExpires:
         """
         scanner = _Scanner(text)
         scanner.skipWS()
-        number = scanner.token()
-        if not number or not number.isdigit() or not number.isascii():
+        interval = _number(scanner.token(), 2**32 - 1)
+        if interval is None:
             raise HeaderError("Invalid Session-Expires", text)
-        return cls(min(int(number), 2**32 - 1), _parseTail(text, scanner))
+        return cls(interval, _parseTail(text, scanner))
 
     @property
     def refresher(self) -> str | None:
@@ -1168,11 +1168,11 @@ def parseMinSE(text: str) -> int:
     """
     scanner = _Scanner(text)
     scanner.skipWS()
-    number = scanner.token()
-    if not number or not number.isdigit() or not number.isascii():
+    number = _number(scanner.token(), 2**32 - 1)
+    if number is None:
         raise HeaderError("Invalid Min-SE", text)
     _parseTail(text, scanner)
-    return min(int(number), 2**32 - 1)
+    return number
 
 
 # --- authentication ----------------------------------------------------

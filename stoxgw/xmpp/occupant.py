@@ -430,6 +430,31 @@ ERROR_CLASSES: dict[str, type[OccupantError]] = {
 }
 
 
+#: What Twisted's JID parser raises for malformed JIDs: L{InvalidFormat},
+#: but also IndexError (an empty domain label, C{a..b}) and RuntimeError
+#: (an empty string) - found by fuzzing (fuzz/fuzz_xmpp_occupant.py).
+_BAD_JID = (jid.InvalidFormat, IndexError, RuntimeError, ValueError)
+
+
+def _stanzaErrorOf(element: domish.Element) -> error.StanzaError:
+    """
+    The stanza error of an error stanza; Twisted's parser raises KeyError
+    for a legacy code it does not know (C{<error code='918'/>}): that is an
+    C{undefined-condition} of the error's type.
+    """
+    try:
+        result = error.exceptionFromStanza(element)
+    except (KeyError, ValueError):
+        errorType = "cancel"
+        for child in element.elements():
+            if child.name == "error":
+                errorType = child.getAttribute("type") or "cancel"
+        return error.StanzaError("undefined-condition", errorType)
+    if not isinstance(result, error.StanzaError):
+        return error.StanzaError("undefined-condition")
+    return result
+
+
 def errorFromStanza(element: domish.Element) -> OccupantError:
     """
     The exception for an error presence received while joining or changing
@@ -438,7 +463,7 @@ def errorFromStanza(element: domish.Element) -> OccupantError:
     @return: an instance of the L{ERROR_CLASSES} class for its condition,
         else a plain L{OccupantError} carrying the condition.
     """
-    stanzaError = error.exceptionFromStanza(element)
+    stanzaError = _stanzaErrorOf(element)
     condition = getattr(stanzaError, "condition", None) or "undefined-condition"
     cls = ERROR_CLASSES.get(condition)
     if cls is not None:
@@ -486,7 +511,7 @@ class MUCPresence(muc.UserPresence):
             if destroy.hasAttribute("jid"):
                 try:
                     self.alternate = jid.JID(destroy["jid"])
-                except jid.InvalidFormat:
+                except _BAD_JID:
                     pass
             for reason in destroy.elements(NS_MUC_USER, "reason"):
                 self.destroyReason = str(reason).strip() or None
@@ -1369,7 +1394,7 @@ class OccupantService(XMPPHandler):
         try:
             sender = jid.internJID(element["from"])
             recipient = jid.internJID(element["to"])
-        except (KeyError, jid.InvalidFormat):
+        except (KeyError, *_BAD_JID):
             return None
         if recipient.host != self.domain:
             return None
@@ -1751,7 +1776,7 @@ class OccupantService(XMPPHandler):
         )
 
     def _messageError(self, record: _OccupantRecord, element: domish.Element) -> None:
-        stanzaError = error.exceptionFromStanza(element)
+        stanzaError = _stanzaErrorOf(element)
         stanzaID = element.getAttribute("id")
         pending = record.sends.pop(stanzaID, None) if stanzaID else None
         self._log.info(
@@ -1909,7 +1934,7 @@ def _ours(service: OccupantService, element: domish.Element) -> bool:
     """
     try:
         recipient = jid.internJID(element["to"])
-    except (KeyError, jid.InvalidFormat):
+    except (KeyError, *_BAD_JID):
         return False
     return bool(recipient.host == service.domain)
 
@@ -1952,7 +1977,7 @@ def _jidOrNone(value: str | None) -> jid.JID | None:
         return None
     try:
         return jid.JID(value)
-    except jid.InvalidFormat:
+    except _BAD_JID:
         return None
 
 

@@ -15,6 +15,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from stoxgw.msrp.message import (
+    MSRPParseError,
     AuthParameters,
     MSRPRequest,
     MSRPResponse,
@@ -943,3 +944,80 @@ class ExchangeTests(SynchronousTestCase):
         self.assertRaises(ValueError, RelayAuthenticator, RELAY, OWN, None, "secret")
         self.assertRaises(ValueError, RelayAuthenticator, RELAY, OWN, expires=-1)
         self.assertNotIn("secret", repr(self.authenticator()))
+
+
+def _fuzzResponse(tid: str, code: int, *lines: str) -> MSRPResponse:
+    """
+    A response of the relay, as bytes parsed.
+    """
+    data = (
+        f"MSRP {tid} {code} X\r\nTo-Path: {ALICE}\r\nFrom-Path: {INTRA_USE}\r\n"
+        + "".join(line + "\r\n" for line in lines)
+        + f"-------{tid}$\r\n"
+    ).encode()
+    message = parseMessage(data)
+    assert isinstance(message, MSRPResponse)
+    return message
+
+
+class FuzzFoundTests(SynchronousTestCase):
+    """
+    Bugs found by fuzz/fuzz_msrp_relay.py and by reading.
+    """
+
+    def test_expiresTooLong(self) -> None:
+        """
+        An Expires of 5000 digits: the typed accessor raises MSRPParseError
+        (400) as documented, not ValueError (int() refuses > 4300 digits).
+        """
+        message = _fuzzResponse("abcd", 200, "Expires: " + "9" * 5000)
+        self.assertRaises(MSRPParseError, lambda: message.expires)
+
+    def test_relayNumbersTooLong(self) -> None:
+        """
+        A relay's 200 with a 5000-digit Expires, or 423 with such a
+        Min-Expires: RelayProtocolError/RelayIntervalOutOfBounds, never
+        ValueError.
+        """
+        for code, name in [(200, "Expires"), (423, "Min-Expires")]:
+            authenticator = RelayAuthenticator(INTRA, ALICE, expires=900)
+            request = authenticator.firstRequest()
+            message = _fuzzResponse(request.transactionID, code, f"Use-Path: {INTRA_USE}",
+                               f"{name}: " + "9" * 5000)
+            self.assertRaises(RelayAuthError, authenticator.responseReceived, message)
+
+    def test_challengeWithTab(self) -> None:
+        """
+        A Digest challenge whose nonce holds a tab (legal in a
+        quoted-string): answered, or refused with RelayChallengeError, never
+        ValueError.  Found by fuzz/fuzz_msrp_relay.py.
+        """
+        authenticator = RelayAuthenticator(INTRA, ALICE, "Alice", "secret",
+                                           cnonceFactory=lambda: "0a4f113b")
+        request = authenticator.firstRequest()
+        challenge = _fuzzResponse(request.transactionID, 401,
+                             'WWW-Authenticate: Digest realm="intra.example.com",'
+                             ' nonce="abc\tdef", qop="auth"')
+        try:
+            authenticator.responseReceived(challenge)
+        except RelayChallengeError:
+            pass
+
+    def test_rspauthNonASCII(self) -> None:
+        """
+        A relay's 200 whose rspauth holds a non-ASCII character: refused
+        with RelayMutualAuthFailed (it cannot match), never TypeError from
+        secrets.compare_digest.  Found by fuzz/fuzz_msrp_relay.py.
+        """
+        from stoxgw.msrp.relay import RelayMutualAuthFailed
+        
+        authenticator = RelayAuthenticator(INTRA, ALICE, "Alice", "secret",
+                                           cnonceFactory=lambda: "0a4f113b")
+        first = authenticator.firstRequest()
+        second = authenticator.responseReceived(
+            fixtureResponse("rfc4976-5.1-401-49fh.msrp", first.transactionID)
+        )
+        ok = _fuzzResponse(second.transactionID, 200, f"Use-Path: {INTRA_USE}",
+                      'Authentication-Info: rspauth="\u00e972f10d2755d7ed0d0a213ec653b3f2",'
+                      ' cnonce="0a4f113b", nc=00000001, qop=auth')
+        self.assertRaises(RelayMutualAuthFailed, authenticator.responseReceived, ok)

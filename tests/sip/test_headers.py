@@ -15,6 +15,7 @@ from stoxgw.sip.headers import (
     HeaderError,
     Headers,
     MediaType,
+    SessionExpires,
     SubscriptionState,
     Via,
     canonicalName,
@@ -23,6 +24,7 @@ from stoxgw.sip.headers import (
     parseContentLength,
     parseExpires,
     parseMaxForwards,
+    parseMinSE,
     parseReasons,
     parseRoute,
     parseTokenList,
@@ -236,7 +238,8 @@ class ScalarTests(SynchronousTestCase):
         """
         Numbers longer than C{int} converts (Python's 4300-digit limit) are
         out of range, not C{ValueError}: C{HeaderError} where the value is
-        parsed, the clamp of Expires (RFC 3261 section 10.2.1.1), L{None}
+        parsed, the clamp of Expires (RFC 3261 section 10.2.1.1, and of the
+        RFC 4028 Session-Expires and Min-SE delta-seconds), L{None}
         from the accessors that answer it for "not a number".  Found while
         writing C{fuzz/fuzz_sip_headers.py}.
         """
@@ -251,6 +254,8 @@ class ScalarTests(SynchronousTestCase):
         )
         self.assertEqual((state.expires, state.retryAfter), (2**32 - 1, 2**32 - 1))
         self.assertIsNone(parseReasons(f"SIP;cause={digits}")[0].cause)
+        self.assertEqual(SessionExpires.parse(digits + ";refresher=uac").interval, 2**32 - 1)
+        self.assertEqual(parseMinSE(digits), 2**32 - 1)
 
     def test_callID(self) -> None:
         """

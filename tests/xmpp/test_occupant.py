@@ -1352,3 +1352,68 @@ class UnhandledTests(OccupantTestCase):
         self.join()
         self.receive(presence(f"{ROOM.full()}/firstwitch", HAG.full(), "<item affiliation='none' role='participant'/>"))
         self.assertEqual(self.sent(), [])
+class FuzzFoundTests(OccupantTestCase):
+    """
+    Bugs found by fuzz/fuzz_xmpp_occupant.py.
+    """
+
+    def test_messageErrorUnknownCode(self) -> None:
+        """
+        A message error with only a legacy code Twisted does not know
+        (<error code='918'/>, no defined condition) fails the pending send
+        with a stanza error; nothing is logged as a failure.
+        (Twisted's exceptionFromStanza raises KeyError for it.)
+        """
+        self.join()
+        d = self.service.sendGroupchat(ROOM, HAG, "Harpier cries", "m7")
+        self.receive(
+            f"<message from='{ROOM.full()}' to='{HAG.full()}' type='error' id='m7'>"
+            "<body>Harpier cries</body><error code='918' type='auth'/></message>"
+        )
+        self.failureResultOf(d, error.StanzaError)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_entryErrorUnknownCode(self) -> None:
+        """
+        The same in an entry error: the join fails at once (not after the
+        join timeout) with an OccupantError.
+        """
+        d = self.service.join(ROOM, "thirdwitch", HAG)
+        self.receive(
+            f"<presence from='{ROOM.full()}' to='{HAG.full()}' type='error'>"
+            "<error code='918' type='cancel'/></presence>"
+        )
+        self.failureResultOf(d, OccupantError)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_directInvitationBadRoomJID(self) -> None:
+        """
+        A XEP-0249 invitation to a room JID with an empty domain label
+        (Twisted's JID() raises IndexError, not InvalidFormat, for it) is
+        ignored like any malformed one; nothing is logged as a failure.
+        """
+        for room in ("darkcave@macbeth..lit", ".lit", ""):
+            self.receive(
+                f"<message from='crone1@shakespeare.lit/desktop' to='{HAG.full()}'>"
+                f"<x xmlns='jabber:x:conference' jid='{room}' reason='Hey'/></message>"
+            )
+        self.assertEqual(self.handler.named("invitationReceived"), [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_destroyedBadAlternate(self) -> None:
+        """
+        XEP-0045 10.9: a room destroyed with an alternate venue whose JID has
+        an empty domain label still removes the occupant (the alternate is
+        dropped); nothing is logged as a failure.  Today the IndexError
+        escapes the presence handler and the SIP user stays a ghost.
+        """
+        self.join()
+        self.receive(
+            f"<presence from='{ROOM.full()}/thirdwitch' to='{HAG.full()}' type='unavailable'>"
+            "<x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'/>"
+            "<destroy jid='coven@chat..lit'><reason>Macbeth doth come.</reason></destroy>"
+            "<status code='110'/></x></presence>"
+        )
+        self.assertEqual(len(self.handler.named("left")), 1)
+        self.assertIsNone(self.service.stateOf(ROOM, HAG))
+        self.assertEqual(self.flushLoggedErrors(), [])
