@@ -1,12 +1,14 @@
 # -*- test-case-name: tests.xmpp.test_component -*-
 """
 Tests for L{stoxgw.xmpp.component}: the component link's handshake, its
-report of a rejected secret, backoff, TCP_NODELAY and the bounded queue.
+report of a rejected secret, backoff, TCP_NODELAY, TCP_QUICKACK and the
+bounded queue.
 """
 
 from __future__ import annotations
 
 import hashlib
+import socket
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -17,7 +19,13 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from stoxgw.xmpp.component import ComponentLink, ILinkObserver, LinkDown, probeComponent
+from stoxgw.xmpp.component import (
+    ComponentLink,
+    ILinkObserver,
+    LinkDown,
+    armQuickAck,
+    probeComponent,
+)
 
 SERVER_HEADER = (
     b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
@@ -246,3 +254,78 @@ class ProbeTests(SynchronousTestCase):
         self.reactor.advance(1)
         outcome = self.successResultOf(self.result)
         self.assertTrue(outcome.startswith("cannot connect to XMPP server 127.0.0.1:5347"), outcome)
+
+
+class SocketTransport(StringTransport):
+    """
+    A string transport whose C{getHandle} is a real TCP socket.
+    """
+
+    def __init__(self, handle: socket.socket) -> None:
+        super().__init__()
+        self.handle = handle
+
+    def getHandle(self) -> socket.socket:
+        return self.handle
+
+
+class Receiver:
+    """
+    A protocol that keeps what it receives.
+    """
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.received: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+
+class QuickAckTests(SynchronousTestCase):
+    """
+    L{armQuickAck} (issue 12: Prosody's Nagle plus our delayed ACKs stalled
+    XMPP -> SIP stanzas about 40 ms).  A real TCP socket on 127.0.0.1,
+    since only the kernel knows the option; no reactor.
+    """
+
+    def setUp(self) -> None:
+        if not hasattr(socket, "TCP_QUICKACK"):
+            raise self.skipTest("no TCP_QUICKACK on this platform")  # type: ignore[attr-defined]
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        self.client = socket.create_connection(listener.getsockname())
+        self.addCleanup(self.client.close)
+        server, _ = listener.accept()
+        self.addCleanup(server.close)
+
+    def quickAck(self) -> int:
+        return self.client.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK)  # type: ignore[attr-defined]
+
+    def test_rearmedOnEveryRead(self) -> None:
+        """
+        Quick ACKs are set at once and set again before each read is
+        handed on (the kernel clears the mode by itself); the protocol
+        still gets the data.
+        """
+        protocol = Receiver(SocketTransport(self.client))
+        self.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)  # type: ignore[attr-defined]
+        self.assertTrue(armQuickAck(protocol))
+        self.assertEqual(self.quickAck(), 1)
+        for data in (b"<message/>", b"<presence/>"):
+            self.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)  # type: ignore[attr-defined]
+            protocol.dataReceived(data)
+            self.assertEqual(self.quickAck(), 1)
+        self.assertEqual(protocol.received, [b"<message/>", b"<presence/>"])
+
+    def test_noSocket(self) -> None:
+        """
+        A transport without a socket (here a L{StringTransport}) is left
+        alone.
+        """
+        protocol = Receiver(StringTransport())
+        original = protocol.dataReceived
+        self.assertFalse(armQuickAck(protocol))
+        self.assertEqual(protocol.dataReceived, original)
