@@ -165,7 +165,12 @@ def closedSoon(port: int) -> bool:
     Connect and tell whether the gateway closes the connection within 2 s
     without anything being sent.
     """
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    except (ConnectionResetError, ConnectionRefusedError):
+        # Aborted as soon as accepted: the reset can beat connect()'s
+        # return (seen once in CI).  Closed, then.
+        return True
     sock.settimeout(2.0)
     try:
         return sock.recv(1) == b""
