@@ -36,8 +36,6 @@ focus (RFC 4579) in front of each L{ChatRoom}.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger

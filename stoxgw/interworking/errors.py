@@ -794,19 +794,16 @@ class GatewayBEnd(Enum):
     ROOM_DESTROYED = "room-destroyed"
     #: The XMPP link did not come back, or the rejoin after it failed.
     LINK_LOST = "link-lost"
-    #: The gateway is shutting down.
-    SHUTDOWN = "shutdown"
 
 
 #: The C{Reason: SIP;cause=...} of the BYE for each L{GatewayBEnd}: 410
 #: (Gone) for a destroyed room, 503 (Service Unavailable) when the XMPP
-#: side is unreachable or the gateway stops (RFC 3326 causes are SIP
+#: side is unreachable (RFC 3326 causes are SIP
 #: status codes; these are the ones whose meaning fits).
 SIP_REASON_CAUSE_FOR_GATEWAY_B_END: Mapping[GatewayBEnd, int] = MappingProxyType(
     {
         GatewayBEnd.ROOM_DESTROYED: 410,
         GatewayBEnd.LINK_LOST: 503,
-        GatewayBEnd.SHUTDOWN: 503,
     }
 )
 
