@@ -284,9 +284,9 @@ class InterworkingService(Service):
       - RFC 7702 section 5 (an XMPP user joins a SIP/MSRP chat room), when
         C{[xmpp] room_domain} is set: the room domain's link carries a
         L{MUCService} whose backend, L{XMPPToSIP}, INVITEs the focus through
-        a L{ChatInitiator}, and L{RoomDisco} answers service discovery as a
-        MUC service.  A first slice: no conference event package yet (see
-        L{stoxgw.interworking.xmpptosip}).
+        a L{ChatInitiator} and subscribes to its conference event package
+        (through the same L{SIPEvents}), and L{RoomDisco} answers service
+        discovery as a MUC service.
 
     @ivar events: The L{SIPEvents} of the SIP user agent.
     @ivar conferencePackage: The L{RoomConferencePackage} it serves.

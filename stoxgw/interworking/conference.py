@@ -162,13 +162,13 @@ def rosterOfConference(
     MUC room shows them (R-016, R-017: role participant, affiliation
     none), with the entity each comes from.  Users that C{isLocal} says are
     the gateway's own XMPP users (given the user and its nick) are left
-    out; deleted users too.  Two users with the same nick (display-text is
+    out; deleted and disconnected users (L{isDisconnected}) too.  Two users with the same nick (display-text is
     not unique, RFC 7702 section 7) are told apart as C{nick_2}, ...
     """
     roster: list[tuple[str, Participant]] = []
     taken: set[str] = set()
     for user in document.userList:
-        if user.state is ElementState.DELETED:
+        if user.state is ElementState.DELETED or isDisconnected(user):
             continue
         nick = nickOfUser(user)
         if nick is None or isLocal(user, nick):
@@ -202,6 +202,29 @@ def rosterOfConference(
             )
         )
     return roster
+
+
+def isDisconnected(user: User) -> bool:
+    """
+    Whether every endpoint of a user is C{disconnected} (RFC 4575 section
+    5.7.3: no longer in the conference, although the focus still lists the
+    user, e.g. with its disconnection-method before deleting it).  A user
+    without endpoints is not.
+    """
+    return bool(user.endpoints) and all(
+        endpoint.status is EndpointStatus.DISCONNECTED for endpoint in user.endpoints
+    )
+
+
+def disconnectionOfUser(user: User) -> DisconnectionMethod | None:
+    """
+    The disconnection-method of a disconnected user's endpoints (the first
+    one given), or L{None}.
+    """
+    for endpoint in user.endpoints:
+        if endpoint.disconnectionMethod is not None:
+            return endpoint.disconnectionMethod
+    return None
 
 
 def subjectOfConference(document: ConferenceInfo) -> str | None:

@@ -46,6 +46,7 @@ from stoxgw.interworking.errors import (
     MSRPMethod,
     MUCStatus,
     Termination,
+    mucStatusForDisconnectionMethod,
     mucStatusForSIPBye,
     mucStatusForTermination,
     stanzaErrorForMSRPStatus,
@@ -58,6 +59,7 @@ from stoxgw.formats.conferenceinfo import (
 from stoxgw.formats.iscomposing import ComposingState
 from stoxgw.interworking.conference import (
     addressesOfUser,
+    disconnectionOfUser,
     rosterOfConference,
     subjectOfConference,
 )
@@ -117,6 +119,14 @@ _REMOVAL = {
 }
 
 _UTC = datetime.timezone.utc
+
+
+#: SPEC E.5: the removal a disconnection-method's status code (307, 333)
+#: shows in the room.
+_REMOVAL_FOR_STATUS: dict[MUCStatus | None, RemovalReason] = {
+    MUCStatus.KICKED: RemovalReason.KICKED,
+    MUCStatus.TECHNICAL_ERROR: RemovalReason.ERROR,
+}
 
 
 def bareJID(jid: str) -> str:
@@ -637,12 +647,48 @@ class SIPRoomMirror:
                 self._subscribe(joined[0])
 
     def _stateReceived(self, document: ConferenceInfo, outcome: object) -> None:
-        self.state = document
+        previous, self.state = self.state, document
         try:
-            self.apply(document)
+            self.apply(document, previous)
         except Exception:
             self._log.failure("Applying conference-info of {roomJID}", roomJID=self.roomJID)
         self._release()
+
+    def _showRemovals(
+        self,
+        document: ConferenceInfo,
+        previous: ConferenceInfo | None,
+        kept: set[str],
+    ) -> None:
+        """
+        SPEC E.5 (Gateway A): a SIP participant the focus removed, with
+        disconnection-method C{booted} or C{failed} on its endpoints (in
+        this state, or in the one before when this one deletes it), leaves
+        the MUC room with 307 or 333 rather than as a plain leave.
+        """
+        rooms = self.bridge.rooms
+        room = rooms.getRoom(self.roomJID)
+        users = {user.entity: user for user in document.userList}
+        before = {} if previous is None else {u.entity: u for u in previous.userList}
+        for entity, nick in self.entities.items():
+            if entity in kept or room is None or nick not in room:
+                continue
+            user = users.get(entity)
+            method = None if user is None else disconnectionOfUser(user)
+            if method is None and entity in before:
+                method = disconnectionOfUser(before[entity])
+            reason = _REMOVAL_FOR_STATUS.get(mucStatusForDisconnectionMethod(method))
+            if reason is None:
+                continue
+            try:
+                rooms.participantLeft(self.roomJID, nick, reason=reason)
+            except (KeyError, RoomError) as e:
+                self._log.info(
+                    "Removal of {nick} from {roomJID} not shown: {error}",
+                    nick=nick,
+                    roomJID=self.roomJID,
+                    error=str(e),
+                )
 
     def _isLocal(self, user: User, nick: str) -> bool:
         """
@@ -661,16 +707,23 @@ class SIPRoomMirror:
                     continue
         return False
 
-    def apply(self, document: ConferenceInfo) -> None:
+    def apply(
+        self, document: ConferenceInfo, previous: ConferenceInfo | None = None
+    ) -> None:
         """
-        A new full state: nick changes as 303 pairs, then the roster
-        replaced (joins and leaves), then the subject (R-016 to R-019).
+        A new full state: nick changes as 303 pairs, removals by the focus
+        (307/333), then the roster replaced (joins and leaves), then the
+        subject (R-016 to R-019).
+
+        @param previous: the state before, where a deleted user's
+            disconnection-method may be (its children go with the deletion).
         """
         rooms = self.bridge.rooms
         room = rooms.getRoom(self.roomJID)
         if room is None:
             return
         roster = rosterOfConference(document, self._isLocal)
+        self._showRemovals(document, previous, {entity for entity, _ in roster})
         for entity, participant in roster:
             old = self.entities.get(entity)
             # A case-only change (sipp -> SIPp) is a nick change too.

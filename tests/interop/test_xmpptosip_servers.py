@@ -1150,7 +1150,10 @@ class XMPPToSIPScenariosMixin(XMPPToSIPHarness):
     def test_kickAndShutdown(self) -> Generator[Any, Any, None]:
         """
         R-218, SPEC C.1.7 step 5 and E.5 (docs/section5.md "Leaving and
-        being removed"): the focus's BYE with C{Reason: SIP;cause=403}
+        being removed"): the focus kicks its SIP participant Romeo (a
+        NOTIFY with his endpoint C{disconnected}, disconnection-method
+        C{booted}, then one deleting him): juliet sees Romeo leave with
+        307.  The focus's BYE with C{Reason: SIP;cause=403}
         (C{kick}) removes juliet: her own unavailable presence has 110 and
         307, nurse sees JuliC leave with 307.  The focus's shutdown (BYE
         with cause 503, RFC 7701 section 5.3) then removes nurse with 110
@@ -1158,6 +1161,14 @@ class XMPPToSIPScenariosMixin(XMPPToSIPHarness):
         """
         focus = yield self.prepareRoom()
         juliet, nurse = yield self.bothInRoom()
+        julietSince = juliet.mark()
+        focus.command("kick", ROOM_NAME, "Romeo")
+        romeo = yield until(
+            lambda: juliet.find(isUnavailable("Romeo"), julietSince),
+            15,
+            "juliet to see Romeo kicked",
+        )
+        self.assertEqual(romeo.statusCodes & {110, 307, 333}, {307}, romeo.describe())
         julietSince, nurseSince = juliet.mark(), nurse.mark()
         since = focus.mark()
         focus.command("kick", ROOM_NAME, "JuliC", "403")

@@ -39,6 +39,9 @@ from stoxgw.chat.session import (
 from stoxgw.formats.conferenceinfo import (
     ConferenceDescription,
     ConferenceInfo,
+    DisconnectionMethod,
+    Endpoint,
+    EndpointStatus,
     URIEntry,
     URIs,
     User,
@@ -683,6 +686,71 @@ class RosterTests(SynchronousTestCase):
         self.assertIn((f"{ROOM}/Romeo", "unavailable", {303}), shown)
         self.assertIn((f"{ROOM}/Montague", None, set()), shown)
         self.assertIn((f"{ROOM}/Mercutio", "unavailable", set()), shown)
+
+    def removed(self, method: DisconnectionMethod | None) -> ConferenceInfo:
+        """
+        The room with Romeo and, as the focus shows a user it is removing
+        (RFC 4575 section 5.7.3), Mercutio's endpoint disconnected with
+        C{method}.
+        """
+        gone = User(
+            entity="sip:mercutio@example.org",
+            displayText="Mercutio",
+            endpoints=(
+                Endpoint(
+                    "sip:mercutio@192.0.2.9",
+                    status=EndpointStatus.DISCONNECTED,
+                    disconnectionMethod=method,
+                ),
+            ),
+        )
+        return ConferenceInfo(
+            entity=FOCUS,
+            description=ConferenceDescription(),
+            users=Users((User(entity=ROMEO[0], displayText=ROMEO[1]), gone,
+                         User(entity=SELF[0], displayText=SELF[1]))),
+        )
+
+    def test_removedByFocus(self) -> None:
+        """
+        SPEC E.5 (Gateway A): the focus kicks Mercutio (his endpoint
+        C{disconnected}, disconnection-method C{booted}, then his user
+        deleted): the XMPP user sees him leave with 307 at once, and the
+        deletion shows nothing more; C{failed} is 333; C{departed} a plain
+        leave.
+        """
+        for method, codes in (
+            (DisconnectionMethod.BOOTED, {307}),
+            (DisconnectionMethod.FAILED, {333}),
+            (DisconnectionMethod.DEPARTED, set()),
+        ):
+            b = Bridge(self, conference([ROMEO, ("sip:mercutio@example.org", "Mercutio"), SELF]))
+            b.join()
+            assert b.notifier is not None
+            b.notifier.update(self.removed(method))
+            out = b.settle()
+            shown = [(p["from"], p.getAttribute("type"), statuses(p)) for p in out]
+            self.assertEqual(shown, [(f"{ROOM}/Mercutio", "unavailable", codes)], method)
+            b.notifier.update(conference([ROMEO, SELF]))
+            self.assertEqual(
+                [p for p in b.settle() if p.name == "presence"], [], method
+            )
+
+    def test_deletedAfterBooted(self) -> None:
+        """
+        A focus that sends the disconnection-method and the deletion in one
+        change still gets 307: the method is read from the state before.
+        """
+        b = Bridge(self, conference([ROMEO, ("sip:mercutio@example.org", "Mercutio"), SELF]))
+        b.join()
+        mirror = next(iter(b.bridge.mirrors.values()))
+        state = self.removed(DisconnectionMethod.BOOTED)
+        mirror.state = state
+        before = len(b.manager.output)
+        mirror._stateReceived(conference([ROMEO, SELF]), None)
+        out = b.manager.output[before:]
+        shown = [(p["from"], p.getAttribute("type"), statuses(p)) for p in out]
+        self.assertEqual(shown, [(f"{ROOM}/Mercutio", "unavailable", {307})])
 
     def test_caseOnlyNickChange(self) -> None:
         """
