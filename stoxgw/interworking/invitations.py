@@ -138,7 +138,7 @@ is not sent: the user could not join it through the gateway.
 from __future__ import annotations
 
 import re
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import Enum
@@ -161,6 +161,7 @@ from stoxgw.interworking.addressing import (
     sipUserForRealJID,
     unescapeLocalpart,
 )
+from stoxgw.interworking.ratelimit import Admission, RateLimiter, WhenFull
 from stoxgw.interworking.siptoxmpp import IInvitationSender
 from stoxgw.sip.message import SIPResponse
 from stoxgw.sip.refer import ReferAgent
@@ -192,7 +193,7 @@ RATE_INTERVAL = 60.0
 #: Invitations per invitee (all rooms) within L{RATE_INTERVAL}.
 MAX_PER_INVITEE = 5
 
-#: Invitations remembered for the rate limit at most.
+#: (Invitee, room) pairs, and invitees, tracked for the rate limit at most.
 MAX_TRACKED = 10000
 
 #: Octets of the MESSAGE body at most (RFC 3428 section 8: 1300 bytes for
@@ -382,49 +383,37 @@ class _Plan:
 
 class _RateLimit:
     """
-    The sliding window of sent invitations (see the module docstring).
+    The invitation limits (see the module docstring): one per (invitee,
+    room) and L{MAX_PER_INVITEE} per invitee within the interval; a full
+    table refuses new keys rather than forgetting recent invitations.
     """
 
     def __init__(
         self, clock: IReactorTime, interval: float, perInvitee: int, capacity: int
     ) -> None:
-        self.clock = clock
         self.interval = interval
         self.perInvitee = perInvitee
-        self.capacity = capacity
-        self._window: deque[tuple[float, str, str]] = deque()
-        self._pairs: set[tuple[str, str]] = set()
-        self._counts: Counter[str] = Counter()
-
-    def _expire(self, now: float) -> None:
-        """
-        Forget the invitations older than the interval.
-        """
-        window = self._window
-        while window and window[0][0] <= now - self.interval:
-            _, invitee, room = window.popleft()
-            self._pairs.discard((invitee, room))
-            self._counts[invitee] -= 1
-            if self._counts[invitee] <= 0:
-                del self._counts[invitee]
+        self._pairs = RateLimiter(clock, 1, interval, capacity, WhenFull.REFUSE)
+        self._invitees = RateLimiter(
+            clock, perInvitee, interval, capacity, WhenFull.REFUSE
+        )
 
     def admit(self, invitee: str, room: str) -> str | None:
         """
-        Record an invitation of C{invitee} to C{room} now, or say why not.
+        Count an invitation of C{invitee} to C{room} now, or say why not.
 
         @return: L{None} if it may be sent, else the reason it may not.
         """
-        now = self.clock.seconds()
-        self._expire(now)
-        if (invitee, room) in self._pairs:
+        pair = self._pairs.check((invitee, room))
+        alone = self._invitees.check(invitee)
+        if pair is Admission.OVER_LIMIT:
             return f"already invited to this room in the last {self.interval:g} s"
-        if self._counts[invitee] >= self.perInvitee:
+        if alone is Admission.OVER_LIMIT:
             return f"{self.perInvitee} invitations in the last {self.interval:g} s"
-        if len(self._window) >= self.capacity:
+        if Admission.FULL in (pair, alone):
             return "too many invitations to track"
-        self._window.append((now, invitee, room))
-        self._pairs.add((invitee, room))
-        self._counts[invitee] += 1
+        self._pairs.count((invitee, room))
+        self._invitees.count(invitee)
         return None
 
 
@@ -580,33 +569,11 @@ class SIPInvitations:
         try:
             referStatus = await self._refer(plan)
         except Exception as e:
-            self._log.failure(
-                "Sending a REFER to {uri} for {roomJID}",
-                uri=plan.inviteeKey,
-                roomJID=plan.roomJID,
-                realJID=plan.realJID,
-            )
-            return InvitationOutcome(InvitationResult.FAILED, "REFER", reason=repr(e))
+            return self._failed(plan, "REFER", e)
         if 200 <= referStatus < 300:
-            self._log.info(
-                "Invitation to {roomJID} for {uri} sent as REFER: {status}",
-                roomJID=plan.roomJID,
-                realJID=plan.realJID,
-                uri=plan.inviteeKey,
-                status=referStatus,
-                direct=plan.direct,
-            )
-            return InvitationOutcome(InvitationResult.REFERRED, "REFER", referStatus)
+            return self._ended(plan, InvitationResult.REFERRED, "REFER", referStatus)
         if referStatus not in self.fallbackStatuses:
-            self._log.warn(
-                "Invitation to {roomJID} for {uri} failed: REFER answered {status}",
-                roomJID=plan.roomJID,
-                realJID=plan.realJID,
-                uri=plan.inviteeKey,
-                status=referStatus,
-                direct=plan.direct,
-            )
-            return InvitationOutcome(InvitationResult.FAILED, "REFER", referStatus)
+            return self._ended(plan, InvitationResult.FAILED, "REFER", referStatus)
         self._log.info(
             "{uri} does not take REFER ({status}): inviting to {roomJID} by MESSAGE",
             roomJID=plan.roomJID,
@@ -617,41 +584,64 @@ class SIPInvitations:
         try:
             response = await self._queueMessage(plan)
         except Exception as e:
-            self._log.failure(
-                "Sending a MESSAGE to {uri} for {roomJID}",
-                uri=plan.inviteeKey,
-                roomJID=plan.roomJID,
-                realJID=plan.realJID,
-            )
-            return InvitationOutcome(
-                InvitationResult.FAILED,
-                "MESSAGE",
-                referStatus=referStatus,
-                reason=repr(e),
-            )
-        status = response.status
-        if response.isSuccess:
-            self._log.info(
-                "Invitation to {roomJID} for {uri} sent as MESSAGE: {status}",
-                roomJID=plan.roomJID,
-                realJID=plan.realJID,
-                uri=plan.inviteeKey,
-                status=status,
-                direct=plan.direct,
-            )
-            return InvitationOutcome(
-                InvitationResult.MESSAGED, "MESSAGE", status, referStatus
-            )
-        self._log.warn(
-            "Invitation to {roomJID} for {uri} failed: MESSAGE answered {status}",
+            return self._failed(plan, "MESSAGE", e, referStatus)
+        result = (
+            InvitationResult.MESSAGED if response.isSuccess else InvitationResult.FAILED
+        )
+        return self._ended(plan, result, "MESSAGE", response.status, referStatus)
+
+    def _ended(
+        self,
+        plan: _Plan,
+        result: InvitationResult,
+        method: str,
+        status: int,
+        referStatus: int | None = None,
+    ) -> InvitationOutcome:
+        """
+        Log the final status of the last request (info when it was sent,
+        warn when it failed) and make the outcome.
+        """
+        fields = dict(
             roomJID=plan.roomJID,
             realJID=plan.realJID,
             uri=plan.inviteeKey,
+            method=method,
             status=status,
             direct=plan.direct,
         )
+        if result is InvitationResult.FAILED:
+            self._log.warn(
+                "Invitation to {roomJID} for {uri} failed: {method} answered {status}",
+                **fields,
+            )
+        else:
+            self._log.info(
+                "Invitation to {roomJID} for {uri} sent as {method}: {status}",
+                **fields,
+            )
+        return InvitationOutcome(result, method, status, referStatus)
+
+    def _failed(
+        self,
+        plan: _Plan,
+        method: str,
+        error: Exception,
+        referStatus: int | None = None,
+    ) -> InvitationOutcome:
+        """
+        Log the exception being handled (sending C{method} failed locally:
+        a bug) and make the outcome.
+        """
+        self._log.failure(
+            "Sending a {method} to {uri} for {roomJID}",
+            method=method,
+            uri=plan.inviteeKey,
+            roomJID=plan.roomJID,
+            realJID=plan.realJID,
+        )
         return InvitationOutcome(
-            InvitationResult.FAILED, "MESSAGE", status, referStatus
+            InvitationResult.FAILED, method, referStatus=referStatus, reason=repr(error)
         )
 
     async def _refer(self, plan: _Plan) -> int:
