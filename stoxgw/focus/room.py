@@ -108,15 +108,13 @@ from stoxgw.formats.conferenceinfo import (
     User,
     Users,
 )
+from stoxgw.formats.chatroom import Refused, unwrapCPIM
 from stoxgw.formats.cpim import (
     CPIM_CONTENT_TYPE,
     CPIM_NAMESPACE,
     CPIMAddress,
-    CPIMError,
     CPIMHeader,
     CPIMMessage,
-    CPIMRequireError,
-    MediaType,
     formatDateTime,
 )
 from stoxgw.formats.iscomposing import ISCOMPOSING_CONTENT_TYPE
@@ -456,17 +454,6 @@ class Member:
         self.room.memberEnded(self, reason)
 
 
-class _Refused(Exception):
-    """
-    A SEND the switch refuses, with its MSRP status.
-    """
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(code, reason)
-        self.code = code
-        self.reason = reason
-
-
 @dataclass(frozen=True, slots=True)
 class _Checked:
     """
@@ -793,7 +780,7 @@ class ChatRoom:
         """
         try:
             checked = self._check(sender, message)
-        except _Refused as e:
+        except Refused as e:
             self._log.info(
                 "SEND from {nick} in {room} refused with {status}: {error}",
                 nick=sender.label,
@@ -812,45 +799,34 @@ class ChatRoom:
         """
         RFC 7701 sections 6.1-6.3, in the module docstring's order.
 
-        @raise _Refused: With the MSRP status.
+        @raise Refused: With the MSRP status.
         """
-        try:
-            outer = MediaType.parse(message.contentType).mimeType
-        except (CPIMError, ValueError):
-            outer = ""
-        if outer != CPIM_CONTENT_TYPE:
-            raise _Refused(415, "not message/cpim (RFC 7701 section 6.3)")
-        try:
-            cpim = CPIMMessage.parse(message.body)
-            toAddresses = cpim.toAddresses
-            fromAddress = cpim.fromAddress
-            wrapped = cpim.contentType.mimeType
-        except CPIMRequireError as e:
-            raise _Refused(415, e.reason) from None
-        except (CPIMError, ValueError) as e:
-            raise _Refused(400, f"malformed CPIM: {e}") from None
+        cpim = unwrapCPIM(message.contentType, message.body)
+        toAddresses = cpim.toAddresses
+        fromAddress = cpim.fromAddress
+        wrapped = cpim.contentType.mimeType
         if not toAddresses:
-            raise _Refused(400, "no CPIM To")
+            raise Refused(400, "no CPIM To")
         if len(toAddresses) > 1:
-            raise _Refused(403, "more than one CPIM To (RFC 7701 section 6.1)")
+            raise Refused(403, "more than one CPIM To (RFC 7701 section 6.1)")
         if fromAddress is None or not self._isSenderIdentity(sender, fromAddress):
-            raise _Refused(403, "CPIM From is not the sender's (RFC 7701 section 6.3)")
+            raise Refused(403, "CPIM From is not the sender's (RFC 7701 section 6.3)")
         to = toAddresses[0]
         if self._isRoom(to):
             return _Checked(cpim, wrapped, None)
         recipients = self._resolve(to)
         if not recipients:
-            raise _Refused(404, f"no participant {to.uri} (RFC 7701 section 6.2)")
+            raise Refused(404, f"no participant {to.uri} (RFC 7701 section 6.2)")
         supporting = tuple(r for r in recipients if r.privateMessages)
         if not supporting:
-            raise _Refused(428, "the recipient does not take private messages")
+            raise Refused(428, "the recipient does not take private messages")
         taking = tuple(
             r for r in supporting if r is not sender and r.acceptsWrapped(wrapped)
         )
         if not taking and any(r is not sender for r in supporting):
             # Section 6.1 lets the switch drop it silently; for one
             # recipient the sender may as well know.
-            raise _Refused(415, f"the recipient does not accept {wrapped}")
+            raise Refused(415, f"the recipient does not accept {wrapped}")
         return _Checked(cpim, wrapped, taking)
 
     def _isSenderIdentity(self, sender: Member, address: CPIMAddress) -> bool:
