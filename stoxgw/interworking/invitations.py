@@ -147,11 +147,10 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.words.protocols.jabber.jid import JID as XMPPJID
+from twisted.words.protocols.jabber.jid import JID
 from zope.interface import implementer
 
 from stoxgw.interworking.addressing import (
-    JID,
     AddressError,
     SIPAddress,
     jidToSIP,
@@ -160,6 +159,7 @@ from stoxgw.interworking.addressing import (
     roomJIDFromRequestURI,
     sipUserForRealJID,
     unescapeLocalpart,
+    withResource,
 )
 from stoxgw.interworking.ratelimit import Admission, RateLimiter, WhenFull
 from stoxgw.interworking.siptoxmpp import IInvitationSender
@@ -254,13 +254,6 @@ class InvitationOutcome:
     reason: str | None = None
 
 
-def _text(address: XMPPJID) -> str:
-    """
-    C{address} as text (Twisted's JID is untyped).
-    """
-    return str(address.full())  # type: ignore[no-untyped-call]
-
-
 def _clean(text: str, limit: int) -> str:
     """
     C{text} on one line: control characters and line breaks become
@@ -296,9 +289,9 @@ def _jidLabel(jid: JID) -> str:
     A JID for people: the localpart XEP-0106-unescaped (the escaped form
     is for the wire, people see the unescaped one), no resource.
     """
-    if jid.local is None:
-        return jid.domain
-    return f"{unescapeLocalpart(jid.local)}@{jid.domain}"
+    if jid.user is None:
+        return jid.host
+    return f"{unescapeLocalpart(jid.user)}@{jid.host}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,16 +318,17 @@ def _inviter(inviter: JID | None, room: JID, userDomain: str) -> _Inviter | None
     """
     if inviter is None:
         return None
-    if inviter.bare == room.bare and inviter.resource is not None:
+    if withResource(inviter, None) == room and inviter.resource is not None:
         nick = _clean(inviter.resource, MAX_NAME)
         uri = _sipURI(occupantSIPFromJID(inviter))
         return _Inviter(NameAddr(uri, nick), nick)
-    if inviter.domain == userDomain.lower().rstrip(".") and inviter.local is not None:
-        address = sipUserForRealJID(inviter.bare, userDomain).aor
+    if inviter.host == userDomain.lower().rstrip(".") and inviter.user is not None:
+        address = sipUserForRealJID(withResource(inviter, None), userDomain).aor
         label = f"{address.user}@{address.host}" if address.user else address.host
         return _Inviter(NameAddr(_sipURI(address)), _clean(label, MAX_NAME))
     return _Inviter(
-        NameAddr(_sipURI(jidToSIP(inviter.bare))), _clean(_jidLabel(inviter), MAX_NAME)
+        NameAddr(_sipURI(jidToSIP(withResource(inviter, None)))),
+        _clean(_jidLabel(inviter), MAX_NAME),
     )
 
 
@@ -469,7 +463,7 @@ class SIPInvitations:
     # -- the interface ---------------------------------------------------------
 
     def invitationReceived(
-        self, realJID: XMPPJID, invitation: Invitation
+        self, realJID: JID, invitation: Invitation
     ) -> Deferred[InvitationOutcome]:
         """
         Tell the SIP user behind C{realJID} about C{invitation}: REFER,
@@ -482,16 +476,16 @@ class SIPInvitations:
         except AddressError as e:
             self._log.info(
                 "Invitation to {roomJID} for {realJID} not sent: {error}",
-                roomJID=_text(invitation.roomJID),
-                realJID=_text(realJID),
+                roomJID=str(invitation.roomJID),
+                realJID=str(realJID),
                 error=str(e),
             )
             return succeed(InvitationOutcome(InvitationResult.NOT_SENT, reason=str(e)))
         except Exception as e:
             self._log.failure(
                 "Mapping an invitation to {roomJID} for {realJID}",
-                roomJID=_text(invitation.roomJID),
-                realJID=_text(realJID),
+                roomJID=str(invitation.roomJID),
+                realJID=str(realJID),
             )
             return succeed(InvitationOutcome(InvitationResult.FAILED, reason=repr(e)))
         refused = self._limit.admit(plan.inviteeKey, plan.roomJID)
@@ -510,32 +504,29 @@ class SIPInvitations:
 
     # -- mapping -----------------------------------------------------------------
 
-    def _plan(self, realJID: XMPPJID, invitation: Invitation) -> _Plan:
+    def _plan(self, realJID: JID, invitation: Invitation) -> _Plan:
         """
         Map the invitation to SIP addresses and text.
 
         @raise AddressError: The invitee is not ours, the room is not
             served or no room, or an address is malformed.
         """
-        real = JID.fromString(_text(realJID))
-        invitee = sipUserForRealJID(real.bare, self.userDomain)
+        real = realJID
+        invitee = sipUserForRealJID(withResource(real, None), self.userDomain)
         if invitee.user is None:
             raise AddressError(f"{real} names no SIP user", 404, "item-not-found")
-        room = JID.fromString(_text(invitation.roomJID)).bare
+        room = withResource(invitation.roomJID, None)
         roomURI = requestURIFromRoomJID(room)
         # The same check as an INVITE to the room gets (R-116, mucDomains).
         roomJIDFromRequestURI(roomURI, self.mucDomains)
         try:
-            inviterJID = None
-            if invitation.inviter is not None:
-                inviterJID = JID.fromString(_text(invitation.inviter))
-            inviter = _inviter(inviterJID, room, self.userDomain)
+            inviter = _inviter(invitation.inviter, room, self.userDomain)
         except AddressError as e:
             # Still worth telling the user; just without Referred-By.
             self._log.info(
                 "Inviter {inviter} of an invitation to {roomJID} has no SIP"
                 " address: {error}",
-                inviter=_text(invitation.inviter) if invitation.inviter else None,
+                inviter=str(invitation.inviter) if invitation.inviter else None,
                 roomJID=str(room),
                 error=str(e),
             )
@@ -544,7 +535,7 @@ class SIPInvitations:
         if inviter is not None:
             display = inviter.label
         else:
-            display = _clean(unescapeLocalpart(room.local or room.domain), MAX_NAME)
+            display = _clean(unescapeLocalpart(room.user or room.host), MAX_NAME)
         return _Plan(
             realJID=str(real),
             roomJID=str(room),

@@ -418,6 +418,18 @@ class EnterTests(SynchronousTestCase):
         self.assertEqual(failure.value.status, 484)  # type: ignore[union-attr]
         self.assertEqual(b.sent(), [])
 
+    def test_roomNameNoJID(self) -> None:
+        """
+        A room name that decodes to no JID localpart (Nodeprep prohibits a
+        non-ASCII space): 400 from the address mapping, the same check the
+        XMPP layer's JID makes; XMPP gets nothing.
+        """
+        b = Bridge(self)
+        d = b.invite(target="sip:cap%C2%A0ulet@rooms.example")
+        failure = self.failureResultOf(d)
+        self.assertEqual(failure.value.status, 400)  # type: ignore[union-attr]
+        self.assertEqual(b.sent(), [])
+
 
 class PublicMessageTests(SynchronousTestCase):
     """
