@@ -52,15 +52,13 @@ from stoxgw.chat.session import (
     IChatOfferHandler,
     RejectChat,
 )
+from stoxgw.focus.member import Member, canonicalAOR, chatroomTokens
 from stoxgw.focus.room import (
     CHATROOM_TOKENS,
     ROOM_ACCEPT_TYPES,
     ROOM_WRAPPED_TYPES,
     ChatRoom,
-    Member,
     RoomPolicy,
-    canonicalAOR,
-    chatroomTokens,
 )
 from stoxgw.msrp.endpoint import MSRPEndpoint
 from stoxgw.sip.message import SIPRequest
