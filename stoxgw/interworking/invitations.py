@@ -142,6 +142,7 @@ from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypedDict
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -352,6 +353,16 @@ def invitationText(inviter: str | None, roomURI: str, reason: str | None) -> str
     return _fitOctets(text, MAX_MESSAGE_BODY)
 
 
+class _LogFields(TypedDict):
+    """
+    The fields of every log event about one invitation.
+    """
+
+    roomJID: str
+    realJID: str
+    uri: str
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """
@@ -373,6 +384,13 @@ class _Plan:
         The invitee's AOR as text (rate limit and MESSAGE queue key).
         """
         return str(self.invitee)
+
+    @property
+    def logFields(self) -> _LogFields:
+        """
+        The fields every log event about this invitation has.
+        """
+        return _LogFields(roomJID=self.roomJID, realJID=self.realJID, uri=self.inviteeKey)
 
 
 class _RateLimit:
@@ -492,10 +510,8 @@ class SIPInvitations:
         if refused is not None:
             self._log.info(
                 "Invitation to {roomJID} for {uri} dropped: {error}",
-                roomJID=plan.roomJID,
-                realJID=plan.realJID,
-                uri=plan.inviteeKey,
                 error=refused,
+                **plan.logFields,
             )
             return succeed(
                 InvitationOutcome(InvitationResult.RATE_LIMITED, reason=refused)
@@ -567,10 +583,8 @@ class SIPInvitations:
             return self._ended(plan, InvitationResult.FAILED, "REFER", referStatus)
         self._log.info(
             "{uri} does not take REFER ({status}): inviting to {roomJID} by MESSAGE",
-            roomJID=plan.roomJID,
-            realJID=plan.realJID,
-            uri=plan.inviteeKey,
             status=referStatus,
+            **plan.logFields,
         )
         try:
             response = await self._queueMessage(plan)
@@ -593,14 +607,7 @@ class SIPInvitations:
         Log the final status of the last request (info when it was sent,
         warn when it failed) and make the outcome.
         """
-        fields = dict(
-            roomJID=plan.roomJID,
-            realJID=plan.realJID,
-            uri=plan.inviteeKey,
-            method=method,
-            status=status,
-            direct=plan.direct,
-        )
+        fields = dict(plan.logFields, method=method, status=status, direct=plan.direct)
         if result is InvitationResult.FAILED:
             self._log.warn(
                 "Invitation to {roomJID} for {uri} failed: {method} answered {status}",
@@ -625,11 +632,7 @@ class SIPInvitations:
         a bug) and make the outcome.
         """
         self._log.failure(
-            "Sending a {method} to {uri} for {roomJID}",
-            method=method,
-            uri=plan.inviteeKey,
-            roomJID=plan.roomJID,
-            realJID=plan.realJID,
+            "Sending a {method} to {uri} for {roomJID}", method=method, **plan.logFields
         )
         return InvitationOutcome(
             InvitationResult.FAILED, method, referStatus=referStatus, reason=repr(error)
