@@ -52,14 +52,14 @@ from stoxgw.chat.session import (
     IChatOfferHandler,
     RejectChat,
 )
-from stoxgw.focus.member import Member, canonicalAOR, chatroomTokens
+from stoxgw.focus.member import Member, canonicalAOR
 from stoxgw.focus.room import (
-    CHATROOM_TOKENS,
     ROOM_ACCEPT_TYPES,
     ROOM_WRAPPED_TYPES,
     ChatRoom,
     RoomPolicy,
 )
+from stoxgw.formats.chatroom import CHATROOM_TOKENS, chatroomTokens
 from stoxgw.msrp.endpoint import MSRPEndpoint
 from stoxgw.sip.message import SIPRequest
 from stoxgw.sip.refer import IncomingRefer, IReferHandler

@@ -17,7 +17,6 @@ types, Contact) and how it left.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -46,7 +45,6 @@ __all__ = [
     "CONGESTION_LIMIT",
     "Member",
     "canonicalAOR",
-    "chatroomTokens",
     "reasonText",
 ]
 
@@ -64,17 +62,6 @@ def canonicalAOR(uri: object) -> str:
     if isinstance(uri, SIPURI):
         return SIPURI(uri.scheme, uri.host.lower(), uri.user, port=uri.port).serialize()
     return str(uri)
-
-
-def chatroomTokens(chatroom: Sequence[str] | None) -> frozenset[str]:
-    """
-    The C{a=chatroom} tokens of a peer in lower case; RFC 7701's prose
-    spelling C{nicknames} read as C{nickname} (SPEC F.1 item 4).
-    """
-    tokens = {token.lower() for token in chatroom or ()}
-    if "nicknames" in tokens:
-        tokens.add("nickname")
-    return frozenset(tokens)
 
 
 def reasonText(end: ChatEnd) -> str | None:

@@ -85,7 +85,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from stoxgw.chat.session import ChatEnd, EndCause
-from stoxgw.focus.member import Member, canonicalAOR, chatroomTokens, reasonText
+from stoxgw.focus.member import Member, canonicalAOR, reasonText
 from stoxgw.formats.conferenceinfo import (
     ConferenceDescription,
     ConferenceInfo,
@@ -102,7 +102,7 @@ from stoxgw.formats.conferenceinfo import (
     User,
     Users,
 )
-from stoxgw.formats.chatroom import Refused, unwrapCPIM
+from stoxgw.formats.chatroom import Refused, chatroomTokens, unwrapCPIM
 from stoxgw.formats.cpim import (
     CPIM_CONTENT_TYPE,
     CPIM_NAMESPACE,
@@ -126,7 +126,6 @@ from stoxgw.sip.subscription import ConferenceNotifier
 from stoxgw.sip.uri import SIPURI, SIPURIError
 
 __all__ = [
-    "CHATROOM_TOKENS",
     "ROOM_ACCEPT_TYPES",
     "ROOM_WRAPPED_TYPES",
     "ChatRoom",
@@ -140,10 +139,6 @@ ROOM_ACCEPT_TYPES = (CPIM_CONTENT_TYPE,)
 #: The answer's C{accept-wrapped-types} (R-055): text and isComposing
 #: named, anything else relayed (C{*}) to whoever accepts it.
 ROOM_WRAPPED_TYPES = ("text/plain", ISCOMPOSING_CONTENT_TYPE, "*")
-
-#: The answer's C{a=chatroom} tokens (RFC 7701 section 8): nicknames and
-#: private messages are always on in a native room.
-CHATROOM_TOKENS = ("nickname", "private-messages")
 
 #: Charsets whose text the history keeps (it is replayed as sent).
 _HISTORY_CHARSETS = frozenset({"utf-8", "us-ascii"})

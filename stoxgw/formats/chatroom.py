@@ -1,9 +1,15 @@
 # -*- test-case-name: tests.formats.test_chatroom -*-
 """
-The wrapper of a SEND in an RFC 7701 chat room: what the native focus
-(L{stoxgw.focus.room}) and the gateway's MSRP side
-(L{stoxgw.interworking.translate}) both check first, before their own
-rules about senders and recipients.
+What RFC 7701 chat rooms ask of both the native focus (L{stoxgw.focus})
+and the gateway's MSRP side (L{stoxgw.interworking}): the C{a=chatroom}
+tokens (section 8), and the wrapper of a SEND, which both check first,
+before their own rules about senders and recipients.
+
+Section 8: stoxgw declares C{nickname} and C{private-messages}
+(L{CHATROOM_TOKENS}) as focus and as participant; a peer's tokens are read
+case-insensitively, and the prose spelling C{nicknames} (sections 7 and 8
+use it; the ABNF says C{nickname}; SPEC F.1 item 4) counts as
+C{nickname} (L{chatroomTokens}).
 
 RFC 7701 section 5.2: every message in a chat room is C{message/cpim}
 (RFC 3862); section 6.3: the switch answers a SEND that is not with 415.
@@ -18,6 +24,8 @@ Sans-IO: standard library only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from stoxgw.formats.cpim import (
     CPIM_CONTENT_TYPE,
     CPIMError,
@@ -26,7 +34,23 @@ from stoxgw.formats.cpim import (
     MediaType,
 )
 
-__all__ = ["Refused", "unwrapCPIM"]
+__all__ = ["CHATROOM_TOKENS", "Refused", "chatroomTokens", "unwrapCPIM"]
+
+#: The C{a=chatroom} tokens stoxgw declares (RFC 7701 section 8), as a
+#: native room's focus and as the gateway: nicknames and private messages
+#: are always on.
+CHATROOM_TOKENS = ("nickname", "private-messages")
+
+
+def chatroomTokens(chatroom: Sequence[str] | None) -> frozenset[str]:
+    """
+    The C{a=chatroom} tokens of a peer in lower case; RFC 7701's prose
+    spelling C{nicknames} read as C{nickname} (SPEC F.1 item 4).
+    """
+    tokens = {token.lower() for token in chatroom or ()}
+    if "nicknames" in tokens:
+        tokens.add("nickname")
+    return frozenset(tokens)
 
 
 class Refused(Exception):

@@ -79,6 +79,7 @@ from stoxgw.chat.session import (
     IChatOfferHandler,
     RejectChat,
 )
+from stoxgw.formats.chatroom import CHATROOM_TOKENS
 from stoxgw.formats.conferenceinfo import DisconnectionMethod
 from stoxgw.interworking.addressing import (
     AddressError,
@@ -154,8 +155,6 @@ ACCEPT_TYPES = ("message/cpim",)
 #: What we can translate inside CPIM (R-215: only what is mapped): text,
 #: and isComposing (R-225, RFC 3994).
 ACCEPT_WRAPPED_TYPES = ("text/plain", ISCOMPOSING_CONTENT_TYPE)
-#: The C{a=chatroom} tokens we offer (RFC 7701 section 8).
-CHATROOM_TOKENS = ("nickname", "private-messages")
 #: What the sender of a private message to a SIP user that takes none
 #: gets back (R-221).
 PRIVATE_MESSAGES_REFUSED = (

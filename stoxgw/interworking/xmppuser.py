@@ -103,8 +103,6 @@ NICK_RETRY_WAIT = 60.0
 SEEN_MESSAGES = 512
 #: The BYE's Reason cause when the room domain's XMPP link is lost.
 LINK_LOST_CAUSE = sipReasonCauseForGatewayBEnd(GatewayBEnd.LINK_LOST)
-#: The C{a=chatroom} tokens we offer (RFC 7701 section 8).
-CHATROOM_TOKENS = ("nickname", "private-messages")
 #: Messages whose CPIM DateTime is older than this many seconds are shown
 #: with a XEP-0203 delay (history replayed by the focus).
 HISTORY_AGE = 60.0

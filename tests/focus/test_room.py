@@ -22,7 +22,6 @@ from stoxgw.focus.member import (
     CONGESTION_LIMIT,
     Member,
     canonicalAOR,
-    chatroomTokens,
     reasonText,
 )
 from stoxgw.focus.room import ChatRoom, RoomPolicy
@@ -413,15 +412,6 @@ class HelperTests(SynchronousTestCase):
         """
         uri = SIPURI.fromString("sip:Alice@EXAMPLE.com;gr=x?Subject=y")
         self.assertEqual(canonicalAOR(uri), "sip:Alice@example.com")
-
-    def test_tokens(self) -> None:
-        """
-        RFC 7701's prose spelling C{nicknames} counts as C{nickname}.
-        """
-        self.assertEqual(
-            chatroomTokens(("Nicknames",)), frozenset({"nicknames", "nickname"})
-        )
-        self.assertEqual(chatroomTokens(None), frozenset())
 
     def test_reasonText(self) -> None:
         """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from stoxgw.formats.chatroom import Refused, unwrapCPIM
+from stoxgw.formats.chatroom import Refused, chatroomTokens, unwrapCPIM
 
 #: A SEND body as RFC 7701 section 6 has it (From the sender, To the room).
 GOOD = (
@@ -72,3 +72,20 @@ class UnwrapTests(SynchronousTestCase):
         code, reason = self.refused("message/cpim", body)
         self.assertEqual(code, 415)
         self.assertIn("X.Vital", reason)
+
+
+class TokenTests(SynchronousTestCase):
+    """
+    L{chatroomTokens}: a peer's C{a=chatroom} tokens (RFC 7701 section 8).
+    """
+
+    def test_tokens(self) -> None:
+        """
+        Tokens are read in lower case; RFC 7701's prose spelling
+        C{nicknames} counts as C{nickname}; no attribute, no tokens.
+        """
+        self.assertEqual(
+            chatroomTokens(("Nicknames", "PRIVATE-MESSAGES")),
+            frozenset({"nicknames", "nickname", "private-messages"}),
+        )
+        self.assertEqual(chatroomTokens(None), frozenset())
