@@ -104,7 +104,6 @@ from stoxgw.formats.conferenceinfo import (
 )
 from stoxgw.formats.chatroom import Refused, chatroomTokens, unwrapCPIM
 from stoxgw.formats.cpim import (
-    CPIM_CONTENT_TYPE,
     CPIM_NAMESPACE,
     CPIMAddress,
     CPIMHeader,
@@ -126,15 +125,10 @@ from stoxgw.sip.subscription import ConferenceNotifier
 from stoxgw.sip.uri import SIPURI, SIPURIError
 
 __all__ = [
-    "ROOM_ACCEPT_TYPES",
     "ROOM_WRAPPED_TYPES",
     "ChatRoom",
     "RoomPolicy",
 ]
-
-#: The answer's C{accept-types}: only C{message/cpim} (RFC 7701 section
-#: 5.2, R-052, R-054).
-ROOM_ACCEPT_TYPES = (CPIM_CONTENT_TYPE,)
 
 #: The answer's C{accept-wrapped-types} (R-055): text and isComposing
 #: named, anything else relayed (C{*}) to whoever accepts it.

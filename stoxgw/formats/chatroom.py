@@ -1,9 +1,10 @@
 # -*- test-case-name: tests.formats.test_chatroom -*-
 """
 What RFC 7701 chat rooms ask of both the native focus (L{stoxgw.focus})
-and the gateway's MSRP side (L{stoxgw.interworking}): the C{a=chatroom}
-tokens (section 8), and the wrapper of a SEND, which both check first,
-before their own rules about senders and recipients.
+and the gateway's MSRP side (L{stoxgw.interworking}): the C{accept-types}
+(section 5.2), the C{a=chatroom} tokens (section 8), and the wrapper of a
+SEND, which both check first, before their own rules about senders and
+recipients.
 
 Section 8: stoxgw declares C{nickname} and C{private-messages}
 (L{CHATROOM_TOKENS}) as focus and as participant; a peer's tokens are read
@@ -34,7 +35,17 @@ from stoxgw.formats.cpim import (
     MediaType,
 )
 
-__all__ = ["CHATROOM_TOKENS", "Refused", "chatroomTokens", "unwrapCPIM"]
+__all__ = [
+    "CHATROOM_ACCEPT_TYPES",
+    "CHATROOM_TOKENS",
+    "Refused",
+    "chatroomTokens",
+    "unwrapCPIM",
+]
+
+#: The C{accept-types} of a chat-room session, focus or participant:
+#: C{message/cpim} only (RFC 7701 section 5.2, R-052, R-054).
+CHATROOM_ACCEPT_TYPES = (CPIM_CONTENT_TYPE,)
 
 #: The C{a=chatroom} tokens stoxgw declares (RFC 7701 section 8), as a
 #: native room's focus and as the gateway: nicknames and private messages

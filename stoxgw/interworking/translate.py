@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from twisted.internet.interfaces import IReactorTime
 
-from stoxgw.formats.chatroom import Refused, unwrapCPIM
+from stoxgw.formats.chatroom import CHATROOM_ACCEPT_TYPES, Refused, unwrapCPIM
 from stoxgw.formats.cpim import CPIMAddress, CPIMMessage
 from stoxgw.formats.iscomposing import (
     ISCOMPOSING_CONTENT_TYPE,
@@ -33,12 +33,20 @@ from stoxgw.xmpp.occupant import ChatState
 
 #: The CPIM-wrapped content type of text (RFC 7702 Tables 4 and 5).
 TEXT_PLAIN = "text/plain;charset=UTF-8"
+#: The gateway's C{accept-types}, as focus toward SIP users and as
+#: participant of a SIP room: CPIM only (RFC 7701 section 5.2).
+ACCEPT_TYPES = CHATROOM_ACCEPT_TYPES
+#: What the gateway translates inside CPIM (R-215: only what is mapped):
+#: text, and isComposing (R-225, RFC 3994).
+ACCEPT_WRAPPED_TYPES = ("text/plain", ISCOMPOSING_CONTENT_TYPE)
 #: The outer content type of every SEND of a chat room (RFC 7701 5.2).
 CPIM = "message/cpim"
 
 _UTC = datetime.timezone.utc
 
 __all__ = [
+    "ACCEPT_TYPES",
+    "ACCEPT_WRAPPED_TYPES",
     "CPIM",
     "TEXT_PLAIN",
     "ISCOMPOSING_CONTENT_TYPE",

@@ -88,6 +88,8 @@ from stoxgw.interworking.errors import (
 from stoxgw.formats.chatroom import CHATROOM_TOKENS, chatroomTokens
 from stoxgw.formats.iscomposing import ComposingState
 from stoxgw.interworking.translate import (
+    ACCEPT_TYPES,
+    ACCEPT_WRAPPED_TYPES,
     composingForChatState,
 )
 from stoxgw.rooms.model import (
@@ -109,8 +111,6 @@ from stoxgw.xmpp.occupant import ChatState
 from stoxgw.xmpp.room import IRoomBackend, JoinAccepted, MUCService, mucError
 
 from stoxgw.interworking.xmppuser import (  # noqa: E402
-    ACCEPT_TYPES,
-    ACCEPT_WRAPPED_TYPES,
     HISTORY_AGE,
     LINK_LOST_CAUSE,
     NICK_RETRY_WAIT,

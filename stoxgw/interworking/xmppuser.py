@@ -91,10 +91,6 @@ from stoxgw.xmpp.room import JoinAccepted, mucError
 if TYPE_CHECKING:
     from stoxgw.interworking.xmpptosip import XMPPToSIP
 
-#: What we accept from the focus (RFC 7701 section 5.2: CPIM).
-ACCEPT_TYPES = ("message/cpim",)
-#: What we translate inside CPIM (text, and isComposing: R-225).
-ACCEPT_WRAPPED_TYPES = ("text/plain", ISCOMPOSING_CONTENT_TYPE)
 #: How long a join waits for the focus's first conference-info.
 SUBSCRIBE_WAIT = 5.0
 #: How long a chat whose nick the focus refused waits for another try.
