@@ -247,6 +247,7 @@ def makeJID(local: str | None, domain: str, resource: str | None = None) -> JID:
 
     @raise AddressError: 400 / C{jid-malformed}.
     """
+    # Checked before too, so that stringprep never runs on an overlong part.
     domain = _checkDomain(domain)
     if local is not None:
         _checkPart(local, "localpart")
