@@ -52,14 +52,15 @@ from stoxgw.chat.session import (
     IChatOfferHandler,
     RejectChat,
 )
+from stoxgw.focus.member import Member, canonicalAOR
 from stoxgw.focus.room import (
-    CHATROOM_TOKENS,
-    ROOM_ACCEPT_TYPES,
     ROOM_WRAPPED_TYPES,
     ChatRoom,
-    Member,
     RoomPolicy,
-    canonicalAOR,
+)
+from stoxgw.formats.chatroom import (
+    CHATROOM_ACCEPT_TYPES,
+    CHATROOM_TOKENS,
     chatroomTokens,
 )
 from stoxgw.msrp.endpoint import MSRPEndpoint
@@ -278,7 +279,7 @@ class Focus:
         if not isinstance(uri, SIPURI) or not uri.user:
             return RejectChat(404, "Not Found (no room named)")
         name = uri.user.lower()
-        if not acceptTypesIntersection(ROOM_ACCEPT_TYPES, offer.media.acceptTypes):
+        if not acceptTypesIntersection(CHATROOM_ACCEPT_TYPES, offer.media.acceptTypes):
             # RFC 7701 section 5.2, R-053.
             return RejectChat(488, "Not Acceptable Here (message/cpim required)")
         try:
@@ -319,9 +320,9 @@ class Focus:
         room.add(member)
         return AcceptChat(
             member,
-            acceptTypes=ROOM_ACCEPT_TYPES,
+            acceptTypes=CHATROOM_ACCEPT_TYPES,
             acceptWrappedTypes=ROOM_WRAPPED_TYPES,
-            requiredTypes=ROOM_ACCEPT_TYPES,
+            requiredTypes=CHATROOM_ACCEPT_TYPES,
             chatroom=CHATROOM_TOKENS,
             isfocus=True,
             contactUser=room.name,
@@ -415,7 +416,7 @@ class Focus:
             target,
             NameAddr(SIPURI.fromString(room.uri), room.name),
             member,
-            acceptTypes=ROOM_ACCEPT_TYPES,
+            acceptTypes=CHATROOM_ACCEPT_TYPES,
             acceptWrappedTypes=ROOM_WRAPPED_TYPES,
             chatroom=CHATROOM_TOKENS,
             contact=contact,

@@ -6,9 +6,11 @@ A L{ChatRoom} keeps its L{Member}s (one per chat session: RFC 7701 section
 4, R-051), and the neutral room model (L{stoxgw.rooms.model.Room}) for what
 the RFC calls the room's state: the nicknames in use (keyed by their RFC
 7700 comparison form, each held by one user, R-079), the subject and the
-bounded history.  It talks to the sessions only through
-L{stoxgw.chat.session.ChatSession} (C{sendMessage}, C{end}); the SIP side
-(accepting INVITEs, REFER, dial-out, SUBSCRIBE) is L{stoxgw.focus.focus}.
+bounded history.  It decides; its members carry the decisions out on
+their sessions (L{stoxgw.focus.member}: the MSRP copies, failure REPORTs,
+BYE with a C{Reason}), so this module holds the room's state and rules and
+no SIP or MSRP signalling; the SIP side of the domain (accepting INVITEs,
+REFER, dial-out, SUBSCRIBE) is L{stoxgw.focus.focus}.
 
 What a room does, by RFC 7701 section:
 
@@ -73,25 +75,17 @@ What a room does, by RFC 7701 section:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import count
-from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from zope.interface import implementer
 
-from stoxgw.chat.session import (
-    ChatEnd,
-    ChatSession,
-    ChatState,
-    EndCause,
-    IChatSessionHandler,
-)
+from stoxgw.chat.session import ChatEnd, EndCause
+from stoxgw.focus.member import Member, canonicalAOR, reasonText
 from stoxgw.formats.conferenceinfo import (
     ConferenceDescription,
     ConferenceInfo,
@@ -108,19 +102,16 @@ from stoxgw.formats.conferenceinfo import (
     User,
     Users,
 )
+from stoxgw.formats.chatroom import Refused, chatroomTokens, unwrapCPIM
 from stoxgw.formats.cpim import (
-    CPIM_CONTENT_TYPE,
     CPIM_NAMESPACE,
     CPIMAddress,
-    CPIMError,
     CPIMHeader,
     CPIMMessage,
-    CPIMRequireError,
-    MediaType,
     formatDateTime,
 )
 from stoxgw.formats.iscomposing import ISCOMPOSING_CONTENT_TYPE
-from stoxgw.msrp.session import IncomingMessage, MSRPSendError, mediaTypeMatches
+from stoxgw.msrp.session import IncomingMessage
 from stoxgw.rooms.model import (
     Anonymity,
     HistoryEntry,
@@ -130,39 +121,18 @@ from stoxgw.rooms.model import (
     Subject,
 )
 from stoxgw.rooms.nicks import InvalidNickname, comparisonKey, enforce
-from stoxgw.sip.dialog import DialogState
-from stoxgw.sip.headers import Reason
 from stoxgw.sip.subscription import ConferenceNotifier
-from stoxgw.sip.uri import SIPURI, SIPURIError, quoteString
+from stoxgw.sip.uri import SIPURI, SIPURIError
 
 __all__ = [
-    "CHATROOM_TOKENS",
-    "CONGESTION_LIMIT",
-    "ROOM_ACCEPT_TYPES",
     "ROOM_WRAPPED_TYPES",
     "ChatRoom",
-    "Member",
     "RoomPolicy",
-    "canonicalAOR",
-    "chatroomTokens",
-    "reasonText",
 ]
-
-#: The answer's C{accept-types}: only C{message/cpim} (RFC 7701 section
-#: 5.2, R-052, R-054).
-ROOM_ACCEPT_TYPES = (CPIM_CONTENT_TYPE,)
 
 #: The answer's C{accept-wrapped-types} (R-055): text and isComposing
 #: named, anything else relayed (C{*}) to whoever accepts it.
 ROOM_WRAPPED_TYPES = ("text/plain", ISCOMPOSING_CONTENT_TYPE, "*")
-
-#: The answer's C{a=chatroom} tokens (RFC 7701 section 8): nicknames and
-#: private messages are always on in a native room.
-CHATROOM_TOKENS = ("nickname", "private-messages")
-
-#: Messages waiting on one session beyond which it counts as congested
-#: (RFC 7701 section 6.4, R-078).
-CONGESTION_LIMIT = 64
 
 #: Charsets whose text the history keeps (it is replayed as sent).
 _HISTORY_CHARSETS = frozenset({"utf-8", "us-ascii"})
@@ -170,48 +140,11 @@ _HISTORY_CHARSETS = frozenset({"utf-8", "us-ascii"})
 _UTC = timezone.utc
 
 
-def canonicalAOR(uri: object) -> str:
-    """
-    An address of record as text: a SIP URI without parameters, headers
-    or password, the host in lower case (RFC 3261 section 19.1.4 compares
-    hosts case-insensitively); other URIs as they are.
-    """
-    if isinstance(uri, SIPURI):
-        return SIPURI(uri.scheme, uri.host.lower(), uri.user, port=uri.port).serialize()
-    return str(uri)
-
-
 def _parseSIP(text: str) -> SIPURI | None:
     try:
         return SIPURI.fromString(text)
     except (SIPURIError, ValueError):
         return None
-
-
-def chatroomTokens(chatroom: Sequence[str] | None) -> frozenset[str]:
-    """
-    The C{a=chatroom} tokens of a peer in lower case; RFC 7701's prose
-    spelling C{nicknames} read as C{nickname} (SPEC F.1 item 4).
-    """
-    tokens = {token.lower() for token in chatroom or ()}
-    if "nicknames" in tokens:
-        tokens.add("nickname")
-    return frozenset(tokens)
-
-
-def reasonText(end: ChatEnd) -> str | None:
-    """
-    An RFC 3326 Reason value describing how a session ended (for
-    C{<disconnection-info><reason>}), or L{None}.
-    """
-    if end.status is None and not end.text:
-        return None
-    params: list[tuple[str, str | None]] = []
-    if end.status is not None:
-        params.append(("cause", str(end.status)))
-    if end.text:
-        params.append(("text", quoteString(end.text)))
-    return Reason("SIP", tuple(params)).serialize()
 
 
 def _now(clock: IReactorTime) -> datetime:
@@ -278,193 +211,6 @@ class RoomPolicy:
             elif entry == host:
                 return True
         return False
-
-
-@implementer(IChatSessionHandler)
-class Member:
-    """
-    One chat session in a room (the RFC 7701 switch's view of a
-    participant's MSRP session).
-
-    @ivar room: The room.
-    @ivar aor: Who it is (L{canonicalAOR} of its identity).
-    @ivar contact: Its endpoint URI (the session's Contact).
-    @ivar tokens: The C{a=chatroom} tokens it declared (R-059).
-    @ivar acceptTypes: Its C{accept-types}.
-    @ivar acceptWrappedTypes: Its C{accept-wrapped-types}.
-    @ivar dialedOut: Whether the room called it (RFC 4579 dial-out).
-    @ivar nickname: Its nickname (RFC 7700-enforced), or L{None}.
-    @ivar chat: Its chat session, once it exists.
-    @ivar listed: Whether it is in the room (session ready, not gone).
-    @ivar ended: Whether its session ended.
-    @ivar joinedAt: When it was listed.
-    @ivar mediaID: The id of its C{<media>} element.
-    @ivar disconnection: How it is leaving, once it is.
-    @ivar disconnectionReason: The RFC 3326 reason, if any.
-    """
-
-    _log = Logger()
-
-    def __init__(
-        self,
-        room: ChatRoom,
-        aor: str,
-        contact: str,
-        *,
-        tokens: frozenset[str] = frozenset(),
-        acceptTypes: tuple[str, ...] = (),
-        acceptWrappedTypes: tuple[str, ...] = (),
-        dialedOut: bool = False,
-    ) -> None:
-        self.room = room
-        self.aor = aor
-        self.contact = contact
-        self.tokens = tokens
-        self.acceptTypes = acceptTypes
-        self.acceptWrappedTypes = acceptWrappedTypes
-        self.dialedOut = dialedOut
-        self.nickname: str | None = None
-        self.chat: ChatSession | None = None
-        self.listed = False
-        self.ended = False
-        self.joinedAt = room.now()
-        self.mediaID = str(next(room.mediaIDs))
-        self.disconnection: DisconnectionMethod | None = None
-        self.disconnectionReason: str | None = None
-
-    def __repr__(self) -> str:
-        return f"<Member {self.label} in {self.room.uri}>"
-
-    @property
-    def label(self) -> str:
-        """
-        The nickname, or the AOR without one (for logs).
-        """
-        return self.nickname if self.nickname is not None else self.aor
-
-    @property
-    def privateMessages(self) -> bool:
-        """
-        Whether it declared C{private-messages} (RFC 7701 section 8).
-        """
-        return "private-messages" in self.tokens
-
-    def acceptsWrapped(self, contentType: str) -> bool:
-        """
-        Whether its SDP accepts a type inside CPIM (RFC 7701 section 6.1,
-        RFC 4975 section 8.6: C{accept-types} or C{accept-wrapped-types});
-        a peer that lists neither accepts everything.
-        """
-        types = self.acceptTypes + self.acceptWrappedTypes
-        return not types or mediaTypeMatches(contentType, types)
-
-    @property
-    def congested(self) -> bool:
-        """
-        Whether its session has more than L{CONGESTION_LIMIT} messages
-        waiting (RFC 7701 section 6.4).
-        """
-        msrp = self.chat.msrp if self.chat is not None else None
-        return msrp is not None and msrp.pendingSends > CONGESTION_LIMIT
-
-    def deliver(self, body: bytes) -> Deferred[int]:
-        """
-        Queue a C{message/cpim} copy on its session.
-
-        @return: Fires with 200 once the copy was accepted (or no response
-            was wanted), else with the MSRP status of the failure (481 for
-            a session that is gone); never fails.
-        """
-        chat = self.chat
-        if chat is None or chat.ended:
-            return succeed(481)
-
-        def failed(reason: Failure) -> int:
-            error = reason.value
-            self._log.info(
-                "Copy to {nick} in {room} failed: {error}",
-                nick=self.label,
-                room=self.room.uri,
-                error=reason.getErrorMessage(),
-            )
-            if isinstance(error, MSRPSendError) and error.code >= 400:
-                return error.code
-            return 481
-
-        d = chat.sendMessage(CPIM_CONTENT_TYPE, body)
-        return d.addCallbacks(lambda _: 200, failed)
-
-    def reportFailure(self, message: IncomingMessage, code: int) -> None:
-        """
-        Send a failure REPORT for a message answered 200 earlier (RFC 4975
-        section 7.1.4; nothing with C{Failure-Report: no}).
-        """
-        msrp = self.chat.msrp if self.chat is not None else None
-        if msrp is not None:
-            msrp.sendFailureReport(message, code)
-
-    def hangUp(self, cause: int, text: str) -> Deferred[None]:
-        """
-        End the session with BYE and C{Reason: SIP;cause=CAUSE;text=TEXT}
-        (RFC 3326), or CANCEL/rejection while it is being set up.
-
-        @return: Fires once the BYE is answered (or failed); never fails.
-        """
-        chat = self.chat
-        if chat is None or chat.ended:
-            return succeed(None)
-        dialog = chat.dialog
-        if (
-            chat.state is ChatState.READY
-            and dialog is not None
-            and dialog.state is not DialogState.TERMINATED
-        ):
-            reason = reasonText(ChatEnd(EndCause.LOCAL, cause, text))
-            assert reason is not None
-            bye: Deferred[Any] = dialog.bye([("Reason", reason)])
-            return bye.addBoth(lambda _: None)
-        chat.end(text, cause)
-        return succeed(None)
-
-    # -- IChatSessionHandler ---------------------------------------------
-
-    def chatStarted(self, session: ChatSession) -> None:
-        """
-        The session exists: the room lists us once it is ready.
-        """
-        self.chat = session
-        session.whenReady().addCallbacks(
-            lambda _: self.room.memberReady(self), lambda _: None
-        )
-
-    def messageReceived(self, session: ChatSession, message: IncomingMessage) -> Any:
-        """
-        A SEND: see L{ChatRoom.sendReceived}.
-        """
-        return self.room.sendReceived(self, message)
-
-    def nicknameRequested(self, session: ChatSession, nickname: str) -> Any:
-        """
-        A NICKNAME: see L{ChatRoom.nicknameRequested}.
-        """
-        return self.room.nicknameRequested(self, nickname)
-
-    def chatEnded(self, session: ChatSession, reason: ChatEnd) -> None:
-        """
-        The session ended: see L{ChatRoom.memberEnded}.
-        """
-        self.room.memberEnded(self, reason)
-
-
-class _Refused(Exception):
-    """
-    A SEND the switch refuses, with its MSRP status.
-    """
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(code, reason)
-        self.code = code
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -793,7 +539,7 @@ class ChatRoom:
         """
         try:
             checked = self._check(sender, message)
-        except _Refused as e:
+        except Refused as e:
             self._log.info(
                 "SEND from {nick} in {room} refused with {status}: {error}",
                 nick=sender.label,
@@ -812,45 +558,34 @@ class ChatRoom:
         """
         RFC 7701 sections 6.1-6.3, in the module docstring's order.
 
-        @raise _Refused: With the MSRP status.
+        @raise Refused: With the MSRP status.
         """
-        try:
-            outer = MediaType.parse(message.contentType).mimeType
-        except (CPIMError, ValueError):
-            outer = ""
-        if outer != CPIM_CONTENT_TYPE:
-            raise _Refused(415, "not message/cpim (RFC 7701 section 6.3)")
-        try:
-            cpim = CPIMMessage.parse(message.body)
-            toAddresses = cpim.toAddresses
-            fromAddress = cpim.fromAddress
-            wrapped = cpim.contentType.mimeType
-        except CPIMRequireError as e:
-            raise _Refused(415, e.reason) from None
-        except (CPIMError, ValueError) as e:
-            raise _Refused(400, f"malformed CPIM: {e}") from None
+        cpim = unwrapCPIM(message.contentType, message.body)
+        toAddresses = cpim.toAddresses
+        fromAddress = cpim.fromAddress
+        wrapped = cpim.contentType.mimeType
         if not toAddresses:
-            raise _Refused(400, "no CPIM To")
+            raise Refused(400, "no CPIM To")
         if len(toAddresses) > 1:
-            raise _Refused(403, "more than one CPIM To (RFC 7701 section 6.1)")
+            raise Refused(403, "more than one CPIM To (RFC 7701 section 6.1)")
         if fromAddress is None or not self._isSenderIdentity(sender, fromAddress):
-            raise _Refused(403, "CPIM From is not the sender's (RFC 7701 section 6.3)")
+            raise Refused(403, "CPIM From is not the sender's (RFC 7701 section 6.3)")
         to = toAddresses[0]
         if self._isRoom(to):
             return _Checked(cpim, wrapped, None)
         recipients = self._resolve(to)
         if not recipients:
-            raise _Refused(404, f"no participant {to.uri} (RFC 7701 section 6.2)")
+            raise Refused(404, f"no participant {to.uri} (RFC 7701 section 6.2)")
         supporting = tuple(r for r in recipients if r.privateMessages)
         if not supporting:
-            raise _Refused(428, "the recipient does not take private messages")
+            raise Refused(428, "the recipient does not take private messages")
         taking = tuple(
             r for r in supporting if r is not sender and r.acceptsWrapped(wrapped)
         )
         if not taking and any(r is not sender for r in supporting):
             # Section 6.1 lets the switch drop it silently; for one
             # recipient the sender may as well know.
-            raise _Refused(415, f"the recipient does not accept {wrapped}")
+            raise Refused(415, f"the recipient does not accept {wrapped}")
         return _Checked(cpim, wrapped, taking)
 
     def _isSenderIdentity(self, sender: Member, address: CPIMAddress) -> bool:

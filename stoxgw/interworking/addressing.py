@@ -41,12 +41,18 @@ C{sip:alice@atlanta.example} is C{alice\\40atlanta.example@sip.example}.
 A SIP user part that itself contains C{@} (only possible percent-encoded)
 always takes the second form, so the mapping stays one-to-one.
 
-Not done: Nodeprep/PRECIS canonicalisation of localparts (R-106, MAY) and
-full RFC 7622 code point validation; JIDs are checked for structure,
-lengths, the characters XEP-0106 says a localpart must not hold, and
-control characters.
+JIDs are Twisted's L{JID}, the type the XMPP layer uses (one JID type
+throughout): L{makeJID} and L{parseJID} build them, so every JID made
+here went through the RFC 6122 stringprep profiles (Nodeprep for
+localparts, R-106: C{sip:Romeo@example.org} is C{romeo@example.org}; SIP
+user parts are case-sensitive, RFC 3261 section 19.1.4, but the XMPP side
+always folded them, and now the mapping says so itself) and the structure
+and length checks of RFC 7622 section 3.  Not done: the PRECIS profiles of
+RFC 7622 (Twisted implements the RFC 6122 ones); IP-literal domainparts
+(C{[2001:db8::1]}), which Twisted's Nameprep refuses, are refused here
+too (400 / C{jid-malformed}).
 
-Sans-IO: standard library only.
+Sans-IO: standard library and Twisted's JID only.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+
+from twisted.words.protocols.jabber.jid import JID, InvalidFormat
 
 #: RFC 7622 section 3.1: each part of a JID is at most 1023 octets.
 MAX_PART_OCTETS = 1023
@@ -100,6 +108,9 @@ _ESCAPES = {
 _UNESCAPES = {v: k for k, v in _ESCAPES.items()}
 _UNESCAPES["\\5c"] = "\\"
 _ESCAPE_SEQUENCE = re.compile(r"\\(20|22|26|27|2f|3a|3c|3e|40|5c)")
+#: The same in any case: Nodeprep case-folds a localpart, so C{\\2F} would
+#: become the escape C{\\2f} if its backslash were left alone.
+_ESCAPE_SEQUENCE_ANY_CASE = re.compile(_ESCAPE_SEQUENCE.pattern, re.IGNORECASE)
 
 
 def escapeLocalpart(text: str) -> str:
@@ -112,7 +123,10 @@ def escapeLocalpart(text: str) -> str:
     4.3), so a plain C{\\} survives unchanged as RFC 7247 section 6.2
     expects.  (The table of section 5.1 escapes every backslash, e.g.
     C{c:\\net} -> C{c\\3a\\5cnet}; section 4.3 says C{foo\\bar} is left
-    alone.  This follows section 4.3.)
+    alone.  This follows section 4.3.)  A backslash before an upper-case
+    variant (C{\\2F}) is escaped too, since Nodeprep (L{makeJID}) folds
+    it to lower case: C{A\\2F} -> C{A\\5c2F}, prepared C{a\\5c2f}, which
+    unescapes to C{a\\2f}, not C{a/}.
 
     @raise AddressError: leading or trailing space (XEP-0106 section 4.1 rule 6:
         C{\\20} must not start or end a localpart), 400 / C{jid-malformed}.
@@ -121,7 +135,7 @@ def escapeLocalpart(text: str) -> str:
         raise _malformed(f"localpart {text!r} starts or ends with a space")
     out = []
     for index, char in enumerate(text):
-        if char == "\\" and _ESCAPE_SEQUENCE.match(text, index):
+        if char == "\\" and _ESCAPE_SEQUENCE_ANY_CASE.match(text, index):
             out.append("\\5c")
         else:
             out.append(_ESCAPES.get(char, char))
@@ -200,7 +214,6 @@ def encodeGR(value: str) -> str:
 # --- JIDs (RFC 7622 section 3) ---------------------------------------------
 
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
-_LOCAL_FORBIDDEN = frozenset(_ESCAPES)
 
 
 def _checkPart(text: str, what: str) -> None:
@@ -220,72 +233,64 @@ def _checkDomain(domain: str) -> str:
     return domain.lower()
 
 
-@dataclass(frozen=True, slots=True)
-class JID:
+def makeJID(local: str | None, domain: str, resource: str | None = None) -> JID:
     """
-    An XMPP address, C{[localpart@]domainpart[/resourcepart]} (RFC 7622
-    section 3).  The localpart is kept in its escaped (wire) form.
+    A JID from its parts, as the XMPP layer has it: Twisted's L{JID},
+    whose constructor applies the RFC 6122 stringprep profiles (Nodeprep
+    case-folds and NFKC-normalises the localpart, R-106; Nameprep the
+    domainpart; Resourceprep the resourcepart) and refuses what they
+    prohibit (space and C{" & ' / : < > @} in a localpart, control
+    characters anywhere).  On top of it: no part empty (Twisted turns an
+    empty localpart or resourcepart into none), none longer than
+    L{MAX_PART_OCTETS} after preparation, the domainpart without a
+    trailing dot.  The localpart is the escaped (wire) form.
 
-    @ivar local: the escaped localpart, or L{None}.
-    @ivar domain: the domainpart, lower-cased, without a trailing dot.
-    @ivar resource: the resourcepart, or L{None}.
+    @raise AddressError: 400 / C{jid-malformed}.
     """
+    # Checked before too, so that stringprep never runs on an overlong part.
+    domain = _checkDomain(domain)
+    if local is not None:
+        _checkPart(local, "localpart")
+    if resource is not None:
+        _checkPart(resource, "resourcepart")
+    try:
+        jid = JID(tuple=(local, domain, resource))
+    except (InvalidFormat, UnicodeError, IndexError) as e:
+        # IndexError: Twisted's Nameprep on an empty label.
+        raise _malformed(f"no JID from {(local, domain, resource)!r}: {e}") from None
+    for given, prepared, what in (
+        (local, jid.user, "localpart"),
+        (resource, jid.resource, "resourcepart"),
+    ):
+        if given is not None:
+            _checkPart(prepared or "", what)
+    _checkPart(jid.host, "domainpart")
+    return jid
 
-    local: str | None
-    domain: str
-    resource: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.local is not None:
-            _checkPart(self.local, "localpart")
-            bad = _LOCAL_FORBIDDEN.intersection(self.local)
-            if bad:
-                raise _malformed(
-                    f"localpart {self.local!r} holds {''.join(sorted(bad))!r}"
-                )
-        if _checkDomain(self.domain) != self.domain:
-            raise _malformed(f"domainpart {self.domain!r} is not normalised")
-        if self.resource is not None:
-            _checkPart(self.resource, "resourcepart")
+def parseJID(text: str) -> JID:
+    """
+    Parse a JID: the resourcepart starts at the first C{/}, the localpart
+    ends at the first C{@} before it (RFC 7622 section 3.2); then
+    L{makeJID}.
 
-    @classmethod
-    def fromString(cls, text: str) -> JID:
-        """
-        Parse a JID: the resourcepart starts at the first C{/}, the localpart
-        ends at the first C{@} before it (RFC 7622 section 3.2).
+    @raise AddressError: 400 / C{jid-malformed}.
+    """
+    bare, slash, resource = text.partition("/")
+    local, at, domain = bare.partition("@")
+    if not at:
+        local, domain = "", local
+    return makeJID(local if at else None, domain, resource if slash else None)
 
-        @raise AddressError: 400 / C{jid-malformed}.
-        """
-        bare, slash, resource = text.partition("/")
-        local, at, domain = bare.partition("@")
-        if not at:
-            local, domain = "", local
-        return cls(
-            local if at else None,
-            _checkDomain(domain),
-            resource if slash else None,
-        )
 
-    @property
-    def bare(self) -> JID:
-        """
-        This address without its resourcepart.
-        """
-        return JID(self.local, self.domain)
+def withResource(jid: JID, resource: str | None) -> JID:
+    """
+    C{jid} with another resourcepart, or bare with L{None}.
 
-    def withResource(self, resource: str | None) -> JID:
-        """
-        This address with another resourcepart (or none).
-        """
-        return JID(self.local, self.domain, resource)
-
-    def __str__(self) -> str:
-        text = self.domain
-        if self.local is not None:
-            text = f"{self.local}@{text}"
-        if self.resource is not None:
-            text = f"{text}/{self.resource}"
-        return text
+    @raise AddressError: a resourcepart Resourceprep refuses, 400 /
+        C{jid-malformed}.
+    """
+    return makeJID(jid.user, jid.host, resource)
 
 
 # --- SIP URIs --------------------------------------------------------------
@@ -455,7 +460,7 @@ def _sipAddress(address: str | SIPAddress) -> SIPAddress:
 
 
 def _jid(address: str | JID) -> JID:
-    return address if isinstance(address, JID) else JID.fromString(address)
+    return address if isinstance(address, JID) else parseJID(address)
 
 
 # --- RFC 7247 sections 6.4 and 6.5 -----------------------------------------
@@ -476,7 +481,7 @@ def sipToJID(address: str | SIPAddress) -> JID:
     """
     address = _sipAddress(address)
     local = None if address.user is None else escapeLocalpart(address.user)
-    return JID(local, _checkDomain(address.host), address.gr)
+    return makeJID(local, address.host, address.gr)
 
 
 def _sipHost(domain: str) -> str:
@@ -500,8 +505,8 @@ def jidToSIP(address: str | JID) -> SIPAddress:
     @raise AddressError: a malformed JID, 400 / C{jid-malformed}.
     """
     jid = _jid(address)
-    user = None if jid.local is None else unescapeLocalpart(jid.local)
-    return SIPAddress(user, _sipHost(jid.domain), jid.resource)
+    user = None if jid.user is None else unescapeLocalpart(jid.user)
+    return SIPAddress(user, _sipHost(jid.host), jid.resource)
 
 
 # --- rooms ------------------------------------------------------------------
@@ -532,9 +537,9 @@ def roomJIDFromRequestURI(
         raise AddressError(f"{address.uri()} names no room", 484, "jid-malformed")
     room = sipToJID(address.aor)
     allowed = {_checkDomain(domain) for domain in mucDomains}
-    if allowed and room.domain not in allowed:
+    if allowed and room.host not in allowed:
         raise AddressError(
-            f"rooms on {room.domain} are not served by this gateway",
+            f"rooms on {room.host} are not served by this gateway",
             403,
             "forbidden",
         )
@@ -550,9 +555,9 @@ def requestURIFromRoomJID(room: str | JID) -> SIPAddress:
     @raise AddressError: no localpart, 400 / C{jid-malformed}.
     """
     jid = _jid(room)
-    if jid.local is None:
+    if jid.user is None:
         raise _malformed(f"{jid} is no room address")
-    return jidToSIP(jid.bare)
+    return jidToSIP(withResource(jid, None))
 
 
 def _hostedJID(address: SIPAddress, gatewayDomain: str) -> JID:
@@ -563,16 +568,16 @@ def _hostedJID(address: SIPAddress, gatewayDomain: str) -> JID:
     user = address.user
     if host != gatewayDomain or "@" in user:
         user = f"{user}@{host}"
-    return JID(escapeLocalpart(user), gatewayDomain, address.gr)
+    return makeJID(escapeLocalpart(user), gatewayDomain, address.gr)
 
 
 def _hostedSIP(jid: JID, gatewayDomain: str) -> SIPAddress:
     gatewayDomain = _checkDomain(gatewayDomain)
-    if jid.domain != gatewayDomain or jid.local is None:
+    if jid.host != gatewayDomain or jid.user is None:
         raise AddressError(
             f"{jid} is not an address on {gatewayDomain}", 404, "item-not-found"
         )
-    user, at, host = unescapeLocalpart(jid.local).rpartition("@")
+    user, at, host = unescapeLocalpart(jid.user).rpartition("@")
     if not at:
         return SIPAddress(host or None, _sipHost(gatewayDomain), jid.resource)
     if not user:
@@ -605,9 +610,9 @@ def focusURIForRoomJID(room: str | JID, roomDomain: str) -> SIPAddress:
     L{roomJIDForFocusURI}; the resourcepart (nick) is dropped.
 
     @raise AddressError: a JID not on C{roomDomain} or without localpart,
-        404 / C{item-not-found}; see also L{JID.fromString}.
+        404 / C{item-not-found}; see also L{parseJID}.
     """
-    return _hostedSIP(_jid(room).bare, roomDomain)
+    return _hostedSIP(withResource(_jid(room), None), roomDomain)
 
 
 # --- occupants (R-207) -------------------------------------------------------
@@ -628,7 +633,7 @@ def occupantJIDFromSIP(identity: str | SIPAddress) -> JID:
         raise _malformed(f"{address.uri()} carries no gr nickname")
     if address.user is None:
         raise _malformed(f"{address.uri()} names no room")
-    return sipToJID(address.aor).withResource(address.gr)
+    return withResource(sipToJID(address.aor), address.gr)
 
 
 def occupantSIPFromJID(occupant: str | JID) -> SIPAddress:
@@ -668,11 +673,11 @@ def roomAndNick(occupant: str | JID) -> tuple[JID, str]:
         C{jid-malformed}.
     """
     jid = _jid(occupant)
-    if jid.local is None:
+    if jid.user is None:
         raise _malformed(f"{jid} is no room address")
     if jid.resource is None:
         raise _malformed(f"{jid} carries no nickname")
-    return jid.bare, jid.resource
+    return withResource(jid, None), jid.resource
 
 
 # --- SIP users inside XMPP rooms (Gateway B real JIDs) ----------------------

@@ -138,20 +138,20 @@ is not sent: the user could not join it through the gateway.
 from __future__ import annotations
 
 import re
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypedDict
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.words.protocols.jabber.jid import JID as XMPPJID
+from twisted.words.protocols.jabber.jid import JID
 from zope.interface import implementer
 
 from stoxgw.interworking.addressing import (
-    JID,
     AddressError,
     SIPAddress,
     jidToSIP,
@@ -160,7 +160,9 @@ from stoxgw.interworking.addressing import (
     roomJIDFromRequestURI,
     sipUserForRealJID,
     unescapeLocalpart,
+    withResource,
 )
+from stoxgw.interworking.ratelimit import Admission, RateLimiter, WhenFull
 from stoxgw.interworking.siptoxmpp import IInvitationSender
 from stoxgw.sip.message import SIPResponse
 from stoxgw.sip.refer import ReferAgent
@@ -192,7 +194,7 @@ RATE_INTERVAL = 60.0
 #: Invitations per invitee (all rooms) within L{RATE_INTERVAL}.
 MAX_PER_INVITEE = 5
 
-#: Invitations remembered for the rate limit at most.
+#: (Invitee, room) pairs, and invitees, tracked for the rate limit at most.
 MAX_TRACKED = 10000
 
 #: Octets of the MESSAGE body at most (RFC 3428 section 8: 1300 bytes for
@@ -253,13 +255,6 @@ class InvitationOutcome:
     reason: str | None = None
 
 
-def _text(address: XMPPJID) -> str:
-    """
-    C{address} as text (Twisted's JID is untyped).
-    """
-    return str(address.full())  # type: ignore[no-untyped-call]
-
-
 def _clean(text: str, limit: int) -> str:
     """
     C{text} on one line: control characters and line breaks become
@@ -295,9 +290,9 @@ def _jidLabel(jid: JID) -> str:
     A JID for people: the localpart XEP-0106-unescaped (the escaped form
     is for the wire, people see the unescaped one), no resource.
     """
-    if jid.local is None:
-        return jid.domain
-    return f"{unescapeLocalpart(jid.local)}@{jid.domain}"
+    if jid.user is None:
+        return jid.host
+    return f"{unescapeLocalpart(jid.user)}@{jid.host}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,16 +319,17 @@ def _inviter(inviter: JID | None, room: JID, userDomain: str) -> _Inviter | None
     """
     if inviter is None:
         return None
-    if inviter.bare == room.bare and inviter.resource is not None:
+    if withResource(inviter, None) == room and inviter.resource is not None:
         nick = _clean(inviter.resource, MAX_NAME)
         uri = _sipURI(occupantSIPFromJID(inviter))
         return _Inviter(NameAddr(uri, nick), nick)
-    if inviter.domain == userDomain.lower().rstrip(".") and inviter.local is not None:
-        address = sipUserForRealJID(inviter.bare, userDomain).aor
+    if inviter.host == userDomain.lower().rstrip(".") and inviter.user is not None:
+        address = sipUserForRealJID(withResource(inviter, None), userDomain).aor
         label = f"{address.user}@{address.host}" if address.user else address.host
         return _Inviter(NameAddr(_sipURI(address)), _clean(label, MAX_NAME))
     return _Inviter(
-        NameAddr(_sipURI(jidToSIP(inviter.bare))), _clean(_jidLabel(inviter), MAX_NAME)
+        NameAddr(_sipURI(jidToSIP(withResource(inviter, None)))),
+        _clean(_jidLabel(inviter), MAX_NAME),
     )
 
 
@@ -355,6 +351,16 @@ def invitationText(inviter: str | None, roomURI: str, reason: str | None) -> str
     if why and budget >= 8:
         text = f"{text} ({_fitOctets(why, budget)})"
     return _fitOctets(text, MAX_MESSAGE_BODY)
+
+
+class _LogFields(TypedDict):
+    """
+    The fields of every log event about one invitation.
+    """
+
+    roomJID: str
+    realJID: str
+    uri: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,52 +385,47 @@ class _Plan:
         """
         return str(self.invitee)
 
+    @property
+    def logFields(self) -> _LogFields:
+        """
+        The fields every log event about this invitation has.
+        """
+        return _LogFields(roomJID=self.roomJID, realJID=self.realJID, uri=self.inviteeKey)
+
 
 class _RateLimit:
     """
-    The sliding window of sent invitations (see the module docstring).
+    The invitation limits (see the module docstring): one per (invitee,
+    room) and L{MAX_PER_INVITEE} per invitee within the interval; a full
+    table refuses new keys rather than forgetting recent invitations.
     """
 
     def __init__(
         self, clock: IReactorTime, interval: float, perInvitee: int, capacity: int
     ) -> None:
-        self.clock = clock
         self.interval = interval
         self.perInvitee = perInvitee
-        self.capacity = capacity
-        self._window: deque[tuple[float, str, str]] = deque()
-        self._pairs: set[tuple[str, str]] = set()
-        self._counts: Counter[str] = Counter()
-
-    def _expire(self, now: float) -> None:
-        """
-        Forget the invitations older than the interval.
-        """
-        window = self._window
-        while window and window[0][0] <= now - self.interval:
-            _, invitee, room = window.popleft()
-            self._pairs.discard((invitee, room))
-            self._counts[invitee] -= 1
-            if self._counts[invitee] <= 0:
-                del self._counts[invitee]
+        self._pairs = RateLimiter(clock, 1, interval, capacity, WhenFull.REFUSE)
+        self._invitees = RateLimiter(
+            clock, perInvitee, interval, capacity, WhenFull.REFUSE
+        )
 
     def admit(self, invitee: str, room: str) -> str | None:
         """
-        Record an invitation of C{invitee} to C{room} now, or say why not.
+        Count an invitation of C{invitee} to C{room} now, or say why not.
 
         @return: L{None} if it may be sent, else the reason it may not.
         """
-        now = self.clock.seconds()
-        self._expire(now)
-        if (invitee, room) in self._pairs:
+        pair = self._pairs.check((invitee, room))
+        alone = self._invitees.check(invitee)
+        if pair is Admission.OVER_LIMIT:
             return f"already invited to this room in the last {self.interval:g} s"
-        if self._counts[invitee] >= self.perInvitee:
+        if alone is Admission.OVER_LIMIT:
             return f"{self.perInvitee} invitations in the last {self.interval:g} s"
-        if len(self._window) >= self.capacity:
+        if Admission.FULL in (pair, alone):
             return "too many invitations to track"
-        self._window.append((now, invitee, room))
-        self._pairs.add((invitee, room))
-        self._counts[invitee] += 1
+        self._pairs.count((invitee, room))
+        self._invitees.count(invitee)
         return None
 
 
@@ -480,7 +481,7 @@ class SIPInvitations:
     # -- the interface ---------------------------------------------------------
 
     def invitationReceived(
-        self, realJID: XMPPJID, invitation: Invitation
+        self, realJID: JID, invitation: Invitation
     ) -> Deferred[InvitationOutcome]:
         """
         Tell the SIP user behind C{realJID} about C{invitation}: REFER,
@@ -493,26 +494,24 @@ class SIPInvitations:
         except AddressError as e:
             self._log.info(
                 "Invitation to {roomJID} for {realJID} not sent: {error}",
-                roomJID=_text(invitation.roomJID),
-                realJID=_text(realJID),
+                roomJID=str(invitation.roomJID),
+                realJID=str(realJID),
                 error=str(e),
             )
             return succeed(InvitationOutcome(InvitationResult.NOT_SENT, reason=str(e)))
         except Exception as e:
             self._log.failure(
                 "Mapping an invitation to {roomJID} for {realJID}",
-                roomJID=_text(invitation.roomJID),
-                realJID=_text(realJID),
+                roomJID=str(invitation.roomJID),
+                realJID=str(realJID),
             )
             return succeed(InvitationOutcome(InvitationResult.FAILED, reason=repr(e)))
         refused = self._limit.admit(plan.inviteeKey, plan.roomJID)
         if refused is not None:
             self._log.info(
                 "Invitation to {roomJID} for {uri} dropped: {error}",
-                roomJID=plan.roomJID,
-                realJID=plan.realJID,
-                uri=plan.inviteeKey,
                 error=refused,
+                **plan.logFields,
             )
             return succeed(
                 InvitationOutcome(InvitationResult.RATE_LIMITED, reason=refused)
@@ -521,32 +520,29 @@ class SIPInvitations:
 
     # -- mapping -----------------------------------------------------------------
 
-    def _plan(self, realJID: XMPPJID, invitation: Invitation) -> _Plan:
+    def _plan(self, realJID: JID, invitation: Invitation) -> _Plan:
         """
         Map the invitation to SIP addresses and text.
 
         @raise AddressError: The invitee is not ours, the room is not
             served or no room, or an address is malformed.
         """
-        real = JID.fromString(_text(realJID))
-        invitee = sipUserForRealJID(real.bare, self.userDomain)
+        real = realJID
+        invitee = sipUserForRealJID(withResource(real, None), self.userDomain)
         if invitee.user is None:
             raise AddressError(f"{real} names no SIP user", 404, "item-not-found")
-        room = JID.fromString(_text(invitation.roomJID)).bare
+        room = withResource(invitation.roomJID, None)
         roomURI = requestURIFromRoomJID(room)
         # The same check as an INVITE to the room gets (R-116, mucDomains).
         roomJIDFromRequestURI(roomURI, self.mucDomains)
         try:
-            inviterJID = None
-            if invitation.inviter is not None:
-                inviterJID = JID.fromString(_text(invitation.inviter))
-            inviter = _inviter(inviterJID, room, self.userDomain)
+            inviter = _inviter(invitation.inviter, room, self.userDomain)
         except AddressError as e:
             # Still worth telling the user; just without Referred-By.
             self._log.info(
                 "Inviter {inviter} of an invitation to {roomJID} has no SIP"
                 " address: {error}",
-                inviter=_text(invitation.inviter) if invitation.inviter else None,
+                inviter=str(invitation.inviter) if invitation.inviter else None,
                 roomJID=str(room),
                 error=str(e),
             )
@@ -555,7 +551,7 @@ class SIPInvitations:
         if inviter is not None:
             display = inviter.label
         else:
-            display = _clean(unescapeLocalpart(room.local or room.domain), MAX_NAME)
+            display = _clean(unescapeLocalpart(room.user or room.host), MAX_NAME)
         return _Plan(
             realJID=str(real),
             roomJID=str(room),
@@ -580,78 +576,66 @@ class SIPInvitations:
         try:
             referStatus = await self._refer(plan)
         except Exception as e:
-            self._log.failure(
-                "Sending a REFER to {uri} for {roomJID}",
-                uri=plan.inviteeKey,
-                roomJID=plan.roomJID,
-                realJID=plan.realJID,
-            )
-            return InvitationOutcome(InvitationResult.FAILED, "REFER", reason=repr(e))
+            return self._failed(plan, "REFER", e)
         if 200 <= referStatus < 300:
-            self._log.info(
-                "Invitation to {roomJID} for {uri} sent as REFER: {status}",
-                roomJID=plan.roomJID,
-                realJID=plan.realJID,
-                uri=plan.inviteeKey,
-                status=referStatus,
-                direct=plan.direct,
-            )
-            return InvitationOutcome(InvitationResult.REFERRED, "REFER", referStatus)
+            return self._ended(plan, InvitationResult.REFERRED, "REFER", referStatus)
         if referStatus not in self.fallbackStatuses:
-            self._log.warn(
-                "Invitation to {roomJID} for {uri} failed: REFER answered {status}",
-                roomJID=plan.roomJID,
-                realJID=plan.realJID,
-                uri=plan.inviteeKey,
-                status=referStatus,
-                direct=plan.direct,
-            )
-            return InvitationOutcome(InvitationResult.FAILED, "REFER", referStatus)
+            return self._ended(plan, InvitationResult.FAILED, "REFER", referStatus)
         self._log.info(
             "{uri} does not take REFER ({status}): inviting to {roomJID} by MESSAGE",
-            roomJID=plan.roomJID,
-            realJID=plan.realJID,
-            uri=plan.inviteeKey,
             status=referStatus,
+            **plan.logFields,
         )
         try:
             response = await self._queueMessage(plan)
         except Exception as e:
-            self._log.failure(
-                "Sending a MESSAGE to {uri} for {roomJID}",
-                uri=plan.inviteeKey,
-                roomJID=plan.roomJID,
-                realJID=plan.realJID,
+            return self._failed(plan, "MESSAGE", e, referStatus)
+        result = (
+            InvitationResult.MESSAGED if response.isSuccess else InvitationResult.FAILED
+        )
+        return self._ended(plan, result, "MESSAGE", response.status, referStatus)
+
+    def _ended(
+        self,
+        plan: _Plan,
+        result: InvitationResult,
+        method: str,
+        status: int,
+        referStatus: int | None = None,
+    ) -> InvitationOutcome:
+        """
+        Log the final status of the last request (info when it was sent,
+        warn when it failed) and make the outcome.
+        """
+        fields = dict(plan.logFields, method=method, status=status, direct=plan.direct)
+        if result is InvitationResult.FAILED:
+            self._log.warn(
+                "Invitation to {roomJID} for {uri} failed: {method} answered {status}",
+                **fields,
             )
-            return InvitationOutcome(
-                InvitationResult.FAILED,
-                "MESSAGE",
-                referStatus=referStatus,
-                reason=repr(e),
-            )
-        status = response.status
-        if response.isSuccess:
+        else:
             self._log.info(
-                "Invitation to {roomJID} for {uri} sent as MESSAGE: {status}",
-                roomJID=plan.roomJID,
-                realJID=plan.realJID,
-                uri=plan.inviteeKey,
-                status=status,
-                direct=plan.direct,
+                "Invitation to {roomJID} for {uri} sent as {method}: {status}",
+                **fields,
             )
-            return InvitationOutcome(
-                InvitationResult.MESSAGED, "MESSAGE", status, referStatus
-            )
-        self._log.warn(
-            "Invitation to {roomJID} for {uri} failed: MESSAGE answered {status}",
-            roomJID=plan.roomJID,
-            realJID=plan.realJID,
-            uri=plan.inviteeKey,
-            status=status,
-            direct=plan.direct,
+        return InvitationOutcome(result, method, status, referStatus)
+
+    def _failed(
+        self,
+        plan: _Plan,
+        method: str,
+        error: Exception,
+        referStatus: int | None = None,
+    ) -> InvitationOutcome:
+        """
+        Log the exception being handled (sending C{method} failed locally:
+        a bug) and make the outcome.
+        """
+        self._log.failure(
+            "Sending a {method} to {uri} for {roomJID}", method=method, **plan.logFields
         )
         return InvitationOutcome(
-            InvitationResult.FAILED, "MESSAGE", status, referStatus
+            InvitationResult.FAILED, method, referStatus=referStatus, reason=repr(error)
         )
 
     async def _refer(self, plan: _Plan) -> int:

@@ -79,6 +79,7 @@ from stoxgw.chat.session import (
     IChatOfferHandler,
     RejectChat,
 )
+from stoxgw.formats.chatroom import CHATROOM_TOKENS
 from stoxgw.formats.conferenceinfo import DisconnectionMethod
 from stoxgw.interworking.addressing import (
     AddressError,
@@ -98,7 +99,8 @@ from stoxgw.interworking.errors import (
 )
 from stoxgw.interworking.ratelimit import RateLimiter
 from stoxgw.interworking.translate import (
-    ISCOMPOSING_CONTENT_TYPE,
+    ACCEPT_TYPES,
+    ACCEPT_WRAPPED_TYPES,
 )
 from stoxgw.sip.message import SIPRequest
 from stoxgw.sip.refer import IncomingRefer, IReferHandler
@@ -149,13 +151,6 @@ __all__ = [
     "nickVariant",
 ]
 
-#: Our C{accept-types} as focus (RFC 7701 section 5.2: CPIM only).
-ACCEPT_TYPES = ("message/cpim",)
-#: What we can translate inside CPIM (R-215: only what is mapped): text,
-#: and isComposing (R-225, RFC 3994).
-ACCEPT_WRAPPED_TYPES = ("text/plain", ISCOMPOSING_CONTENT_TYPE)
-#: The C{a=chatroom} tokens we offer (RFC 7701 section 8).
-CHATROOM_TOKENS = ("nickname", "private-messages")
 #: What the sender of a private message to a SIP user that takes none
 #: gets back (R-221).
 PRIVATE_MESSAGES_REFUSED = (

@@ -7,7 +7,9 @@ XEP-0085 and isComposing (SPEC E.6, RFC 7573 section 6).
 
 Refusals are L{Refused} exceptions carrying the MSRP status to answer
 (RFC 7701 section 6.3, RFC 4975 section 7.2); the callers decide what
-else to say about them.
+else to say about them.  The wrapper checks (L{unwrapCPIM}) and
+L{Refused} live in L{stoxgw.formats.chatroom}, shared with the native
+focus.
 """
 
 from __future__ import annotations
@@ -18,25 +20,33 @@ from dataclasses import dataclass
 
 from twisted.internet.interfaces import IReactorTime
 
-from stoxgw.formats.cpim import CPIMAddress, CPIMError, CPIMMessage, MediaType
+from stoxgw.formats.chatroom import CHATROOM_ACCEPT_TYPES, Refused, unwrapCPIM
+from stoxgw.formats.cpim import CPIMAddress, CPIMMessage
 from stoxgw.formats.iscomposing import (
     ISCOMPOSING_CONTENT_TYPE,
     ComposingState,
     IsComposing,
     IsComposingError,
 )
-from stoxgw.interworking.errors import LocalMSRPFailure, msrpStatusForLocalFailure
 from stoxgw.msrp.session import IncomingMessage
 from stoxgw.xmpp.occupant import ChatState
 
 #: The CPIM-wrapped content type of text (RFC 7702 Tables 4 and 5).
 TEXT_PLAIN = "text/plain;charset=UTF-8"
+#: The gateway's C{accept-types}, as focus toward SIP users and as
+#: participant of a SIP room: CPIM only (RFC 7701 section 5.2).
+ACCEPT_TYPES = CHATROOM_ACCEPT_TYPES
+#: What the gateway translates inside CPIM (R-215: only what is mapped):
+#: text, and isComposing (R-225, RFC 3994).
+ACCEPT_WRAPPED_TYPES = ("text/plain", ISCOMPOSING_CONTENT_TYPE)
 #: The outer content type of every SEND of a chat room (RFC 7701 5.2).
 CPIM = "message/cpim"
 
 _UTC = datetime.timezone.utc
 
 __all__ = [
+    "ACCEPT_TYPES",
+    "ACCEPT_WRAPPED_TYPES",
     "CPIM",
     "TEXT_PLAIN",
     "ISCOMPOSING_CONTENT_TYPE",
@@ -50,20 +60,6 @@ __all__ = [
     "chatStateForComposing",
     "composingForChatState",
 ]
-
-
-class Refused(Exception):
-    """
-    A SEND refused before anything reached the other side.
-
-    @ivar code: The MSRP status to answer with.
-    @ivar reason: Why, for the log.
-    """
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(code, reason)
-        self.code = code
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,19 +94,7 @@ def unwrap(message: IncomingMessage) -> Content:
 
     @raise Refused: With the MSRP status.
     """
-    try:
-        outer = MediaType.parse(message.contentType).mimeType
-    except (CPIMError, ValueError):
-        outer = ""
-    if outer != CPIM:
-        raise Refused(
-            msrpStatusForLocalFailure(LocalMSRPFailure.NO_CPIM_WRAPPER),
-            "no message/cpim wrapper",
-        )
-    try:
-        cpim = CPIMMessage.parse(message.body)
-    except CPIMError as e:
-        raise Refused(400, f"malformed CPIM: {e}") from None
+    cpim = unwrapCPIM(message.contentType, message.body)
     inner = cpim.contentType.mimeType
     if inner == ISCOMPOSING_CONTENT_TYPE:
         try:

@@ -85,8 +85,11 @@ from stoxgw.interworking.errors import (
     stanzaErrorForSIPEntryFailure,
     stanzaErrorForSIPStatus,
 )
+from stoxgw.formats.chatroom import CHATROOM_TOKENS, chatroomTokens
 from stoxgw.formats.iscomposing import ComposingState
 from stoxgw.interworking.translate import (
+    ACCEPT_TYPES,
+    ACCEPT_WRAPPED_TYPES,
     composingForChatState,
 )
 from stoxgw.rooms.model import (
@@ -108,9 +111,6 @@ from stoxgw.xmpp.occupant import ChatState
 from stoxgw.xmpp.room import IRoomBackend, JoinAccepted, MUCService, mucError
 
 from stoxgw.interworking.xmppuser import (  # noqa: E402
-    ACCEPT_TYPES,
-    ACCEPT_WRAPPED_TYPES,
-    CHATROOM_TOKENS,
     HISTORY_AGE,
     LINK_LOST_CAUSE,
     NICK_RETRY_WAIT,
@@ -392,11 +392,9 @@ class XMPPToSIP:
             # only a conference focus (RFC 4579 isfocus) is a room.
             session.end("Not a conference focus")
             return fail(mucError("item-not-found", "The SIP peer is not a chat room (no isfocus)"))
-        tokens = {token.lower() for token in (media.chatroom or ())} if media else set()
+        tokens = chatroomTokens(media.chatroom if media else None)
         participant.privateMessages = "private-messages" in tokens
-        # RFC 7701 section 8 spells the token "nickname"; its prose says
-        # "nicknames" (SPEC F.1 item 4).
-        participant.nicknames = bool(tokens & {"nickname", "nicknames"})
+        participant.nicknames = "nickname" in tokens
         room = self.rooms.getRoom(participant.roomJID)
         if room is not None:
             room.settings = dataclasses.replace(

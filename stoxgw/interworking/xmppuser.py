@@ -93,10 +93,6 @@ from stoxgw.xmpp.room import JoinAccepted, mucError
 if TYPE_CHECKING:
     from stoxgw.interworking.xmpptosip import XMPPToSIP
 
-#: What we accept from the focus (RFC 7701 section 5.2: CPIM).
-ACCEPT_TYPES = ("message/cpim",)
-#: What we translate inside CPIM (text, and isComposing: R-225).
-ACCEPT_WRAPPED_TYPES = ("text/plain", ISCOMPOSING_CONTENT_TYPE)
 #: How long a join waits for the focus's first conference-info.
 SUBSCRIBE_WAIT = 5.0
 #: How long a chat whose nick the focus refused waits for another try.
@@ -105,8 +101,6 @@ NICK_RETRY_WAIT = 60.0
 SEEN_MESSAGES = 512
 #: The BYE's Reason cause when the room domain's XMPP link is lost.
 LINK_LOST_CAUSE = sipReasonCauseForGatewayBEnd(GatewayBEnd.LINK_LOST)
-#: The C{a=chatroom} tokens we offer (RFC 7701 section 8).
-CHATROOM_TOKENS = ("nickname", "private-messages")
 #: Messages whose CPIM DateTime is older than this many seconds are shown
 #: with a XEP-0203 delay (history replayed by the focus).
 HISTORY_AGE = 60.0

@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.focus.test_room -*-
 """
-Tests for L{stoxgw.focus.room}: the room logic with fake chat sessions
+Tests for L{stoxgw.focus.room} and L{stoxgw.focus.member}: the room
+logic and its members' sessions, with fake chat sessions
 and a L{Clock} (what the full-stack tests of L{tests.focus.test_focus}
 cannot easily provoke: congestion, failed copies, the nickname removal of
 RFC 7701 section 7.3, policies).
@@ -17,15 +18,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from stoxgw.chat.session import ChatEnd, ChatState, EndCause, IChatSessionHandler
-from stoxgw.focus.room import (
+from stoxgw.focus.member import (
     CONGESTION_LIMIT,
-    ChatRoom,
     Member,
-    RoomPolicy,
     canonicalAOR,
-    chatroomTokens,
     reasonText,
 )
+from stoxgw.focus.room import ChatRoom, RoomPolicy
 from stoxgw.formats.cpim import CPIMAddress, CPIMMessage
 from stoxgw.msrp.message import FailureReport
 from stoxgw.msrp.session import IncomingMessage, MSRPSendError
@@ -413,15 +412,6 @@ class HelperTests(SynchronousTestCase):
         """
         uri = SIPURI.fromString("sip:Alice@EXAMPLE.com;gr=x?Subject=y")
         self.assertEqual(canonicalAOR(uri), "sip:Alice@example.com")
-
-    def test_tokens(self) -> None:
-        """
-        RFC 7701's prose spelling C{nicknames} counts as C{nickname}.
-        """
-        self.assertEqual(
-            chatroomTokens(("Nicknames",)), frozenset({"nicknames", "nickname"})
-        )
-        self.assertEqual(chatroomTokens(None), frozenset())
 
     def test_reasonText(self) -> None:
         """

@@ -8,6 +8,11 @@ It uses the project's SIP user agent, MSRP endpoint, chat sessions,
 subscription usages and CPIM/conference-info formats, but none of
 C{stoxgw.interworking}: the room logic below is written from RFC 7701
 (sections 5-9), RFC 4575 and RFC 7702 section 5, not from the gateway.
+It does not import L{stoxgw.focus} either, although that package does the
+same job: an interop peer must be an independent reading of the RFCs, so
+that a misreading shared by the gateway's focus and its RFC 7702 section 5
+side fails a test instead of passing on both ends (so the likeness between
+this file and C{stoxgw/focus/room.py} is on purpose, not code to share).
 
 Command line
 ============

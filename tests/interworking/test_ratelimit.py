@@ -8,7 +8,7 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from stoxgw.interworking.ratelimit import RateLimiter
+from stoxgw.interworking.ratelimit import Admission, RateLimiter, WhenFull
 
 
 class RateLimiterTests(SynchronousTestCase):
@@ -40,6 +40,49 @@ class RateLimiterTests(SynchronousTestCase):
         for n in range(1000):
             self.assertTrue(limiter.admit(f"k{n}"))
         self.assertEqual(len(limiter._events), 100)
+
+    def test_refuseWhenFull(self) -> None:
+        """
+        With L{WhenFull.REFUSE} a full table refuses new keys and keeps the
+        ones it has, until their events leave the window.
+        """
+        clock = Clock()
+        limiter = RateLimiter(clock, 1, 60.0, maxKeys=2, whenFull=WhenFull.REFUSE)
+        self.assertEqual([limiter.admit(k) for k in "abc"], [True, True, False])
+        self.assertEqual(limiter.check("c"), Admission.FULL)
+        self.assertEqual(limiter.check("a"), Admission.OVER_LIMIT)
+        clock.advance(60.0)
+        self.assertEqual(limiter.check("a"), Admission.ADMITTED)
+        self.assertTrue(limiter.admit("c"))
+        self.assertEqual(list(limiter._events), ["c"])
+
+    def test_checkDoesNotCount(self) -> None:
+        """
+        L{RateLimiter.check} only looks; L{RateLimiter.count} counts.
+        """
+        limiter = RateLimiter(Clock(), 1, 60.0)
+        self.assertEqual(limiter.check("a"), Admission.ADMITTED)
+        self.assertEqual(limiter.check("a"), Admission.ADMITTED)
+        limiter.count("a")
+        self.assertEqual(limiter.check("a"), Admission.OVER_LIMIT)
+
+    def test_idleKeysForgotten(self) -> None:
+        """
+        Keys whose events have all left the window are forgotten, oldest
+        first; a later event moves a key to the back.
+        """
+        clock = Clock()
+        limiter = RateLimiter(clock, 5, 10.0)
+        limiter.admit("a")
+        clock.advance(5)
+        limiter.admit("b")
+        limiter.admit("a")
+        clock.advance(6)
+        limiter.admit("c")
+        self.assertEqual(list(limiter._events), ["b", "a", "c"])
+        clock.advance(5)
+        limiter.admit("d")
+        self.assertEqual(list(limiter._events), ["c", "d"])
 
     def test_invalid(self) -> None:
         """

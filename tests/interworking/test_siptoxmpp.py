@@ -418,6 +418,18 @@ class EnterTests(SynchronousTestCase):
         self.assertEqual(failure.value.status, 484)  # type: ignore[union-attr]
         self.assertEqual(b.sent(), [])
 
+    def test_roomNameNoJID(self) -> None:
+        """
+        A room name that decodes to no JID localpart (Nodeprep prohibits a
+        non-ASCII space): 400 from the address mapping, the same check the
+        XMPP layer's JID makes; XMPP gets nothing.
+        """
+        b = Bridge(self)
+        d = b.invite(target="sip:cap%C2%A0ulet@rooms.example")
+        failure = self.failureResultOf(d)
+        self.assertEqual(failure.value.status, 400)  # type: ignore[union-attr]
+        self.assertEqual(b.sent(), [])
+
 
 class PublicMessageTests(SynchronousTestCase):
     """
@@ -504,7 +516,8 @@ class PublicMessageTests(SynchronousTestCase):
     def test_notCPIM(self) -> None:
         """
         RFC 7701 6.3 (E.4): a SEND that is not C{message/cpim} (or has no
-        usable Content-Type) -> 415; malformed CPIM -> 400.  (The SIP
+        usable Content-Type) -> 415; malformed CPIM (also only its To)
+        -> 400; a C{Require} not understood -> 415.  (The SIP
         user's own MSRP stack would not send these: the gateway accepts
         only CPIM; the handler is called directly.)
         """
@@ -532,6 +545,21 @@ class PublicMessageTests(SynchronousTestCase):
         self.assertEqual(
             participant.messageReceived(session, incoming("message/cpim", b"garbage")),
             400,
+        )
+        head = b"From: <sip:romeo@example.com>\r\nTo: <sip:capulet@rooms.example"
+        tail = b"\r\n\r\nContent-Type: text/plain\r\n\r\nhi"
+        # A malformed To is malformed CPIM too; a Require not understood
+        # is 415 (RFC 3862 section 3.5), as in a native room.
+        self.assertEqual(
+            participant.messageReceived(session, incoming("message/cpim", head + tail)),
+            400,
+        )
+        require = b">\r\nNS: X <urn:x>\r\nRequire: X.Vital\r\nX.Vital: yes"
+        self.assertEqual(
+            participant.messageReceived(
+                session, incoming("message/cpim", head + require + tail)
+            ),
+            415,
         )
         self.assertEqual(b.sent(), [])
 
