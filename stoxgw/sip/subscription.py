@@ -55,8 +55,10 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections import deque
 from dataclasses import dataclass, replace
 from enum import Enum
+from functools import partial
 from typing import Any, Callable, Mapping, Sequence, Union
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -98,6 +100,7 @@ __all__ = [
     "SubscriptionReason",
     "NOTIFY_FAILURE_STATUSES",
     "NotifyBody",
+    "SKIP_NOTIFY",
     "SubscriptionSettings",
     "IEventPackage",
     "ISubscriptionHandler",
@@ -322,9 +325,44 @@ def _cancel(call: IDelayedCall | None) -> None:
         call.cancel()
 
 
+@dataclass(slots=True)
+class _QueuedNotify:
+    """
+    A NOTIFY waiting for its turn (L{NotifierSubscription}).
+
+    @ivar makeBody: Gives the body when the NOTIFY is sent; L{SKIP_NOTIFY}
+        drops it.
+    @ivar final: Whether it terminates the subscription.
+    @ivar parameters: The C{terminated} state's parameters (final only).
+    @ivar result: Fires with its response, or L{None} for a coalesced one.
+    @ivar coalesce: Whether later changes fold into it while it waits.
+    """
+
+    makeBody: Callable[[], NotifyBody | None | object]
+    final: bool = False
+    parameters: tuple[tuple[str, str | None], ...] = ()
+    result: Deferred[SIPResponse] | None = None
+    coalesce: bool = False
+
+
+#: What a body maker of L{NotifierSubscription.notifyChanged} returns when
+#: nothing changed since the last NOTIFY: none is sent.
+SKIP_NOTIFY = object()
+
+
 class NotifierSubscription:
     """
     A subscription we serve (RFC 6665 section 4.2).
+
+    Its NOTIFYs go one at a time: the next one is sent once the previous
+    one has its final response (or failed), so that they arrive in order
+    over UDP too (RFC 6665 section 4.2.2 only orders them by CSeq, which a
+    subscriber cannot wait on; RFC 4575 section 4.4 partial documents
+    need every version, SPEC F.1 item 9).  The body of a queued NOTIFY is
+    made when it is sent, so a full state or a partial one is computed
+    from what was actually sent before it; changes made while a partial
+    NOTIFY waits fold into it (L{notifyChanged}).  A final NOTIFY drops
+    the ones still waiting.
 
     @ivar events: The owner.
     @ivar dialog: Its dialog (shared with other usages).
@@ -359,6 +397,8 @@ class NotifierSubscription:
         self.reason: SubscriptionReason | None = None
         self.context: Any = None
         self._timer: IDelayedCall | None = None
+        self._queue: deque[_QueuedNotify] = deque()
+        self._inFlight: Deferred[SIPResponse] | None = None
         self._schedule(expires)
 
     @property
@@ -367,6 +407,13 @@ class NotifierSubscription:
         Seconds until it expires (rounded up).
         """
         return max(0, math.ceil(self.expiresAt - _now(self.events)))
+
+    @property
+    def notifying(self) -> bool:
+        """
+        Whether a NOTIFY is waiting for its final response.
+        """
+        return self._inFlight is not None
 
     def _transition(self, new: SubscriptionStatus) -> bool:
         if new is self.status or new not in SUBSCRIPTION_TRANSITIONS[self.status]:
@@ -398,15 +445,64 @@ class NotifierSubscription:
     def notify(self, body: NotifyBody | None = None) -> Deferred[SIPResponse]:
         """
         Send a NOTIFY with C{Subscription-State: active;expires=N} (RFC
-        6665 section 4.2.2).
+        6665 section 4.2.2), after the ones before it.
 
+        @return: Its response; fails with L{DialogError} if the
+            subscription ends before it is sent.
         @raise DialogError: The subscription is terminated.
         """
+        return self._enqueue(lambda: body)
+
+    def notifyFullState(self) -> Deferred[SIPResponse]:
+        """
+        L{notify} with the package's full state, made when the NOTIFY is
+        sent (L{fullState}).
+        """
+        return self._enqueue(self.fullState)
+
+    def notifyChanged(self, makeBody: Callable[[], NotifyBody | object]) -> None:
+        """
+        The state changed: send a NOTIFY whose body C{makeBody} gives when
+        it is sent (L{SKIP_NOTIFY}: nothing to send).  While one such
+        NOTIFY waits, further changes are folded into it, so C{makeBody}
+        should give the change since the last body it made.
+        """
+        if self.status is SubscriptionStatus.TERMINATED:
+            return
+        if self._queue and self._queue[-1].coalesce:
+            self._queue[-1].makeBody = makeBody
+            return
+        self._transition(SubscriptionStatus.ACTIVE)
+        self._queue.append(_QueuedNotify(makeBody, coalesce=True))
+        self._sendNext()
+
+    def fullState(self) -> NotifyBody | None:
+        """
+        The package's full state; a failing package is logged and the
+        NOTIFY goes without a body (RFC 6665 section 4.2.1.2 allows an
+        empty one).
+        """
+        try:
+            return self.package.fullState(self)
+        except Exception as e:
+            self._log.failure(
+                "Event package failed in fullState",
+                error=e,
+                callID=self.dialog.callID,
+            )
+            return None
+
+    def _enqueue(
+        self, makeBody: Callable[[], NotifyBody | None | object]
+    ) -> Deferred[SIPResponse]:
         if self.status is SubscriptionStatus.TERMINATED:
             raise DialogError("Subscription is terminated")
         self._transition(SubscriptionStatus.ACTIVE)
-        state = SubscriptionState("active", (("expires", str(self.remaining)),))
-        return self._sendNotify(state, body, final=False)
+        entry = _QueuedNotify(makeBody, result=Deferred())
+        self._queue.append(entry)
+        self._sendNext()
+        assert entry.result is not None
+        return entry.result
 
     def terminate(
         self,
@@ -418,7 +514,8 @@ class NotifierSubscription:
         End the subscription with a final NOTIFY
         C{Subscription-State: terminated;reason=...} (RFC 6665 section
         4.2.2; L{SubscriptionReason.DEACTIVATED} asks the subscriber to
-        re-subscribe at once, C{NORESOURCE} not to).
+        re-subscribe at once, C{NORESOURCE} not to).  NOTIFYs not sent
+        yet are dropped; the final one waits for the one in flight.
 
         @return: The NOTIFY's result, or L{None} if already terminated.
         """
@@ -429,11 +526,46 @@ class NotifierSubscription:
             params.append(("reason", reason.value))
         if retryAfter is not None:
             params.append(("retry-after", str(retryAfter)))
-        d = self._sendNotify(
-            SubscriptionState("terminated", tuple(params)), body, final=True
-        )
         self._end(reason)
-        return d
+        entry = _QueuedNotify(
+            lambda: body, final=True, parameters=tuple(params), result=Deferred()
+        )
+        self._queue.append(entry)
+        self._sendNext()
+        assert entry.result is not None
+        return entry.result
+
+    def _dropQueued(self) -> None:
+        while self._queue:
+            entry = self._queue.popleft()
+            if entry.result is not None:
+                entry.result.errback(DialogError("Subscription is terminated"))
+
+    def _sendNext(self) -> None:
+        while self._inFlight is None and self._queue:
+            entry = self._queue.popleft()
+            body = entry.makeBody()
+            if body is SKIP_NOTIFY:
+                continue
+            assert body is None or isinstance(body, NotifyBody)
+            if entry.final:
+                state = SubscriptionState("terminated", entry.parameters)
+            else:
+                state = SubscriptionState(
+                    "active", (("expires", str(self.remaining)),)
+                )
+            d = self._inFlight = self._sendNotify(state, body, entry.final)
+            d.addBoth(self._answered, d)
+            if entry.result is not None:
+                d.chainDeferred(entry.result)
+            else:
+                d.addErrback(lambda _: None)
+
+    def _answered(self, result: Any, d: Deferred[SIPResponse]) -> Any:
+        if self._inFlight is d:
+            self._inFlight = None
+            self._sendNext()
+        return result
 
     def _sendNotify(
         self, state: SubscriptionState, body: NotifyBody | None, final: bool
@@ -451,13 +583,15 @@ class NotifierSubscription:
         )
 
         def answered(response: SIPResponse) -> SIPResponse:
-            if response.status in NOTIFY_FAILURE_STATUSES and not final:
-                self._log.info(
-                    "NOTIFY got {status}: subscription removed",
-                    status=response.status,
-                    callID=self.dialog.callID,
-                )
-                self._end(SubscriptionReason.NOTIFY_FAILED)
+            if response.status in NOTIFY_FAILURE_STATUSES:
+                if not final:
+                    self._log.info(
+                        "NOTIFY got {status}: subscription removed",
+                        status=response.status,
+                        callID=self.dialog.callID,
+                    )
+                    self._end(SubscriptionReason.NOTIFY_FAILED)
+                self._dropQueued()
             return response
 
         return d.addCallback(answered)
@@ -471,6 +605,7 @@ class NotifierSubscription:
         _cancel(self._timer)
         self._timer = None
         self.reason = reason
+        self._dropQueued()
         self.events._removeUsage(self.dialog, self)
         try:
             self.package.subscriptionEnded(self, reason)
@@ -1247,13 +1382,13 @@ class SIPEvents:
         )
         if expires == 0:
             # RFC 6665 section 4.4.3: a fetch; one terminated NOTIFY.
-            body = self._fullState(subscription)
+            body = subscription.fullState()
             subscription.terminate(SubscriptionReason.TIMEOUT, body)
             return
         self._addUsage(dialog, subscription)
         package.subscriptionStarted(subscription)
         if subscription.status is not SubscriptionStatus.TERMINATED:
-            subscription.notify(self._fullState(subscription))
+            subscription.notifyFullState().addErrback(lambda _: None)
 
     def _refresh(
         self, incoming: IncomingRequest, subscription: NotifierSubscription
@@ -1272,28 +1407,11 @@ class SIPEvents:
             ]
             + self._allowEvents(),
         )
-        body = self._fullState(subscription)
         if expires == 0:
-            subscription.terminate(SubscriptionReason.TIMEOUT, body)
+            subscription.terminate(SubscriptionReason.TIMEOUT, subscription.fullState())
             return
         subscription._refreshed(expires)
-        subscription.notify(body)
-
-    def _fullState(self, subscription: NotifierSubscription) -> NotifyBody | None:
-        """
-        The package's full state; a failing package is logged and the
-        NOTIFY goes without a body (RFC 6665 section 4.2.1.2 allows an
-        empty one).
-        """
-        try:
-            return subscription.package.fullState(subscription)
-        except Exception as e:
-            self._log.failure(
-                "Event package failed in fullState",
-                error=e,
-                callID=subscription.dialog.callID,
-            )
-            return None
+        subscription.notifyFullState().addErrback(lambda _: None)
 
     def _notify(
         self, incoming: IncomingRequest, key: DialogID, dialog: Dialog | None
@@ -1458,20 +1576,28 @@ class ConferenceNotifier:
     def update(self, state: ConferenceInfo) -> None:
         """
         The conference changed: send each subscriber the partial document
-        (L{diff}) from what it holds; nothing if nothing changed.
+        (L{diff}) from what it was last sent; nothing if nothing changed.
+        A subscriber whose previous NOTIFY is still unanswered gets one
+        partial document for all changes since then, once it is answered
+        (L{NotifierSubscription.notifyChanged}): versions stay consecutive
+        in the order they arrive.
         """
         self.state = state
         for subscription in list(self.subscriptions):
-            last = self._sent.get(subscription)
-            if last is None or subscription.status is SubscriptionStatus.TERMINATED:
-                continue
-            document = diff(last, state)
-            if document is None:
-                continue
-            self._sent[subscription] = replace(state, version=document.version)
-            subscription.notify(
-                NotifyBody(document.toBytes(), CONFERENCE_INFO_CONTENT_TYPE)
-            ).addErrback(lambda _: None)
+            if subscription in self._sent:
+                subscription.notifyChanged(partial(self._partialDocument, subscription))
+
+    def _partialDocument(self, subscription: NotifierSubscription) -> object:
+        """
+        The partial document from the last one sent to C{subscription} to
+        the current state, or L{SKIP_NOTIFY}.
+        """
+        last = self._sent.get(subscription)
+        document = diff(last, self.state) if last is not None else None
+        if last is None or document is None:
+            return SKIP_NOTIFY
+        self._sent[subscription] = replace(self.state, version=document.version)
+        return NotifyBody(document.toBytes(), CONFERENCE_INFO_CONTENT_TYPE)
 
     def close(self, reason: SubscriptionReason = SubscriptionReason.NORESOURCE) -> None:
         """

@@ -144,6 +144,8 @@ class RecipientTests(ReferMixin, SynchronousTestCase):  # type: ignore[misc]
         [response], [(notify, _)] = self.split()
         self.assertEqual(response.status, 200)
         self.handler.progress[0].finish()
+        self.assertEqual(self.split(), ([], []))
+        self.answer(notify)
         _, [(final, _)] = self.split()
         self.assertEqual(
             final.header("Subscription-State"), "terminated;reason=noresource"

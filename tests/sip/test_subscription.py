@@ -8,6 +8,8 @@ R-180, R-181).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -17,10 +19,14 @@ from stoxgw.formats.conferenceinfo import (
     CONFERENCE_INFO_CONTENT_TYPE,
     ConferenceDescription,
     ConferenceInfo,
+    DisconnectionMethod,
     ElementState,
+    Endpoint,
+    EndpointStatus,
     MergeOutcome,
     User,
     Users,
+    applyNotification,
 )
 from stoxgw.sip.dialog import DIALOG_TRANSITIONS, InviteDialog
 from stoxgw.sip.headers import Event, SubscriptionState
@@ -349,6 +355,7 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
         """
         self.subscribe(600)
         [response], [(notify, _)] = self.split()
+        self.answer(notify)
         tag = response.toAddress.tag
         self.subscribe(0, cseq=2, toTag=tag, branch="z9hG4bKs2")
         [response], [(notify, _)] = self.split()
@@ -450,9 +457,95 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
         )
         self.conference.update(conference("Romeo", "Juliet"))
         self.assertEqual(self.split(), ([], []))
+        self.answer(notify)
         self.conference.close()
         _, [(notify, _)] = self.split()
         self.assertIn("noresource", notify.header("Subscription-State") or "")
+
+    def test_partialNotifiesOneAtATime(self) -> None:
+        """
+        RFC 4575 4.4, R-176 (issue #11): a kick (C{booted}, then the user
+        deleted) sends one partial NOTIFY and waits for its answer; the
+        changes made meanwhile go in one partial document with the next
+        version once it is answered, so the versions arrive consecutive
+        even over UDP and the subscriber's merge never sees a gap.
+        """
+        self.subscribe(600)
+        _, [(notify, _)] = self.split()
+        held = ConferenceInfo.parse(notify.body)
+        self.answer(notify)
+        booted = conference("Romeo")
+        booted = replace(
+            booted,
+            users=Users(
+                booted.userList
+                + (
+                    User(
+                        f"{ROOM};gr=JuliC",
+                        endpoints=(
+                            Endpoint(
+                                f"{ROOM};gr=JuliC",
+                                status=EndpointStatus.DISCONNECTED,
+                                disconnectionMethod=DisconnectionMethod.BOOTED,
+                            ),
+                        ),
+                    ),
+                )
+            ),
+        )
+        self.conference.update(booted)
+        self.conference.update(conference("Romeo"))
+        self.conference.update(conference("Romeo", "Tybalt"))
+        _, [(first, _)] = self.split()
+        self.assertEqual(self.split(), ([], []))
+        self.answer(first)
+        _, [(second, _)] = self.split()
+        self.answer(second)
+        self.assertEqual(self.split(), ([], []))
+        versions = []
+        for sent in (first, second):
+            document = ConferenceInfo.parse(sent.body)
+            versions.append((document.state, document.version))
+            result = applyNotification(held, document)
+            self.assertIs(result.outcome, MergeOutcome.APPLIED)
+            assert result.state is not None
+            held = result.state
+        self.assertEqual(
+            versions, [(ElementState.PARTIAL, 2), (ElementState.PARTIAL, 3)]
+        )
+        self.assertEqual(
+            [u.entity for u in held.userList], [f"{ROOM};gr=Romeo", f"{ROOM};gr=Tybalt"]
+        )
+
+    def test_refreshWaitsForPartial(self) -> None:
+        """
+        A refresh's full state queued behind a partial NOTIFY is made when
+        it is sent, after the partial one's version; a final NOTIFY drops
+        what still waits and is sent once the one in flight is answered.
+        """
+        self.subscribe(600)
+        [response], [(notify, _)] = self.split()
+        self.answer(notify)
+        tag = response.toAddress.tag
+        self.conference.update(conference("Romeo"))
+        _, [(partial, _)] = self.split()
+        self.subscribe(600, cseq=2, toTag=tag, branch="z9hG4bKs2")
+        self.conference.update(conference("Romeo", "Tybalt"))
+        [response], requests = self.split()
+        self.assertEqual((response.status, requests), (200, []))
+        self.answer(partial)
+        _, [(full, _)] = self.split()
+        document = ConferenceInfo.parse(full.body)
+        self.assertEqual((document.state, document.version), (ElementState.FULL, 3))
+        self.conference.update(conference("Romeo"))
+        self.conference.close()
+        self.assertEqual(self.split(), ([], []))
+        self.answer(full)
+        _, [(final, _)] = self.split()
+        self.assertEqual(
+            final.header("Subscription-State"), "terminated;reason=noresource"
+        )
+        self.assertEqual(final.body, b"")
 
     def test_inInviteDialog(self) -> None:
         """
@@ -473,6 +566,7 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
         self.assertEqual(notify.fromAddress.tag, tag)
         self.assertEqual(notify.cseq.number, dialog.localSeq)
         self.assertIs(self.events.dialogs[dialog.id], dialog)
+        self.answer(notify)
         self.receive(request("BYE", cseq=3, toTag=tag, branch="z9hG4bKb1"))
         [bye], _ = self.split()
         self.assertEqual(bye.status, 200)
@@ -532,7 +626,8 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
         everything and stops the timers.
         """
         self.subscribe(600)
-        self.split()
+        _, [(notify, _)] = self.split()
+        self.answer(notify)
         self.events.shutdown()
         _, [(notify, _)] = self.split()
         self.assertIn("noresource", notify.header("Subscription-State") or "")
