@@ -811,7 +811,7 @@ class _Outgoing:
             resolving the next hop (L{Dialog.reusableFlow}).
         """
         self.ua = ua
-        self.request = request
+        self.request = ua.withSupported(request)
         self.onProvisional = onProvisional
         self.flow = flow
         self.result: Deferred[SIPResponse] = Deferred()
@@ -999,6 +999,28 @@ class SIPUserAgent:
         if self.settings.sessionTimer is not None and OPTION_TAG not in options:
             options = options + (OPTION_TAG,)
         return options
+
+    def withSupported(self, request: SIPRequest) -> SIPRequest:
+        """
+        C{request} with C{timer} in its Supported when we do session
+        timers: RFC 4028 section 7.1 asks it of every request but ACK, in
+        a dialog or not, with a session timer on it or not (a Supported
+        already there gets our other option tags too, RFC 3261 section
+        8.1.1).  CANCEL is left alone: it copies its INVITE.
+        """
+        if OPTION_TAG not in self.supported or request.method in ("ACK", "CANCEL"):
+            return request
+        try:
+            present = parseTokenList(request.headers.getLines("Supported"))
+        except HeaderError:
+            present = []
+        if OPTION_TAG in present:
+            return request
+        options = present + [o for o in self.supported if o not in present]
+        headers = request.headers.remove("Supported").add(
+            "Supported", ", ".join(options)
+        )
+        return replace(request, headers=headers)
 
     @property
     def allowedMethods(self) -> list[str]:

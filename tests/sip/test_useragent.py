@@ -806,6 +806,38 @@ class SessionTimerUASTests(UAMixin, SynchronousTestCase):  # type: ignore[misc]
         self.assertEqual(parseTokenList(ok.headers.getLines("Supported")), ["timer"])
         self.assertIn("UPDATE", parseTokenList(ok.headers.getLines("Allow")))
 
+    def test_inDialogRequestsSupportTimer(self) -> None:
+        """
+        RFC 4028 section 7.1 (issue #11): every request we send but ACK
+        lists C{timer} in Supported, in a dialog with a session timer
+        (BYE, NOTIFY, INFO) and out of one (OPTIONS); a Supported the
+        caller wrote keeps its tags.  Without session timers nothing is
+        added.
+        """
+        dialog = self.establish("Supported: timer\r\nSession-Expires: 1800\r\n")
+        self.sent()
+        dialog.sendRequest("NOTIFY", [("Supported", "norefersub")])
+        dialog.sendRequest("INFO")
+        dialog.bye()
+        self.ua.request(
+            "OPTIONS",
+            parseNameAddr(f"<sip:alice@{PEER[0]}:{PEER[1]}>"),
+            parseNameAddr("<sip:gw@192.0.2.1>"),
+        )
+        sent = self.requests()
+        self.assertEqual(
+            [(r.method, parseTokenList(r.headers.getLines("Supported"))) for r in sent],
+            [
+                ("NOTIFY", ["norefersub", "timer"]),
+                ("INFO", ["timer"]),
+                ("BYE", ["timer"]),
+                ("OPTIONS", ["timer"]),
+            ],
+        )
+        bare = sent[-1].withoutHeader("Supported")
+        plain = SIPUserAgent(self.clock, udpTransport(self.clock)[0])
+        self.assertIs(plain.withSupported(bare), bare)
+
     def test_intervalTooSmall422(self) -> None:
         """
         Section 9: below our Min-SE, from a UAC that supports timers: 422
