@@ -352,7 +352,7 @@ class Focus:
         if room.full:
             refer.reject(486, "Busy Here (the room is full)")
             return
-        progress = refer.accept(202)
+        progress = refer.accept(202, isfocus=True)
         referredBy = refer.referredBy or NameAddr(SIPURI.fromString(referrer.aor))
         self._log.info(
             "{aor} invites {target} to {room}",

@@ -928,7 +928,7 @@ class SIPToXMPP:
             invitee=fullJID(invitee),
             roomJID=participant.room,
         )
-        refer.accept(200, terminate=True)
+        refer.accept(200, terminate=True, isfocus=True)
 
     @staticmethod
     def _inviteeJID(uri: str) -> XMPPJID | None:
@@ -960,7 +960,7 @@ class RoomConferencePackage(ConferencePackage):
     """
 
     def __init__(self, bridge: SIPToXMPP, defaultExpires: int = 3600) -> None:
-        super().__init__(bridge.conferenceFor, defaultExpires)
+        super().__init__(bridge.conferenceFor, defaultExpires, isfocus=True)
         self.bridge = bridge
 
     def authorize(self, request: IncomingRequest) -> int | None | Deferred[int | None]:

@@ -318,7 +318,13 @@ class IncomingRefer:
         """
         return self.incoming.request
 
-    def accept(self, status: int | None = None, terminate: bool = False) -> ReferProgress:
+    def accept(
+        self,
+        status: int | None = None,
+        terminate: bool = False,
+        *,
+        isfocus: bool = False,
+    ) -> ReferProgress:
         """
         Answer C{202} (or C{status}, 200 or 202) and start the implicit
         subscription with a C{100 Trying} NOTIFY (unless C{Refer-Sub:
@@ -327,6 +333,10 @@ class IncomingRefer:
         @param terminate: That NOTIFY also ends the subscription
             (C{Subscription-State: terminated;reason=noresource}): all the
             progress there will be (RFC 7702 section 6.5, F57).
+        @param isfocus: We answer as the conference focus the REFER was
+            sent to: the Contact of the answer (out of dialog; in a dialog
+            it is the dialog's) carries C{isfocus} (RFC 4579 section 5.5,
+            RFC 7702 section 5.3 example 8).
         """
         agent = self.agent
         events = agent.events
@@ -334,8 +344,9 @@ class IncomingRefer:
         request = self.request
         dialog = self.dialog
         if dialog is None and self.referSub:
-            user = request.uri.user if isinstance(request.uri, SIPURI) else None
-            contact = events.ua.contactFor(self.incoming.flow.transport, user=user)
+            contact = events.contactFor(
+                self.incoming, [("isfocus", None)] if isfocus else ()
+            )
             dialog = Dialog.fromIncomingRequest(
                 request, self.incoming.toTag, contact, flow=self.incoming.flow
             )

@@ -103,6 +103,7 @@ __all__ = [
     "SKIP_NOTIFY",
     "SubscriptionSettings",
     "IEventPackage",
+    "IContactParameters",
     "ISubscriptionHandler",
     "NotifierSubscription",
     "ClientSubscription",
@@ -293,6 +294,22 @@ class IEventPackage(Interface):
         """
         The subscription is gone (expired, unsubscribed, terminated, or
         its NOTIFY failed).
+        """
+
+
+class IContactParameters(Interface):
+    """
+    Optional for an L{IEventPackage}: header parameters for our Contact
+    in the 200 to a new out-of-dialog SUBSCRIBE (the Contact of the
+    dialog it makes), e.g. C{isfocus} when we answer as a conference
+    focus (RFC 4579 section 3.3, RFC 7702 section 5.3 example 8).
+    """
+
+    def contactParameters(
+        request: IncomingRequest,
+    ) -> Sequence[tuple[str, str | None]]:
+        """
+        The parameters for the Contact answering C{request}.
         """
 
 
@@ -1161,6 +1178,22 @@ class SIPEvents:
         request = dialog.createRequest(method, headers, body, contentType)
         return self.ua.sendInDialog(dialog, request)
 
+    def contactFor(
+        self,
+        incoming: IncomingRequest,
+        headerParameters: Sequence[tuple[str, str | None]] = (),
+    ) -> NameAddr:
+        """
+        Our Contact for the dialog an out-of-dialog SUBSCRIBE or REFER
+        makes: on the transport it came over, with the Request-URI's user
+        (the room's name), plus C{headerParameters} (C{isfocus}).
+        """
+        request = incoming.request
+        user = request.uri.user if isinstance(request.uri, SIPURI) else None
+        return self.ua.contactFor(
+            incoming.flow.transport, user=user, headerParameters=headerParameters
+        )
+
     def _contactFor(self, target: NameAddr) -> NameAddr:
         uri = target.uri
         kind = self.ua._defaultKind(uri) if isinstance(uri, SIPURI) else None
@@ -1361,8 +1394,10 @@ class SIPEvents:
             incoming.respond(status, headers=self._allowEvents())
             return
         if dialog is None:
-            user = request.uri.user if isinstance(request.uri, SIPURI) else None
-            contact = self.ua.contactFor(incoming.flow.transport, user=user)
+            parameters: Sequence[tuple[str, str | None]] = ()
+            if IContactParameters.providedBy(package):
+                parameters = package.contactParameters(incoming)
+            contact = self.contactFor(incoming, parameters)
             dialog = Dialog.fromIncomingRequest(
                 request, incoming.toTag, contact, flow=incoming.flow
             )
@@ -1617,12 +1652,15 @@ class ConferenceNotifier:
         self._sent.pop(subscription, None)
 
 
-@implementer(IEventPackage)
+@implementer(IEventPackage, IContactParameters)
 class ConferencePackage:
     """
     The notifier side of the C{conference} package (RFC 4575 section 3):
     C{lookup} finds the L{ConferenceNotifier} for a SUBSCRIBE (by its
     Request-URI); none gets C{404}.
+
+    @ivar isfocus: We answer as the conference focus: the Contact of the
+        200 carries C{isfocus} (RFC 7702 section 5.3 example 8).
     """
 
     name = CONFERENCE_EVENT_PACKAGE
@@ -1632,9 +1670,20 @@ class ConferencePackage:
         self,
         lookup: Callable[[SIPRequest], ConferenceNotifier | None],
         defaultExpires: int = 3600,
+        *,
+        isfocus: bool = False,
     ) -> None:
         self.lookup = lookup
         self.defaultExpires = defaultExpires
+        self.isfocus = isfocus
+
+    def contactParameters(
+        self, request: IncomingRequest
+    ) -> Sequence[tuple[str, str | None]]:
+        """
+        C{isfocus} when we are the focus (L{IContactParameters}).
+        """
+        return [("isfocus", None)] if self.isfocus else []
 
     def authorize(self, request: IncomingRequest) -> int | None | Deferred[int | None]:
         """

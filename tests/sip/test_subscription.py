@@ -46,7 +46,7 @@ from stoxgw.sip.subscription import (
     SubscriptionSettings,
     SubscriptionStatus,
 )
-from stoxgw.sip.uri import parseNameAddr
+from stoxgw.sip.uri import contactIsFocus, parseNameAddr
 from stoxgw.sip.useragent import IDialogUsageHandler, IRequestHandler, SIPError
 from tests.sip.test_useragent import PEER, PROXY, InviteRecorder, UAMixin, request
 
@@ -244,6 +244,24 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
         self.assertEqual(len(document.userList), 2)
         [subscription] = self.conference.subscriptions
         self.assertIs(subscription.status, SubscriptionStatus.ACTIVE)
+
+    def test_focusContact(self) -> None:
+        """
+        RFC 7702 5.3 example 8: a conference package served as the focus
+        (C{isfocus=True}) answers with an C{isfocus} Contact, in the 200 and
+        in the NOTIFYs' dialog; by default the Contact has none.
+        """
+        self.subscribe(600)
+        [response], _ = self.split()
+        self.assertFalse(contactIsFocus(response.header("Contact")))
+        self.events.addPackage(
+            ConferencePackage(lambda r: self.conference, isfocus=True)
+        )
+        self.subscribe(600, callID="call-2", branch="z9hG4bKs2")
+        [response], [(notify, _)] = self.split()
+        self.assertEqual(response.status, 200)
+        self.assertTrue(contactIsFocus(response.header("Contact")))
+        self.assertTrue(contactIsFocus(notify.header("Contact")))
 
     def test_eventIdEchoed(self) -> None:
         """
