@@ -84,7 +84,28 @@ __all__ = [
     "DialogCore",
     "TARGET_REFRESH_METHODS",
     "DIALOG_TRANSITIONS",
+    "DialogID",
+    "dialogIDOf",
 ]
+
+#: A dialog ID: Call-ID, local tag, remote tag (RFC 3261 section 12).
+DialogID = tuple[str, str, str]
+
+
+def dialogIDOf(message: SIPRequest | SIPResponse) -> DialogID:
+    """
+    The ID of the dialog a message we received belongs to, from our side
+    (RFC 3261 section 12): our tag is in the To of a request and in the
+    From of a response.
+
+    @raise stoxgw.sip.headers.HeaderError: Malformed From or To.
+    """
+    fromTag = message.fromAddress.tag or ""
+    toTag = message.toAddress.tag or ""
+    if isinstance(message, SIPRequest):
+        return (message.callID, toTag, fromTag)
+    return (message.callID, fromTag, toTag)
+
 
 #: Methods whose requests carry a Contact and refresh the remote target
 #: (RFC 3261 section 12.2; UPDATE from RFC 3311, SUBSCRIBE/NOTIFY from RFC
@@ -97,6 +118,19 @@ class DialogError(Exception):
     A dialog cannot do what was asked (it is terminated, or a message
     cannot make one).
     """
+
+
+def _remoteTarget(message: SIPRequest | SIPResponse, error: str) -> URI:
+    """
+    The remote target a dialog-creating message gives: its first Contact
+    (RFC 3261 sections 12.1.1 and 12.1.2).
+
+    @raise DialogError: No Contact, saying C{error}.
+    """
+    contacts = message.contact
+    if contacts is None or not contacts.addresses:
+        raise DialogError(error)
+    return contacts.addresses[0].uri
 
 
 class DialogState(Enum):
@@ -212,7 +246,7 @@ class Dialog:
     flowPeers: frozenset[tuple[str, int]] = field(default=frozenset(), repr=False)
 
     @property
-    def id(self) -> tuple[str, str, str]:
+    def id(self) -> DialogID:
         """
         The dialog ID: Call-ID, local tag, remote tag (section 12).
         """
@@ -239,9 +273,7 @@ class Dialog:
         @raise DialogError: No usable Contact.
         @raise stoxgw.sip.headers.HeaderError: Malformed headers.
         """
-        contacts = request.contact
-        if contacts is None or not contacts.addresses:
-            raise DialogError("Request without Contact")
+        remoteTarget = _remoteTarget(request, "Request without Contact")
         fromAddress = request.fromAddress
         toAddress = request.toAddress
         peers: frozenset[tuple[str, int]] = frozenset()
@@ -260,7 +292,7 @@ class Dialog:
             remoteTag=fromAddress.tag or "",
             localURI=toAddress.withoutParameter("tag"),
             remoteURI=fromAddress.withoutParameter("tag"),
-            remoteTarget=contacts.addresses[0].uri,
+            remoteTarget=remoteTarget,
             localContact=localContact,
             role=DialogRole.UAS,
             routeSet=tuple(request.recordRoute),
@@ -275,7 +307,7 @@ class Dialog:
     @classmethod
     def fromResponse(
         cls,
-        request: SIPRequest,
+        request: SIPRequest | SIPResponse,
         response: SIPResponse,
         localContact: NameAddr,
         *,
@@ -286,12 +318,13 @@ class Dialog:
         remote target = Contact, local CSeq = the request's, remote tag =
         the response's To tag.
 
+        @param request: The request, or the response again when the
+            request is not at hand (it repeats the Call-ID, From and CSeq).
+
         @raise DialogError: No Contact in the response.
         @raise stoxgw.sip.headers.HeaderError: Malformed headers.
         """
-        contacts = response.contact
-        if contacts is None or not contacts.addresses:
-            raise DialogError("2xx without Contact")
+        remoteTarget = _remoteTarget(response, "2xx without Contact")
         fromAddress = request.fromAddress
         toAddress = response.toAddress
         return cls(
@@ -300,7 +333,7 @@ class Dialog:
             remoteTag=toAddress.tag or "",
             localURI=fromAddress.withoutParameter("tag"),
             remoteURI=toAddress.withoutParameter("tag"),
-            remoteTarget=contacts.addresses[0].uri,
+            remoteTarget=remoteTarget,
             localContact=localContact,
             role=DialogRole.UAC,
             routeSet=tuple(reversed(response.recordRoute)),

@@ -40,7 +40,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
-from stoxgw.sip.dialog import Dialog
+from stoxgw.sip.dialog import Dialog, dialogIDOf
 from stoxgw.sip.headers import Event, HeaderError, parseAddress
 from stoxgw.sip.message import SIPRequest, SIPResponse, reasonPhrase
 from stoxgw.sip.subscription import (
@@ -487,12 +487,7 @@ class ReferAgent:
         request = incoming.request
         if request.method != "REFER" or self.handler is None:
             return False
-        key = (
-            request.callID,
-            request.toAddress.tag or "",
-            request.fromAddress.tag or "",
-        )
-        dialog = self.events.findDialog(key)
+        dialog = self.events.findDialog(dialogIDOf(request))
         if dialog is None:
             return False
         if not self.events._checkSeq(incoming, dialog):

@@ -76,7 +76,7 @@ from stoxgw.formats.conferenceinfo import (
     applyNotification,
     diff,
 )
-from stoxgw.sip.dialog import Dialog, DialogError, DialogRole
+from stoxgw.sip.dialog import Dialog, DialogError, DialogID, DialogRole, dialogIDOf
 from stoxgw.sip.headers import (
     Event,
     HeaderError,
@@ -112,8 +112,6 @@ __all__ = [
     "ConferencePackage",
     "ConferenceWatcher",
 ]
-
-DialogID = tuple[str, str, str]
 
 
 class SubscriptionStatus(Enum):
@@ -1210,30 +1208,11 @@ class SIPEvents:
         request's Call-ID, From and CSeq), or the one an earlier NOTIFY
         made.
         """
-        key = (
-            response.callID,
-            response.fromAddress.tag or "",
-            response.toAddress.tag or "",
-        )
-        existing = self.dialogs.get(key)
+        existing = self.dialogs.get(dialogIDOf(response))
         if existing is not None:
             return existing
-        contacts = response.contact
-        if contacts is None or not contacts.addresses:
-            raise DialogError("2xx without Contact")
         assert subscription.contact is not None
-        return Dialog(
-            callID=response.callID,
-            localTag=response.fromAddress.tag or "",
-            remoteTag=response.toAddress.tag or "",
-            localURI=response.fromAddress.withoutParameter("tag"),
-            remoteURI=response.toAddress.withoutParameter("tag"),
-            remoteTarget=contacts.addresses[0].uri,
-            localContact=subscription.contact,
-            role=DialogRole.UAC,
-            routeSet=tuple(reversed(response.recordRoute)),
-            localSeq=response.cseq.number,
-        )
+        return Dialog.fromResponse(response, response, subscription.contact)
 
     # -- incoming -----------------------------------------------------------------
 
@@ -1253,11 +1232,7 @@ class SIPEvents:
         method = request.method
         if method not in ("SUBSCRIBE", "NOTIFY"):
             return False
-        key = (
-            request.callID,
-            request.toAddress.tag or "",
-            request.fromAddress.tag or "",
-        )
+        key = dialogIDOf(request)
         dialog = self.findDialog(key)
         if method == "SUBSCRIBE":
             if dialog is None:

@@ -127,6 +127,14 @@ class TransactionState(Enum):
 
 _S = TransactionState
 
+#: The non-INVITE machine, the same on both sides (RFC 3261 figures 6 and 8).
+_NON_INVITE = {
+    _S.TRYING: frozenset({_S.PROCEEDING, _S.COMPLETED, _S.TERMINATED}),
+    _S.PROCEEDING: frozenset({_S.COMPLETED, _S.TERMINATED}),
+    _S.COMPLETED: frozenset({_S.TERMINATED}),
+    _S.TERMINATED: frozenset(),
+}
+
 #: Allowed transitions per machine (RFC 3261 figures 5, 6, 7 and 8).
 TRANSITIONS: Mapping[str, Mapping[TransactionState, frozenset[TransactionState]]] = {
     "invite-client": {
@@ -135,24 +143,14 @@ TRANSITIONS: Mapping[str, Mapping[TransactionState, frozenset[TransactionState]]
         _S.COMPLETED: frozenset({_S.TERMINATED}),
         _S.TERMINATED: frozenset(),
     },
-    "non-invite-client": {
-        _S.TRYING: frozenset({_S.PROCEEDING, _S.COMPLETED, _S.TERMINATED}),
-        _S.PROCEEDING: frozenset({_S.COMPLETED, _S.TERMINATED}),
-        _S.COMPLETED: frozenset({_S.TERMINATED}),
-        _S.TERMINATED: frozenset(),
-    },
+    "non-invite-client": _NON_INVITE,
     "invite-server": {
         _S.PROCEEDING: frozenset({_S.COMPLETED, _S.TERMINATED}),
         _S.COMPLETED: frozenset({_S.CONFIRMED, _S.TERMINATED}),
         _S.CONFIRMED: frozenset({_S.TERMINATED}),
         _S.TERMINATED: frozenset(),
     },
-    "non-invite-server": {
-        _S.TRYING: frozenset({_S.PROCEEDING, _S.COMPLETED, _S.TERMINATED}),
-        _S.PROCEEDING: frozenset({_S.COMPLETED, _S.TERMINATED}),
-        _S.COMPLETED: frozenset({_S.TERMINATED}),
-        _S.TERMINATED: frozenset(),
-    },
+    "non-invite-server": _NON_INVITE,
 }
 
 

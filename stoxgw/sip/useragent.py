@@ -89,6 +89,7 @@ from stoxgw.sip.dialog import (
     IDialogHandler,
     InviteDialog,
     TerminationReason,
+    dialogIDOf,
 )
 from stoxgw.sip.headers import (
     CSeq,
@@ -1439,11 +1440,7 @@ class SIPUserAgent:
         if not self.admission.decide(request, flow).admitted:
             return
         try:
-            key = (
-                request.callID,
-                request.toAddress.tag or "",
-                request.fromAddress.tag or "",
-            )
+            key = dialogIDOf(request)
         except HeaderError:
             return
         dialog = self.dialogs.get(key)
@@ -1454,11 +1451,7 @@ class SIPUserAgent:
         try:
             if not (response.isSuccess and response.cseq.method == "INVITE"):
                 return
-            key = (
-                response.callID,
-                response.fromAddress.tag or "",
-                response.toAddress.tag or "",
-            )
+            key = dialogIDOf(response)
         except HeaderError:
             return
         sent = self._acks.get(key)
