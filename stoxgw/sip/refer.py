@@ -368,7 +368,7 @@ class IncomingRefer:
             events, dialog, agent.package, event, request, expires
         )
         progress = ReferProgress(subscription)
-        events._addUsage(dialog, subscription)
+        events.addUsage(dialog, subscription)
         trying = NotifyBody(sipfrag(100, "Trying"), SIPFRAG_CONTENT_TYPE)
         if terminate:
             subscription.terminate(SubscriptionReason.NORESOURCE, trying)
@@ -490,7 +490,7 @@ class ReferAgent:
         dialog = self.events.findDialog(dialogIDOf(request))
         if dialog is None:
             return False
-        if not self.events._checkSeq(incoming, dialog):
+        if not self.events.checkSeq(incoming, dialog):
             return True
         dialog.refreshTarget(request)
         self._referReceived(incoming, dialog)
@@ -562,13 +562,13 @@ class ReferAgent:
                 events, event, outgoing, 0, dialog=target, implicit=True
             )
             subscription.cseq = request.cseq.number
-            events._addUsage(target, subscription)
+            events.addUsage(target, subscription)
             d = events.ua.sendInDialog(target, request)
         else:
             if fromAddress is None:
                 return fail(ValueError("refer to a target needs fromAddress"))
             targetAddress = target if isinstance(target, NameAddr) else NameAddr(target)
-            contact = events._contactFor(targetAddress)
+            contact = events.contactForTarget(targetAddress)
             outgoing = OutgoingRefer(SIPRequest("REFER", targetAddress.uri))
             subscription = ClientSubscription(
                 events,
@@ -581,7 +581,7 @@ class ReferAgent:
                 implicit=True,
             )
             subscription.localTag = secrets.token_hex(8)
-            events._pending[subscription.localTag] = subscription
+            events.addPending(subscription)
             d = events.ua.request(
                 "REFER",
                 targetAddress,
@@ -590,12 +590,12 @@ class ReferAgent:
             )
         subscription.status = SubscriptionStatus.NOTIFY_WAIT
         subscription.established.addErrback(lambda _: None)
-        subscription._startTimerN()
+        subscription.startTimerN()
 
         def answered(response: SIPResponse) -> None:
             outgoing.response = response
             if not response.isSuccess:
-                subscription._subscribeAnswered(response)
+                subscription.subscribeAnswered(response)
                 result.errback(
                     Failure(SIPError(response.status, response.reason, response))  # type: ignore[no-untyped-call]
                 )
@@ -604,11 +604,11 @@ class ReferAgent:
                 sub = parseReferSub(response.header("Refer-Sub"))
             except HeaderError:
                 sub = None
-            if sub is False and not subscription._gotNotify:
-                subscription._end(SubscriptionReason.NORESOURCE)
+            if sub is False and not subscription.gotNotify:
+                subscription.end(SubscriptionReason.NORESOURCE)
             else:
                 outgoing.subscription = subscription
-                subscription._subscribeAnswered(response)
+                subscription.subscribeAnswered(response)
             result.callback(outgoing)
 
         d.addCallback(answered).addErrback(

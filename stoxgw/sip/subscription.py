@@ -541,7 +541,7 @@ class NotifierSubscription:
             params.append(("reason", reason.value))
         if retryAfter is not None:
             params.append(("retry-after", str(retryAfter)))
-        self._end(reason)
+        self.end(reason)
         entry = _QueuedNotify(
             lambda: body, final=True, parameters=tuple(params), result=Deferred()
         )
@@ -589,7 +589,7 @@ class NotifierSubscription:
             ("Event", self.event.serialize()),
             ("Subscription-State", state.serialize()),
         ]
-        d = self.events._sendInDialog(
+        d = self.events.sendInDialog(
             self.dialog,
             "NOTIFY",
             headers,
@@ -605,23 +605,30 @@ class NotifierSubscription:
                         status=response.status,
                         callID=self.dialog.callID,
                     )
-                    self._end(SubscriptionReason.NOTIFY_FAILED)
+                    self.end(SubscriptionReason.NOTIFY_FAILED)
                 self._dropQueued()
             return response
 
         return d.addCallback(answered)
 
-    def _refreshed(self, expires: int) -> None:
+    def refreshed(self, expires: int) -> None:
+        """
+        The subscriber refreshed it for C{expires} seconds (L{SIPEvents}).
+        """
         self._schedule(expires)
 
-    def _end(self, reason: SubscriptionReason) -> None:
+    def end(self, reason: SubscriptionReason) -> None:
+        """
+        Drop it without a NOTIFY (L{terminate} sends one): stop its timer,
+        leave its dialog, tell the package.
+        """
         if not self._transition(SubscriptionStatus.TERMINATED):
             return
         _cancel(self._timer)
         self._timer = None
         self.reason = reason
         self._dropQueued()
-        self.events._removeUsage(self.dialog, self)
+        self.events.removeUsage(self.dialog, self)
         try:
             self.package.subscriptionEnded(self, reason)
         except Exception as e:
@@ -729,7 +736,14 @@ class ClientSubscription:
         headers.extend(self.headers)
         return headers
 
-    def _start(self) -> None:
+    @property
+    def gotNotify(self) -> bool:
+        """
+        Whether a NOTIFY arrived since the last (un)SUBSCRIBE was sent.
+        """
+        return self._gotNotify
+
+    def start(self) -> None:
         """
         Send the initial SUBSCRIBE (out of dialog, or in C{dialog}).
         """
@@ -737,16 +751,16 @@ class ClientSubscription:
         self._gotNotify = False
         events = self.events
         if self.dialog is not None:
-            events._addUsage(self.dialog, self)
-            d = events._sendInDialog(
+            events.addUsage(self.dialog, self)
+            d = events.sendInDialog(
                 self.dialog, "SUBSCRIBE", self._subscribeHeaders(self.expires)
             )
             self.cseq = self.dialog.localSeq
         else:
             assert self.target is not None and self.fromAddress is not None
             self.localTag = secrets.token_hex(8)
-            events._pending[self.localTag] = self
-            contact = self.contact or events._contactFor(self.target)
+            events.addPending(self)
+            contact = self.contact or events.contactForTarget(self.target)
             self.contact = contact
             headers = [("Contact", contact.serialize())]
             headers += self._subscribeHeaders(self.expires)
@@ -756,10 +770,14 @@ class ClientSubscription:
                 self.fromAddress.withTag(self.localTag),
                 headers,
             )
-        self._startTimerN()
-        d.addCallback(self._subscribeAnswered).addErrback(self._bug)
+        self.startTimerN()
+        d.addCallback(self.subscribeAnswered).addErrback(self._bug)
 
-    def _startTimerN(self) -> None:
+    def startTimerN(self) -> None:
+        """
+        Start Timer N (RFC 6665 section 4.1.2.4): no NOTIFY within 64*T1
+        ends the subscription.
+        """
         _cancel(self._timerN)
         self._timerN = self.events.ua.clock.callLater(
             self.events.ua.timers.timeout, self._noNotify
@@ -774,30 +792,34 @@ class ClientSubscription:
             package=self.event.package,
             callID=self._callID(),
         )
-        self._end(SubscriptionReason.NO_NOTIFY)
+        self.end(SubscriptionReason.NO_NOTIFY)
 
     def _bug(self, reason: Failure) -> None:
         self._log.failure(
             "Subscription processing failed", reason, callID=self._callID()
         )
 
-    def _subscribeAnswered(self, response: SIPResponse) -> None:
+    def subscribeAnswered(self, response: SIPResponse) -> None:
+        """
+        The final response to our SUBSCRIBE (or to the REFER that made
+        an implicit subscription, L{stoxgw.sip.refer}).
+        """
         if self.status is SubscriptionStatus.TERMINATED:
             return
         if response.isSuccess:
             self._resubscribes = 0
             if self.dialog is None:
                 try:
-                    dialog = self.events._dialogFromResponse(response, self)
+                    dialog = self.events.dialogFromResponse(response, self)
                 except (DialogError, HeaderError) as e:
                     self._log.warn(
                         "Unusable 2xx for SUBSCRIBE: {error}",
                         error=str(e),
                         callID=response.header("Call-ID"),
                     )
-                    self._end(SubscriptionReason.SUBSCRIBE_FAILED)
+                    self.end(SubscriptionReason.SUBSCRIBE_FAILED)
                     return
-                self._bind(dialog)
+                self.bind(dialog)
             else:
                 self.dialog.refreshTarget(response)
                 number = response.cseq.number
@@ -831,7 +853,7 @@ class ClientSubscription:
             self.established.errback(
                 Failure(SIPError(response.status, response.reason, response))  # type: ignore[no-untyped-call]
             )
-        self._end(SubscriptionReason.SUBSCRIBE_FAILED)
+        self.end(SubscriptionReason.SUBSCRIBE_FAILED)
 
     def _retrySubscribe(self) -> None:
         """
@@ -840,8 +862,8 @@ class ClientSubscription:
         if self.dialog is not None and self.dialog.remoteTag:
             self.refresh()
         else:
-            self.events._pending.pop(self.localTag, None)
-            self._start()
+            self.events.forgetPending(self.localTag)
+            self.start()
 
     @staticmethod
     def _responseExpires(response: SIPResponse) -> int | None:
@@ -853,10 +875,13 @@ class ClientSubscription:
         except HeaderError:
             return None
 
-    def _bind(self, dialog: Dialog) -> None:
+    def bind(self, dialog: Dialog) -> None:
+        """
+        The dialog exists (a 2xx, or a NOTIFY that came first).
+        """
         self.dialog = dialog
-        self.events._pending.pop(self.localTag, None)
-        self.events._addUsage(dialog, self)
+        self.events.forgetPending(self.localTag)
+        self.events.addUsage(dialog, self)
 
     def _setExpiry(self, expires: int) -> None:
         """
@@ -869,7 +894,7 @@ class ClientSubscription:
         if self.implicit and expires > 0:
             # No refresh: the REFER recipient decides (RFC 3515 2.4.4).
             self._refreshTimer = self.events.ua.clock.callLater(
-                expires, self._end, SubscriptionReason.TIMEOUT
+                expires, self.end, SubscriptionReason.TIMEOUT
             )
             return
         if self.implicit or self.unsubscribing or expires <= 0:
@@ -894,7 +919,7 @@ class ClientSubscription:
             or self.dialog.localSeq is None
         ):
             return None
-        d = self.events._sendInDialog(
+        d = self.events.sendInDialog(
             self.dialog, "SUBSCRIBE", self._subscribeHeaders(self.expires)
         )
 
@@ -905,9 +930,9 @@ class ClientSubscription:
                 expires = self._responseExpires(response)
                 self._setExpiry(expires if expires is not None else self.expires)
             elif response.status == 423:
-                self._subscribeAnswered(response)
+                self.subscribeAnswered(response)
             elif response.status in NOTIFY_FAILURE_STATUSES:
-                self._end(SubscriptionReason.SUBSCRIBE_FAILED)
+                self.end(SubscriptionReason.SUBSCRIBE_FAILED)
             return response
 
         return d.addCallback(answered)
@@ -950,23 +975,23 @@ class ClientSubscription:
         if self.implicit:
             # RFC 3515 leaves ending the implicit subscription to the
             # recipient; unsubscribing is just forgetting it.
-            self._end(SubscriptionReason.TIMEOUT)
+            self.end(SubscriptionReason.TIMEOUT)
             return
         self._gotNotify = False
-        self._startTimerN()
-        d = self.events._sendInDialog(
+        self.startTimerN()
+        d = self.events.sendInDialog(
             self.dialog, "SUBSCRIBE", self._subscribeHeaders(0)
         )
 
         def answered(response: SIPResponse) -> None:
             if not response.isSuccess:
-                self._end(SubscriptionReason.TIMEOUT)
+                self.end(SubscriptionReason.TIMEOUT)
 
         d.addCallback(answered).addErrback(self._bug)
 
     # -- NOTIFY ----------------------------------------------------------------
 
-    def _notifyReceived(
+    def handleNotify(
         self, incoming: IncomingRequest, state: SubscriptionState
     ) -> None:
         """
@@ -1022,7 +1047,7 @@ class ClientSubscription:
         implicit, or too many times in a row) end.
         """
         if self.unsubscribing or self.implicit:
-            self._end(reason)
+            self.end(reason)
             return
         delay: float | None = None
         if reason in (SubscriptionReason.DEACTIVATED, SubscriptionReason.TIMEOUT):
@@ -1030,7 +1055,7 @@ class ClientSubscription:
         elif reason in (SubscriptionReason.PROBATION, SubscriptionReason.GIVEUP):
             delay = state.retryAfter
         if delay is None or self._resubscribes >= self.events.settings.maxResubscribes:
-            self._end(reason)
+            self.end(reason)
             return
         self._resubscribes += 1
         self._log.info(
@@ -1042,30 +1067,34 @@ class ClientSubscription:
         self._forgetDialog()
         self._transition(SubscriptionStatus.NOTIFY_WAIT)
         if delay:
-            self._retryTimer = self.events.ua.clock.callLater(delay, self._start)
+            self._retryTimer = self.events.ua.clock.callLater(delay, self.start)
         else:
-            self._start()
+            self.start()
 
     def _forgetDialog(self) -> None:
         _cancel(self._refreshTimer)
         self._refreshTimer = None
         if self.dialog is not None:
-            keep = self.events._isSharedDialog(self.dialog)
-            self.events._removeUsage(self.dialog, self)
+            keep = self.events.isSharedDialog(self.dialog)
+            self.events.removeUsage(self.dialog, self)
             if not keep:
                 self.dialog = None
-        self.events._pending.pop(self.localTag, None)
+        self.events.forgetPending(self.localTag)
 
-    def _end(self, reason: SubscriptionReason) -> None:
+    def end(self, reason: SubscriptionReason) -> None:
+        """
+        End it for good (no SUBSCRIBE sent): stop the timers, leave the
+        dialog, tell the handler, fire L{ended}.
+        """
         if not self._transition(SubscriptionStatus.TERMINATED):
             return
         self.reason = reason
         for call in (self._refreshTimer, self._timerN, self._retryTimer):
             _cancel(call)
         self._refreshTimer = self._timerN = self._retryTimer = None
-        self.events._pending.pop(self.localTag, None)
+        self.events.forgetPending(self.localTag)
         if self.dialog is not None:
-            self.events._removeUsage(self.dialog, self)
+            self.events.removeUsage(self.dialog, self)
         if not self.established.called:
             self.established.errback(
                 Failure(SIPError(481, reason.value))  # type: ignore[no-untyped-call]
@@ -1132,7 +1161,8 @@ class SIPEvents:
             return []
         return [("Allow-Events", ", ".join(self.ua.allowEvents))]
 
-    # -- dialogs and usages -----------------------------------------------------
+    # -- dialogs and usages (the API of the usages: NotifierSubscription,
+    # -- ClientSubscription, stoxgw.sip.refer) ------------------------------
 
     def findDialog(self, key: DialogID) -> Dialog | None:
         """
@@ -1141,13 +1171,19 @@ class SIPEvents:
         """
         return self.dialogs.get(key) or self.ua.dialogs.get(key)
 
-    def _addUsage(self, dialog: Dialog, usage: Usage) -> None:
+    def addUsage(self, dialog: Dialog, usage: Usage) -> None:
+        """
+        C{usage} lives in C{dialog} (which stays known while it has one).
+        """
         self.dialogs[dialog.id] = dialog
         usages = self._usages.setdefault(dialog.id, [])
         if usage not in usages:
             usages.append(usage)
 
-    def _removeUsage(self, dialog: Dialog, usage: Usage) -> None:
+    def removeUsage(self, dialog: Dialog, usage: Usage) -> None:
+        """
+        C{usage} left C{dialog}; the last one out forgets the dialog.
+        """
         usages = self._usages.get(dialog.id, [])
         if usage in usages:
             usages.remove(usage)
@@ -1156,8 +1192,25 @@ class SIPEvents:
             if self.dialogs.get(dialog.id) is dialog:
                 del self.dialogs[dialog.id]
 
-    def _isSharedDialog(self, dialog: Dialog) -> bool:
+    def isSharedDialog(self, dialog: Dialog) -> bool:
+        """
+        Whether C{dialog} is an INVITE dialog of the UA core.
+        """
         return self.ua.dialogs.get(dialog.id) is dialog
+
+    def addPending(self, subscription: ClientSubscription) -> None:
+        """
+        An out-of-dialog SUBSCRIBE (or REFER) went out with this local
+        tag: a NOTIFY with it may come before the 2xx (RFC 6665 section
+        4.1.2.4).
+        """
+        self._pending[subscription.localTag] = subscription
+
+    def forgetPending(self, localTag: str) -> None:
+        """
+        Undo L{addPending}.
+        """
+        self._pending.pop(localTag, None)
 
     def usages(self, dialog: Dialog) -> list[Usage]:
         """
@@ -1165,7 +1218,7 @@ class SIPEvents:
         """
         return list(self._usages.get(dialog.id, []))
 
-    def _sendInDialog(
+    def sendInDialog(
         self,
         dialog: Dialog,
         method: str,
@@ -1173,6 +1226,9 @@ class SIPEvents:
         body: bytes = b"",
         contentType: str | None = None,
     ) -> Deferred[SIPResponse]:
+        """
+        Send a request made in C{dialog} through the UA core.
+        """
         request = dialog.createRequest(method, headers, body, contentType)
         return self.ua.sendInDialog(dialog, request)
 
@@ -1192,14 +1248,17 @@ class SIPEvents:
             incoming.flow.transport, user=user, headerParameters=headerParameters
         )
 
-    def _contactFor(self, target: NameAddr) -> NameAddr:
+    def contactForTarget(self, target: NameAddr) -> NameAddr:
+        """
+        Our Contact for a SUBSCRIBE or REFER we send to C{target}.
+        """
         uri = target.uri
-        kind = self.ua._defaultKind(uri) if isinstance(uri, SIPURI) else None
+        kind = self.ua.defaultTransport(uri) if isinstance(uri, SIPURI) else None
         if kind is None:
             kind = self.ua.transport.transports[0]
         return self.ua.contactFor(kind)
 
-    def _dialogFromResponse(
+    def dialogFromResponse(
         self, response: SIPResponse, subscription: ClientSubscription
     ) -> Dialog:
         """
@@ -1237,7 +1296,7 @@ class SIPEvents:
         if method == "SUBSCRIBE":
             if dialog is None:
                 return False
-            if not self._checkSeq(incoming, dialog):
+            if not self.checkSeq(incoming, dialog):
                 return True
             dialog.refreshTarget(request)
             self._inDialogSubscribe(incoming, dialog)
@@ -1245,7 +1304,13 @@ class SIPEvents:
         self._notify(incoming, key, dialog)
         return True
 
-    def _checkSeq(self, incoming: IncomingRequest, dialog: Dialog) -> bool:
+    def checkSeq(self, incoming: IncomingRequest, dialog: Dialog) -> bool:
+        """
+        RFC 3261 section 12.2.2: an in-dialog request's CSeq; an old one
+        is answered 500.
+
+        @return: Whether it goes on.
+        """
         status = dialog.checkRemoteRequest(incoming.request)
         if status is not None:
             incoming.respond(status, "Server Internal Error (CSeq out of order)")
@@ -1395,7 +1460,7 @@ class SIPEvents:
             body = subscription.fullState()
             subscription.terminate(SubscriptionReason.TIMEOUT, body)
             return
-        self._addUsage(dialog, subscription)
+        self.addUsage(dialog, subscription)
         package.subscriptionStarted(subscription)
         if subscription.status is not SubscriptionStatus.TERMINATED:
             subscription.notifyFullState().addErrback(lambda _: None)
@@ -1420,7 +1485,7 @@ class SIPEvents:
         if expires == 0:
             subscription.terminate(SubscriptionReason.TIMEOUT, subscription.fullState())
             return
-        subscription._refreshed(expires)
+        subscription.refreshed(expires)
         subscription.notifyFullState().addErrback(lambda _: None)
 
     def _notify(
@@ -1461,15 +1526,15 @@ class SIPEvents:
                     return
                 dialog.role = DialogRole.UAC
                 dialog.localSeq = pending.cseq
-                pending._bind(dialog)
-                pending._notifyReceived(incoming, state)
+                pending.bind(dialog)
+                pending.handleNotify(incoming, state)
                 return
         if subscription is None or dialog is None:
             incoming.respond(481, "Subscription Does Not Exist")
             return
-        if not self._checkSeq(incoming, dialog):
+        if not self.checkSeq(incoming, dialog):
             return
-        subscription._notifyReceived(incoming, state)
+        subscription.handleNotify(incoming, state)
 
     # -- outgoing -------------------------------------------------------------------
 
@@ -1516,7 +1581,7 @@ class SIPEvents:
             dialog=dialog,
             headers=headers,
         )
-        subscription._start()
+        subscription.start()
         return subscription
 
     def shutdown(self) -> Deferred[None]:
@@ -1545,9 +1610,9 @@ class SIPEvents:
         """
         for usages in list(self._usages.values()):
             for usage in list(usages):
-                usage._end(SubscriptionReason.SHUTDOWN)
+                usage.end(SubscriptionReason.SHUTDOWN)
         for pending in list(self._pending.values()):
-            pending._end(SubscriptionReason.SHUTDOWN)
+            pending.end(SubscriptionReason.SHUTDOWN)
         self._usages.clear()
         self.dialogs.clear()
         self._pending.clear()
@@ -1618,10 +1683,10 @@ class ConferenceNotifier:
             if d is not None:
                 d.addErrback(lambda _: None)
 
-    def _started(self, subscription: NotifierSubscription) -> None:
+    def attach(self, subscription: NotifierSubscription) -> None:
         self.subscriptions.append(subscription)
 
-    def _ended(self, subscription: NotifierSubscription) -> None:
+    def detach(self, subscription: NotifierSubscription) -> None:
         if subscription in self.subscriptions:
             self.subscriptions.remove(subscription)
         self._sent.pop(subscription, None)
@@ -1673,7 +1738,7 @@ class ConferencePackage:
         conference = self.lookup(subscription.request)
         subscription.context = conference
         if conference is not None:
-            conference._started(subscription)
+            conference.attach(subscription)
 
     def fullState(self, subscription: NotifierSubscription) -> NotifyBody | None:
         """
@@ -1691,7 +1756,7 @@ class ConferencePackage:
         Detach it.
         """
         if isinstance(subscription.context, ConferenceNotifier):
-            subscription.context._ended(subscription)
+            subscription.context.detach(subscription)
 
 
 @implementer(ISubscriptionHandler)

@@ -1558,7 +1558,12 @@ class SIPUserAgent:
             request = request.withBody(body, contentType)
         return request
 
-    def _defaultKind(self, uri: SIPURI) -> TransportKind:
+    def defaultTransport(self, uri: SIPURI) -> TransportKind:
+        """
+        The transport toward C{uri}: its C{transport} parameter, TLS for
+        sips, else our first one (RFC 3261 section 18.1.1 leaves the
+        choice to the UA when nothing says).
+        """
         param = uri.transport
         if param is not None:
             try:
@@ -1624,7 +1629,7 @@ class SIPUserAgent:
             return fail(DialogError(f"Not a SIP URI: {uri}"))
         if contact is None:
             contact = self.contactFor(
-                self._defaultKind(uri),
+                self.defaultTransport(uri),
                 user=(
                     fromAddress.uri.user
                     if isinstance(fromAddress.uri, SIPURI)
