@@ -181,8 +181,11 @@ class SIPEvents:
 
     def addUsage(self, dialog: Dialog, usage: Usage) -> None:
         """
-        C{usage} lives in C{dialog} (which stays known while it has one).
+        C{usage} lives in C{dialog} (which stays known while it has one,
+        and the transport keeps its connection open meanwhile).
         """
+        if dialog.id not in self.dialogs:
+            self.ua.transport.dialogStarted(dialog.callID, dialog.flow)
         self.dialogs[dialog.id] = dialog
         usages = self._usages.setdefault(dialog.id, [])
         if usage not in usages:
@@ -199,6 +202,7 @@ class SIPEvents:
             self._usages.pop(dialog.id, None)
             if self.dialogs.get(dialog.id) is dialog:
                 del self.dialogs[dialog.id]
+                self.ua.transport.dialogEnded(dialog.callID)
 
     def isSharedDialog(self, dialog: Dialog) -> bool:
         """

@@ -58,15 +58,14 @@ Bounded resources on streams (issue 11; C{docs/limits.md}):
    seconds of its first octet (a peer sending one octet a second is cut).
  - Idle timeout: a connection that carries no dialog and no transaction,
    and on which no SIP message passed for C{idleTimeout} seconds, is
-   closed (CRLF keep-alives do not count as traffic).  The transport
-   learns dialogs from the messages it carries, both ways: a 2xx to an
-   INVITE, SUBSCRIBE or REFER on a connection marks its Call-ID
-   as a dialog on that connection (and an in-dialog request for a known
-   Call-ID on another connection marks that one too); a final response
-   to BYE (not 401/407) ends the INVITE usage, a NOTIFY with
-   C{Subscription-State: terminated} the subscription usage, a 481 or 408
-   the whole Call-ID.  A request keeps its connection in use until its
-   final response passes, for L{TRANSACTION_HOLD} seconds at most.
+   closed (CRLF keep-alives do not count as traffic).  The layers above
+   say which dialogs live (L{SIPTransport.dialogStarted} and
+   L{SIPTransport.dialogEnded}, once per dialog usage: the UA core for
+   INVITE dialogs, the subscriptions for theirs); a connection carries a
+   live dialog from the first message of its Call-ID that passes on it
+   (or the flow given when it started) until the dialog's last usage
+   ends.  A request keeps its connection in use until its final response
+   passes, for L{TRANSACTION_HOLD} seconds at most.
  - Connection caps: the listeners accept at most
    C{maxConnectionsPerAddress} connections per source address and
    C{maxConnections} in all; beyond, a new connection is aborted as soon
@@ -163,15 +162,6 @@ TRANSACTION_HOLD = 200.0
 #: Seconds a connection closed by a limit may take to flush before it is
 #: aborted.
 CLOSE_GRACE = 5.0
-
-#: The dialog usage a 2xx to each method makes (see L{SIPStreamConnection}).
-#: Not NOTIFY: the 2xx to the final, terminated NOTIFY must not revive the
-#: subscription it ended.
-_USAGE_OF = {
-    "INVITE": "INVITE",
-    "SUBSCRIBE": "SUBSCRIBE",
-    "REFER": "SUBSCRIBE",
-}
 
 #: The most open transactions tracked per connection (the oldest go).
 _MAX_TRANSACTIONS = 1024
@@ -440,8 +430,8 @@ class SIPStreamConnection(Protocol):
         self._abortCall: IDelayedCall | None = None
         # Open transactions: "branch METHOD" -> when the request passed.
         self._transactions: dict[str, float] = {}
-        # Call-IDs of the dialogs this connection carries (the usages are
-        # the owner's, see SIPTransport._dialogs).
+        # Call-IDs of the live dialogs this connection carries (see
+        # SIPTransport.dialogStarted).
         self.dialogs: set[str] = set()
 
     @property
@@ -765,8 +755,8 @@ class SIPStreamConnection(Protocol):
         """
         Follow a message sent or received on this connection: it counts as
         traffic (idle timeout), a request opens a transaction until its
-        final response passes, and dialogs start and end as the module
-        docstring says.
+        final response passes, and a live dialog's Call-ID makes the
+        connection carry that dialog (L{SIPTransport.dialogStarted}).
         """
         now = self.owner.reactor.seconds()
         self._lastActivity = now
@@ -994,9 +984,10 @@ class SIPTransport:
             self.limits = ConnectionLimits(
                 maxConnectionsPerAddress or (1 << 62), maxConnections or (1 << 62)
             )
-        # Call-ID -> the dialog usages it has ("INVITE", "SUBSCRIBE") and
-        # the stream connections that carried it (see SIPStreamConnection).
-        self._dialogs: dict[str, tuple[set[str], set[SIPStreamConnection]]] = {}
+        # Call-ID of a live dialog -> how many usages it has, and the
+        # stream connections that carry it (see dialogStarted).
+        self._dialogUsages: dict[str, int] = {}
+        self._dialogConnections: dict[str, set[SIPStreamConnection]] = {}
 
     # -- listening -----------------------------------------------------
 
@@ -1159,7 +1150,6 @@ class SIPTransport:
                 self._udp.transport.write(data, (destination.host, destination.port))
             except Exception as e:
                 return fail(TransportError(str(e)))
-            self._observeDialog(message, None)
             return succeed(Flow(destination))
         connection = self._connections.get(destination)
         if connection is not None and connection.ready:
@@ -1302,83 +1292,62 @@ class SIPTransport:
         if host is not None and self.limits is not None:
             self.limits.release(host)
 
+    # -- dialogs (the idle timeout) ----------------------------------------
+
+    def dialogStarted(self, callID: str, flow: Flow | None = None) -> None:
+        """
+        A dialog usage with this Call-ID started (an INVITE dialog, a
+        subscription): the stream connections its messages pass over, and
+        C{flow}'s (that of the message that made it), are not closed as
+        idle until L{dialogEnded} is called as many times.
+        """
+        self._dialogUsages[callID] = self._dialogUsages.get(callID, 0) + 1
+        if flow is not None and flow.connection is not None:
+            self._carry(callID, flow.connection)
+
+    def dialogEnded(self, callID: str) -> None:
+        """
+        A dialog usage L{dialogStarted} counted ended; with the last one
+        its connections no longer carry the dialog.
+        """
+        count = self._dialogUsages.get(callID, 0)
+        if count > 1:
+            self._dialogUsages[callID] = count - 1
+            return
+        self._dialogUsages.pop(callID, None)
+        for connection in self._dialogConnections.pop(callID, set()):
+            connection.dialogs.discard(callID)
+
+    def _carry(self, callID: str, connection: SIPStreamConnection) -> None:
+        self._dialogConnections.setdefault(callID, set()).add(connection)
+        connection.dialogs.add(callID)
+
     def _observeDialog(
-        self, message: SIPMessage, connection: SIPStreamConnection | None
+        self, message: SIPMessage, connection: SIPStreamConnection
     ) -> None:
         """
-        Follow dialogs for the idle timeout (see L{SIPStreamConnection}):
-        called for every message sent or received, with its stream
-        connection (L{None} for UDP: it can only end dialogs).
+        A message passed on a connection: if its Call-ID is a live
+        dialog's, the connection carries it (the peer may open another).
         """
         try:
             callID = message.callID
-            method = message.cseq.method
         except (HeaderError, SIPParseError):
             return
-        dialogs = self._dialogs
-        if isinstance(message, SIPResponse):
-            status = message.status
-            if status in (481, 408):
-                self._endDialog(callID, None)
-            elif status < 200:
-                return
-            elif 200 <= status < 300 and connection is not None:
-                usage = _USAGE_OF.get(method)
-                if usage is not None:
-                    entry = dialogs.get(callID)
-                    if entry is None:
-                        entry = dialogs[callID] = (set(), set())
-                    entry[0].add(usage)
-                    entry[1].add(connection)
-                    connection.dialogs.add(callID)
-            if method == "BYE" and status not in (401, 407):
-                self._endDialog(callID, "INVITE")
-            return
-        if message.method == "NOTIFY":
-            state = message.header("Subscription-State") or ""
-            if state.strip().lower().startswith("terminated"):
-                self._endDialog(callID, "SUBSCRIBE")
-                return
-        if connection is not None and callID not in connection.dialogs:
-            entry = dialogs.get(callID)
-            if entry is None:
-                return
-            try:
-                inDialog = bool(message.toAddress.parameter("tag"))
-            except HeaderError:
-                return
-            if inDialog:
-                entry[1].add(connection)
-                connection.dialogs.add(callID)
-
-    def _endDialog(self, callID: str, usage: str | None) -> None:
-        """
-        A dialog usage (or, with L{None}, the whole Call-ID) ended.
-        """
-        entry = self._dialogs.get(callID)
-        if entry is None:
-            return
-        usages, connections = entry
-        if usage is not None:
-            usages.discard(usage)
-            if usages:
-                return
-        del self._dialogs[callID]
-        for connection in connections:
-            connection.dialogs.discard(callID)
+        if callID in self._dialogUsages and callID not in connection.dialogs:
+            self._carry(callID, connection)
 
     def _forgetDialogs(self, connection: SIPStreamConnection) -> None:
         """
-        A connection was lost: it carries no dialog any more (a dialog no
-        other connection carries is forgotten).
+        A connection was lost: it carries no dialog any more (the dialogs
+        live on; another connection carries them once their messages pass
+        on it).
         """
         for callID in connection.dialogs:
-            entry = self._dialogs.get(callID)
-            if entry is None:
-                continue
-            entry[1].discard(connection)
-            if not entry[1]:
-                del self._dialogs[callID]
+            connections = self._dialogConnections.get(callID)
+            if connections is not None:
+                connections.discard(connection)
+                if not connections:
+                    del self._dialogConnections[callID]
         connection.dialogs.clear()
 
     # -- receiving -----------------------------------------------------
@@ -1451,8 +1420,6 @@ class SIPTransport:
                 )
                 return
         self._trace(message, flow.source, "received")
-        if flow.connection is None:
-            self._observeDialog(message, None)
         if self.user is None:
             self._log.warn(
                 "No SIP transport user; dropped message from {peer}",

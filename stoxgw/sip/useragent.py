@@ -329,6 +329,8 @@ class SIPUserAgent:
             core=self,
         )
         self.dialogs[dialog.id] = dialog
+        # The transport keeps the dialog's connection open meanwhile.
+        self.transport.dialogStarted(dialog.callID, dialog.flow)
         return dialog
 
     # -- DialogCore ------------------------------------------------------------
@@ -355,10 +357,11 @@ class SIPUserAgent:
 
     def dialogEnded(self, dialog: InviteDialog) -> None:
         """
-        Forget a dialog.
+        Forget a dialog (and tell the transport).
         """
         if self.dialogs.get(dialog.id) is dialog:
             del self.dialogs[dialog.id]
+            self.transport.dialogEnded(dialog.callID)
         self.sender.forget(dialog.id)
 
     # -- outgoing ---------------------------------------------------------------

@@ -263,6 +263,45 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
         self.assertTrue(contactIsFocus(response.header("Contact")))
         self.assertTrue(contactIsFocus(notify.header("Contact")))
 
+    def test_transportToldOfDialogs(self) -> None:
+        """
+        Issue #13: a subscription's dialog is started at the transport
+        while it hosts a usage (its connection is not closed as idle) and
+        ended with the last one; one inside an INVITE dialog is a second
+        usage of that Call-ID, which outlives the INVITE usage.
+        """
+        calls: list[tuple[str, str]] = []
+        self.patch(
+            self.transport,
+            "dialogStarted",
+            lambda callID, flow=None: calls.append(("started", callID)),
+        )
+        self.patch(
+            self.transport,
+            "dialogEnded",
+            lambda callID: calls.append(("ended", callID)),
+        )
+        self.subscribe(600, event="test")
+        [response], [(notify, _)] = self.split()
+        self.answer(notify)
+        self.assertEqual(calls, [("started", "call-1@example.com")])
+        self.subscribe(
+            0, event="test", cseq=2, toTag=response.toAddress.tag, branch="z9hG4bKs2"
+        )
+        self.assertEqual(calls[1:], [("ended", "call-1@example.com")])
+        del calls[:]
+        invites = InviteRecorder("accept")
+        self.ua.addHandler("INVITE", invites)
+        self.receive(request("INVITE", branch="z9hG4bKi1", callID="c2"))
+        [dialog] = invites.dialogs
+        self.subscribe(
+            600, cseq=2, toTag=dialog.localTag, branch="z9hG4bKs3", callID="c2"
+        )
+        self.receive(
+            request("BYE", cseq=3, toTag=dialog.localTag, branch="z9hG4bKb", callID="c2")
+        )
+        self.assertEqual(calls, [("started", "c2"), ("started", "c2"), ("ended", "c2")])
+
     def test_eventIdEchoed(self) -> None:
         """
         RFC 6665 8.2.1: the NOTIFY carries the SUBSCRIBE's Event C{id}.

@@ -1197,6 +1197,20 @@ class FlowTests(UAMixin, SynchronousTestCase):  # type: ignore[misc]
         connection.dataReceived(bye.makeResponse(200).serialize())
         self.assertEqual(self.successResultOf(d).status, 200)
 
+    def test_dialogKeepsItsConnection(self) -> None:
+        """
+        Issue #13: the UA core tells the transport when an INVITE dialog
+        starts (the connection it came over carries it: no idle close)
+        and when it ends (BYE).
+        """
+        dialog, connection, _ = self.establish()
+        self.assertEqual(connection.dialogs, {dialog.callID})
+        connection.dataReceived(
+            tcpRequest("BYE", branch="z9hG4bKbye", cseq=2, toTag=dialog.localTag)
+        )
+        self.assertEqual(connection.dialogs, set())
+        self.assertEqual(self.transport._dialogUsages, {})
+
     def test_otherTargetResolved(self) -> None:
         """
         A Contact naming another host (or UDP) is not the peer that opened
