@@ -71,17 +71,19 @@ from stoxgw.sip.dialog import (
 )
 from stoxgw.sip.headers import HeaderError, Reason, parseReasons
 from stoxgw.sip.message import SIPRequest
-from stoxgw.sip.sdp import (
+from stoxgw.sip.msrpmedia import (
     MSRP_PROTOCOLS,
     Fingerprint,
     MSRPMedia,
+    Setup,
+    acceptTypesIntersection,
+    answerMSRPOffer,
+)
+from stoxgw.sip.sdp import (
     Origin,
     SDPError,
     SDPNegotiationError,
     SessionDescription,
-    Setup,
-    acceptTypesIntersection,
-    answerMSRPOffer,
     parseSDP,
 )
 from stoxgw.sip.uri import NameAddr, SIPURI, quoteString

@@ -64,8 +64,8 @@ from stoxgw.focus.room import (
 )
 from stoxgw.msrp.endpoint import MSRPEndpoint
 from stoxgw.sip.message import SIPRequest
+from stoxgw.sip.msrpmedia import acceptTypesIntersection
 from stoxgw.sip.refer import IncomingRefer, IReferHandler
-from stoxgw.sip.sdp import acceptTypesIntersection
 from stoxgw.sip.subscription import ConferenceNotifier
 from stoxgw.sip.transport import TransportKind
 from stoxgw.sip.uri import NameAddr, SIPURI, SIPURIError

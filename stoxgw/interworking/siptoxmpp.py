@@ -101,8 +101,8 @@ from stoxgw.interworking.translate import (
     ISCOMPOSING_CONTENT_TYPE,
 )
 from stoxgw.sip.message import SIPRequest
+from stoxgw.sip.msrpmedia import acceptTypesIntersection
 from stoxgw.sip.refer import IncomingRefer, IReferHandler
-from stoxgw.sip.sdp import acceptTypesIntersection
 from stoxgw.sip.subscription import (
     ConferenceNotifier,
     ConferencePackage,

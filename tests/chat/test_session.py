@@ -46,7 +46,8 @@ from stoxgw.msrp.session import (
 from stoxgw.sip.dialog import IDialogHandler
 from stoxgw.sip.headers import parseReasons
 from stoxgw.sip.message import SIPMessage, SIPRequest, SIPResponse, parseDatagram
-from stoxgw.sip.sdp import MSRPMedia, Setup, parseSDP
+from stoxgw.sip.msrpmedia import MSRPMedia, Setup
+from stoxgw.sip.sdp import parseSDP
 from stoxgw.sip.uri import parseNameAddr
 from stoxgw.sip.sessiontimer import SessionTimerSettings, SessionTimerTerms
 from stoxgw.sip.useragent import (

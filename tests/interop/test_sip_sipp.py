@@ -25,7 +25,8 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from stoxgw.sip.dialog import IDialogHandler, InviteDialog, TerminationReason
-from stoxgw.sip.sdp import MSRPMedia, Origin, answerMSRPOffer, parseSDP
+from stoxgw.sip.msrpmedia import MSRPMedia, answerMSRPOffer
+from stoxgw.sip.sdp import Origin, parseSDP
 from stoxgw.sip.transport import SIPTransport, TransportKind
 from stoxgw.sip.uri import SIPURI, parseNameAddr
 from stoxgw.sip.admission import DigestAdmission
