@@ -48,15 +48,9 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from stoxgw.sip.admission import AdmissionVerdict
-from stoxgw.sip.dialog import (
-    Dialog,
-    DialogState,
-    IDialogHandler,
-    InviteDialog,
-    TerminationReason,
-    dialogIDOf,
-)
+from stoxgw.sip.dialog import Dialog, DialogState, TerminationReason, dialogIDOf
 from stoxgw.sip.headers import HeaderError, parseMaxForwards, parseTokenList
+from stoxgw.sip.invitedialog import IDialogHandler, InviteDialog
 from stoxgw.sip.message import SIPRequest, SIPResponse
 from stoxgw.sip.sessiontimer import IntervalTooSmall, SessionTimerTerms, answerRequest
 from stoxgw.sip.transaction import (

@@ -34,17 +34,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
-from stoxgw.sip.dialog import (
-    Dialog,
-    DialogError,
-    DialogID,
-    DialogState,
-    IDialogHandler,
-    InviteDialog,
-    dialogIDOf,
-)
+from stoxgw.sip.dialog import Dialog, DialogError, DialogID, DialogState, dialogIDOf
 from stoxgw.sip.headers import CSeq, HeaderError, Headers, SessionExpires, parseTokenList
 from stoxgw.sip.incoming import allowOf
+from stoxgw.sip.invitedialog import IDialogHandler, InviteDialog
 from stoxgw.sip.message import SIPRequest, SIPResponse
 from stoxgw.sip.sessiontimer import (
     OPTION_TAG,

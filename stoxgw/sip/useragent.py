@@ -5,7 +5,7 @@ admits, routes and answers requests, and sends the gateway's own.
 
 L{SIPUserAgent} holds the configuration (L{UserAgentSettings}), the
 handlers of received requests, our Contact, the INVITE dialogs it runs
-(it is their L{stoxgw.sip.dialog.DialogCore}), and three parts, each in
+(it is their L{stoxgw.sip.invitedialog.DialogCore}), and three parts, each in
 its own module:
 
  - who may send what (L{stoxgw.sip.admission}): L{SIPTrust} admits
@@ -21,7 +21,7 @@ its own module:
 
 Session timers (RFC 4028, L{UserAgentSettings.sessionTimer}): C{timer} is
 supported and UPDATE allowed; the dialogs run the timers
-(L{stoxgw.sip.dialog.InviteDialog.startSessionTimer}).
+(L{stoxgw.sip.invitedialog.InviteDialog.startSessionTimer}).
 L{SIPUserAgent.shutdown} BYEs every dialog and says when the BYEs are
 answered.
 
@@ -46,14 +46,7 @@ from stoxgw.sip.admission import (
     tlsPeerNames,
 )
 from stoxgw.sip.auth import DigestClient, DigestCredentials
-from stoxgw.sip.dialog import (
-    Dialog,
-    DialogID,
-    DialogState,
-    IDialogHandler,
-    InviteDialog,
-    TerminationReason,
-)
+from stoxgw.sip.dialog import Dialog, DialogID, DialogState, TerminationReason
 from stoxgw.sip.incoming import (
     CORE_METHODS,
     KNOWN_METHODS,
@@ -64,6 +57,7 @@ from stoxgw.sip.incoming import (
     IRequestHandler,
     RequestDispatcher,
 )
+from stoxgw.sip.invitedialog import IDialogHandler, InviteDialog
 from stoxgw.sip.message import SIPRequest, SIPResponse
 from stoxgw.sip.outgoing import HostResolver, IResolver, RequestSender, SIPError
 from stoxgw.sip.sessiontimer import OPTION_TAG, SessionTimerSettings

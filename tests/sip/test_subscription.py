@@ -28,8 +28,9 @@ from stoxgw.formats.conferenceinfo import (
     Users,
     applyNotification,
 )
-from stoxgw.sip.dialog import DIALOG_TRANSITIONS, InviteDialog
+from stoxgw.sip.dialog import DIALOG_TRANSITIONS
 from stoxgw.sip.headers import Event, SubscriptionState
+from stoxgw.sip.invitedialog import InviteDialog
 from stoxgw.sip.message import SIPRequest, SIPResponse
 from stoxgw.sip.subscription import (
     SUBSCRIPTION_TRANSITIONS,

@@ -19,9 +19,10 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from stoxgw.sip.auth import DigestCredentials
-from stoxgw.sip.dialog import DialogState, InviteDialog, TerminationReason
+from stoxgw.sip.dialog import DialogState, TerminationReason
 from stoxgw.sip.framing import SIPStreamParser
 from stoxgw.sip.headers import AuthHeader, parseReasons, parseTokenList
+from stoxgw.sip.invitedialog import InviteDialog
 from stoxgw.sip.message import SIPMessage, SIPRequest, SIPResponse, parseDatagram
 from stoxgw.sip.sessiontimer import SessionTimerSettings, SessionTimerTerms
 from stoxgw.sip.transport import Address, TransportKind
