@@ -35,6 +35,7 @@ __all__ = [
     "IEventPackage",
     "IContactParameters",
     "ISubscriptionHandler",
+    "SubscriptionUsage",
     "now",
     "cancelCall",
 ]
@@ -255,6 +256,28 @@ class ISubscriptionHandler(Interface):
         """
         The subscription ended for good (no re-subscription follows).
         """
+
+
+class SubscriptionUsage:
+    """
+    A subscription of either role: its state moves along
+    L{SUBSCRIPTION_TRANSITIONS}.
+
+    @ivar status: The state.
+    """
+
+    status: SubscriptionStatus
+
+    def _transition(self, new: SubscriptionStatus) -> bool:
+        """
+        Move to C{new} if the table allows it.
+
+        @return: Whether the state changed.
+        """
+        if new is self.status or new not in SUBSCRIPTION_TRANSITIONS[self.status]:
+            return False
+        self.status = new
+        return True
 
 
 def now(events: SIPEvents) -> float:

@@ -20,11 +20,11 @@ from twisted.logger import Logger
 from stoxgw.sip.dialog import Dialog, DialogError
 from stoxgw.sip.eventstate import (
     NOTIFY_FAILURE_STATUSES,
-    SUBSCRIPTION_TRANSITIONS,
     IEventPackage,
     NotifyBody,
     SubscriptionReason,
     SubscriptionStatus,
+    SubscriptionUsage,
     cancelCall,
     now,
 )
@@ -62,7 +62,7 @@ class _QueuedNotify:
 SKIP_NOTIFY = object()
 
 
-class NotifierSubscription:
+class NotifierSubscription(SubscriptionUsage):
     """
     A subscription we serve (RFC 6665 section 4.2).
 
@@ -126,12 +126,6 @@ class NotifierSubscription:
         Whether a NOTIFY is waiting for its final response.
         """
         return self._inFlight is not None
-
-    def _transition(self, new: SubscriptionStatus) -> bool:
-        if new is self.status or new not in SUBSCRIPTION_TRANSITIONS[self.status]:
-            return False
-        self.status = new
-        return True
 
     def _schedule(self, expires: int) -> None:
         cancelCall(self._timer)

@@ -19,10 +19,10 @@ from twisted.python.failure import Failure
 from stoxgw.sip.dialog import Dialog, DialogError
 from stoxgw.sip.eventstate import (
     NOTIFY_FAILURE_STATUSES,
-    SUBSCRIPTION_TRANSITIONS,
     ISubscriptionHandler,
     SubscriptionReason,
     SubscriptionStatus,
+    SubscriptionUsage,
     cancelCall,
     now,
 )
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["ClientSubscription"]
 
 
-class ClientSubscription:
+class ClientSubscription(SubscriptionUsage):
     """
     A subscription we hold (RFC 6665 section 4.1), made by
     L{SIPEvents.subscribe} (or implicitly by a REFER we sent).
@@ -102,12 +102,6 @@ class ClientSubscription:
         self._retryTimer: IDelayedCall | None = None
 
     # -- state ---------------------------------------------------------------
-
-    def _transition(self, new: SubscriptionStatus) -> bool:
-        if new is self.status or new not in SUBSCRIPTION_TRANSITIONS[self.status]:
-            return False
-        self.status = new
-        return True
 
     def matches(self, event: Event) -> bool:
         """
