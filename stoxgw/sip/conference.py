@@ -39,7 +39,16 @@ from stoxgw.sip.notifier import SKIP_NOTIFY, NotifierSubscription
 from stoxgw.sip.subscriber import ClientSubscription
 from stoxgw.sip.useragent import IncomingRequest
 
-__all__ = ["ConferenceNotifier", "ConferencePackage", "ConferenceWatcher"]
+__all__ = [
+    "ConferenceNotifier",
+    "ConferencePackage",
+    "ConferenceWatcher",
+    "MAX_WAITING_PARTIALS",
+]
+
+#: Partial documents that may wait for one subscriber's NOTIFY in flight;
+#: further changes fold into the last one (L{ConferenceNotifier.update}).
+MAX_WAITING_PARTIALS = 16
 
 
 class ConferenceNotifier:
@@ -56,7 +65,13 @@ class ConferenceNotifier:
     def __init__(self, state: ConferenceInfo) -> None:
         self.state = state
         self.subscriptions: list[NotifierSubscription] = []
+        # Per subscription: the state its last document brought it to (with
+        # that document's version), and the number of that state.
         self._sent: dict[NotifierSubscription, ConferenceInfo] = {}
+        self._sentSerial: dict[NotifierSubscription, int] = {}
+        # Numbers the states given to update, so that a change queued
+        # before a full document was sent is not sent after it.
+        self._serial = 0
 
     def fullDocument(self, subscription: NotifierSubscription) -> NotifyBody:
         """
@@ -66,32 +81,48 @@ class ConferenceNotifier:
         version = (last.version or 0) + 1 if last is not None else 1
         document = replace(self.state, version=version)
         self._sent[subscription] = document
+        self._sentSerial[subscription] = self._serial
         return NotifyBody(document.toBytes(), CONFERENCE_INFO_CONTENT_TYPE)
 
     def update(self, state: ConferenceInfo) -> None:
         """
         The conference changed: send each subscriber the partial document
-        (L{diff}) from what it was last sent; nothing if nothing changed.
-        A subscriber whose previous NOTIFY is still unanswered gets one
-        partial document for all changes since then, once it is answered
-        (L{NotifierSubscription.notifyChanged}): versions stay consecutive
-        in the order they arrive.
+        (L{diff}) from what it was sent last; nothing if nothing changed.
+
+        A subscriber whose previous NOTIFY is still unanswered gets this
+        change in its own partial document once the ones before it are
+        answered (L{NotifierSubscription.notifyChanged}), so that every
+        step reaches it (a kick: the endpoint C{booted}, then the user
+        deleted) with consecutive versions in the order they arrive.
+        Beyond L{MAX_WAITING_PARTIALS} waiting ones, the changes fold into
+        the last: one partial document from the last state sent to the
+        newest.
         """
         self.state = state
+        self._serial += 1
         for subscription in list(self.subscriptions):
             if subscription in self._sent:
-                subscription.notifyChanged(partial(self._partialDocument, subscription))
+                subscription.notifyChanged(
+                    partial(self._partialDocument, subscription, state, self._serial),
+                    coalesce=subscription.waitingNotifies >= MAX_WAITING_PARTIALS,
+                )
 
-    def _partialDocument(self, subscription: NotifierSubscription) -> object:
+    def _partialDocument(
+        self, subscription: NotifierSubscription, state: ConferenceInfo, serial: int
+    ) -> object:
         """
-        The partial document from the last one sent to C{subscription} to
-        the current state, or L{SKIP_NOTIFY}.
+        The partial document from the state last sent to C{subscription}
+        to C{state} (number C{serial}), or L{SKIP_NOTIFY} if it brings
+        nothing new (or a full document sent meanwhile already has it).
         """
         last = self._sent.get(subscription)
-        document = diff(last, self.state) if last is not None else None
-        if last is None or document is None:
+        if last is None or serial <= self._sentSerial.get(subscription, 0):
             return SKIP_NOTIFY
-        self._sent[subscription] = replace(self.state, version=document.version)
+        self._sentSerial[subscription] = serial
+        document = diff(last, state)
+        if document is None:
+            return SKIP_NOTIFY
+        self._sent[subscription] = replace(state, version=document.version)
         return NotifyBody(document.toBytes(), CONFERENCE_INFO_CONTENT_TYPE)
 
     def close(self, reason: SubscriptionReason = SubscriptionReason.NORESOURCE) -> None:
@@ -104,12 +135,19 @@ class ConferenceNotifier:
                 d.addErrback(lambda _: None)
 
     def attach(self, subscription: NotifierSubscription) -> None:
+        """
+        A subscription to this conference started (L{ConferencePackage}).
+        """
         self.subscriptions.append(subscription)
 
     def detach(self, subscription: NotifierSubscription) -> None:
+        """
+        It ended.
+        """
         if subscription in self.subscriptions:
             self.subscriptions.remove(subscription)
         self._sent.pop(subscription, None)
+        self._sentSerial.pop(subscription, None)
 
 
 @implementer(IEventPackage, IContactParameters)

@@ -72,9 +72,9 @@ class NotifierSubscription(SubscriptionUsage):
     subscriber cannot wait on; RFC 4575 section 4.4 partial documents
     need every version, SPEC F.1 item 9).  The body of a queued NOTIFY is
     made when it is sent, so a full state or a partial one is computed
-    from what was actually sent before it; changes made while a partial
-    NOTIFY waits fold into it (L{notifyChanged}).  A final NOTIFY drops
-    the ones still waiting.
+    from what was actually sent before it; a change may be folded into
+    the waiting one (L{notifyChanged}).  A final NOTIFY drops the ones
+    still waiting.
 
     @ivar events: The owner.
     @ivar dialog: Its dialog (shared with other usages).
@@ -166,16 +166,26 @@ class NotifierSubscription(SubscriptionUsage):
         """
         return self._enqueue(self.fullState)
 
-    def notifyChanged(self, makeBody: Callable[[], NotifyBody | object]) -> None:
+    @property
+    def waitingNotifies(self) -> int:
+        """
+        How many NOTIFYs wait for the one in flight.
+        """
+        return len(self._queue)
+
+    def notifyChanged(
+        self, makeBody: Callable[[], NotifyBody | object], coalesce: bool = False
+    ) -> None:
         """
         The state changed: send a NOTIFY whose body C{makeBody} gives when
-        it is sent (L{SKIP_NOTIFY}: nothing to send).  While one such
-        NOTIFY waits, further changes are folded into it, so C{makeBody}
-        should give the change since the last body it made.
+        it is sent (L{SKIP_NOTIFY}: nothing to send).  With C{coalesce},
+        if the last waiting NOTIFY is such a change too, C{makeBody}
+        replaces its body maker instead (it must then give every change
+        since the last body sent).
         """
         if self.status is SubscriptionStatus.TERMINATED:
             return
-        if self._queue and self._queue[-1].coalesce:
+        if coalesce and self._queue and self._queue[-1].coalesce:
             self._queue[-1].makeBody = makeBody
             return
         self._transition(SubscriptionStatus.ACTIVE)

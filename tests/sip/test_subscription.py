@@ -32,6 +32,7 @@ from stoxgw.sip.dialog import DIALOG_TRANSITIONS
 from stoxgw.sip.headers import Event, SubscriptionState
 from stoxgw.sip.invitedialog import InviteDialog
 from stoxgw.sip.message import SIPRequest, SIPResponse
+from stoxgw.sip.conference import MAX_WAITING_PARTIALS
 from stoxgw.sip.subscription import (
     SUBSCRIPTION_TRANSITIONS,
     ClientSubscription,
@@ -520,19 +521,45 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
         _, [(notify, _)] = self.split()
         self.assertIn("noresource", notify.header("Subscription-State") or "")
 
+    def receiveAll(
+        self, held: ConferenceInfo
+    ) -> tuple[ConferenceInfo, list[ConferenceInfo]]:
+        """
+        Answer each NOTIFY as it comes, merging its document into C{held}
+        as a subscriber would (every merge must apply: no gap).
+
+        @return: The merged state and the documents, in order.
+        """
+        documents = []
+        while True:
+            _, requests = self.split()
+            if not requests:
+                return held, documents
+            [(notify, _)] = requests
+            document = ConferenceInfo.parse(notify.body)
+            documents.append(document)
+            result = applyNotification(held, document)
+            self.assertIs(result.outcome, MergeOutcome.APPLIED)
+            assert result.state is not None
+            held = result.state
+            self.answer(notify)
+
     def test_partialNotifiesOneAtATime(self) -> None:
         """
-        RFC 4575 4.4, R-176 (issue #11): a kick (C{booted}, then the user
-        deleted) sends one partial NOTIFY and waits for its answer; the
-        changes made meanwhile go in one partial document with the next
-        version once it is answered, so the versions arrive consecutive
-        even over UDP and the subscriber's merge never sees a gap.
+        RFC 4575 4.4, R-176 (issue #11): while a partial NOTIFY waits for
+        its answer, a kick (the endpoint C{booted}, then the user deleted)
+        sends nothing; once it is answered each step follows in its own
+        NOTIFY, one at a time, so the versions arrive consecutive even over
+        UDP, the subscriber's merge never sees a gap, and the C{booted}
+        step is not lost.
         """
         self.subscribe(600)
         _, [(notify, _)] = self.split()
         held = ConferenceInfo.parse(notify.body)
         self.answer(notify)
-        booted = conference("Romeo")
+        self.conference.update(conference("Romeo", "JuliC", "Tybalt"))
+        _, [(inFlight, _)] = self.split()
+        booted = conference("Romeo", "Tybalt")
         booted = replace(
             booted,
             users=Users(
@@ -552,27 +579,49 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
             ),
         )
         self.conference.update(booted)
-        self.conference.update(conference("Romeo"))
         self.conference.update(conference("Romeo", "Tybalt"))
-        _, [(first, _)] = self.split()
         self.assertEqual(self.split(), ([], []))
-        self.answer(first)
-        _, [(second, _)] = self.split()
-        self.answer(second)
-        self.assertEqual(self.split(), ([], []))
-        versions = []
-        for sent in (first, second):
-            document = ConferenceInfo.parse(sent.body)
-            versions.append((document.state, document.version))
-            result = applyNotification(held, document)
-            self.assertIs(result.outcome, MergeOutcome.APPLIED)
-            assert result.state is not None
-            held = result.state
+        self.answer(inFlight)
+        held, documents = self.receiveAll(
+            applyNotification(held, ConferenceInfo.parse(inFlight.body)).state
+            or held
+        )
         self.assertEqual(
-            versions, [(ElementState.PARTIAL, 2), (ElementState.PARTIAL, 3)]
+            [(d.state, d.version) for d in documents],
+            [(ElementState.PARTIAL, 3), (ElementState.PARTIAL, 4)],
+        )
+        [kicked] = documents[0].userList
+        [endpoint] = kicked.endpoints
+        self.assertIs(endpoint.disconnectionMethod, DisconnectionMethod.BOOTED)
+        [deleted] = documents[1].userList
+        self.assertEqual(
+            (deleted.entity, deleted.state), (f"{ROOM};gr=JuliC", ElementState.DELETED)
         )
         self.assertEqual(
             [u.entity for u in held.userList], [f"{ROOM};gr=Romeo", f"{ROOM};gr=Tybalt"]
+        )
+
+    def test_manyChangesFold(self) -> None:
+        """
+        Beyond C{MAX_WAITING_PARTIALS} changes waiting behind one NOTIFY,
+        the later ones fold into the last waiting partial document: fewer
+        NOTIFYs, still consecutive, ending in the newest state.
+        """
+        self.subscribe(600)
+        _, [(notify, _)] = self.split()
+        held = ConferenceInfo.parse(notify.body)
+        self.answer(notify)
+        nicks = [f"N{n}" for n in range(MAX_WAITING_PARTIALS + 10)]
+        for count in range(1, len(nicks) + 1):
+            self.conference.update(conference("Romeo", *nicks[:count]))
+        held, documents = self.receiveAll(held)
+        self.assertEqual(len(documents), MAX_WAITING_PARTIALS + 1)
+        self.assertEqual(
+            [d.version for d in documents], list(range(2, MAX_WAITING_PARTIALS + 3))
+        )
+        self.assertEqual(
+            [u.entity for u in held.userList],
+            [f"{ROOM};gr={n}" for n in ["Romeo", *nicks]],
         )
 
     def test_refreshWaitsForPartial(self) -> None:
