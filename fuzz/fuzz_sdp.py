@@ -22,14 +22,8 @@ import atheris
 from _harness import fixtures, main
 
 with atheris.instrument_imports(include=["stoxgw"]):
-    from stoxgw.sip.sdp import (
-        MSRPMedia,
-        Origin,
-        SDPError,
-        answerMSRPOffer,
-        parseSDP,
-        updateOrigin,
-    )
+    from stoxgw.sip.msrpmedia import MSRPMedia, answerMSRPOffer
+    from stoxgw.sip.sdp import Origin, SDPError, parseSDP, updateOrigin
 
 ORIGIN = Origin("-", "42", 1, address="s2x.example.org")
 

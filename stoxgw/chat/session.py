@@ -63,25 +63,23 @@ from stoxgw.msrp.session import (
     SessionState,
 )
 from stoxgw.msrp.uri import MSRPURI, MSRPURIError
-from stoxgw.sip.dialog import (
-    DialogState,
-    IDialogHandler,
-    InviteDialog,
-    TerminationReason,
-)
+from stoxgw.sip.dialog import DialogState, TerminationReason
 from stoxgw.sip.headers import HeaderError, Reason, parseReasons
+from stoxgw.sip.invitedialog import IDialogHandler, InviteDialog
 from stoxgw.sip.message import SIPRequest
-from stoxgw.sip.sdp import (
+from stoxgw.sip.msrpmedia import (
     MSRP_PROTOCOLS,
     Fingerprint,
     MSRPMedia,
+    Setup,
+    acceptTypesIntersection,
+    answerMSRPOffer,
+)
+from stoxgw.sip.sdp import (
     Origin,
     SDPError,
     SDPNegotiationError,
     SessionDescription,
-    Setup,
-    acceptTypesIntersection,
-    answerMSRPOffer,
     parseSDP,
 )
 from stoxgw.sip.uri import NameAddr, SIPURI, quoteString

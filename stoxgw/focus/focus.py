@@ -65,8 +65,8 @@ from stoxgw.formats.chatroom import (
 )
 from stoxgw.msrp.endpoint import MSRPEndpoint
 from stoxgw.sip.message import SIPRequest
+from stoxgw.sip.msrpmedia import acceptTypesIntersection
 from stoxgw.sip.refer import IncomingRefer, IReferHandler
-from stoxgw.sip.sdp import acceptTypesIntersection
 from stoxgw.sip.subscription import ConferenceNotifier
 from stoxgw.sip.transport import TransportKind
 from stoxgw.sip.uri import NameAddr, SIPURI, SIPURIError
@@ -353,7 +353,7 @@ class Focus:
         if room.full:
             refer.reject(486, "Busy Here (the room is full)")
             return
-        progress = refer.accept(202)
+        progress = refer.accept(202, isfocus=True)
         referredBy = refer.referredBy or NameAddr(SIPURI.fromString(referrer.aor))
         self._log.info(
             "{aor} invites {target} to {room}",

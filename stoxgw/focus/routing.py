@@ -17,7 +17,7 @@ the native rooms.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
@@ -32,6 +32,7 @@ from stoxgw.focus.focus import Focus
 from stoxgw.sip.refer import IncomingRefer, IReferHandler
 from stoxgw.sip.subscription import (
     ConferencePackage,
+    IContactParameters,
     IEventPackage,
     NotifierSubscription,
     NotifyBody,
@@ -94,7 +95,9 @@ class ConferenceRouter(ConferencePackage):
     """
 
     def __init__(self, focus: Focus, fallback: IEventPackage) -> None:
-        super().__init__(focus.conferenceFor, int(fallback.defaultExpires))
+        super().__init__(
+            focus.conferenceFor, int(fallback.defaultExpires), isfocus=True
+        )
         self.focus = focus
         self.fallback = fallback
         self._ours: set[NotifierSubscription] = set()
@@ -108,6 +111,20 @@ class ConferenceRouter(ConferencePackage):
                 request.request, request.transaction.authenticatedUser
             )
         return self.fallback.authorize(request)
+
+    def contactParameters(
+        self, request: IncomingRequest
+    ) -> Sequence[tuple[str, str | None]]:
+        """
+        See L{IContactParameters}: C{isfocus} for the rooms' subscriptions.
+        """
+        if self.focus.owns(request.request):
+            return super().contactParameters(request)
+        if IContactParameters.providedBy(self.fallback):
+            result: Sequence[tuple[str, str | None]]
+            result = self.fallback.contactParameters(request)
+            return result
+        return ()
 
     def subscriptionStarted(self, subscription: NotifierSubscription) -> None:
         """

@@ -103,8 +103,8 @@ from stoxgw.interworking.translate import (
     ACCEPT_WRAPPED_TYPES,
 )
 from stoxgw.sip.message import SIPRequest
+from stoxgw.sip.msrpmedia import acceptTypesIntersection
 from stoxgw.sip.refer import IncomingRefer, IReferHandler
-from stoxgw.sip.sdp import acceptTypesIntersection
 from stoxgw.sip.subscription import (
     ConferenceNotifier,
     ConferencePackage,
@@ -923,7 +923,7 @@ class SIPToXMPP:
             invitee=fullJID(invitee),
             roomJID=participant.room,
         )
-        refer.accept(200, terminate=True)
+        refer.accept(200, terminate=True, isfocus=True)
 
     @staticmethod
     def _inviteeJID(uri: str) -> XMPPJID | None:
@@ -955,7 +955,7 @@ class RoomConferencePackage(ConferencePackage):
     """
 
     def __init__(self, bridge: SIPToXMPP, defaultExpires: int = 3600) -> None:
-        super().__init__(bridge.conferenceFor, defaultExpires)
+        super().__init__(bridge.conferenceFor, defaultExpires, isfocus=True)
         self.bridge = bridge
 
     def authorize(self, request: IncomingRequest) -> int | None | Deferred[int | None]:

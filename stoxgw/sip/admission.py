@@ -1,8 +1,18 @@
-# -*- test-case-name: tests.sip.test_admission -*-
+# -*- test-case-name: tests.sip.test_admission,tests.sip.test_useragent -*-
 """
-Digest authentication of received SIP requests (RFC 3261 section 22.2
-and 22.4, RFC 8760 for SHA-256, RFC 7616 for the C{qop=auth} computation).
+Who may send the UA core what (DESIGN.md "Trust"): the admission of
+received SIP requests, before anything else looks at them (step 1 of
+the RFC 3261 section 8.2 checks in L{stoxgw.sip.incoming}).
 
+An L{IRequestAdmission} decides per request and flow: admit (with the
+authenticated user, if any), reject (C{403}) or challenge (C{401}), as an
+L{AdmissionDecision}.  L{SIPTrust} admits peers from trusted networks
+(CIDR list) or with a trusted TLS identity (L{tlsPeerNames}: the names
+of a verified peer certificate, RFC 5922 section 7.1) and refuses the
+others.
+
+Digest authentication of received SIP requests (RFC 3261 section 22.2
+and 22.4, RFC 8760 for SHA-256, RFC 7616 for the C{qop=auth} computation):
 L{DigestAdmission} is an L{IRequestAdmission} for the UA core
 (DESIGN.md "Trust"):
 
@@ -41,24 +51,34 @@ and never in an L{AdmissionDecision}'s C{detail}.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import re
 import secrets
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
+from enum import Enum
 from hashlib import sha256
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from twisted.logger import Logger
-from zope.interface import implementer
+from zope.interface import Interface, implementer
 
 from stoxgw.formats.digest import digestResponse
 from stoxgw.sip.headers import AuthHeader, HeaderError
 from stoxgw.sip.message import SIPRequest
-from stoxgw.sip.transport import Flow
-from stoxgw.sip.uri import quoteString
-from stoxgw.sip.useragent import AdmissionDecision, IRequestAdmission, SIPTrust
+from stoxgw.sip.transport import Flow, TransportKind
+from stoxgw.sip.uri import SIPURI, quoteString
 
-__all__ = ["DigestAdmission", "CHALLENGE_ALGORITHMS"]
+__all__ = [
+    "AdmissionVerdict",
+    "AdmissionDecision",
+    "IRequestAdmission",
+    "tlsPeerNames",
+    "SIPTrust",
+    "DigestAdmission",
+    "CHALLENGE_ALGORITHMS",
+]
 
 #: The algorithms challenged with, most preferred first (RFC 8760).
 CHALLENGE_ALGORITHMS = ("SHA-256", "MD5")
@@ -68,6 +88,243 @@ _NONCE = re.compile(r"[0-9a-f]{64}\Z")
 
 #: Reason phrase for every credential failure (no user enumeration).
 _BAD_CREDENTIALS = "Forbidden (bad credentials)"
+
+
+class AdmissionVerdict(Enum):
+    """
+    What to do with a received request.
+    """
+
+    #: Process it.
+    ADMIT = "admit"
+    #: Answer 401 with challenges (RFC 3261 section 22.2).
+    CHALLENGE = "challenge"
+    #: Answer with a failure (403) and drop it.
+    REJECT = "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionDecision:
+    """
+    An L{IRequestAdmission}'s answer for one request.
+
+    @ivar verdict: Admit, challenge or reject.
+    @ivar status: The response status for a challenge (401) or a
+        rejection (403, 400...); 0 when admitted.
+    @ivar reason: The reason phrase, or L{None} for the default.
+    @ivar headers: Header fields for the response (one C{WWW-Authenticate}
+        per challenge, most preferred first, RFC 8760 section 2.3).
+    @ivar user: The digest-authenticated user name, if any: the identity
+        of the request for the layers above (never the From header).
+    @ivar peerName: The trusted TLS identity of the peer, if that is what
+        admitted it.
+    @ivar detail: Why, for the log (never a secret).
+    """
+
+    verdict: AdmissionVerdict
+    status: int = 0
+    reason: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    user: str | None = None
+    peerName: str | None = None
+    detail: str = ""
+
+    @classmethod
+    def admit(
+        cls, user: str | None = None, peerName: str | None = None, detail: str = ""
+    ) -> AdmissionDecision:
+        """
+        Process the request.
+        """
+        return cls(AdmissionVerdict.ADMIT, user=user, peerName=peerName, detail=detail)
+
+    @classmethod
+    def reject(
+        cls, status: int = 403, reason: str | None = None, detail: str = ""
+    ) -> AdmissionDecision:
+        """
+        Answer C{status} (403 by default).
+        """
+        return cls(AdmissionVerdict.REJECT, status, reason, detail=detail)
+
+    @classmethod
+    def challenge(
+        cls, challenges: Sequence[str], detail: str = ""
+    ) -> AdmissionDecision:
+        """
+        Answer 401 with a C{WWW-Authenticate} field per challenge.
+        """
+        return cls(
+            AdmissionVerdict.CHALLENGE,
+            401,
+            headers=tuple(("WWW-Authenticate", c) for c in challenges),
+            detail=detail,
+        )
+
+    @property
+    def admitted(self) -> bool:
+        """
+        Whether the request is to be processed.
+        """
+        return self.verdict is AdmissionVerdict.ADMIT
+
+
+class IRequestAdmission(Interface):
+    """
+    Decides whether a received request is processed, rejected (403) or
+    challenged (401, digest authentication of received requests:
+    L{stoxgw.sip.admission.DigestAdmission}).  ACK and CANCEL can never be
+    challenged (RFC 3261 section 22.1): an implementation admits or
+    rejects them.
+    """
+
+    def decide(request: SIPRequest, flow: Flow) -> AdmissionDecision:
+        """
+        @return: The decision; the UA core sends its response if it is not
+            an admission.
+        """
+
+
+def tlsPeerNames(flow: Flow) -> tuple[str, ...]:
+    """
+    The identities in the TLS certificate of a flow's peer, lower case
+    (RFC 5922 section 7.1: the host of C{sip}/C{sips} subjectAltName
+    URIs and the subjectAltName DNS names; the subject CN only when there
+    is no subjectAltName).
+
+    Names are read only from a certificate the TLS layer verified
+    (L{stoxgw.sip.transport.SIPStreamConnection.peerVerified}): on
+    connections the gateway opened, the server's, checked against the
+    trust roots and the host connected to; on incoming connections, the
+    client's, when the listener has CA certificates (C{[sip] tls_ca_file})
+    to check it against (a client certificate that fails that check fails
+    the handshake).  Any other flow gives no name, whatever certificate
+    its transport holds.
+
+    @return: The names, or C{()} for a flow without TLS, without a
+        certificate, or whose certificate was not verified.
+    """
+    if not getattr(flow.connection, "peerVerified", False):
+        return ()
+    transport = getattr(flow.connection, "transport", None)
+    getPeerCertificate = getattr(transport, "getPeerCertificate", None)
+    if getPeerCertificate is None:
+        return ()
+    try:
+        certificate = getPeerCertificate()
+    except Exception:
+        return ()
+    if certificate is None:
+        return ()
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    if not isinstance(certificate, x509.Certificate):
+        certificate = certificate.to_cryptography()
+    names: list[str] = []
+    try:
+        san = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+    except x509.ExtensionNotFound:
+        san = None
+    if san is not None:
+        for value in san.get_values_for_type(x509.UniformResourceIdentifier):
+            scheme, _, rest = value.partition(":")
+            if scheme.lower() in ("sip", "sips") and rest:
+                try:
+                    names.append(SIPURI.fromString(value).host)
+                except ValueError:
+                    continue
+        names.extend(san.get_values_for_type(x509.DNSName))
+    else:
+        for attribute in certificate.subject.get_attributes_for_oid(
+            NameOID.COMMON_NAME
+        ):
+            if isinstance(attribute.value, str):
+                names.append(attribute.value)
+    return tuple(name.lower().rstrip(".") for name in names)
+
+
+@implementer(IRequestAdmission)
+@dataclass(frozen=True, slots=True)
+class SIPTrust:
+    """
+    Admits requests from trusted peers only, by source address or by TLS
+    identity (DESIGN.md "Trust": an identity is never taken from a From
+    header); others get 403.
+
+    @ivar networks: The trusted networks (the SIP proxies).
+    @ivar trustAll: Admit everyone (tests, closed lab networks).
+    @ivar tlsNames: Trusted TLS identities (lower case): a TLS flow whose
+        verified peer certificate names one of them is admitted, on
+        connections either side opened.
+    @ivar peerNames: Reads a flow's certificate names (L{tlsPeerNames};
+        tests replace it).
+    """
+
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    trustAll: bool = False
+    tlsNames: frozenset[str] = frozenset()
+    peerNames: Callable[[Flow], Sequence[str]] = tlsPeerNames
+
+    @classmethod
+    def fromStrings(
+        cls, networks: Iterable[str], tlsNames: Iterable[str] = ()
+    ) -> SIPTrust:
+        """
+        Build from C{"10.0.0.0/8"}-style strings (a bare address is a /32
+        or /128) and TLS names.
+
+        @raise ValueError: Not a network.
+        """
+        return cls(
+            tuple(ipaddress.ip_network(n, strict=False) for n in networks),
+            tlsNames=frozenset(n.lower().rstrip(".") for n in tlsNames),
+        )
+
+    def isTrusted(self, host: str) -> bool:
+        """
+        Whether an IP address is in a trusted network.
+        """
+        if self.trustAll:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+    def trustedName(self, flow: Flow) -> str | None:
+        """
+        The trusted TLS identity of a TLS flow's peer, or L{None}.
+        """
+        if not self.tlsNames or flow.transport is not TransportKind.TLS:
+            return None
+        for name in self.peerNames(flow):
+            if name.lower() in self.tlsNames:
+                return name.lower()
+        return None
+
+    def trusts(self, flow: Flow) -> AdmissionDecision | None:
+        """
+        An admission if the flow's peer is trusted (by address, then by
+        TLS identity), else L{None}.
+        """
+        if self.isTrusted(flow.source.host):
+            return AdmissionDecision.admit(detail="trusted address")
+        name = self.trustedName(flow)
+        if name is not None:
+            return AdmissionDecision.admit(peerName=name, detail="trusted TLS name")
+        return None
+
+    def decide(self, request: SIPRequest, flow: Flow) -> AdmissionDecision:
+        """
+        Admit trusted peers, reject others with 403.
+        """
+        return self.trusts(flow) or AdmissionDecision.reject(detail="untrusted peer")
 
 
 @implementer(IRequestAdmission)

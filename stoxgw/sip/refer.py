@@ -40,7 +40,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
-from stoxgw.sip.dialog import Dialog
+from stoxgw.sip.dialog import Dialog, dialogIDOf
 from stoxgw.sip.headers import Event, HeaderError, parseAddress
 from stoxgw.sip.message import SIPRequest, SIPResponse, reasonPhrase
 from stoxgw.sip.subscription import (
@@ -318,7 +318,13 @@ class IncomingRefer:
         """
         return self.incoming.request
 
-    def accept(self, status: int | None = None, terminate: bool = False) -> ReferProgress:
+    def accept(
+        self,
+        status: int | None = None,
+        terminate: bool = False,
+        *,
+        isfocus: bool = False,
+    ) -> ReferProgress:
         """
         Answer C{202} (or C{status}, 200 or 202) and start the implicit
         subscription with a C{100 Trying} NOTIFY (unless C{Refer-Sub:
@@ -327,6 +333,10 @@ class IncomingRefer:
         @param terminate: That NOTIFY also ends the subscription
             (C{Subscription-State: terminated;reason=noresource}): all the
             progress there will be (RFC 7702 section 6.5, F57).
+        @param isfocus: We answer as the conference focus the REFER was
+            sent to: the Contact of the answer (out of dialog; in a dialog
+            it is the dialog's) carries C{isfocus} (RFC 4579 section 5.5,
+            RFC 7702 section 5.3 example 8).
         """
         agent = self.agent
         events = agent.events
@@ -334,8 +344,9 @@ class IncomingRefer:
         request = self.request
         dialog = self.dialog
         if dialog is None and self.referSub:
-            user = request.uri.user if isinstance(request.uri, SIPURI) else None
-            contact = events.ua.contactFor(self.incoming.flow.transport, user=user)
+            contact = events.contactFor(
+                self.incoming, [("isfocus", None)] if isfocus else ()
+            )
             dialog = Dialog.fromIncomingRequest(
                 request, self.incoming.toTag, contact, flow=self.incoming.flow
             )
@@ -357,7 +368,7 @@ class IncomingRefer:
             events, dialog, agent.package, event, request, expires
         )
         progress = ReferProgress(subscription)
-        events._addUsage(dialog, subscription)
+        events.addUsage(dialog, subscription)
         trying = NotifyBody(sipfrag(100, "Trying"), SIPFRAG_CONTENT_TYPE)
         if terminate:
             subscription.terminate(SubscriptionReason.NORESOURCE, trying)
@@ -476,15 +487,10 @@ class ReferAgent:
         request = incoming.request
         if request.method != "REFER" or self.handler is None:
             return False
-        key = (
-            request.callID,
-            request.toAddress.tag or "",
-            request.fromAddress.tag or "",
-        )
-        dialog = self.events.findDialog(key)
+        dialog = self.events.findDialog(dialogIDOf(request))
         if dialog is None:
             return False
-        if not self.events._checkSeq(incoming, dialog):
+        if not self.events.checkSeq(incoming, dialog):
             return True
         dialog.refreshTarget(request)
         self._referReceived(incoming, dialog)
@@ -556,13 +562,13 @@ class ReferAgent:
                 events, event, outgoing, 0, dialog=target, implicit=True
             )
             subscription.cseq = request.cseq.number
-            events._addUsage(target, subscription)
+            events.addUsage(target, subscription)
             d = events.ua.sendInDialog(target, request)
         else:
             if fromAddress is None:
                 return fail(ValueError("refer to a target needs fromAddress"))
             targetAddress = target if isinstance(target, NameAddr) else NameAddr(target)
-            contact = events._contactFor(targetAddress)
+            contact = events.contactForTarget(targetAddress)
             outgoing = OutgoingRefer(SIPRequest("REFER", targetAddress.uri))
             subscription = ClientSubscription(
                 events,
@@ -575,7 +581,7 @@ class ReferAgent:
                 implicit=True,
             )
             subscription.localTag = secrets.token_hex(8)
-            events._pending[subscription.localTag] = subscription
+            events.addPending(subscription)
             d = events.ua.request(
                 "REFER",
                 targetAddress,
@@ -584,12 +590,12 @@ class ReferAgent:
             )
         subscription.status = SubscriptionStatus.NOTIFY_WAIT
         subscription.established.addErrback(lambda _: None)
-        subscription._startTimerN()
+        subscription.startTimerN()
 
         def answered(response: SIPResponse) -> None:
             outgoing.response = response
             if not response.isSuccess:
-                subscription._subscribeAnswered(response)
+                subscription.subscribeAnswered(response)
                 result.errback(
                     Failure(SIPError(response.status, response.reason, response))  # type: ignore[no-untyped-call]
                 )
@@ -598,11 +604,11 @@ class ReferAgent:
                 sub = parseReferSub(response.header("Refer-Sub"))
             except HeaderError:
                 sub = None
-            if sub is False and not subscription._gotNotify:
-                subscription._end(SubscriptionReason.NORESOURCE)
+            if sub is False and not subscription.gotNotify:
+                subscription.end(SubscriptionReason.NORESOURCE)
             else:
                 outgoing.subscription = subscription
-                subscription._subscribeAnswered(response)
+                subscription.subscribeAnswered(response)
             result.callback(outgoing)
 
         d.addCallback(answered).addErrback(

@@ -29,7 +29,7 @@ What this module decides:
 L{SessionTimerTerms.refreshDelay} and L{SessionTimerTerms.expiryDelay}
 say when to refresh (half the interval, sections 7.2 and 9) and when the
 non-refresher ends the session (the interval minus the smaller of 32 s
-and a third of it, section 10); L{stoxgw.sip.dialog.InviteDialog} runs
+and a third of it, section 10); L{stoxgw.sip.invitedialog.InviteDialog} runs
 the timers.
 """
 

@@ -58,15 +58,14 @@ Bounded resources on streams (issue 11; C{docs/limits.md}):
    seconds of its first octet (a peer sending one octet a second is cut).
  - Idle timeout: a connection that carries no dialog and no transaction,
    and on which no SIP message passed for C{idleTimeout} seconds, is
-   closed (CRLF keep-alives do not count as traffic).  The transport
-   learns dialogs from the messages it carries, both ways: a 2xx to an
-   INVITE, SUBSCRIBE or REFER on a connection marks its Call-ID
-   as a dialog on that connection (and an in-dialog request for a known
-   Call-ID on another connection marks that one too); a final response
-   to BYE (not 401/407) ends the INVITE usage, a NOTIFY with
-   C{Subscription-State: terminated} the subscription usage, a 481 or 408
-   the whole Call-ID.  A request keeps its connection in use until its
-   final response passes, for L{TRANSACTION_HOLD} seconds at most.
+   closed (CRLF keep-alives do not count as traffic).  The layers above
+   say which dialogs live (L{SIPTransport.dialogStarted} and
+   L{SIPTransport.dialogEnded}, once per dialog usage: the UA core for
+   INVITE dialogs, the subscriptions for theirs); a connection carries a
+   live dialog from the first message of its Call-ID that passes on it
+   (or the flow given when it started) until the dialog's last usage
+   ends.  A request keeps its connection in use until its final response
+   passes, for L{TRANSACTION_HOLD} seconds at most.
  - Connection caps: the listeners accept at most
    C{maxConnectionsPerAddress} connections per source address and
    C{maxConnections} in all; beyond, a new connection is aborted as soon
@@ -78,50 +77,50 @@ no timer and is forgotten by the transport.  By default (the library's
 own use, e.g. the chat client) there are no caps and no timeouts; the
 service passes the C{[sip]} configuration.
 
+The parts: L{stoxgw.sip.flows} (transports, addresses, flows, Via
+stamping), L{stoxgw.sip.connection} (one stream connection and its
+bounds); this module holds L{SIPTransport} (ports, connections by peer,
+sending, the dialog count) and is where their names are imported from.
+
 Not done here (hooks for later): RFC 5923 connection aliases, and
 switching a large UDP request to TCP (section 18.1.1).
 """
-
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any, Callable, Iterable
 
 from cryptography import x509
-from OpenSSL import SSL, crypto
+from OpenSSL import crypto
 from twisted.internet import ssl
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
-from twisted.internet.interfaces import (
-    IAddress,
-    IConnector,
-    IDelayedCall,
-    IHandshakeListener,
-    IListeningPort,
-    IOpenSSLClientConnectionCreator,
-    IPushProducer,
-    ITCPTransport,
-)
-from twisted.internet.protocol import (
-    ClientFactory,
-    DatagramProtocol,
-    Protocol,
-    ServerFactory,
-    connectionDone,
-)
+from twisted.internet.interfaces import IListeningPort, IOpenSSLClientConnectionCreator
+from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import Interface, implementer
 
 from stoxgw.limits import ConnectionLimits
-from stoxgw.sip.framing import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    PONG_BYTES,
-    KeepAlive,
-    SIPStreamParser,
+from stoxgw.sip.connection import (
+    CLOSE_GRACE,
+    DEFAULT_MAX_OUTPUT_BYTES,
+    TRANSACTION_HOLD,
+    SIPStreamConnection,
+    StreamClientFactory,
+    StreamServerFactory,
 )
-from stoxgw.sip.headers import HeaderError, Headers, Via, parseVia
+from stoxgw.sip.flows import (
+    MAGIC_COOKIE,
+    Address,
+    Flow,
+    ISIPTransportUser,
+    TransportError,
+    TransportKind,
+    newBranch,
+    newTag,
+    responseAddress,
+    stampVia,
+)
+from stoxgw.sip.framing import DEFAULT_MAX_MESSAGE_BYTES
+from stoxgw.sip.headers import HeaderError, Via
 from stoxgw.sip.message import (
     SIPMessage,
     SIPParseError,
@@ -146,42 +145,10 @@ __all__ = [
     "responseAddress",
     "newTag",
     "loadCertificates",
+    "TRANSACTION_HOLD",
+    "CLOSE_GRACE",
+    "DEFAULT_MAX_OUTPUT_BYTES",
 ]
-
-#: RFC 3261 section 8.1.1.7: every branch we make starts with this.
-MAGIC_COOKIE = "z9hG4bK"
-
-#: The default cap on output written to a stream while the peer does not
-#: read (beyond the 64 KiB of Twisted's write buffer): 1 MiB.
-DEFAULT_MAX_OUTPUT_BYTES = 1 << 20
-
-#: Seconds a request keeps its connection in use at most while its final
-#: response has not passed (more than Timer C, RFC 3261 section 16.6 step
-#: 11, and 64*T1).
-TRANSACTION_HOLD = 200.0
-
-#: Seconds a connection closed by a limit may take to flush before it is
-#: aborted.
-CLOSE_GRACE = 5.0
-
-#: The dialog usage a 2xx to each method makes (see L{SIPStreamConnection}).
-#: Not NOTIFY: the 2xx to the final, terminated NOTIFY must not revive the
-#: subscription it ended.
-_USAGE_OF = {
-    "INVITE": "INVITE",
-    "SUBSCRIBE": "SUBSCRIBE",
-    "REFER": "SUBSCRIBE",
-}
-
-#: The most open transactions tracked per connection (the oldest go).
-_MAX_TRANSACTIONS = 1024
-
-
-def newBranch() -> str:
-    """
-    @return: A fresh Via branch: the magic cookie and 96 random bits.
-    """
-    return MAGIC_COOKIE + secrets.token_hex(12)
 
 
 def _failure(error: BaseException) -> Failure:
@@ -204,682 +171,6 @@ def loadCertificates(path: str) -> tuple[ssl.Certificate, ...]:
         for certificate in x509.load_pem_x509_certificates(pem)
     )
 
-
-class TransportKind(Enum):
-    """
-    The SIP transports this stack speaks, by their Via token.
-    """
-
-    UDP = "UDP"
-    TCP = "TCP"
-    TLS = "TLS"
-
-    @property
-    def reliable(self) -> bool:
-        """
-        Whether the transport is reliable (no retransmissions, RFC 3261
-        section 17).
-        """
-        return self is not TransportKind.UDP
-
-    @property
-    def defaultPort(self) -> int:
-        """
-        5060, or 5061 for TLS (RFC 3261 section 19.1.2).
-        """
-        return 5061 if self is TransportKind.TLS else 5060
-
-    @property
-    def uriParameter(self) -> str:
-        """
-        The C{transport} URI parameter value (C{udp}, C{tcp}, C{tls}).
-        """
-        return self.value.lower()
-
-    @classmethod
-    def fromToken(cls, token: str) -> TransportKind:
-        """
-        @raise ValueError: Not a transport we speak.
-        """
-        return cls(token.upper())
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    """
-    Where to send: a transport and an IP address (or host name) and port.
-
-    @ivar transport: The transport.
-    @ivar host: IP address literal (or a name the reactor resolves).
-    @ivar port: Port.
-    """
-
-    transport: TransportKind
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.transport.value}:{host}:{self.port}"
-
-
-class TransportError(Exception):
-    """
-    A message could not be sent (connection refused or lost, socket error).
-    """
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Flow:
-    """
-    How a message arrived: the peer address, and for streams the
-    connection, so that responses go back the same way.
-
-    @ivar source: The peer's address and the transport.
-    @ivar connection: The stream connection, or L{None} for UDP.
-    """
-
-    source: Address
-    connection: SIPStreamConnection | None = None
-
-    @property
-    def transport(self) -> TransportKind:
-        """
-        The transport of the flow.
-        """
-        return self.source.transport
-
-    @property
-    def reliable(self) -> bool:
-        """
-        Whether the flow's transport is reliable.
-        """
-        return self.source.transport.reliable
-
-
-class ISIPTransportUser(Interface):
-    """
-    Receives the messages a L{SIPTransport} parsed (the transaction layer).
-    """
-
-    def messageReceived(message: SIPMessage, flow: Flow) -> None:
-        """
-        A well-formed message arrived (requests already carry C{received}
-        and C{rport} on their top Via).
-        """
-
-
-def _replaceTopVia(headers: Headers, via: Via) -> Headers:
-    """
-    Replace the first element of the first Via line.
-    """
-    fields = list(headers.fields)
-    for index, f in enumerate(fields):
-        if f.canonicalName == "Via":
-            rest = parseVia(f.value)[1:]
-            value = ", ".join([via.serialize()] + [v.serialize() for v in rest])
-            fields[index] = type(f)(f.name, value)
-            break
-    return Headers(tuple(fields))
-
-
-def stampVia(request: SIPRequest, host: str, port: int) -> SIPRequest:
-    """
-    Add C{received} and fill C{rport} on the top Via of a received request
-    (RFC 3261 section 18.2.1, RFC 3581 section 4).
-
-    @param host: The source IP address.
-    @param port: The source port.
-    @raise HeaderError: The Via is malformed.
-    """
-    top = request.topVia
-    updated = top
-    if top.rport is not None:
-        updated = updated.withParameter("received", host).withParameter(
-            "rport", str(port)
-        )
-    elif top.host.lower() != host.lower():
-        updated = updated.withParameter("received", host)
-    if updated is top:
-        return request
-    return SIPRequest(
-        method=request.method,
-        uri=request.uri,
-        headers=_replaceTopVia(request.headers, updated),
-        body=request.body,
-        version=request.version,
-    )
-
-
-def responseAddress(response: SIPResponse, transport: TransportKind) -> Address:
-    """
-    Where to send a response when not along the request's connection
-    (RFC 3261 section 18.2.2, RFC 3581 section 4): the C{received} address
-    (else the sent-by host) and the C{rport} port (else the sent-by port,
-    else the transport's default port).
-
-    @raise HeaderError: No usable top Via.
-    """
-    via = response.topVia
-    host = via.received or via.host
-    rport = via.rport
-    if isinstance(rport, int) and not isinstance(rport, bool):
-        port = rport
-    else:
-        port = via.port or transport.defaultPort
-    return Address(transport, host, port)
-
-
-def _peerOf(address: IAddress | None, kind: TransportKind) -> Address:
-    host = getattr(address, "host", "0.0.0.0")
-    port = getattr(address, "port", 0)
-    return Address(kind, str(host), int(port))
-
-
-@implementer(IHandshakeListener, IPushProducer)
-class SIPStreamConnection(Protocol):
-    """
-    One TCP or TLS connection carrying SIP (RFC 3261 section 18.3 framing).
-
-    It bounds what it holds for its peer (see the module docstring): it is
-    the streaming producer of its own transport, and while Twisted pauses
-    it (the write buffer is over 64 KiB) it stops reading from the peer;
-    output written meanwhile beyond C{maxOutputBytes}, a pause longer than
-    C{readTimeout}, or a message not complete C{readTimeout} seconds after
-    its first octet aborts the connection; without a dialog, a transaction
-    or a SIP message for C{idleTimeout} seconds it is closed.
-
-    @ivar kind: L{TransportKind.TCP} or L{TransportKind.TLS}.
-    @ivar peer: The peer's address (set when connected).
-    @ivar ready: Whether the connection can carry messages: connected, and
-        for TLS with its handshake completed (not the same as
-        L{Protocol.connected}, which Twisted sets at TCP connect).
-    @ivar verifiesPeer: Whether the TLS options of this connection verify
-        a certificate the peer presents and fail the handshake when it does
-        not verify: outgoing connections (the client options check the
-        server's certificate and host), and incoming ones when the
-        listener has CA certificates to check client certificates with.
-    @ivar accepted: Whether a listener accepted the connection (the
-        connection caps count only those).
-    @ivar paused: Whether Twisted paused the connection (reading stopped
-        until the peer has read what waits for it).
-    @ivar dialogs: The Call-IDs of the dialogs the connection carries (see
-        the module docstring); while there is one it is never closed as
-        idle.
-    """
-
-    _log = Logger()
-
-    def __init__(
-        self,
-        owner: SIPTransport,
-        kind: TransportKind,
-        verifiesPeer: bool = False,
-        accepted: bool = False,
-    ) -> None:
-        self.owner = owner
-        self.kind = kind
-        self.verifiesPeer = verifiesPeer
-        self.accepted = accepted
-        self.peer = Address(kind, "0.0.0.0", 0)
-        self.parser = SIPStreamParser(owner.maxMessageBytes)
-        self.ready = False
-        self.flow = Flow(self.peer, self)
-        self.paused = False
-        # The source host counted by the owner's connection caps, if any.
-        self._admittedHost: str | None = None
-        self._closing = False
-        self._aborted = False
-        self._lost = False
-        # Octets written while paused (reset on resume).
-        self._pausedOutput = 0
-        self._lastActivity = 0.0
-        self._idleCall: IDelayedCall | None = None
-        self._readCall: IDelayedCall | None = None
-        self._stallCall: IDelayedCall | None = None
-        self._abortCall: IDelayedCall | None = None
-        # Open transactions: "branch METHOD" -> when the request passed.
-        self._transactions: dict[str, float] = {}
-        # Call-IDs of the dialogs this connection carries (the usages are
-        # the owner's, see SIPTransport._dialogs).
-        self.dialogs: set[str] = set()
-
-    @property
-    def peerVerified(self) -> bool:
-        """
-        Whether the peer's certificate, if it presented one, has been
-        verified (RFC 5922 section 7.1: checked per RFC 5280 before any
-        identity is read from it): a TLS connection whose handshake has
-        completed with options that verify the peer (L{verifiesPeer}),
-        and whose OpenSSL connection indeed has peer verification on.
-        Names may be read from the peer certificate only when this holds.
-        """
-        if (
-            self.kind is not TransportKind.TLS
-            or not self.ready
-            or not self.verifiesPeer
-        ):
-            return False
-        getHandle = getattr(self.transport, "getHandle", None)
-        if getHandle is None:
-            return True
-        try:
-            mode = getHandle().get_verify_mode()
-        except Exception:
-            return False
-        return bool(mode & SSL.VERIFY_PEER)
-
-    @property
-    def _transport(self) -> Any:
-        """
-        The transport, untyped (producer methods are not on L{ITransport}).
-        """
-        return self.transport
-
-    def connectionMade(self) -> None:
-        """
-        Refuse the connection beyond the owner's connection caps; else turn
-        Nagle off, become the transport's streaming producer, start the
-        idle timer, and register a TCP connection for reuse now, a TLS one
-        once its handshake has completed (L{handshakeCompleted}), so that
-        nothing counts as sent over a TLS connection whose peer was not
-        verified.
-        """
-        assert self.transport is not None
-        self.peer = _peerOf(self.transport.getPeer(), self.kind)
-        self.flow = Flow(self.peer, self)
-        if self.accepted and not self.owner._admit(self):
-            self.abort()
-            return
-        if ITCPTransport.providedBy(self.transport):
-            try:
-                self.transport.setTcpNoDelay(True)
-            except Exception:  # pragma: no cover - platform dependent
-                pass
-        try:
-            self._transport.registerProducer(self, True)
-        except Exception as e:
-            self._log.debug(
-                "SIP transport to {peer} refuses a producer: {error}",
-                peer=str(self.peer),
-                error=e,
-            )
-        self._lastActivity = self.owner.reactor.seconds()
-        self._scheduleIdle(self.owner.idleTimeout)
-        if self.kind is not TransportKind.TLS:
-            self._ready()
-
-    def handshakeCompleted(self) -> None:
-        """
-        The TLS handshake succeeded (L{IHandshakeListener}), so a
-        certificate the peer presented passed OpenSSL's verification when
-        L{verifiesPeer}: the connection is usable, unless the server's
-        identity failed Twisted's host check, in which case Twisted has
-        already begun to abort it (and L{connectionLost} will fail what
-        waited for it).
-        """
-        if self._closing or (
-            self.transport is not None
-            and getattr(self.transport, "disconnecting", False)
-        ):
-            return
-        self._ready()
-
-    def _ready(self) -> None:
-        self.ready = True
-        self.owner._connectionMade(self)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """
-        Forget the connection (timers, dialogs, its place under the
-        connection caps); if it never became usable (a failed TLS
-        handshake), fail what waited for it.
-        """
-        self._lost = True
-        for name in ("_idleCall", "_readCall", "_stallCall", "_abortCall"):
-            call = getattr(self, name)
-            setattr(self, name, None)
-            if call is not None and call.active():
-                call.cancel()
-        self._transactions.clear()
-        self.owner._forgetDialogs(self)
-        if self._admittedHost is not None:
-            self.owner._release(self)
-        wasReady, self.ready = self.ready, False
-        if wasReady:
-            self.owner._connectionLost(self)
-        elif isinstance(self.factory, _StreamClientFactory):
-            self.owner._connectFailed(self.factory, reason)
-        elif self.kind is TransportKind.TLS and not self._closing:
-            # An incoming TLS connection whose handshake failed, e.g. on a
-            # client certificate that does not verify.
-            self._log.warn(
-                "SIP TLS handshake with {peer} failed: {error}",
-                peer=str(self.peer),
-                error=reason.getErrorMessage(),
-            )
-
-    # -- closing -----------------------------------------------------------
-
-    def close(self) -> None:
-        """
-        Close gracefully: stop being the transport's producer (Twisted does
-        not close a transport while a producer is registered) and let what
-        is buffered go; abort after L{CLOSE_GRACE} seconds if the peer does
-        not read it.
-        """
-        transport = self._transport
-        if transport is None or self._closing or self._lost:
-            return
-        self._closing = True
-        try:
-            transport.unregisterProducer()
-        except Exception:
-            pass
-        transport.loseConnection()
-        if not self._lost and self._abortCall is None:
-            self._abortCall = self.owner.reactor.callLater(CLOSE_GRACE, self.abort)
-
-    def abort(self) -> None:
-        """
-        Close at once, dropping whatever is buffered for the peer.
-        """
-        self._abortCall = None
-        transport = self._transport
-        if transport is None or self._lost or self._aborted:
-            return
-        self._closing = True
-        self._aborted = True
-        abort = getattr(transport, "abortConnection", None)
-        if abort is not None:
-            abort()
-        else:  # pragma: no cover - every stream transport has it
-            transport.loseConnection()
-
-    # -- IPushProducer -------------------------------------------------------
-
-    def pauseProducing(self) -> None:
-        """
-        Twisted's write buffer is full: stop reading from the peer until it
-        has drained (a peer that does not read gets nothing more read from
-        it), and abort if that lasts C{readTimeout} seconds.
-        """
-        if self.paused or self._lost:
-            return
-        self.paused = True
-        self._pausedOutput = 0
-        if self.ready:
-            # Not during a TLS handshake: it needs the peer's octets.
-            self._transport.pauseProducing()
-        timeout = self.owner.readTimeout
-        if timeout is not None and self._stallCall is None:
-            self._stallCall = self.owner.reactor.callLater(timeout, self._stalled)
-
-    def resumeProducing(self) -> None:
-        """
-        The write buffer has drained: read again.
-        """
-        if not self.paused:
-            return
-        self.paused = False
-        self._pausedOutput = 0
-        call, self._stallCall = self._stallCall, None
-        if call is not None and call.active():
-            call.cancel()
-        if not self._lost and not self._closing:
-            self._transport.resumeProducing()
-
-    def stopProducing(self) -> None:
-        """
-        The transport is going away; nothing to do.
-        """
-
-    def _stalled(self) -> None:
-        self._stallCall = None
-        self._log.warn(
-            "SIP peer {peer} read nothing for {timeout} s: connection closed",
-            peer=str(self.peer),
-            timeout=self.owner.readTimeout,
-        )
-        self.abort()
-
-    # -- timers ----------------------------------------------------------------
-
-    def _scheduleIdle(self, delay: float | None) -> None:
-        if delay is None or self._lost:
-            return
-        self._idleCall = self.owner.reactor.callLater(max(delay, 0.0), self._idleCheck)
-
-    def _idleCheck(self) -> None:
-        """
-        Close the connection if it has been idle for C{idleTimeout}
-        seconds and carries no dialog or transaction; else look again when
-        it could be.
-        """
-        self._idleCall = None
-        timeout = self.owner.idleTimeout
-        if timeout is None or self._lost or self._closing:
-            return
-        now = self.owner.reactor.seconds()
-        remaining = self._lastActivity + timeout - now
-        if remaining > 0:
-            self._scheduleIdle(remaining)
-            return
-        if self.inUse(now):
-            self._scheduleIdle(timeout)
-            return
-        self._log.info(
-            "SIP {transport} connection with {peer} idle for {timeout} s: closed",
-            transport=self.kind.value,
-            peer=str(self.peer),
-            timeout=timeout,
-        )
-        self.close()
-
-    def inUse(self, now: float | None = None) -> bool:
-        """
-        Whether the connection carries a dialog, or a transaction younger
-        than L{TRANSACTION_HOLD} seconds whose final response has not
-        passed.
-        """
-        if self.dialogs:
-            return True
-        if not self._transactions:
-            return False
-        if now is None:
-            now = self.owner.reactor.seconds()
-        for key, started in list(self._transactions.items()):
-            if now - started < TRANSACTION_HOLD:
-                return True
-            del self._transactions[key]
-        return False
-
-    def _readTimer(self, restart: bool) -> None:
-        """
-        Run the read timer while part of a message is held: from the first
-        octet of a message (L{restart} when a message was completed).
-        """
-        timeout = self.owner.readTimeout
-        if timeout is None:
-            return
-        call = self._readCall
-        if self.parser.messagePending and not self._lost:
-            if call is not None and not restart:
-                return
-            if call is not None and call.active():
-                call.cancel()
-            self._readCall = self.owner.reactor.callLater(timeout, self._readTimedOut)
-        elif call is not None:
-            self._readCall = None
-            if call.active():
-                call.cancel()
-
-    def _readTimedOut(self) -> None:
-        self._readCall = None
-        self._log.warn(
-            "SIP peer {peer} did not complete a message within {timeout} s:"
-            " connection closed",
-            peer=str(self.peer),
-            timeout=self.owner.readTimeout,
-        )
-        self.abort()
-
-    # -- sending and receiving -----------------------------------------------
-
-    def send(self, data: bytes, message: SIPMessage | None = None) -> None:
-        """
-        Write octets.
-
-        @param message: The message they serialize, if any (the transport
-            follows dialogs and transactions, see L{observe}).
-        @raise TransportError: The connection is closed.
-        """
-        if not self.ready or self.transport is None or self._closing:
-            raise TransportError(f"connection to {self.peer} is closed")
-        if message is not None:
-            self.observe(message)
-        self._write(data)
-
-    def _write(self, data: bytes) -> None:
-        """
-        Write, counting what is written while paused; beyond
-        C{maxOutputBytes} the connection is aborted.
-        """
-        if self._aborted:
-            return
-        if self.paused:
-            self._pausedOutput += len(data)
-            if self._pausedOutput > self.owner.maxOutputBytes:
-                self._log.warn(
-                    "SIP peer {peer} does not read: more than {limit} octets"
-                    " wait for it, connection closed",
-                    peer=str(self.peer),
-                    limit=self.owner.maxOutputBytes,
-                )
-                self.abort()
-                return
-        assert self.transport is not None
-        self.transport.write(data)
-
-    def observe(self, message: SIPMessage) -> None:
-        """
-        Follow a message sent or received on this connection: it counts as
-        traffic (idle timeout), a request opens a transaction until its
-        final response passes, and dialogs start and end as the module
-        docstring says.
-        """
-        now = self.owner.reactor.seconds()
-        self._lastActivity = now
-        try:
-            branch = message.topVia.branch or ""
-            method = message.cseq.method
-        except (HeaderError, SIPParseError):
-            return
-        key = f"{branch} {method}"
-        if isinstance(message, SIPRequest):
-            if method != "ACK":
-                transactions = self._transactions
-                transactions.pop(key, None)
-                if len(transactions) >= _MAX_TRANSACTIONS:
-                    del transactions[next(iter(transactions))]
-                transactions[key] = now
-        elif message.status >= 200:
-            self._transactions.pop(key, None)
-        self.owner._observeDialog(message, self)
-
-    def dataReceived(self, data: bytes) -> None:
-        """
-        Frame, parse and deliver; never raises.
-        """
-        try:
-            events = self.parser.feed(data)
-        except Exception as e:  # pragma: no cover - the parser never raises
-            self._log.failure("SIP stream parser failed", peer=str(self.peer), error=e)
-            return
-        completed = False
-        for event in events:
-            if self._lost or self._aborted:
-                return
-            try:
-                if self._event(event):
-                    completed = True
-            except Exception as e:
-                self._log.failure(
-                    "Unhandled error on SIP message from {peer}",
-                    peer=str(self.peer),
-                    error=e,
-                )
-        self._readTimer(completed)
-
-    def _event(self, event: object) -> bool:
-        """
-        Handle one parser event.
-
-        @return: Whether it completed a message.
-        """
-        if event is KeepAlive.PING:
-            # RFC 5626 section 3.5.1, before any trust check: bounded by the
-            # pause of reading (see pauseProducing).
-            if self.transport is not None and not self._closing:
-                self._write(PONG_BYTES)
-            return False
-        if event is KeepAlive.PONG:
-            return False
-        if isinstance(event, SIPParseError):
-            self.owner._parseError(event, self.flow)
-            if event.fatal:
-                self.close()
-            return True
-        assert isinstance(event, (SIPRequest, SIPResponse))
-        self.observe(event)
-        self.owner._deliver(event, self.flow)
-        return True
-
-
-class _StreamServerFactory(ServerFactory):
-    noisy = False
-
-    def __init__(
-        self, owner: SIPTransport, kind: TransportKind, verifiesPeer: bool = False
-    ) -> None:
-        self.owner = owner
-        self.kind = kind
-        self.verifiesPeer = verifiesPeer
-
-    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
-        return SIPStreamConnection(
-            self.owner, self.kind, self.verifiesPeer, accepted=True
-        )
-
-
-class _StreamClientFactory(ClientFactory):
-    """
-    One outgoing connection attempt; sends what waits for it once up.
-    """
-
-    noisy = False
-
-    def __init__(self, owner: SIPTransport, address: Address) -> None:
-        self.owner = owner
-        self.address = address
-        self.waiting: list[tuple[SIPMessage, bytes, Deferred[Flow]]] = []
-        self.connection: SIPStreamConnection | None = None
-
-    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
-        # The client options verify the server (the clientTLS contract).
-        connection = SIPStreamConnection(
-            self.owner,
-            self.address.transport,
-            verifiesPeer=self.address.transport is TransportKind.TLS,
-        )
-        connection.factory = self
-        self.connection = connection
-        return connection
-
-    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
-        self.owner._connectFailed(self, reason)
-
-
 class _UDPProtocol(DatagramProtocol):
     """
     The UDP socket: one datagram, one message.
@@ -898,12 +189,11 @@ class _UDPProtocol(DatagramProtocol):
         """
         peer = Address(TransportKind.UDP, str(addr[0]), int(addr[1]))
         try:
-            self.owner._datagramReceived(datagram, peer)
+            self.owner.datagramReceived(datagram, peer)
         except Exception as e:
             self._log.failure(
                 "Unhandled error on SIP datagram from {peer}", peer=str(peer), error=e
             )
-
 
 class SIPTransport:
     """
@@ -985,7 +275,7 @@ class SIPTransport:
         self._listening: list[IListeningPort] = []
         self._udp: _UDPProtocol | None = None
         self._connections: dict[Address, SIPStreamConnection] = {}
-        self._connecting: dict[Address, _StreamClientFactory] = {}
+        self._connecting: dict[Address, StreamClientFactory] = {}
         self.idleTimeout = idleTimeout
         self.readTimeout = readTimeout
         self.maxOutputBytes = maxOutputBytes
@@ -994,9 +284,10 @@ class SIPTransport:
             self.limits = ConnectionLimits(
                 maxConnectionsPerAddress or (1 << 62), maxConnections or (1 << 62)
             )
-        # Call-ID -> the dialog usages it has ("INVITE", "SUBSCRIBE") and
-        # the stream connections that carried it (see SIPStreamConnection).
-        self._dialogs: dict[str, tuple[set[str], set[SIPStreamConnection]]] = {}
+        # Call-ID of a live dialog -> how many usages it has, and the
+        # stream connections that carry it (see dialogStarted).
+        self._dialogUsages: dict[str, int] = {}
+        self._dialogConnections: dict[str, set[SIPStreamConnection]] = {}
 
     # -- listening -----------------------------------------------------
 
@@ -1018,7 +309,7 @@ class SIPTransport:
         Listen for SIP over TCP.
         """
         listening: IListeningPort = self.reactor.listenTCP(
-            port, _StreamServerFactory(self, TransportKind.TCP), interface=self.host
+            port, StreamServerFactory(self, TransportKind.TCP), interface=self.host
         )
         self._listening.append(listening)
         self.ports[TransportKind.TCP] = _boundPort(listening, port)
@@ -1086,7 +377,7 @@ class SIPTransport:
         options = self.serverTLSOptions(certificateFile, privateKeyFile)
         listening: IListeningPort = self.reactor.listenSSL(
             port,
-            _StreamServerFactory(
+            StreamServerFactory(
                 self, TransportKind.TLS, verifiesPeer=bool(self.caCertificates)
             ),
             options,
@@ -1159,7 +450,6 @@ class SIPTransport:
                 self._udp.transport.write(data, (destination.host, destination.port))
             except Exception as e:
                 return fail(TransportError(str(e)))
-            self._observeDialog(message, None)
             return succeed(Flow(destination))
         connection = self._connections.get(destination)
         if connection is not None and connection.ready:
@@ -1200,7 +490,7 @@ class SIPTransport:
         d: Deferred[Flow] = Deferred()
         factory = self._connecting.get(destination)
         if factory is None:
-            factory = _StreamClientFactory(self, destination)
+            factory = StreamClientFactory(self, destination)
             self._connecting[destination] = factory
             if destination.transport is TransportKind.TLS:
                 if not hasattr(self.reactor, "connectSSL"):
@@ -1223,12 +513,17 @@ class SIPTransport:
         factory.waiting.append((message, data, d))
         return d
 
-    # -- connection bookkeeping ------------------------------------------
+    # -- for its connections (L{stoxgw.sip.connection}) -------------------
 
-    def _connectionMade(self, connection: SIPStreamConnection) -> None:
+    def connectionMade(self, connection: SIPStreamConnection) -> None:
+        """
+        A connection is up (and for TLS past its handshake): keep it
+        under its peer's address (and the one dialled), and send what
+        waited for it.
+        """
         self._connections[connection.peer] = connection
         factory = connection.factory
-        if isinstance(factory, _StreamClientFactory):
+        if isinstance(factory, StreamClientFactory):
             # Register under the address we dialled too (a host name).
             self._connections[factory.address] = connection
             self._connecting.pop(factory.address, None)
@@ -1246,7 +541,10 @@ class SIPTransport:
             peer=str(connection.peer),
         )
 
-    def _connectionLost(self, connection: SIPStreamConnection) -> None:
+    def connectionLost(self, connection: SIPStreamConnection) -> None:
+        """
+        A connection is gone: forget it.
+        """
         for key, value in list(self._connections.items()):
             if value is connection:
                 del self._connections[key]
@@ -1256,7 +554,10 @@ class SIPTransport:
             peer=str(connection.peer),
         )
 
-    def _connectFailed(self, factory: _StreamClientFactory, reason: Failure) -> None:
+    def connectFailed(self, factory: StreamClientFactory, reason: Failure) -> None:
+        """
+        An outgoing connection failed: what waited for it fails.
+        """
         self._connecting.pop(factory.address, None)
         waiting, factory.waiting = factory.waiting, []
         self._log.warn(
@@ -1269,7 +570,7 @@ class SIPTransport:
 
     # -- limits ----------------------------------------------------------
 
-    def _admit(self, connection: SIPStreamConnection) -> bool:
+    def admit(self, connection: SIPStreamConnection) -> bool:
         """
         Count an accepted connection under the caps, or refuse it (logged
         once per source address per minute).
@@ -1282,7 +583,7 @@ class SIPTransport:
         host = connection.peer.host
         refusal = limits.admit(host)
         if refusal is None:
-            connection._admittedHost = host
+            connection.admittedHost = host
             return True
         if limits.shouldLog(host, self.reactor.seconds()):
             self._log.warn(
@@ -1297,93 +598,76 @@ class SIPTransport:
             )
         return False
 
-    def _release(self, connection: SIPStreamConnection) -> None:
-        host, connection._admittedHost = connection._admittedHost, None
+    def release(self, connection: SIPStreamConnection) -> None:
+        """
+        An accepted connection closed: it no longer counts under the
+        caps.
+        """
+        host, connection.admittedHost = connection.admittedHost, None
         if host is not None and self.limits is not None:
             self.limits.release(host)
 
-    def _observeDialog(
-        self, message: SIPMessage, connection: SIPStreamConnection | None
+    # -- dialogs (the idle timeout) ----------------------------------------
+
+    def dialogStarted(self, callID: str, flow: Flow | None = None) -> None:
+        """
+        A dialog usage with this Call-ID started (an INVITE dialog, a
+        subscription): the stream connections its messages pass over, and
+        C{flow}'s (that of the message that made it), are not closed as
+        idle until L{dialogEnded} is called as many times.
+        """
+        self._dialogUsages[callID] = self._dialogUsages.get(callID, 0) + 1
+        if flow is not None and flow.connection is not None:
+            self._carry(callID, flow.connection)
+
+    def dialogEnded(self, callID: str) -> None:
+        """
+        A dialog usage L{dialogStarted} counted ended; with the last one
+        its connections no longer carry the dialog.
+        """
+        count = self._dialogUsages.get(callID, 0)
+        if count > 1:
+            self._dialogUsages[callID] = count - 1
+            return
+        self._dialogUsages.pop(callID, None)
+        for connection in self._dialogConnections.pop(callID, set()):
+            connection.dialogs.discard(callID)
+
+    def _carry(self, callID: str, connection: SIPStreamConnection) -> None:
+        self._dialogConnections.setdefault(callID, set()).add(connection)
+        connection.dialogs.add(callID)
+
+    def observeDialog(
+        self, message: SIPMessage, connection: SIPStreamConnection
     ) -> None:
         """
-        Follow dialogs for the idle timeout (see L{SIPStreamConnection}):
-        called for every message sent or received, with its stream
-        connection (L{None} for UDP: it can only end dialogs).
+        A message passed on a connection: if its Call-ID is a live
+        dialog's, the connection carries it (the peer may open another).
         """
         try:
             callID = message.callID
-            method = message.cseq.method
         except (HeaderError, SIPParseError):
             return
-        dialogs = self._dialogs
-        if isinstance(message, SIPResponse):
-            status = message.status
-            if status in (481, 408):
-                self._endDialog(callID, None)
-            elif status < 200:
-                return
-            elif 200 <= status < 300 and connection is not None:
-                usage = _USAGE_OF.get(method)
-                if usage is not None:
-                    entry = dialogs.get(callID)
-                    if entry is None:
-                        entry = dialogs[callID] = (set(), set())
-                    entry[0].add(usage)
-                    entry[1].add(connection)
-                    connection.dialogs.add(callID)
-            if method == "BYE" and status not in (401, 407):
-                self._endDialog(callID, "INVITE")
-            return
-        if message.method == "NOTIFY":
-            state = message.header("Subscription-State") or ""
-            if state.strip().lower().startswith("terminated"):
-                self._endDialog(callID, "SUBSCRIBE")
-                return
-        if connection is not None and callID not in connection.dialogs:
-            entry = dialogs.get(callID)
-            if entry is None:
-                return
-            try:
-                inDialog = bool(message.toAddress.parameter("tag"))
-            except HeaderError:
-                return
-            if inDialog:
-                entry[1].add(connection)
-                connection.dialogs.add(callID)
+        if callID in self._dialogUsages and callID not in connection.dialogs:
+            self._carry(callID, connection)
 
-    def _endDialog(self, callID: str, usage: str | None) -> None:
+    def forgetDialogs(self, connection: SIPStreamConnection) -> None:
         """
-        A dialog usage (or, with L{None}, the whole Call-ID) ended.
-        """
-        entry = self._dialogs.get(callID)
-        if entry is None:
-            return
-        usages, connections = entry
-        if usage is not None:
-            usages.discard(usage)
-            if usages:
-                return
-        del self._dialogs[callID]
-        for connection in connections:
-            connection.dialogs.discard(callID)
-
-    def _forgetDialogs(self, connection: SIPStreamConnection) -> None:
-        """
-        A connection was lost: it carries no dialog any more (a dialog no
-        other connection carries is forgotten).
+        A connection was lost: it carries no dialog any more (the dialogs
+        live on; another connection carries them once their messages pass
+        on it).
         """
         for callID in connection.dialogs:
-            entry = self._dialogs.get(callID)
-            if entry is None:
-                continue
-            entry[1].discard(connection)
-            if not entry[1]:
-                del self._dialogs[callID]
+            connections = self._dialogConnections.get(callID)
+            if connections is not None:
+                connections.discard(connection)
+                if not connections:
+                    del self._dialogConnections[callID]
         connection.dialogs.clear()
 
     # -- receiving -----------------------------------------------------
 
-    def _datagramReceived(self, datagram: bytes, peer: Address) -> None:
+    def datagramReceived(self, datagram: bytes, peer: Address) -> None:
         if not datagram.strip(b"\r\n\x00"):
             # A CRLF keep-alive (RFC 5626 section 4.4.1 uses STUN on UDP;
             # plain CRLFs are still common): nothing to do.
@@ -1395,20 +679,24 @@ class SIPTransport:
         try:
             message = parseDatagram(datagram)
         except SIPParseError as e:
-            self._parseError(e, flow)
+            self.parseError(e, flow)
             return
-        self._deliver(message, flow)
+        self.deliver(message, flow)
 
     def _oversized(self, datagram: bytes, flow: Flow) -> None:
         end = datagram.find(b"\r\n\r\n")
         try:
             head = parseHead(datagram[: end if end != -1 else self.maxMessageBytes])
         except SIPParseError as e:
-            self._parseError(e, flow)
+            self.parseError(e, flow)
             return
-        self._parseError(head.error(513, "Message Too Large"), flow)
+        self.parseError(head.error(513, "Message Too Large"), flow)
 
-    def _parseError(self, error: SIPParseError, flow: Flow) -> None:
+    def parseError(self, error: SIPParseError, flow: Flow) -> None:
+        """
+        A malformed message arrived: answer a request that can be
+        answered (400, 505, 513), drop the rest; both logged.
+        """
         response = error.makeResponse(toTag=newTag())
         if response is None:
             self._log.warn(
@@ -1439,7 +727,11 @@ class SIPTransport:
             error=reason.getErrorMessage(),
         )
 
-    def _deliver(self, message: SIPMessage, flow: Flow) -> None:
+    def deliver(self, message: SIPMessage, flow: Flow) -> None:
+        """
+        A message arrived on C{flow}: stamp a request's Via (RFC
+        3581), hand it to the user.
+        """
         if isinstance(message, SIPRequest):
             try:
                 message = stampVia(message, flow.source.host, flow.source.port)
@@ -1451,8 +743,6 @@ class SIPTransport:
                 )
                 return
         self._trace(message, flow.source, "received")
-        if flow.connection is None:
-            self._observeDialog(message, None)
         if self.user is None:
             self._log.warn(
                 "No SIP transport user; dropped message from {peer}",
@@ -1469,19 +759,10 @@ class SIPTransport:
             start=_startLine(message),
         )
 
-
 def _startLine(message: SIPMessage) -> str:
     if isinstance(message, SIPRequest):
         return f"{message.method} {message.uri}"
     return f"{message.status} {message.reason}"
-
-
-def newTag() -> str:
-    """
-    @return: A fresh From/To tag (RFC 3261 section 19.3: 32 random bits at
-        least; we use 64).
-    """
-    return secrets.token_hex(8)
 
 
 def _boundPort(listening: IListeningPort, requested: int) -> int:

@@ -43,12 +43,13 @@ from stoxgw.msrp.session import (
     MSRPSendError,
     SessionState,
 )
-from stoxgw.sip.dialog import IDialogHandler
 from stoxgw.sip.headers import parseReasons
+from stoxgw.sip.invitedialog import IDialogHandler
 from stoxgw.sip.message import SIPMessage, SIPRequest, SIPResponse, parseDatagram
-from stoxgw.sip.sdp import MSRPMedia, Setup, parseSDP
-from stoxgw.sip.uri import parseNameAddr
+from stoxgw.sip.msrpmedia import MSRPMedia, Setup
+from stoxgw.sip.sdp import parseSDP
 from stoxgw.sip.sessiontimer import SessionTimerSettings, SessionTimerTerms
+from stoxgw.sip.uri import parseNameAddr
 from stoxgw.sip.useragent import (
     IInviteHandler,
     SIPError,

@@ -48,7 +48,7 @@ from stoxgw.sip.subscription import (
     ConferenceWatcher,
     SIPEvents,
 )
-from stoxgw.sip.uri import NameAddr, SIPURI, parseNameAddr
+from stoxgw.sip.uri import NameAddr, SIPURI, contactIsFocus, parseNameAddr
 from tests.chat.test_session import HOST_A, HOST_B, Network, Offers, Recorder, msrpMedia
 
 FIXTURES = os.path.join(
@@ -686,6 +686,9 @@ class ConferenceTests(SynchronousTestCase):
         rooms.nick(alice, "Alice")
         subscription = rooms.subscribe("alice")
         self.assertTrue(subscription.established.called)
+        # RFC 7702 section 5.3 example 8: the focus's Contact says isfocus.
+        [ok] = rooms.net.responses("SUBSCRIBE")
+        self.assertTrue(contactIsFocus(ok.header("Contact")))
         bob = rooms.join("bob")
         rooms.nick(bob, "Bob")
         bob.end()
@@ -949,6 +952,24 @@ class ReferTests(SynchronousTestCase):
         self.assertEqual(
             [r.status for r in self.rooms.net.responses("REFER")], [403, 403, 416, 404]
         )
+
+
+    def test_outOfDialogFromFocus(self) -> None:
+        """
+        Alice REFERs Carol outside her dialog, to the room URI: the 202
+        comes from the focus (C{isfocus} Contact, RFC 4579 section 5.5,
+        RFC 7702 section 5.3 example 8).
+        """
+        d = self.rooms.referA.refer(
+            SIPURI.fromString(ROOM),
+            NameAddr(SIPURI("sip", HOST_A, "carol")),
+            fromAddress=NameAddr(SIPURI.fromString("sip:alice@example.com")),
+        )
+        self.rooms.net.pump()
+        self.successResultOf(d)
+        [accepted] = self.rooms.net.responses("REFER")
+        self.assertEqual(accepted.status, 202)
+        self.assertTrue(contactIsFocus(accepted.header("Contact")))
 
 
 class ShutdownTests(SynchronousTestCase):

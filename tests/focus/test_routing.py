@@ -28,7 +28,7 @@ from stoxgw.sip.subscription import (
     SubscriptionReason,
 )
 from stoxgw.formats.conferenceinfo import ConferenceDescription, ConferenceInfo, Users
-from stoxgw.sip.uri import NameAddr, SIPURI
+from stoxgw.sip.uri import NameAddr, SIPURI, contactIsFocus
 from tests.chat.test_session import HOST_B, Network
 from tests.focus.test_focus import Refusals
 
@@ -128,7 +128,8 @@ class RouterTests(SynchronousTestCase):
     def test_subscriptionsToTheBridge(self) -> None:
         """
         A subscription to another domain is the bridge's package's, from
-        authorization to its end.
+        authorization to its end; its 200's Contact is the bridge's (no
+        C{isfocus} from the focus's router).
         """
         subscription = self.client.subscribe(
             SIPURI.fromString("sip:room@muc.example"),
@@ -138,6 +139,8 @@ class RouterTests(SynchronousTestCase):
         )
         self.net.pump()
         self.successResultOf(subscription.established)
+        [ok] = self.net.responses("SUBSCRIBE")
+        self.assertFalse(contactIsFocus(ok.header("Contact")))
         subscription.unsubscribe()
         self.net.pump()
         self.assertEqual(

@@ -45,12 +45,12 @@ from zope.interface import implementer
 from stoxgw.sip.dialog import TerminationReason
 from stoxgw.sip.headers import parseTokenList
 from stoxgw.sip.message import SIPRequest, SIPResponse, parseDatagram
+from stoxgw.sip.msrpmedia import answerMSRPOffer
 from stoxgw.sip.sdp import (
     Connection,
     Origin,
     SDPNegotiationError,
     SessionDescription,
-    answerMSRPOffer,
     parseSDP,
     rejectMedia,
 )

@@ -276,7 +276,7 @@ class ReferInteropTests(TestCase):
             def referReceived(refer: IncomingRefer) -> None:
                 accept(refer)
                 assert refer.dialog is not None
-                events._sendInDialog(
+                events.sendInDialog(
                     refer.dialog,
                     "NOTIFY",
                     [

@@ -24,11 +24,13 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from stoxgw.sip.dialog import IDialogHandler, InviteDialog, TerminationReason
-from stoxgw.sip.sdp import MSRPMedia, Origin, answerMSRPOffer, parseSDP
+from stoxgw.sip.admission import DigestAdmission
+from stoxgw.sip.dialog import TerminationReason
+from stoxgw.sip.invitedialog import IDialogHandler, InviteDialog
+from stoxgw.sip.msrpmedia import MSRPMedia, answerMSRPOffer
+from stoxgw.sip.sdp import Origin, parseSDP
 from stoxgw.sip.transport import SIPTransport, TransportKind
 from stoxgw.sip.uri import SIPURI, parseNameAddr
-from stoxgw.sip.admission import DigestAdmission
 from stoxgw.sip.useragent import (
     AdmissionDecision,
     AdmissionVerdict,

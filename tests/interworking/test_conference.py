@@ -35,7 +35,7 @@ from stoxgw.sip.subscription import (
     SubscriptionReason,
     SubscriptionStatus,
 )
-from stoxgw.sip.uri import SIPURI, parseNameAddr
+from stoxgw.sip.uri import SIPURI, contactIsFocus, parseNameAddr
 from tests.interworking.test_siptoxmpp import REAL, ROMEO_URI, ROOM, ROOM_URI, Bridge
 from tests.xmpp.test_occupant import errorPresence, presence
 
@@ -136,7 +136,10 @@ class FullStateTests(SynchronousTestCase):
         c.enter()
         subscription = c.subscribe()
         self.assertEqual(subscription.status, SubscriptionStatus.ACTIVE)
-        self.assertEqual(c.lastResponse("SUBSCRIBE").status, 200)
+        ok = c.lastResponse("SUBSCRIBE")
+        self.assertEqual(ok.status, 200)
+        # RFC 7702 section 5.3 example 8: the focus's Contact says isfocus.
+        self.assertTrue(contactIsFocus(ok.header("Contact")))
         [document] = c.recorder.documents
         self.assertEqual(document.entity, ROOM_URI)
         self.assertEqual(document.version, 1)
@@ -523,10 +526,13 @@ class ReferTests(SynchronousTestCase):
     def test_outOfDialog(self) -> None:
         """
         A REFER to the room URI outside the dialog, from the user: the same
-        invitation (RFC 4579 section 5.5).
+        invitation (RFC 4579 section 5.5); the 200 comes from the focus
+        (C{isfocus}, RFC 7702 section 5.3 example 8).
         """
         d = self.refer("<sip:benvolio@example.com>", inDialog=False)
-        self.assertEqual(self.successResultOf(d).response.status, 200)
+        response = self.successResultOf(d).response
+        self.assertEqual(response.status, 200)
+        self.assertTrue(contactIsFocus(response.header("Contact")))
         [invite] = self.c.b.sent()
         [x] = [c for c in invite.elements() if c.name == "x"]
         [inv] = [c for c in x.elements() if c.name == "invite"]

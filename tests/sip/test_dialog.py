@@ -20,11 +20,10 @@ from stoxgw.sip.dialog import (
     DialogError,
     DialogRole,
     DialogState,
-    IDialogHandler,
-    InviteDialog,
     TerminationReason,
 )
 from stoxgw.sip.headers import Headers
+from stoxgw.sip.invitedialog import IDialogHandler, InviteDialog
 from stoxgw.sip.message import SIPRequest, SIPResponse, parseDatagram
 from stoxgw.sip.transaction import TimerSettings
 from stoxgw.sip.transport import Address, Flow, TransportKind
@@ -272,7 +271,7 @@ class RecordingHandler:
 
 class FakeCore:
     """
-    A L{stoxgw.sip.dialog.DialogCore} that records.
+    A L{stoxgw.sip.invitedialog.DialogCore} that records.
     """
 
     def __init__(self) -> None:

@@ -25,7 +25,7 @@ from stoxgw.sip.refer import (
     sipfrag,
 )
 from stoxgw.sip.subscription import ISubscriptionHandler, SIPEvents, SubscriptionReason
-from stoxgw.sip.uri import parseNameAddr
+from stoxgw.sip.uri import contactIsFocus, parseNameAddr
 from stoxgw.sip.useragent import IDialogUsageHandler, IRequestHandler, SIPError
 from tests.sip.test_subscription import EventsMixin
 from tests.sip.test_useragent import PEER, InviteRecorder, request
@@ -42,11 +42,12 @@ class ReferRecorder:
         self.progress: list[ReferProgress] = []
         self.accept = accept
         self.status = status
+        self.isfocus = False
 
     def referReceived(self, refer: IncomingRefer) -> None:
         self.refers.append(refer)
         if self.accept:
-            self.progress.append(refer.accept(self.status))
+            self.progress.append(refer.accept(self.status, isfocus=self.isfocus))
         else:
             refer.reject(603)
 
@@ -104,7 +105,8 @@ class RecipientTests(ReferMixin, SynchronousTestCase):  # type: ignore[misc]
         self.refer(extra='Referred-By: "Romeo" <sip:romeo@example.org>\r\n')
         [response], [(notify, address)] = self.split()
         self.assertEqual(response.status, 202)
-        self.assertIsNotNone(response.contact)
+        assert response.contact is not None
+        self.assertFalse(response.contact.addresses[0].isFocus)
         self.assertEqual(address, PEER)
         self.assertEqual(notify.header("Event"), "refer")
         self.assertTrue(
@@ -133,6 +135,19 @@ class RecipientTests(ReferMixin, SynchronousTestCase):  # type: ignore[misc]
         self.assertFalse(progress.active)
         self.assertEqual(self.events.dialogs, {})
 
+    def test_acceptAsFocus(self) -> None:
+        """
+        RFC 4579 5.5, RFC 7702 5.3 example 8: a handler answering as the
+        conference focus puts C{isfocus} on the Contact of the 202 (and of
+        the dialog the NOTIFYs come from).
+        """
+        self.handler.isfocus = True
+        self.refer()
+        [response], [(notify, _)] = self.split()
+        self.assertEqual(response.status, 202)
+        self.assertTrue(contactIsFocus(response.header("Contact")))
+        self.assertTrue(contactIsFocus(notify.header("Contact")))
+
     def test_accept200AndFinish(self) -> None:
         """
         RFC 7702 6.5 (SPEC C.2.5): 200 OK, and the implicit subscription
@@ -144,6 +159,8 @@ class RecipientTests(ReferMixin, SynchronousTestCase):  # type: ignore[misc]
         [response], [(notify, _)] = self.split()
         self.assertEqual(response.status, 200)
         self.handler.progress[0].finish()
+        self.assertEqual(self.split(), ([], []))
+        self.answer(notify)
         _, [(final, _)] = self.split()
         self.assertEqual(
             final.header("Subscription-State"), "terminated;reason=noresource"

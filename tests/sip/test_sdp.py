@@ -7,19 +7,21 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from stoxgw.sip.sdp import (
-    Attribute,
-    Direction,
+from stoxgw.sip.msrpmedia import (
     Fingerprint,
     MSRPMedia,
-    Origin,
-    SDPError,
-    SDPNegotiationError,
-    SessionDescription,
     Setup,
     acceptTypesIntersection,
     answerMSRPOffer,
     answerSetup,
+)
+from stoxgw.sip.sdp import (
+    Attribute,
+    Direction,
+    Origin,
+    SDPError,
+    SDPNegotiationError,
+    SessionDescription,
     parseSDP,
     rejectMedia,
     updateOrigin,

@@ -8,6 +8,8 @@ R-180, R-181).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -17,14 +19,20 @@ from stoxgw.formats.conferenceinfo import (
     CONFERENCE_INFO_CONTENT_TYPE,
     ConferenceDescription,
     ConferenceInfo,
+    DisconnectionMethod,
     ElementState,
+    Endpoint,
+    EndpointStatus,
     MergeOutcome,
     User,
     Users,
+    applyNotification,
 )
-from stoxgw.sip.dialog import DIALOG_TRANSITIONS, InviteDialog
+from stoxgw.sip.dialog import DIALOG_TRANSITIONS
 from stoxgw.sip.headers import Event, SubscriptionState
+from stoxgw.sip.invitedialog import InviteDialog
 from stoxgw.sip.message import SIPRequest, SIPResponse
+from stoxgw.sip.conference import MAX_WAITING_PARTIALS
 from stoxgw.sip.subscription import (
     SUBSCRIPTION_TRANSITIONS,
     ClientSubscription,
@@ -40,7 +48,7 @@ from stoxgw.sip.subscription import (
     SubscriptionSettings,
     SubscriptionStatus,
 )
-from stoxgw.sip.uri import parseNameAddr
+from stoxgw.sip.uri import contactIsFocus, parseNameAddr
 from stoxgw.sip.useragent import IDialogUsageHandler, IRequestHandler, SIPError
 from tests.sip.test_useragent import PEER, PROXY, InviteRecorder, UAMixin, request
 
@@ -239,6 +247,63 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
         [subscription] = self.conference.subscriptions
         self.assertIs(subscription.status, SubscriptionStatus.ACTIVE)
 
+    def test_focusContact(self) -> None:
+        """
+        RFC 7702 5.3 example 8: a conference package served as the focus
+        (C{isfocus=True}) answers with an C{isfocus} Contact, in the 200 and
+        in the NOTIFYs' dialog; by default the Contact has none.
+        """
+        self.subscribe(600)
+        [response], _ = self.split()
+        self.assertFalse(contactIsFocus(response.header("Contact")))
+        self.events.addPackage(
+            ConferencePackage(lambda r: self.conference, isfocus=True)
+        )
+        self.subscribe(600, callID="call-2", branch="z9hG4bKs2")
+        [response], [(notify, _)] = self.split()
+        self.assertEqual(response.status, 200)
+        self.assertTrue(contactIsFocus(response.header("Contact")))
+        self.assertTrue(contactIsFocus(notify.header("Contact")))
+
+    def test_transportToldOfDialogs(self) -> None:
+        """
+        Issue #13: a subscription's dialog is started at the transport
+        while it hosts a usage (its connection is not closed as idle) and
+        ended with the last one; one inside an INVITE dialog is a second
+        usage of that Call-ID, which outlives the INVITE usage.
+        """
+        calls: list[tuple[str, str]] = []
+        self.patch(
+            self.transport,
+            "dialogStarted",
+            lambda callID, flow=None: calls.append(("started", callID)),
+        )
+        self.patch(
+            self.transport,
+            "dialogEnded",
+            lambda callID: calls.append(("ended", callID)),
+        )
+        self.subscribe(600, event="test")
+        [response], [(notify, _)] = self.split()
+        self.answer(notify)
+        self.assertEqual(calls, [("started", "call-1@example.com")])
+        self.subscribe(
+            0, event="test", cseq=2, toTag=response.toAddress.tag, branch="z9hG4bKs2"
+        )
+        self.assertEqual(calls[1:], [("ended", "call-1@example.com")])
+        del calls[:]
+        invites = InviteRecorder("accept")
+        self.ua.addHandler("INVITE", invites)
+        self.receive(request("INVITE", branch="z9hG4bKi1", callID="c2"))
+        [dialog] = invites.dialogs
+        self.subscribe(
+            600, cseq=2, toTag=dialog.localTag, branch="z9hG4bKs3", callID="c2"
+        )
+        self.receive(
+            request("BYE", cseq=3, toTag=dialog.localTag, branch="z9hG4bKb", callID="c2")
+        )
+        self.assertEqual(calls, [("started", "c2"), ("started", "c2"), ("ended", "c2")])
+
     def test_eventIdEchoed(self) -> None:
         """
         RFC 6665 8.2.1: the NOTIFY carries the SUBSCRIBE's Event C{id}.
@@ -349,6 +414,7 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
         """
         self.subscribe(600)
         [response], [(notify, _)] = self.split()
+        self.answer(notify)
         tag = response.toAddress.tag
         self.subscribe(0, cseq=2, toTag=tag, branch="z9hG4bKs2")
         [response], [(notify, _)] = self.split()
@@ -450,9 +516,143 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
         )
         self.conference.update(conference("Romeo", "Juliet"))
         self.assertEqual(self.split(), ([], []))
+        self.answer(notify)
         self.conference.close()
         _, [(notify, _)] = self.split()
         self.assertIn("noresource", notify.header("Subscription-State") or "")
+
+    def receiveAll(
+        self, held: ConferenceInfo
+    ) -> tuple[ConferenceInfo, list[ConferenceInfo]]:
+        """
+        Answer each NOTIFY as it comes, merging its document into C{held}
+        as a subscriber would (every merge must apply: no gap).
+
+        @return: The merged state and the documents, in order.
+        """
+        documents = []
+        while True:
+            _, requests = self.split()
+            if not requests:
+                return held, documents
+            [(notify, _)] = requests
+            document = ConferenceInfo.parse(notify.body)
+            documents.append(document)
+            result = applyNotification(held, document)
+            self.assertIs(result.outcome, MergeOutcome.APPLIED)
+            assert result.state is not None
+            held = result.state
+            self.answer(notify)
+
+    def test_partialNotifiesOneAtATime(self) -> None:
+        """
+        RFC 4575 4.4, R-176 (issue #11): while a partial NOTIFY waits for
+        its answer, a kick (the endpoint C{booted}, then the user deleted)
+        sends nothing; once it is answered each step follows in its own
+        NOTIFY, one at a time, so the versions arrive consecutive even over
+        UDP, the subscriber's merge never sees a gap, and the C{booted}
+        step is not lost.
+        """
+        self.subscribe(600)
+        _, [(notify, _)] = self.split()
+        held = ConferenceInfo.parse(notify.body)
+        self.answer(notify)
+        self.conference.update(conference("Romeo", "JuliC", "Tybalt"))
+        _, [(inFlight, _)] = self.split()
+        booted = conference("Romeo", "Tybalt")
+        booted = replace(
+            booted,
+            users=Users(
+                booted.userList
+                + (
+                    User(
+                        f"{ROOM};gr=JuliC",
+                        endpoints=(
+                            Endpoint(
+                                f"{ROOM};gr=JuliC",
+                                status=EndpointStatus.DISCONNECTED,
+                                disconnectionMethod=DisconnectionMethod.BOOTED,
+                            ),
+                        ),
+                    ),
+                )
+            ),
+        )
+        self.conference.update(booted)
+        self.conference.update(conference("Romeo", "Tybalt"))
+        self.assertEqual(self.split(), ([], []))
+        self.answer(inFlight)
+        held, documents = self.receiveAll(
+            applyNotification(held, ConferenceInfo.parse(inFlight.body)).state
+            or held
+        )
+        self.assertEqual(
+            [(d.state, d.version) for d in documents],
+            [(ElementState.PARTIAL, 3), (ElementState.PARTIAL, 4)],
+        )
+        [kicked] = documents[0].userList
+        [endpoint] = kicked.endpoints
+        self.assertIs(endpoint.disconnectionMethod, DisconnectionMethod.BOOTED)
+        [deleted] = documents[1].userList
+        self.assertEqual(
+            (deleted.entity, deleted.state), (f"{ROOM};gr=JuliC", ElementState.DELETED)
+        )
+        self.assertEqual(
+            [u.entity for u in held.userList], [f"{ROOM};gr=Romeo", f"{ROOM};gr=Tybalt"]
+        )
+
+    def test_manyChangesFold(self) -> None:
+        """
+        Beyond C{MAX_WAITING_PARTIALS} changes waiting behind one NOTIFY,
+        the later ones fold into the last waiting partial document: fewer
+        NOTIFYs, still consecutive, ending in the newest state.
+        """
+        self.subscribe(600)
+        _, [(notify, _)] = self.split()
+        held = ConferenceInfo.parse(notify.body)
+        self.answer(notify)
+        nicks = [f"N{n}" for n in range(MAX_WAITING_PARTIALS + 10)]
+        for count in range(1, len(nicks) + 1):
+            self.conference.update(conference("Romeo", *nicks[:count]))
+        held, documents = self.receiveAll(held)
+        self.assertEqual(len(documents), MAX_WAITING_PARTIALS + 1)
+        self.assertEqual(
+            [d.version for d in documents], list(range(2, MAX_WAITING_PARTIALS + 3))
+        )
+        self.assertEqual(
+            [u.entity for u in held.userList],
+            [f"{ROOM};gr={n}" for n in ["Romeo", *nicks]],
+        )
+
+    def test_refreshWaitsForPartial(self) -> None:
+        """
+        A refresh's full state queued behind a partial NOTIFY is made when
+        it is sent, after the partial one's version; a final NOTIFY drops
+        what still waits and is sent once the one in flight is answered.
+        """
+        self.subscribe(600)
+        [response], [(notify, _)] = self.split()
+        self.answer(notify)
+        tag = response.toAddress.tag
+        self.conference.update(conference("Romeo"))
+        _, [(partial, _)] = self.split()
+        self.subscribe(600, cseq=2, toTag=tag, branch="z9hG4bKs2")
+        self.conference.update(conference("Romeo", "Tybalt"))
+        [response], requests = self.split()
+        self.assertEqual((response.status, requests), (200, []))
+        self.answer(partial)
+        _, [(full, _)] = self.split()
+        document = ConferenceInfo.parse(full.body)
+        self.assertEqual((document.state, document.version), (ElementState.FULL, 3))
+        self.conference.update(conference("Romeo"))
+        self.conference.close()
+        self.assertEqual(self.split(), ([], []))
+        self.answer(full)
+        _, [(final, _)] = self.split()
+        self.assertEqual(
+            final.header("Subscription-State"), "terminated;reason=noresource"
+        )
+        self.assertEqual(final.body, b"")
 
     def test_inInviteDialog(self) -> None:
         """
@@ -473,6 +673,7 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
         self.assertEqual(notify.fromAddress.tag, tag)
         self.assertEqual(notify.cseq.number, dialog.localSeq)
         self.assertIs(self.events.dialogs[dialog.id], dialog)
+        self.answer(notify)
         self.receive(request("BYE", cseq=3, toTag=tag, branch="z9hG4bKb1"))
         [bye], _ = self.split()
         self.assertEqual(bye.status, 200)
@@ -532,7 +733,8 @@ class NotifierTests(EventsMixin, SynchronousTestCase):  # type: ignore[misc]
         everything and stops the timers.
         """
         self.subscribe(600)
-        self.split()
+        _, [(notify, _)] = self.split()
+        self.answer(notify)
         self.events.shutdown()
         _, [(notify, _)] = self.split()
         self.assertIn("noresource", notify.header("Subscription-State") or "")

@@ -26,7 +26,6 @@ from stoxgw.sip.transport import (
     CLOSE_GRACE,
     TRANSACTION_HOLD,
     Address,
-    Flow,
     SIPStreamConnection,
     SIPTransport,
     TransportKind,
@@ -41,6 +40,9 @@ from tests.sip.test_transport import (
 from tests.test_limits import NonReadingTransport
 
 PEER = ("198.51.100.7", 40000)
+
+#: The Call-ID of L{INVITE}.
+CALL_ID = "a84b4c76e66710@pc33.example.com"
 
 #: An OPTIONS from the peer (RFC 3261 section 11).
 OPTIONS = (
@@ -423,159 +425,79 @@ class IdleTimeoutTests(SynchronousTestCase):
 
     def test_dialogKeepsIt(self) -> None:
         """
-        A connection over which an INVITE was answered 2xx carries the
-        dialog: it stays, however long the dialog is silent (its chat runs
-        over MSRP), until BYE is answered; then it is idle again.
+        A connection over which the dialog the UA core started came
+        carries it: it stays, however long the dialog is silent (its chat
+        runs over MSRP), until the dialog ends; then it is idle again.
         """
         transport, reactor, user = limitedTransport()
         connection, string = accept(transport)
         acceptInvite(transport, connection, user)
-        self.assertEqual(connection.dialogs, {"a84b4c76e66710@pc33.example.com"})
+        _, flow = user.received[-1]
+        transport.dialogStarted(CALL_ID, flow)
+        self.assertEqual(connection.dialogs, {CALL_ID})
         reactor.advance(10_000)
         self.assertFalse(string.disconnecting)
-        connection.dataReceived(inDialog("BYE", 314160))
-        request, flow = user.received[-1]
-        assert isinstance(request, SIPRequest)
-        transport.sendResponse(request.makeResponse(200), flow)
+        transport.dialogEnded(CALL_ID)
         self.assertEqual(connection.dialogs, set())
-        self.assertEqual(transport._dialogs, {})
+        self.assertEqual(
+            (transport._dialogUsages, transport._dialogConnections), ({}, {})
+        )
         reactor.advance(120)
         self.assertTrue(string.disconnecting)
 
-    def test_challengedByeKeepsDialog(self) -> None:
+    def test_messagesMakeNoDialog(self) -> None:
         """
-        A BYE answered 401/407 does not end the dialog.
-        """
-        transport, reactor, user = limitedTransport()
-        connection, _ = accept(transport)
-        acceptInvite(transport, connection, user)
-        connection.dataReceived(inDialog("BYE", 314160))
-        request, flow = user.received[-1]
-        assert isinstance(request, SIPRequest)
-        transport.sendResponse(request.makeResponse(407), flow)
-        self.assertEqual(len(connection.dialogs), 1)
-
-    def test_gatewayByeOverUDPEndsIt(self) -> None:
-        """
-        The dialog ends when its BYE is answered on another flow (the
-        gateway's BYE sent over UDP).
+        Issue #13: the transport no longer guesses dialogs from what it
+        carries: an INVITE answered 2xx nobody said started a dialog
+        leaves its connection idle.
         """
         transport, reactor, user = limitedTransport()
         connection, string = accept(transport)
         acceptInvite(transport, connection, user)
-        response = parseDatagram(
-            b"SIP/2.0 200 OK\r\n"
-            b"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKbye\r\n"
-            b"To: <sip:alice@example.com>;tag=1928301774\r\n"
-            b"From: <sip:room@192.0.2.1>;tag=gw\r\n"
-            b"Call-ID: a84b4c76e66710@pc33.example.com\r\n"
-            b"CSeq: 2 BYE\r\n"
-            b"Content-Length: 0\r\n\r\n",
-            requireMaxForwards=False,
-        )
-        transport._deliver(response, Flow(Address(TransportKind.UDP, *PEER)))
         self.assertEqual(connection.dialogs, set())
         reactor.advance(120)
         self.assertTrue(string.disconnecting)
 
-    def test_subscriptionUntilTerminated(self) -> None:
+    def test_usagesCounted(self) -> None:
         """
-        A SUBSCRIBE answered 2xx keeps the connection until a NOTIFY with
-        C{Subscription-State: terminated} passes; then it is idle.
+        Each usage of a dialog (the INVITE one, a subscription in it) is
+        started and ended on its own: the connection carries the dialog
+        until the last one ends.
         """
         transport, reactor, user = limitedTransport()
         connection, string = accept(transport)
-        subscribe = INVITE.replace(b"INVITE", b"SUBSCRIBE").replace(
-            b"Content-Length", b"Event: conference\r\nContent-Length"
-        )
-        connection.dataReceived(subscribe)
-        request, flow = user.received[-1]
-        assert isinstance(request, SIPRequest)
-        transport.sendResponse(request.makeResponse(200, toTag="gw"), flow)
+        acceptInvite(transport, connection, user)
+        transport.dialogStarted(CALL_ID, user.received[-1][1])
+        transport.dialogStarted(CALL_ID)
+        transport.dialogEnded(CALL_ID)
+        self.assertEqual(connection.dialogs, {CALL_ID})
         reactor.advance(1000)
         self.assertFalse(string.disconnecting)
-        notify = parseDatagram(
-            inDialog(
-                "NOTIFY",
-                1,
-                b"Event: conference\r\nSubscription-State: terminated;reason=noresource\r\n",
-            )
-        )
-        self.successResultOf(
-            transport.sendMessage(notify, Address(TransportKind.TCP, *PEER))
-        )
-        self.assertEqual(connection.dialogs, set())
-        # The 200 to that NOTIFY does not revive the subscription.
-        connection.dataReceived(notify.makeResponse(200).serialize())
-        self.assertEqual(connection.dialogs, set())
-        reactor.advance(120)
-        self.assertTrue(string.disconnecting)
-
-    def test_inviteAndReferShareTheDialog(self) -> None:
-        """
-        A REFER subscription ending (terminated NOTIFY) leaves the INVITE
-        usage of the same dialog: the connection stays.
-        """
-        transport, reactor, user = limitedTransport()
-        connection, string = accept(transport)
-        acceptInvite(transport, connection, user)
-        connection.dataReceived(inDialog("REFER", 314160))
-        request, flow = user.received[-1]
-        assert isinstance(request, SIPRequest)
-        transport.sendResponse(request.makeResponse(202), flow)
-        connection.dataReceived(
-            inDialog(
-                "NOTIFY", 314161, b"Event: refer\r\nSubscription-State: terminated\r\n"
-            )
-        )
-        self.assertEqual(len(connection.dialogs), 1)
-        reactor.advance(1000)
-        self.assertFalse(string.disconnecting)
-
-    def test_481EndsDialog(self) -> None:
-        """
-        A 481 to a request of the dialog ends it (RFC 5057).
-        """
-        transport, reactor, user = limitedTransport()
-        connection, _ = accept(transport)
-        acceptInvite(transport, connection, user)
-        connection.dataReceived(inDialog("INFO", 314160))
-        request, flow = user.received[-1]
-        assert isinstance(request, SIPRequest)
-        transport.sendResponse(request.makeResponse(481), flow)
+        transport.dialogEnded(CALL_ID)
+        transport.dialogEnded(CALL_ID)
         self.assertEqual(connection.dialogs, set())
 
     def test_inDialogRequestMarksOtherConnection(self) -> None:
         """
-        An in-dialog request for a known dialog on another connection (the
-        peer reconnected) makes that connection carry the dialog too; an
-        in-dialog request for an unknown Call-ID does not.
+        A message of a live dialog on another connection (the peer
+        reconnected) makes that connection carry the dialog too; one with
+        an unknown Call-ID does not; a lost connection carries nothing.
         """
         transport, reactor, user = limitedTransport()
         first, _ = accept(transport)
         acceptInvite(transport, first, user)
+        transport.dialogStarted(CALL_ID, user.received[-1][1])
         second, string = accept(transport, ("198.51.100.7", 40001))
         second.dataReceived(inDialog("INFO", 314160))
-        self.assertEqual(len(second.dialogs), 1)
+        self.assertEqual(second.dialogs, {CALL_ID})
         third, _ = accept(transport, ("198.51.100.7", 40002))
         third.dataReceived(inDialog("INFO", 1, callID=b"unknown@example.com"))
         self.assertEqual(third.dialogs, set())
         reactor.advance(1000)
         self.assertFalse(string.disconnecting)
-
-    def test_untrustedPeerGetsNoDialog(self) -> None:
-        """
-        A rejected INVITE (403 for an untrusted peer) makes no dialog.
-        """
-        transport, reactor, user = limitedTransport()
-        connection, string = accept(transport)
-        connection.dataReceived(INVITE)
-        request, flow = user.received[-1]
-        assert isinstance(request, SIPRequest)
-        transport.sendResponse(request.makeResponse(403, toTag="x"), flow)
-        self.assertEqual(connection.dialogs, set())
-        reactor.advance(120)
-        self.assertTrue(string.disconnecting)
+        lose(first)
+        self.assertEqual(first.dialogs, set())
+        self.assertEqual(transport._dialogConnections, {CALL_ID: {second}})
 
     def test_outgoingConnectionsToo(self) -> None:
         """
@@ -602,6 +524,11 @@ class IdleTimeoutTests(SynchronousTestCase):
             b"CSeq: 314159 INVITE\r\n"
             b"Content-Length: 0\r\n\r\n"
         )
+        # The UA core makes the dialog from that 2xx and ACKs it.
+        transport.dialogStarted(CALL_ID)
+        ack = parseDatagram(inDialog("ACK", 314159))
+        self.successResultOf(transport.sendMessage(ack, destination))
+        self.assertEqual(connection.dialogs, {CALL_ID})
         reactor.advance(1000)
         self.assertFalse(string.disconnecting)
         self.assertEqual(transport.limits.count if transport.limits else 0, 0)
@@ -685,6 +612,7 @@ class CleanupTests(SynchronousTestCase):
         transport, reactor, user = limitedTransport()
         connection, string = accept(transport)
         acceptInvite(transport, connection, user)
+        transport.dialogStarted(CALL_ID, user.received[-1][1])
         connection.dataReceived(b"INFO sip:x SIP/2.0\r\n")
         connection.pauseProducing()
         connection.close()
@@ -692,7 +620,7 @@ class CleanupTests(SynchronousTestCase):
         lose(connection)
         self.assertEqual(reactor.getDelayedCalls(), [])
         self.assertEqual(transport._connections, {})
-        self.assertEqual(transport._dialogs, {})
+        self.assertEqual(transport._dialogConnections, {})
         assert transport.limits is not None
         self.assertEqual(transport.limits.count, 0)
         reference = weakref.ref(connection)

@@ -19,9 +19,10 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from stoxgw.sip.auth import DigestCredentials
-from stoxgw.sip.dialog import DialogState, InviteDialog, TerminationReason
+from stoxgw.sip.dialog import DialogState, TerminationReason
 from stoxgw.sip.framing import SIPStreamParser
 from stoxgw.sip.headers import AuthHeader, parseReasons, parseTokenList
+from stoxgw.sip.invitedialog import InviteDialog
 from stoxgw.sip.message import SIPMessage, SIPRequest, SIPResponse, parseDatagram
 from stoxgw.sip.sessiontimer import SessionTimerSettings, SessionTimerTerms
 from stoxgw.sip.transport import Address, TransportKind
@@ -806,6 +807,38 @@ class SessionTimerUASTests(UAMixin, SynchronousTestCase):  # type: ignore[misc]
         self.assertEqual(parseTokenList(ok.headers.getLines("Supported")), ["timer"])
         self.assertIn("UPDATE", parseTokenList(ok.headers.getLines("Allow")))
 
+    def test_inDialogRequestsSupportTimer(self) -> None:
+        """
+        RFC 4028 section 7.1 (issue #11): every request we send but ACK
+        lists C{timer} in Supported, in a dialog with a session timer
+        (BYE, NOTIFY, INFO) and out of one (OPTIONS); a Supported the
+        caller wrote keeps its tags.  Without session timers nothing is
+        added.
+        """
+        dialog = self.establish("Supported: timer\r\nSession-Expires: 1800\r\n")
+        self.sent()
+        dialog.sendRequest("NOTIFY", [("Supported", "norefersub")])
+        dialog.sendRequest("INFO")
+        dialog.bye()
+        self.ua.request(
+            "OPTIONS",
+            parseNameAddr(f"<sip:alice@{PEER[0]}:{PEER[1]}>"),
+            parseNameAddr("<sip:gw@192.0.2.1>"),
+        )
+        sent = self.requests()
+        self.assertEqual(
+            [(r.method, parseTokenList(r.headers.getLines("Supported"))) for r in sent],
+            [
+                ("NOTIFY", ["norefersub", "timer"]),
+                ("INFO", ["timer"]),
+                ("BYE", ["timer"]),
+                ("OPTIONS", ["timer"]),
+            ],
+        )
+        bare = sent[-1].withoutHeader("Supported")
+        plain = SIPUserAgent(self.clock, udpTransport(self.clock)[0])
+        self.assertIs(plain.withSupported(bare), bare)
+
     def test_intervalTooSmall422(self) -> None:
         """
         Section 9: below our Min-SE, from a UAC that supports timers: 422
@@ -1164,6 +1197,20 @@ class FlowTests(UAMixin, SynchronousTestCase):  # type: ignore[misc]
         self.assertEqual(self.clock.tcpClients, [])
         connection.dataReceived(bye.makeResponse(200).serialize())
         self.assertEqual(self.successResultOf(d).status, 200)
+
+    def test_dialogKeepsItsConnection(self) -> None:
+        """
+        Issue #13: the UA core tells the transport when an INVITE dialog
+        starts (the connection it came over carries it: no idle close)
+        and when it ends (BYE).
+        """
+        dialog, connection, _ = self.establish()
+        self.assertEqual(connection.dialogs, {dialog.callID})
+        connection.dataReceived(
+            tcpRequest("BYE", branch="z9hG4bKbye", cseq=2, toTag=dialog.localTag)
+        )
+        self.assertEqual(connection.dialogs, set())
+        self.assertEqual(self.transport._dialogUsages, {})
 
     def test_otherTargetResolved(self) -> None:
         """
