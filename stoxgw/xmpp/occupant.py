@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import sys
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -500,7 +501,7 @@ class MUCPresence(muc.UserPresence):
                 codes.add(int(child.getAttribute("code")))
             except (TypeError, ValueError):
                 continue
-        self.statusCodes = frozenset(codes)
+        self.statusCodes = internCodes(codes)
         for item in element.elements(NS_MUC_USER, "item"):
             for actor in item.elements(NS_MUC_USER, "actor"):
                 self.actor = actor.getAttribute("jid") or actor.getAttribute("nick")
@@ -518,14 +519,16 @@ class MUCPresence(muc.UserPresence):
 
     def occupant(self, isSelf: bool) -> Occupant:
         """
-        @return: the roster entry this presence describes.
+        @return: the roster entry this presence describes (its affiliation,
+            role and show interned: a room of n occupants sends each value
+            n times).
         """
         return Occupant(
             nick=self.sender.resource or "",
-            affiliation=self.affiliation,
-            role=self.role,
+            affiliation=_intern(self.affiliation),
+            role=_intern(self.role),
             jid=self.entity,
-            show=self.show,
+            show=_intern(self.show),
             status=self.statuses.get(None) or next(iter(self.statuses.values()), None),
             isSelf=isSelf,
             statusCodes=self.statusCodes,
@@ -542,6 +545,30 @@ class MUCPresence(muc.UserPresence):
             text=self.destroyReason if self.destroyed else self.reasonText,
             alternate=self.alternate,
         )
+
+
+#: Interned status-code sets: a room sends the same few sets over and over.
+_CODE_SETS: dict[frozenset[int], frozenset[int]] = {}
+#: At most this many distinct sets are kept (peers choose the codes).
+_MAX_CODE_SETS = 256
+
+
+def internCodes(codes: set[int] | frozenset[int]) -> frozenset[int]:
+    """
+    @return: C{codes} as a frozenset, the same object for equal sets (up to
+        L{_MAX_CODE_SETS} distinct sets).
+    """
+    frozen = frozenset(codes)
+    interned = _CODE_SETS.get(frozen)
+    if interned is not None:
+        return interned
+    if len(_CODE_SETS) < _MAX_CODE_SETS:
+        _CODE_SETS[frozen] = frozen
+    return frozen
+
+
+def _intern(value: str | None) -> str | None:
+    return sys.intern(value) if value is not None else None
 
 
 def leftReason(codes: frozenset[int], destroyed: bool = False) -> LeftReason:
@@ -795,17 +822,23 @@ class _Waiter:
         self._timer = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _PendingSend:
     waiter: _Waiter
     body: str
     stanzaID: str
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _OccupantRecord:
     """
     The state of one of our occupants.
+
+    @ivar roster: the room's roster, shared with our other occupants there.
+    @ivar slot: this occupant's bit in L{roster}.
+    @ivar own: roster entries as this occupant saw them where they differ
+        from the shared ones (a moderator sees real JIDs others do not; an
+        update that reached some of our occupants and not yet this one).
     """
 
     roomJID: jid.JID
@@ -813,8 +846,10 @@ class _OccupantRecord:
     nick: str
     password: str | None
     history: muc.HistoryOptions | None
+    roster: _RoomRoster
+    slot: int = 0
+    own: dict[str, Occupant] | None = None
     state: OccupantState = OccupantState.JOINING
-    roster: dict[str, Occupant] = field(default_factory=dict)
     self_: Occupant | None = None
     created: bool = False
     subjectSeen: bool = False
@@ -834,6 +869,163 @@ class _OccupantRecord:
     @property
     def occupantJID(self) -> jid.JID:
         return jid.JID(tuple=(self.roomJID.user, self.roomJID.host, self.nick))
+
+
+class _RoomRoster:
+    """
+    One room's roster, shared by all of the gateway's occupants in it: the
+    room sends every presence to each of them, and n occupants each keeping
+    their own copy cost n*n entries (issue 12, W7).
+
+    Each entry records which of our occupants have it in their view (a bit
+    per occupant, L{_OccupantRecord.slot}), so that every occupant still
+    sees exactly the presences it was sent: an entry is new to an occupant
+    that has not had it, even if another one has.  Where an occupant got a
+    different entry for a nick than the shared one, it keeps its own
+    (L{_OccupantRecord.own}) until the entries agree again.
+
+    @ivar entries: the shared entry of each nick.
+    @ivar seen: the bits of the occupants whose view of a nick is its
+        shared entry.
+    @ivar members: our occupants in the room, by slot.
+    """
+
+    __slots__ = ("entries", "seen", "members")
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Occupant] = {}
+        self.seen: dict[str, int] = {}
+        self.members: dict[int, _OccupantRecord] = {}
+
+    def add(self, record: _OccupantRecord) -> None:
+        """
+        Give an occupant the lowest free slot, with an empty view.
+        """
+        slot = 0
+        while slot in self.members:
+            slot += 1
+        record.slot = slot
+        record.own = None
+        self.members[slot] = record
+
+    def remove(self, record: _OccupantRecord) -> None:
+        """
+        Take an occupant out (its view first).
+        """
+        if self.members.get(record.slot) is not record:
+            return
+        self.clear(record)
+        del self.members[record.slot]
+
+    def get(self, record: _OccupantRecord, nick: str) -> Occupant | None:
+        """
+        @return: C{nick}'s entry as C{record} sees it, if it has one.
+        """
+        if record.own is not None and nick in record.own:
+            return record.own[nick]
+        if self.seen.get(nick, 0) & (1 << record.slot):
+            return self.entries[nick]
+        return None
+
+    def has(self, record: _OccupantRecord, nick: str) -> bool:
+        """
+        @return: whether C{nick} is in C{record}'s view.
+        """
+        return self.get(record, nick) is not None
+
+    def put(self, record: _OccupantRecord, occupant: Occupant) -> None:
+        """
+        Set C{record}'s view of C{occupant.nick}.
+        """
+        if self.members.get(record.slot) is not record:
+            return
+        nick = occupant.nick
+        self.pop(record, nick)
+        bit = 1 << record.slot
+        shared = self.entries.get(nick)
+        if shared is None:
+            self.entries[nick] = occupant
+            self.seen[nick] = bit
+            self._share(nick)
+        elif shared == occupant:
+            self.seen[nick] |= bit
+        else:
+            if record.own is None:
+                record.own = {}
+            record.own[nick] = occupant
+
+    def pop(self, record: _OccupantRecord, nick: str) -> Occupant | None:
+        """
+        Take C{nick} out of C{record}'s view.
+
+        @return: the entry it had.
+        """
+        if record.own is not None and nick in record.own:
+            occupant = record.own.pop(nick)
+            if not record.own:
+                record.own = None
+            return occupant
+        bit = 1 << record.slot
+        seen = self.seen.get(nick, 0)
+        if not seen & bit:
+            return None
+        occupant = self.entries[nick]
+        if seen == bit:
+            del self.entries[nick]
+            del self.seen[nick]
+            self._promote(nick)
+        else:
+            self.seen[nick] = seen & ~bit
+        return occupant
+
+    def clear(self, record: _OccupantRecord) -> None:
+        """
+        Empty C{record}'s view.
+        """
+        bit = 1 << record.slot
+        for nick in [nick for nick, seen in self.seen.items() if seen & bit]:
+            self.pop(record, nick)
+        record.own = None
+
+    def view(self, record: _OccupantRecord) -> dict[str, Occupant]:
+        """
+        @return: C{record}'s view, by nick.
+        """
+        bit = 1 << record.slot
+        own = record.own or {}
+        result = {
+            nick: own.get(nick, occupant)
+            for nick, occupant in self.entries.items()
+            if self.seen[nick] & bit or nick in own
+        }
+        return result
+
+    def _promote(self, nick: str) -> None:
+        """
+        C{nick} has no shared entry: make one of the occupants' own entries
+        for it the shared one.
+        """
+        for record in self.members.values():
+            if record.own is not None and nick in record.own:
+                self.entries[nick] = record.own.pop(nick)
+                self.seen[nick] = 1 << record.slot
+                if not record.own:
+                    record.own = None
+                self._share(nick)
+                return
+
+    def _share(self, nick: str) -> None:
+        """
+        The occupants whose own entry for C{nick} equals the shared one
+        now see the shared one.
+        """
+        shared = self.entries[nick]
+        for record in self.members.values():
+            if record.own is not None and record.own.get(nick) == shared:
+                del record.own[nick]
+                self.seen[nick] |= 1 << record.slot
+                if not record.own:
+                    record.own = None
 
 
 #: States in which the room counts us as an occupant.
@@ -883,6 +1075,7 @@ class OccupantService(XMPPHandler):
         self._lost = False
         self._occupants: dict[tuple[str, str], _OccupantRecord] = {}
         self._leftWhileDown: dict[tuple[str, str], tuple[jid.JID, str, jid.JID]] = {}
+        self._rosters: dict[str, _RoomRoster] = {}
 
     # -- wiring ------------------------------------------------------------
 
@@ -971,7 +1164,7 @@ class OccupantService(XMPPHandler):
                     # Still to be rejoined after the next loss too.
                     record.state = OccupantState.NEEDS_REJOIN
                 else:
-                    del self._occupants[record.key]
+                    self._forget(record)
                 if record.join is not None:
                     record.join.errback(lost)
                     record.join = None
@@ -989,7 +1182,7 @@ class OccupantService(XMPPHandler):
                 record.join = None
             record.state = OccupantState.NEEDS_REJOIN
             record.lostAt = now
-            record.roster.clear()
+            record.roster.clear(record)
         try:
             self.handler.linkLost(domain, self._keys(OccupantState.NEEDS_REJOIN))
         except Exception:
@@ -1029,7 +1222,7 @@ class OccupantService(XMPPHandler):
         @return: the other occupants as one of ours sees them, by nick.
         """
         record = self._occupants.get((roomJID.userhost(), realJID.full()))
-        return dict(record.roster) if record is not None else {}
+        return record.roster.view(record) if record is not None else {}
 
     # -- commands ---------------------------------------------------------
 
@@ -1038,6 +1231,18 @@ class OccupantService(XMPPHandler):
         if record is None:
             raise NotInRoom(f"{realJID.full()} is not in {roomJID.userhost()}")
         return record
+
+    def _forget(self, record: _OccupantRecord) -> None:
+        """
+        Drop an occupant: from L{_occupants} (if it is still the one held
+        under its key) and from its room's shared roster.
+        """
+        if self._occupants.get(record.key) is record:
+            del self._occupants[record.key]
+        roster = record.roster
+        roster.remove(record)
+        if not roster.members and self._rosters.get(record.roomJID.userhost()) is roster:
+            del self._rosters[record.roomJID.userhost()]
 
     def _send(self, element: domish.Element) -> None:
         """
@@ -1079,7 +1284,15 @@ class OccupantService(XMPPHandler):
         existing = self._occupants.get(key)
         if existing is not None and existing.state is not OccupantState.NEEDS_REJOIN:
             return defer.fail(ValueError(f"{realJID.full()} is already in {roomJID.userhost()}"))
-        record = _OccupantRecord(roomJID, realJID, nick, password, history or self.history)
+        if existing is not None:
+            self._forget(existing)
+        roster = self._rosters.get(key[0])
+        if roster is None:
+            roster = self._rosters[key[0]] = _RoomRoster()
+        record = _OccupantRecord(
+            roomJID, realJID, nick, password, history or self.history, roster
+        )
+        roster.add(record)
         record.join = _Waiter(self.clock, self.timeout, lambda: self._joinTimedOut(record))
         self._occupants[key] = record
         presence = muc.BasicPresence(recipient=record.occupantJID, sender=realJID)
@@ -1092,7 +1305,7 @@ class OccupantService(XMPPHandler):
         try:
             self._send(presence.toElement())
         except LinkLost as e:
-            del self._occupants[key]
+            self._forget(record)
             record.join.errback(e)
         return record.join.deferred
 
@@ -1102,7 +1315,7 @@ class OccupantService(XMPPHandler):
             roomJID=record.roomJID.userhost(), nick=record.nick,
         )
         if self._occupants.get(record.key) is record:
-            del self._occupants[record.key]
+            self._forget(record)
             # If the room did let us in late, leave it again.
             unavailable = muc.xmppim.AvailabilityPresence(
                 recipient=record.occupantJID, sender=record.realJID, available=False
@@ -1447,7 +1660,7 @@ class OccupantService(XMPPHandler):
             self.handler.nickChanged(record.roomJID, record.realJID, old, nick)
             return
         if nick == record.expectedNick or (
-            110 in codes and nick != record.nick and nick not in record.roster
+            110 in codes and nick != record.nick and not record.roster.has(record, nick)
         ):
             # The service chose our new nick (303 to another nick than the
             # one asked for, or without our asking).
@@ -1466,8 +1679,8 @@ class OccupantService(XMPPHandler):
 
     def _otherAvailable(self, record: _OccupantRecord, presence: MUCPresence) -> None:
         occupant = presence.occupant(False)
-        new = occupant.nick not in record.roster
-        record.roster[occupant.nick] = occupant
+        new = not record.roster.has(record, occupant.nick)
+        record.roster.put(record, occupant)
         self.handler.occupantAvailable(record.roomJID, record.realJID, occupant, new)
 
     def _joinCompleted(self, record: _OccupantRecord, presence: MUCPresence) -> None:
@@ -1528,7 +1741,7 @@ class OccupantService(XMPPHandler):
             roomJID=record.roomJID,
             realJID=record.realJID,
             nick=record.nick,
-            occupants=tuple(record.roster.values()),
+            occupants=tuple(record.roster.view(record).values()),
             self=record.self_,
             created=record.created,
             locked=locked,
@@ -1546,35 +1759,35 @@ class OccupantService(XMPPHandler):
         if not nick:
             return
         codes = presence.statusCodes
-        isSelf = (110 in codes and nick not in record.roster) or nick == record.nick
+        isSelf = (110 in codes and not record.roster.has(record, nick)) or nick == record.nick
         if 303 in codes:
             newNick = presence.nick
             if isSelf:
                 if newNick and newNick != record.pendingNick:
                     record.expectedNick = newNick
                 return
-            old = record.roster.pop(nick, None)
+            old = record.roster.pop(record, nick)
             if not newNick:
                 return
             occupant = Occupant(
                 nick=newNick,
-                affiliation=presence.affiliation or (old.affiliation if old else None),
+                affiliation=_intern(presence.affiliation) or (old.affiliation if old else None),
                 role=old.role if old else None,
                 jid=presence.entity or (old.jid if old else None),
                 show=old.show if old else None,
                 status=old.status if old else None,
             )
-            record.roster[newNick] = occupant
+            record.roster.put(record, occupant)
             self.handler.occupantNickChanged(record.roomJID, record.realJID, nick, occupant)
             return
         if not isSelf:
-            known = record.roster.pop(nick) if nick in record.roster else None
+            known = record.roster.pop(record, nick)
             occupant = known or presence.occupant(False)
             self.handler.occupantLeft(record.roomJID, record.realJID, occupant, presence.removal())
             return
         removal = presence.removal()
         if record.state is OccupantState.JOINING:
-            del self._occupants[record.key]
+            self._forget(record)
             if record.join is not None:
                 record.join.errback(RemovedWhileJoining(removal))
             return
@@ -1583,7 +1796,7 @@ class OccupantService(XMPPHandler):
     def _finishLeft(self, record: _OccupantRecord, removal: Removal, confirmed: bool) -> None:
         if self._occupants.get(record.key) is not record:
             return
-        del self._occupants[record.key]
+        self._forget(record)
         self._log.info(
             "Out of {roomJID} as {nick}: {reason}",
             roomJID=record.roomJID.userhost(), nick=record.nick, reason=removal.reason.value,
@@ -1614,7 +1827,7 @@ class OccupantService(XMPPHandler):
                 "Join of {roomJID} as {nick} refused: {error}",
                 roomJID=record.roomJID.userhost(), nick=record.nick, error=failure.condition,
             )
-            del self._occupants[record.key]
+            self._forget(record)
             if record.join is not None:
                 record.join.errback(failure)
             return

@@ -526,6 +526,121 @@ class TwoOccupantTests(OccupantTestCase):
         self.assertEqual((wiccaReal, wiccaMessage.reflectionOf, wiccaMessage.fromSelf), (WICCA, None, False))
         self.assertEqual(wiccaMessage.nick, "thirdwitch")
 
+    def bothJoined(self) -> None:
+        """
+        thirdwitch (hag66) and secondwitch (wiccarocks) in L{ROOM}.
+        """
+        self.join(HAG, "thirdwitch")
+        self.join(WICCA, "secondwitch", roster=(
+            presence(f"{ROOM.full()}/thirdwitch", WICCA.full(), "<item affiliation='member' role='participant'/>"),
+        ))
+        self.receive(presence(f"{ROOM.full()}/secondwitch", HAG.full(),
+                              "<item affiliation='member' role='participant'/>"))
+        del self.handler.calls[:]
+
+    def test_sharedRosterEntry(self) -> None:
+        """
+        Issue 12 (W7): the room sends a newcomer's presence to each of our
+        occupants; each is told it is new (as each had its own roster), and
+        the service keeps one entry for both.
+        """
+        self.bothJoined()
+        for to in (HAG, WICCA):
+            self.receive(presence(f"{ROOM.full()}/firstwitch", to.full(),
+                                  "<item affiliation='owner' role='moderator'/>"))
+        self.assertEqual(
+            [(real, o.nick, new) for _, real, o, new in self.handler.named("occupantAvailable")],
+            [(HAG, "firstwitch", True), (WICCA, "firstwitch", True)],
+        )
+        self.assertIs(
+            self.service.rosterOf(ROOM, HAG)["firstwitch"],
+            self.service.rosterOf(ROOM, WICCA)["firstwitch"],
+        )
+        self.assertEqual(list(self.service.rosterOf(ROOM, HAG)), ["secondwitch", "firstwitch"])
+        self.assertEqual(list(self.service.rosterOf(ROOM, WICCA)), ["thirdwitch", "firstwitch"])
+
+    def test_updateSeenByOneOnly(self) -> None:
+        """
+        An update that reached one of our occupants and not yet the other:
+        each sees the entry it was sent; once both have it, one entry again.
+        """
+        self.bothJoined()
+        for to in (HAG, WICCA):
+            self.receive(presence(f"{ROOM.full()}/firstwitch", to.full(),
+                                  "<item affiliation='owner' role='moderator'/>"))
+        self.receive(presence(f"{ROOM.full()}/firstwitch", HAG.full(),
+                              "<item affiliation='owner' role='moderator'/>", extra="<show>away</show>"))
+        self.assertEqual(self.service.rosterOf(ROOM, HAG)["firstwitch"].show, "away")
+        self.assertIsNone(self.service.rosterOf(ROOM, WICCA)["firstwitch"].show)
+        self.receive(presence(f"{ROOM.full()}/firstwitch", WICCA.full(),
+                              "<item affiliation='owner' role='moderator'/>", extra="<show>away</show>"))
+        self.assertIs(
+            self.service.rosterOf(ROOM, HAG)["firstwitch"],
+            self.service.rosterOf(ROOM, WICCA)["firstwitch"],
+        )
+
+    def test_differentViews(self) -> None:
+        """
+        XEP-0045 7.2.4: a room may show real JIDs to one occupant (a
+        moderator) and not another; each keeps its own view, also when the
+        occupant that shares the entry leaves.
+        """
+        self.bothJoined()
+        self.receive(presence(f"{ROOM.full()}/firstwitch", HAG.full(),
+                              "<item affiliation='owner' role='moderator' jid='crone1@shakespeare.lit/desktop'/>"))
+        self.receive(presence(f"{ROOM.full()}/firstwitch", WICCA.full(),
+                              "<item affiliation='owner' role='moderator'/>"))
+        self.assertEqual(self.service.rosterOf(ROOM, HAG)["firstwitch"].jid, CRONE)
+        self.assertIsNone(self.service.rosterOf(ROOM, WICCA)["firstwitch"].jid)
+        self.service.leave(ROOM, HAG)
+        self.receive(presence(f"{ROOM.full()}/thirdwitch", HAG.full(),
+                              "<item affiliation='member' role='none'/><status code='110'/>", "unavailable"))
+        self.assertEqual(self.service.rosterOf(ROOM, HAG), {})
+        self.assertIsNone(self.service.rosterOf(ROOM, WICCA)["firstwitch"].jid)
+        self.receive(presence(f"{ROOM.full()}/firstwitch", WICCA.full(),
+                              "<item affiliation='owner' role='none'/>", "unavailable"))
+        self.assertEqual(
+            [(real, o.nick, o.jid) for _, real, o, _ in self.handler.named("occupantLeft")],
+            [(WICCA, "firstwitch", None)],
+        )
+
+    def test_oneJoinedOneJoining(self) -> None:
+        """
+        One of our occupants is in the room and another still joining: the
+        joining one gets the roster's presences as new and its join result
+        holds them, whatever the joined one already knew.
+        """
+        self.join(HAG, "thirdwitch", roster=(
+            presence(f"{ROOM.full()}/firstwitch", HAG.full(), "<item affiliation='owner' role='moderator'/>"),
+        ))
+        del self.handler.calls[:]
+        d = self.service.join(ROOM, "secondwitch", WICCA)
+        self.receive(presence(f"{ROOM.full()}/firstwitch", WICCA.full(),
+                              "<item affiliation='owner' role='moderator'/>"))
+        self.receive(presence(f"{ROOM.full()}/thirdwitch", WICCA.full(),
+                              "<item affiliation='member' role='participant'/>"))
+        self.assertEqual(self.service.stateOf(ROOM, WICCA), OccupantState.JOINING)
+        self.receive(presence(f"{ROOM.full()}/secondwitch", HAG.full(),
+                              "<item affiliation='member' role='participant'/>"))
+        self.receive(presence(f"{ROOM.full()}/secondwitch", WICCA.full(),
+                              "<item affiliation='member' role='participant'/><status code='110'/>"))
+        result = self.successResultOf(d)
+        self.assertEqual([o.nick for o in result.occupants], ["firstwitch", "thirdwitch"])
+        self.assertEqual(
+            [(real, o.nick, new) for _, real, o, new in self.handler.named("occupantAvailable")],
+            [(WICCA, "firstwitch", True), (WICCA, "thirdwitch", True), (HAG, "secondwitch", True)],
+        )
+        self.assertEqual(list(self.service.rosterOf(ROOM, HAG)), ["firstwitch", "secondwitch"])
+
+    def test_statusCodesInterned(self) -> None:
+        """
+        Issue 12 (W7): equal status-code sets are one object.
+        """
+        hag = self.join(HAG, "thirdwitch").self
+        wicca = self.join(WICCA, "secondwitch").self
+        self.assertEqual(hag.statusCodes, frozenset({110}))
+        self.assertIs(hag.statusCodes, wicca.statusCodes)
+
     def test_unknownRecipientIgnored(self) -> None:
         """
         Stanzas for a real JID that is not in that room are left for other
