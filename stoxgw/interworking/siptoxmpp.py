@@ -110,7 +110,6 @@ from stoxgw.sip.subscription import (
 from stoxgw.sip.uri import NameAddr, SIPURI, contactIsFocus
 from stoxgw.sip.useragent import IncomingRequest
 from stoxgw.xmpp.occupant import (
-    ChatState,
     Decline,
     GroupchatMessage,
     Invitation,
@@ -126,6 +125,7 @@ from stoxgw.xmpp.occupant import (
     Removal,
     Subject,
 )
+from stoxgw.xmpp.stanzas import ChatStateNotification
 
 from stoxgw.interworking.sipuser import (  # noqa: E402
     CHAT_STATE_INTERVAL,
@@ -670,7 +670,7 @@ class SIPToXMPP:
         roomJID: XMPPJID,
         realJID: XMPPJID,
         nick: str,
-        state: ChatState,
+        state: ChatStateNotification,
         private: bool,
     ) -> None:
         """

@@ -104,8 +104,8 @@ from stoxgw.sip.subscription import (
 )
 from stoxgw.sip.uri import NameAddr, SIPURI
 from stoxgw.xmpp.component import ILinkObserver
-from stoxgw.xmpp.occupant import ChatState
-from stoxgw.xmpp.room import IRoomBackend, JoinAccepted, MUCService, mucError
+from stoxgw.xmpp.stanzas import ChatStateNotification, mucError
+from stoxgw.xmpp.room import IRoomBackend, JoinAccepted, MUCService
 
 from stoxgw.interworking.xmppuser import (  # noqa: E402
     ACCEPT_TYPES,
@@ -530,7 +530,7 @@ class XMPPToSIP:
         if participant is None:
             return
         try:
-            chatState = ChatState(state)
+            chatState = ChatStateNotification(state)
         except ValueError:
             return
         composing = composingForChatState(chatState)

@@ -13,6 +13,10 @@ wokkel L{IDisco} providers next to a wokkel L{DiscoHandler} on each link.
     C{service-unavailable} to occupants, since the request cannot be passed
     on to a SIP participant.
 
+The gateway's users (the occupant side, L{stoxgw.xmpp.occupant}) answer
+pings and disco#info at their real JIDs (XEP-0410, XEP-0045 section 6.7):
+L{pingReply} and L{discoInfoReply} build those answers.
+
 Use L{discoHandlers} to get the handlers for one link.
 """
 
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
 from wokkel import data_form
 from wokkel.disco import (
     NS_DISCO_INFO,
@@ -35,12 +41,73 @@ from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
 from stoxgw.rooms.model import Anonymity, Room
-from stoxgw.xmpp.room import NS_MUC, NS_MUC_STABLE_ID, NS_PING, MUCService, mucError
+from stoxgw.xmpp.room import MUCService
+from stoxgw.xmpp.stanzas import NS_CHATSTATES, NS_MUC, NS_MUC_STABLE_ID, NS_PING, mucError
 
 NS_MUC_ROOMINFO = NS_MUC + "#roominfo"
 
 #: The XEP-0410 feature: the room answers self-pings itself.
 NS_MUC_SELF_PING = NS_MUC + "#self-ping-optimization"
+
+
+#: Features the gateway's users answer in disco#info (XEP-0045 6.7).
+USER_FEATURES = (NS_DISCO_INFO, NS_MUC, NS_PING, NS_CHATSTATES)
+
+
+def _result(iq: domish.Element) -> domish.Element:
+    response: domish.Element = xmlstream.toResponse(iq, "result")
+    return response
+
+
+def _refusal(iq: domish.Element, condition: str) -> domish.Element:
+    response: domish.Element = error.StanzaError(condition).toResponse(iq)
+    return response
+
+
+def pingReply(
+    iq: domish.Element, fromOurRoom: bool, fromOtherOccupant: bool, knownUser: bool
+) -> domish.Element:
+    """
+    The answer of one of the gateway's users to a ping at its real JID
+    (XEP-0410 section 3.2): result when the ping comes from a room it is
+    in (the room checks its occupant), not-acceptable when it comes from an
+    occupant of a room we hold where this real JID is not, result for any
+    other ping to a user that has occupants, service-unavailable for a real
+    JID that has none.
+
+    @param fromOurRoom: the sender is a room this real JID is in.
+    @param fromOtherOccupant: the sender is an occupant JID of a room the
+        gateway has occupants in.
+    @param knownUser: this real JID has occupants somewhere.
+    """
+    if fromOurRoom:
+        return _result(iq)
+    if fromOtherOccupant:
+        return _refusal(iq, "not-acceptable")
+    if knownUser:
+        return _result(iq)
+    return _refusal(iq, "service-unavailable")
+
+
+def discoInfoReply(iq: domish.Element, knownUser: bool, node: str | None) -> domish.Element:
+    """
+    The disco#info of one of the gateway's users (XEP-0045 section 6.7: a
+    client that speaks MUC, pings and chat states); service-unavailable for
+    a real JID without occupants, item-not-found for any node.
+    """
+    if not knownUser:
+        return _refusal(iq, "service-unavailable")
+    if node:
+        return _refusal(iq, "item-not-found")
+    response = _result(iq)
+    query = response.addElement((NS_DISCO_INFO, "query"))
+    identity = query.addElement("identity")
+    identity["category"] = "client"
+    identity["type"] = "pc"
+    identity["name"] = "stoxgw SIP user"
+    for feature in USER_FEATURES:
+        query.addElement("feature")["var"] = feature
+    return response
 
 
 def roomFeatures(room: Room) -> list[str]:

@@ -46,12 +46,10 @@ What it does (XEP-0045 section numbers):
 from __future__ import annotations
 
 import datetime
-import enum
-import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import stoxgw.xmpp  # noqa: F401  (wokkel compat names first)
 
@@ -61,727 +59,120 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error, jid, xmlstream
 from twisted.words.xish import domish
-from wokkel import generic, muc
+from wokkel import muc
 from wokkel.delay import Delay
 from wokkel.subprotocols import XMPPHandler
-from zope.interface import Interface, implementer
+from zope.interface import implementer
 
 from stoxgw.xmpp.component import ILinkObserver, LinkDown
-
-NS_MUC = muc.NS_MUC
-NS_MUC_USER = muc.NS_MUC_USER
-NS_MUC_OWNER = muc.NS_MUC_OWNER
-NS_DATA = "jabber:x:data"
-NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
-NS_PING = "urn:xmpp:ping"
-NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
-NS_DELAY = "urn:xmpp:delay"
-NS_SID = "urn:xmpp:sid:0"
-NS_CONFERENCE = "jabber:x:conference"
-NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-
-#: Features the gateway's users answer in disco#info (XEP-0045 6.7).
-USER_FEATURES = (NS_DISCO_INFO, NS_MUC, NS_PING, NS_CHATSTATES)
-
-OccupantKey = tuple[jid.JID, jid.JID]
-
-
-# --- model -------------------------------------------------------------------
-
-
-class ChatState(enum.Enum):
-    """
-    XEP-0085 chat states.
-    """
-
-    ACTIVE = "active"
-    COMPOSING = "composing"
-    PAUSED = "paused"
-    INACTIVE = "inactive"
-    GONE = "gone"
-
-
-class LeftReason(enum.Enum):
-    """
-    Why an occupant is out of a room (XEP-0045 status codes, R-199).
-    """
-
-    LEFT = "left"  # its own unavailable presence
-    KICKED = "kicked"  # 307
-    BANNED = "banned"  # 301
-    AFFILIATION_CHANGED = "affiliation-changed"  # 321
-    MEMBERS_ONLY = "members-only"  # 322
-    SHUTDOWN = "shutdown"  # 332
-    TECHNICAL = "technical"  # 333
-    DESTROYED = "destroyed"  # <destroy/>
-
-
-class OccupantState(enum.Enum):
-    """
-    Where one of the gateway's occupants is in its life.
-    """
-
-    JOINING = "joining"
-    CONFIGURING = "configuring"  # 201 seen, instant-room form submitted
-    JOINED = "joined"
-    CHANGING_NICK = "changing-nick"
-    LEAVING = "leaving"
-    NEEDS_REJOIN = "needs-rejoin"  # the link was lost
-
-
-class SelfPingResult(enum.Enum):
-    """
-    What a XEP-0410 self-ping says.
-    """
-
-    JOINED = "joined"
-    NOT_JOINED = "not-joined"
-    UNKNOWN = "unknown"  # no answer in time
-
-
-@dataclass(frozen=True, slots=True)
-class Occupant:
-    """
-    One entry of a room's roster as one of our occupants sees it.
-
-    @ivar jid: the occupant's real JID, if the room exposes it.
-    @ivar statusCodes: the muc#user status codes of the last presence.
-    """
-
-    nick: str
-    affiliation: str | None = None
-    role: str | None = None
-    jid: jid.JID | None = None
-    show: str | None = None
-    status: str | None = None
-    isSelf: bool = False
-    statusCodes: frozenset[int] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Removal:
-    """
-    How an occupant left (XEP-0045 7.14, 8.2, 9.1, 10.9).
-
-    @ivar actor: who removed it (a JID or nick, as the room gave it).
-    @ivar text: the C{<reason/>} text.
-    @ivar alternate: a destroyed room's alternate venue.
-    """
-
-    reason: LeftReason
-    statusCodes: frozenset[int] = frozenset()
-    actor: str | None = None
-    text: str | None = None
-    alternate: jid.JID | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JoinResult:
-    """
-    A completed join.
-
-    @ivar nick: the nick the room gave us (differs when status 210).
-    @ivar occupants: the roster as it was when the 110 self-presence came.
-    @ivar created: the room was created by this join (status 201).
-    @ivar locked: created and still locked (C{instantRooms} off, or the
-        room does not need the form).
-    """
-
-    roomJID: jid.JID
-    realJID: jid.JID
-    nick: str
-    occupants: tuple[Occupant, ...]
-    self: Occupant
-    created: bool = False
-    locked: bool = False
-    statusCodes: frozenset[int] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Subject:
-    """
-    A room subject (XEP-0045 8.1); C{text} is empty for the empty subject.
-    """
-
-    text: str
-    nick: str | None = None
-    stamp: datetime.datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GroupchatMessage:
-    """
-    A groupchat message received by one of our occupants.
-
-    @ivar nick: the sender's nick, L{None} for the room itself.
-    @ivar stamp: XEP-0203 original time (timezone-aware), if delayed.
-    @ivar history: discussion history sent on joining (XEP-0045 7.2.15).
-    @ivar fromSelf: sent from our own occupant's nick.
-    @ivar reflectionOf: the id of our own message this reflects.
-    """
-
-    nick: str | None
-    body: str
-    stanzaID: str | None = None
-    stamp: datetime.datetime | None = None
-    history: bool = False
-    fromSelf: bool = False
-    reflectionOf: str | None = None
-    chatState: ChatState | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PrivateMessage:
-    """
-    A private message from an occupant (XEP-0045 7.5).
-    """
-
-    nick: str
-    body: str
-    stanzaID: str | None = None
-    chatState: ChatState | None = None
-    stamp: datetime.datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Invitation:
-    """
-    An invitation to a room: mediated (XEP-0045 7.8.2) or direct (XEP-0249).
-
-    @ivar invitee: the address it was sent to (one of our users).
-    @ivar inviter: who invites, if given.
-    """
-
-    roomJID: jid.JID
-    invitee: jid.JID
-    inviter: jid.JID | None = None
-    reason: str | None = None
-    password: str | None = None
-    continued: bool = False
-    direct: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Decline:
-    """
-    An invitee declined an invitation we sent (XEP-0045 7.8.2).
-    """
-
-    roomJID: jid.JID
-    decliner: jid.JID | None = None
-    reason: str | None = None
-
-
-# --- errors ------------------------------------------------------------------
-
-
-class OccupantError(Exception):
-    """
-    A MUC operation failed.
-
-    @cvar condition: the XMPP stanza error condition this stands for (the
-        interworking layer maps it to a SIP or MSRP status).
-    @ivar stanzaError: the error stanza received, if any.
-    """
-
-    condition: ClassVar[str] = "undefined-condition"
-
-    def __init__(
-        self, text: str | None = None, stanzaError: error.StanzaError | None = None
-    ) -> None:
-        super().__init__(text or self.condition)
-        self.text = text
-        self.stanzaError = stanzaError
-
-
-class NicknameConflict(OccupantError):
-    """
-    409: the nick is in use or reserved (XEP-0045 7.2.9, 7.6).
-    """
-
-    condition = "conflict"
-
-
-class RegistrationRequired(OccupantError):
-    """
-    407: members-only room (XEP-0045 7.2.7).
-    """
-
-    condition = "registration-required"
-
-
-class Banned(OccupantError):
-    """
-    403: the user is an outcast (XEP-0045 7.2.8).
-    """
-
-    condition = "forbidden"
-
-
-class NotAuthorized(OccupantError):
-    """
-    401: password missing or wrong (XEP-0045 7.2.6).
-    """
-
-    condition = "not-authorized"
-
-
-class RoomFull(OccupantError):
-    """
-    503: the room has its maximum of occupants (XEP-0045 7.2.10).
-    """
-
-    condition = "service-unavailable"
-
-
-class RoomNotFound(OccupantError):
-    """
-    404: the room does not exist or is locked (XEP-0045 7.2.11).
-    """
-
-    condition = "item-not-found"
-
-
-class NotAllowed(OccupantError):
-    """
-    405: room creation is restricted (XEP-0045 10.1.1).
-    """
-
-    condition = "not-allowed"
-
-
-class NickNotAcceptable(OccupantError):
-    """
-    406: nicks are locked down (XEP-0045 7.6).
-    """
-
-    condition = "not-acceptable"
-
-
-class JIDMalformed(OccupantError):
-    """
-    400 jid-malformed: no or bad nick (XEP-0045 7.2.1).
-    """
-
-    condition = "jid-malformed"
-
-
-class OccupantTimeout(OccupantError):
-    """
-    The room did not answer in time.
-    """
-
-    condition = "remote-server-timeout"
-
-
-class ReflectionTimeout(OccupantTimeout):
-    """
-    A groupchat message was neither reflected nor refused in time (R-211).
-    """
-
-
-class LinkLost(OccupantError):
-    """
-    The component link went down before the room answered.
-    """
-
-    condition = "service-unavailable"
-
-
-class NotInRoom(OccupantError):
-    """
-    The operation needs an occupant that is not in the room.
-    """
-
-    condition = "not-acceptable"
-
-
-class RoomConfigurationFailed(OccupantError):
-    """
-    The room was created but refused the instant-room form (XEP-0045 10.1.2).
-    """
-
-
-class RemovedWhileJoining(OccupantError):
-    """
-    The room removed us before the join completed.
-
-    @ivar removal: how.
-    """
-
-    def __init__(self, removal: Removal) -> None:
-        super().__init__(f"removed while joining: {removal.reason.value}")
-        self.removal = removal
-
-
-#: Entry and nick-change error conditions and their exceptions.
-ERROR_CLASSES: dict[str, type[OccupantError]] = {
-    cls.condition: cls
-    for cls in (
-        NicknameConflict,
-        RegistrationRequired,
-        Banned,
-        NotAuthorized,
-        RoomFull,
-        RoomNotFound,
-        NotAllowed,
-        NickNotAcceptable,
-        JIDMalformed,
-    )
+from stoxgw.xmpp.disco import discoInfoReply, pingReply
+from stoxgw.xmpp.occupantmodel import (
+    Decline,
+    GroupchatMessage,
+    Invitation,
+    IOccupantHandler,
+    JoinResult,
+    LeftReason,
+    LinkLost,
+    NotInRoom,
+    Occupant,
+    OccupantError,
+    OccupantKey,
+    OccupantState,
+    OccupantTimeout,
+    PrivateMessage,
+    Removal,
+    RemovedWhileJoining,
+    SelfPingResult,
+    Subject,
+)
+from stoxgw.xmpp.stanzas import (
+    BAD_JID,
+    NS_CONFERENCE,
+    NS_DELAY,
+    NS_DISCO_INFO,
+    NS_MUC_USER,
+    NS_PING,
+    ChatStateNotification,
+    InstantRoomRequest,
+    MUCPresence,
+    MUCStatus,
+    PingRequest,
+    buildMessage,
+    chatStateOf,
+    internText,
+    isHandled,
+    jidOrNone,
+    markHandled,
+    originIDOf,
+    removalStatus,
+    stampOf,
+    stanzaErrorOf,
+    textOf,
+)
+
+#: Which removal a status code says (the precedence among several is
+#: L{stoxgw.xmpp.stanzas.MUC_REMOVAL_STATUSES}).
+_LEFT_REASONS = {
+    MUCStatus.SHUTDOWN: LeftReason.SHUTDOWN,
+    MUCStatus.TECHNICAL_ERROR: LeftReason.TECHNICAL,
+    MUCStatus.BANNED: LeftReason.BANNED,
+    MUCStatus.AFFILIATION_CHANGED: LeftReason.AFFILIATION_CHANGED,
+    MUCStatus.MEMBERS_ONLY: LeftReason.MEMBERS_ONLY,
+    MUCStatus.KICKED: LeftReason.KICKED,
 }
 
 
-#: What Twisted's JID parser raises for malformed JIDs: L{InvalidFormat},
-#: but also IndexError (an empty domain label, C{a..b}) and RuntimeError
-#: (an empty string) - found by fuzzing (fuzz/fuzz_xmpp_occupant.py).
-_BAD_JID = (jid.InvalidFormat, IndexError, RuntimeError, ValueError)
+def leftReason(codes: frozenset[int], destroyed: bool = False) -> LeftReason:
+    """
+    Classify an unavailable presence: destruction wins over everything,
+    then the status codes in L{MUC_REMOVAL_STATUSES
+    <stoxgw.xmpp.stanzas.MUC_REMOVAL_STATUSES>} order.
+    """
+    if destroyed:
+        return LeftReason.DESTROYED
+    status = removalStatus(codes)
+    return LeftReason.LEFT if status is None else _LEFT_REASONS[status]
 
 
-def _stanzaErrorOf(element: domish.Element) -> error.StanzaError:
+def occupantOf(presence: MUCPresence, isSelf: bool) -> Occupant:
     """
-    The stanza error of an error stanza; Twisted's parser raises KeyError
-    for a legacy code it does not know (C{<error code='918'/>}): that is an
-    C{undefined-condition} of the error's type.
+    @return: the roster entry a presence describes (its affiliation, role
+        and show interned: a room of n occupants sends each value n times).
     """
-    try:
-        result = error.exceptionFromStanza(element)
-    except (KeyError, ValueError):
-        errorType = "cancel"
-        for child in element.elements():
-            if child.name == "error":
-                errorType = child.getAttribute("type") or "cancel"
-        return error.StanzaError("undefined-condition", errorType)
-    if not isinstance(result, error.StanzaError):
-        return error.StanzaError("undefined-condition")
-    return result
+    return Occupant(
+        nick=presence.sender.resource or "",
+        affiliation=internText(presence.affiliation),
+        role=internText(presence.role),
+        jid=presence.entity,
+        show=internText(presence.show),
+        status=presence.statuses.get(None) or next(iter(presence.statuses.values()), None),
+        isSelf=isSelf,
+        statusCodes=presence.statusCodes,
+    )
+
+
+def removalOf(presence: MUCPresence) -> Removal:
+    """
+    @return: why an unavailable presence takes its occupant out.
+    """
+    return Removal(
+        reason=leftReason(presence.statusCodes, presence.destroyed),
+        statusCodes=presence.statusCodes,
+        actor=presence.actor,
+        text=presence.destroyReason if presence.destroyed else presence.reasonText,
+        alternate=presence.alternate,
+    )
 
 
 def errorFromStanza(element: domish.Element) -> OccupantError:
     """
     The exception for an error presence received while joining or changing
-    nick.
-
-    @return: an instance of the L{ERROR_CLASSES} class for its condition,
-        else a plain L{OccupantError} carrying the condition.
+    nick: an L{OccupantError} with the stanza error's condition.
     """
-    stanzaError = _stanzaErrorOf(element)
+    stanzaError = stanzaErrorOf(element)
     condition = getattr(stanzaError, "condition", None) or "undefined-condition"
-    cls = ERROR_CLASSES.get(condition)
-    if cls is not None:
-        return cls(getattr(stanzaError, "text", None), stanzaError)
-    generic_ = OccupantError(getattr(stanzaError, "text", None) or condition, stanzaError)
-    generic_.condition = condition  # type: ignore[misc]
-    return generic_
-
-
-# --- sans-IO stanza helpers ---------------------------------------------------
-
-
-class MUCPresence(muc.UserPresence):
-    """
-    wokkel's L{UserPresence<wokkel.muc.UserPresence>}, keeping every status
-    code as an integer (wokkel drops those it has no constant for, such as
-    333), the muc#user C{<reason/>} and C{<actor/>}, and C{<destroy/>}.
-    """
-
-    statusCodes: frozenset[int] = frozenset()
-    actor: str | None = None
-    reasonText: str | None = None
-    destroyed: bool = False
-    alternate: jid.JID | None = None
-    destroyReason: str | None = None
-
-    childParsers = {(NS_MUC_USER, "x"): "_childParser_mucUser"}
-
-    def _childParser_mucUser(self, element: domish.Element) -> None:
-        super()._childParser_mucUser(element)
-        codes = set()
-        for child in element.elements(NS_MUC_USER, "status"):
-            try:
-                codes.add(int(child.getAttribute("code")))
-            except (TypeError, ValueError):
-                continue
-        self.statusCodes = internCodes(codes)
-        for item in element.elements(NS_MUC_USER, "item"):
-            for actor in item.elements(NS_MUC_USER, "actor"):
-                self.actor = actor.getAttribute("jid") or actor.getAttribute("nick")
-            for reason in item.elements(NS_MUC_USER, "reason"):
-                self.reasonText = str(reason).strip() or None
-        for destroy in element.elements(NS_MUC_USER, "destroy"):
-            self.destroyed = True
-            if destroy.hasAttribute("jid"):
-                try:
-                    self.alternate = jid.JID(destroy["jid"])
-                except _BAD_JID:
-                    pass
-            for reason in destroy.elements(NS_MUC_USER, "reason"):
-                self.destroyReason = str(reason).strip() or None
-
-    def occupant(self, isSelf: bool) -> Occupant:
-        """
-        @return: the roster entry this presence describes (its affiliation,
-            role and show interned: a room of n occupants sends each value
-            n times).
-        """
-        return Occupant(
-            nick=self.sender.resource or "",
-            affiliation=_intern(self.affiliation),
-            role=_intern(self.role),
-            jid=self.entity,
-            show=_intern(self.show),
-            status=self.statuses.get(None) or next(iter(self.statuses.values()), None),
-            isSelf=isSelf,
-            statusCodes=self.statusCodes,
-        )
-
-    def removal(self) -> Removal:
-        """
-        @return: why this unavailable presence takes its occupant out.
-        """
-        return Removal(
-            reason=leftReason(self.statusCodes, self.destroyed),
-            statusCodes=self.statusCodes,
-            actor=self.actor,
-            text=self.destroyReason if self.destroyed else self.reasonText,
-            alternate=self.alternate,
-        )
-
-
-#: Interned status-code sets: a room sends the same few sets over and over.
-_CODE_SETS: dict[frozenset[int], frozenset[int]] = {}
-#: At most this many distinct sets are kept (peers choose the codes).
-_MAX_CODE_SETS = 256
-
-
-def internCodes(codes: set[int] | frozenset[int]) -> frozenset[int]:
-    """
-    @return: C{codes} as a frozenset, the same object for equal sets (up to
-        L{_MAX_CODE_SETS} distinct sets).
-    """
-    frozen = frozenset(codes)
-    interned = _CODE_SETS.get(frozen)
-    if interned is not None:
-        return interned
-    if len(_CODE_SETS) < _MAX_CODE_SETS:
-        _CODE_SETS[frozen] = frozen
-    return frozen
-
-
-def _intern(value: str | None) -> str | None:
-    return sys.intern(value) if value is not None else None
-
-
-def leftReason(codes: frozenset[int], destroyed: bool = False) -> LeftReason:
-    """
-    Classify an unavailable presence.  A technical removal often comes as
-    307 + 333 (Prosody does so), so 333 wins over 307; shutdown and
-    destruction win over everything.
-    """
-    if destroyed:
-        return LeftReason.DESTROYED
-    for code, reason in (
-        (332, LeftReason.SHUTDOWN),
-        (333, LeftReason.TECHNICAL),
-        (301, LeftReason.BANNED),
-        (321, LeftReason.AFFILIATION_CHANGED),
-        (322, LeftReason.MEMBERS_ONLY),
-        (307, LeftReason.KICKED),
-    ):
-        if code in codes:
-            return reason
-    return LeftReason.LEFT
-
-
-def chatStateOf(element: domish.Element) -> ChatState | None:
-    """
-    @return: the XEP-0085 chat state of a message, if any (the first).
-    """
-    for child in element.elements():
-        if child.uri == NS_CHATSTATES:
-            try:
-                return ChatState(child.name)
-            except ValueError:
-                continue
-    return None
-
-
-def stampOf(delay: Delay | None) -> datetime.datetime | None:
-    """
-    @return: a XEP-0203 stamp as a timezone-aware UTC datetime.
-    """
-    if delay is None or delay.stamp is None:
-        return None
-    stamp: datetime.datetime = delay.stamp
-    return stamp.astimezone(datetime.timezone.utc)
-
-
-def originIDOf(element: domish.Element) -> str | None:
-    """
-    @return: the XEP-0359 origin-id of a message, if any.
-    """
-    for child in element.elements(NS_SID, "origin-id"):
-        value = child.getAttribute("id")
-        if value:
-            return str(value)
-    return None
-
-
-def buildMessage(
-    sender: jid.JID,
-    recipient: jid.JID,
-    messageType: str,
-    body: str | None,
-    stanzaID: str | None,
-    chatState: ChatState | None = None,
-    mucUser: bool = False,
-) -> domish.Element:
-    """
-    Build an outgoing message from one of our occupants.
-
-    @param mucUser: add the empty muc#user C{<x/>} of a private message
-        (XEP-0045 7.5, R-197).
-    """
-    message = domish.Element((None, "message"))
-    message["from"] = sender.full()
-    message["to"] = recipient.full()
-    message["type"] = messageType
-    if stanzaID:
-        message["id"] = stanzaID
-    if body is not None:
-        message.addElement("body", content=body)
-    if chatState is not None:
-        message.addElement((NS_CHATSTATES, chatState.value))
-    if stanzaID:
-        message.addElement((NS_SID, "origin-id"))["id"] = stanzaID
-    if mucUser:
-        message.addElement((NS_MUC_USER, "x"))
-    return message
-
-
-class _InstantRoomRequest(generic.Request):
-    """
-    XEP-0045 10.1.2: accept the default configuration, C{<query/>} holding
-    an empty x:data form of type submit.
-    """
-
-    stanzaType = "set"
-
-    def toElement(self) -> domish.Element:
-        element: domish.Element = generic.Request.toElement(self)
-        query = element.addElement((NS_MUC_OWNER, "query"))
-        query.addElement((NS_DATA, "x"))["type"] = "submit"
-        return element
-
-
-class _PingRequest(generic.Request):
-    """
-    XEP-0199 ping (XEP-0410 self-ping).
-    """
-
-    stanzaType = "get"
-
-    def toElement(self) -> domish.Element:
-        element: domish.Element = generic.Request.toElement(self)
-        element.addElement((NS_PING, "ping"))
-        return element
-
-
-# --- the handler interface ---------------------------------------------------
-
-
-class IOccupantHandler(Interface):
-    """
-    What the layer above (interworking) is told about the gateway's
-    occupants.  Every call names the occupant by C{roomJID} (bare) and
-    C{realJID} (the SIP user's full JID on the gateway's domain).
-    """
-
-    def occupantAvailable(
-        roomJID: jid.JID, realJID: jid.JID, occupant: Occupant, new: bool
-    ) -> None:
-        """
-        An occupant's presence: entering (C{new}) or updated; also our own
-        occupant's updates after the join (C{occupant.isSelf}).
-        """
-
-    def occupantLeft(
-        roomJID: jid.JID, realJID: jid.JID, occupant: Occupant, removal: Removal
-    ) -> None:
-        """
-        Another occupant left the room (or was removed).
-        """
-
-    def occupantNickChanged(
-        roomJID: jid.JID, realJID: jid.JID, oldNick: str, occupant: Occupant
-    ) -> None:
-        """
-        Another occupant changed nick (status 303).
-        """
-
-    def nickChanged(roomJID: jid.JID, realJID: jid.JID, oldNick: str, newNick: str) -> None:
-        """
-        Our own occupant's nick changed (asked for, or by the service).
-        """
-
-    def left(roomJID: jid.JID, realJID: jid.JID, removal: Removal) -> None:
-        """
-        Our own occupant is out of the room, for C{removal.reason}.
-        """
-
-    def subjectReceived(roomJID: jid.JID, realJID: jid.JID, subject: Subject) -> None:
-        """
-        The room's subject (on joining, and on changes).
-        """
-
-    def groupchatReceived(
-        roomJID: jid.JID, realJID: jid.JID, message: GroupchatMessage
-    ) -> None:
-        """
-        A groupchat message (history, live, or our own reflected).
-        """
-
-    def privateMessageReceived(
-        roomJID: jid.JID, realJID: jid.JID, message: PrivateMessage
-    ) -> None:
-        """
-        A private message from another occupant.
-        """
-
-    def chatStateReceived(
-        roomJID: jid.JID, realJID: jid.JID, nick: str, state: ChatState, private: bool
-    ) -> None:
-        """
-        A standalone XEP-0085 notification from another occupant.
-        """
-
-    def messageFailed(
-        roomJID: jid.JID, realJID: jid.JID, stanzaID: str | None, reason: error.StanzaError
-    ) -> None:
-        """
-        A message error for no pending groupchat send (a private message, or
-        a groupchat message whose wait had already ended).
-        """
-
-    def invitationReceived(realJID: jid.JID, invitation: Invitation) -> None:
-        """
-        One of our users (C{realJID}, perhaps bare) is invited to a room.
-        """
-
-    def declineReceived(realJID: jid.JID, decline: Decline) -> None:
-        """
-        An invitation sent by C{realJID} was declined.
-        """
-
-    def linkLost(domain: str, occupants: Sequence[OccupantKey]) -> None:
-        """
-        The component link went down; these occupants need a rejoin.
-        """
-
-    def linkRestored(domain: str, occupants: Sequence[OccupantKey]) -> None:
-        """
-        The component link is back; these occupants still need a rejoin
-        (L{OccupantService.rejoinAll}).
-        """
+    return OccupantError(condition, getattr(stanzaError, "text", None), stanzaError)
 
 
 # --- the service ---------------------------------------------------------------
@@ -1278,7 +669,7 @@ class OccupantService(XMPPHandler):
         if realJID.host != self.domain or not realJID.resource:
             return defer.fail(ValueError(f"{realJID.full()} is not a full JID on {self.domain}"))
         if not nick:
-            return defer.fail(JIDMalformed("empty nick"))
+            return defer.fail(OccupantError("jid-malformed", "empty nick"))
         roomJID = roomJID.userhostJID()
         key = (roomJID.userhost(), realJID.full())
         existing = self._occupants.get(key)
@@ -1343,7 +734,7 @@ class OccupantService(XMPPHandler):
         if record.state is not OccupantState.JOINED:
             return defer.fail(NotInRoom(f"cannot change nick while {record.state.value}"))
         if not nick:
-            return defer.fail(JIDMalformed("empty nick"))
+            return defer.fail(OccupantError("jid-malformed", "empty nick"))
         if nick == record.nick:
             return defer.succeed(nick)
         record.state = OccupantState.CHANGING_NICK
@@ -1423,7 +814,7 @@ class OccupantService(XMPPHandler):
         realJID: jid.JID,
         body: str,
         stanzaID: str | None = None,
-        chatState: ChatState | None = None,
+        chatState: ChatStateNotification | None = None,
     ) -> defer.Deferred[GroupchatMessage]:
         """
         Send a groupchat message (XEP-0045 7.4).
@@ -1436,7 +827,7 @@ class OccupantService(XMPPHandler):
             of a C{<message type='error'/>}, L{ReflectionTimeout},
             L{NotInRoom}, L{LinkLost}.
         """
-        if chatState is ChatState.GONE:
+        if chatState is ChatStateNotification.GONE:
             return defer.fail(ValueError("no <gone/> to a room (XEP-0085, R-202)"))
         try:
             record = self._record(roomJID, realJID)
@@ -1468,7 +859,7 @@ class OccupantService(XMPPHandler):
                 "No reflection of message {stanzaID} in {roomJID} for {nick}",
                 stanzaID=stanzaID, roomJID=record.roomJID.userhost(), nick=record.nick,
             )
-            pending.waiter.errback(ReflectionTimeout(f"message {stanzaID} not reflected"))
+            pending.waiter.errback(OccupantTimeout(f"message {stanzaID} not reflected"))
 
     def sendPrivate(
         self,
@@ -1477,7 +868,7 @@ class OccupantService(XMPPHandler):
         nick: str,
         body: str | None,
         stanzaID: str | None = None,
-        chatState: ChatState | None = None,
+        chatState: ChatStateNotification | None = None,
     ) -> str:
         """
         Send a private message to C{nick} in the room (XEP-0045 7.5: type
@@ -1499,7 +890,7 @@ class OccupantService(XMPPHandler):
         return stanzaID
 
     def sendChatState(
-        self, roomJID: jid.JID, realJID: jid.JID, state: ChatState, nick: str | None = None
+        self, roomJID: jid.JID, realJID: jid.JID, state: ChatStateNotification, nick: str | None = None
     ) -> None:
         """
         Send a standalone XEP-0085 notification to the room, or to C{nick}
@@ -1508,7 +899,7 @@ class OccupantService(XMPPHandler):
         @raise ValueError: C{gone} to the room.
         """
         if nick is None:
-            if state is ChatState.GONE:
+            if state is ChatStateNotification.GONE:
                 raise ValueError("no <gone/> to a room (XEP-0085, R-202)")
         record = self._record(roomJID, realJID)
         if record.state not in _IN_ROOM:
@@ -1546,7 +937,7 @@ class OccupantService(XMPPHandler):
             record = self._record(roomJID, realJID)
         except NotInRoom as e:
             return defer.fail(e)
-        request = _PingRequest(recipient=record.occupantJID, sender=record.realJID)
+        request = PingRequest(recipient=record.occupantJID, sender=record.realJID)
         request.timeout = self.timeout
 
         def onResult(_: object) -> SelfPingResult:
@@ -1607,14 +998,14 @@ class OccupantService(XMPPHandler):
         try:
             sender = jid.internJID(element["from"])
             recipient = jid.internJID(element["to"])
-        except (KeyError, *_BAD_JID):
+        except (KeyError, *BAD_JID):
             return None
         if recipient.host != self.domain:
             return None
         return sender, recipient
 
     def _onPresence(self, element: domish.Element) -> None:
-        if _handled(element):
+        if isHandled(element):
             return
         addressing = self._addressing(element)
         if addressing is None:
@@ -1623,7 +1014,7 @@ class OccupantService(XMPPHandler):
         record = self._occupants.get((sender.userhost(), recipient.full()))
         if record is None:
             return
-        _markHandled(element)
+        markHandled(element)
         try:
             presenceType = element.getAttribute("type")
             if presenceType == "error":
@@ -1651,7 +1042,7 @@ class OccupantService(XMPPHandler):
             return
         if record.state is OccupantState.CHANGING_NICK and nick == record.pendingNick:
             old, record.nick = record.nick, nick
-            record.self_ = presence.occupant(True)
+            record.self_ = occupantOf(presence, True)
             self._log.info(
                 "Nick in {roomJID} changed from {old} to {nick}",
                 roomJID=record.roomJID.userhost(), old=old, nick=nick,
@@ -1666,26 +1057,26 @@ class OccupantService(XMPPHandler):
             # one asked for, or without our asking).
             old, record.nick = record.nick, nick
             record.expectedNick = None
-            record.self_ = presence.occupant(True)
+            record.self_ = occupantOf(presence, True)
             self._endNickChange(record, nick=nick)
             self.handler.nickChanged(record.roomJID, record.realJID, old, nick)
             return
         if nick == record.nick:
-            record.self_ = presence.occupant(True)
+            record.self_ = occupantOf(presence, True)
             if record.state in _IN_ROOM:
                 self.handler.occupantAvailable(record.roomJID, record.realJID, record.self_, False)
             return
         self._otherAvailable(record, presence)
 
     def _otherAvailable(self, record: _OccupantRecord, presence: MUCPresence) -> None:
-        occupant = presence.occupant(False)
+        occupant = occupantOf(presence, False)
         new = not record.roster.has(record, occupant.nick)
         record.roster.put(record, occupant)
         self.handler.occupantAvailable(record.roomJID, record.realJID, occupant, new)
 
     def _joinCompleted(self, record: _OccupantRecord, presence: MUCPresence) -> None:
         record.nick = presence.sender.resource
-        record.self_ = presence.occupant(True)
+        record.self_ = occupantOf(presence, True)
         record.created = 201 in presence.statusCodes
         record.subjectSeen = False
         if record.created and self.instantRooms:
@@ -1694,7 +1085,7 @@ class OccupantService(XMPPHandler):
                 "Created {roomJID}; submitting the instant-room form",
                 roomJID=record.roomJID.userhost(),
             )
-            request = _InstantRoomRequest(recipient=record.roomJID, sender=record.realJID)
+            request = InstantRoomRequest(recipient=record.roomJID, sender=record.realJID)
             request.timeout = self.timeout
             d = defer.maybeDeferred(self.request, request)
             d.addCallbacks(
@@ -1731,7 +1122,7 @@ class OccupantService(XMPPHandler):
             self._send(unavailable.toElement())
         except LinkLost:
             self._finishLeft(record, Removal(LeftReason.LEFT), confirmed=False)
-        waiter.errback(RoomConfigurationFailed(failure.getErrorMessage(), stanzaError))
+        waiter.errback(OccupantError("undefined-condition", failure.getErrorMessage(), stanzaError))
 
     def _finishJoin(self, record: _OccupantRecord, locked: bool) -> None:
         record.state = OccupantState.JOINED
@@ -1771,7 +1162,7 @@ class OccupantService(XMPPHandler):
                 return
             occupant = Occupant(
                 nick=newNick,
-                affiliation=_intern(presence.affiliation) or (old.affiliation if old else None),
+                affiliation=internText(presence.affiliation) or (old.affiliation if old else None),
                 role=old.role if old else None,
                 jid=presence.entity or (old.jid if old else None),
                 show=old.show if old else None,
@@ -1782,10 +1173,10 @@ class OccupantService(XMPPHandler):
             return
         if not isSelf:
             known = record.roster.pop(record, nick)
-            occupant = known or presence.occupant(False)
-            self.handler.occupantLeft(record.roomJID, record.realJID, occupant, presence.removal())
+            occupant = known or occupantOf(presence, False)
+            self.handler.occupantLeft(record.roomJID, record.realJID, occupant, removalOf(presence))
             return
-        removal = presence.removal()
+        removal = removalOf(presence)
         if record.state is OccupantState.JOINING:
             self._forget(record)
             if record.join is not None:
@@ -1846,7 +1237,7 @@ class OccupantService(XMPPHandler):
     # -- messages ---------------------------------------------------------
 
     def _onMessage(self, element: domish.Element) -> None:
-        if _handled(element):
+        if isHandled(element):
             return
         addressing = self._addressing(element)
         if addressing is None:
@@ -1856,11 +1247,11 @@ class OccupantService(XMPPHandler):
         record = self._occupants.get((sender.userhost(), recipient.full()))
         try:
             if messageType != "error" and self._invitation(sender, recipient, element):
-                _markHandled(element)
+                markHandled(element)
                 return
             if record is None:
                 return
-            _markHandled(element)
+            markHandled(element)
             if messageType == "error":
                 self._messageError(record, element)
             elif messageType == "groupchat":
@@ -1879,12 +1270,12 @@ class OccupantService(XMPPHandler):
             for child in x.elements(NS_MUC_USER, "password"):
                 password = str(child)
             for invite in x.elements(NS_MUC_USER, "invite"):
-                inviter = _jidOrNone(invite.getAttribute("from"))
+                inviter = jidOrNone(invite.getAttribute("from"))
                 invitation = Invitation(
                     roomJID=sender.userhostJID(),
                     invitee=recipient,
                     inviter=inviter,
-                    reason=_textOf(invite, "reason"),
+                    reason=textOf(invite, "reason"),
                     password=password,
                     continued=any(True for _ in invite.elements(NS_MUC_USER, "continue")),
                 )
@@ -1899,13 +1290,13 @@ class OccupantService(XMPPHandler):
                     recipient,
                     Decline(
                         roomJID=sender.userhostJID(),
-                        decliner=_jidOrNone(decline.getAttribute("from")),
-                        reason=_textOf(decline, "reason"),
+                        decliner=jidOrNone(decline.getAttribute("from")),
+                        reason=textOf(decline, "reason"),
                     ),
                 )
                 return True
         for x in element.elements(NS_CONFERENCE, "x"):
-            roomJID = _jidOrNone(x.getAttribute("jid"))
+            roomJID = jidOrNone(x.getAttribute("jid"))
             if roomJID is None:
                 return False
             self.handler.invitationReceived(
@@ -1938,7 +1329,7 @@ class OccupantService(XMPPHandler):
         fromSelf = nick is not None and nick == record.nick
         history = stamp is not None and not record.subjectSeen
         if message.body is None:
-            if chatState is not None and nick and not fromSelf and chatState is not ChatState.GONE:
+            if chatState is not None and nick and not fromSelf and chatState is not ChatStateNotification.GONE:
                 self.handler.chatStateReceived(record.roomJID, record.realJID, nick, chatState, False)
             return
         pending = None
@@ -1989,7 +1380,7 @@ class OccupantService(XMPPHandler):
         )
 
     def _messageError(self, record: _OccupantRecord, element: domish.Element) -> None:
-        stanzaError = _stanzaErrorOf(element)
+        stanzaError = stanzaErrorOf(element)
         stanzaID = element.getAttribute("id")
         pending = record.sends.pop(stanzaID, None) if stanzaID else None
         self._log.info(
@@ -2016,9 +1407,9 @@ class OccupantService(XMPPHandler):
         XEP-0199 ping of the domain, else C{service-unavailable} (RFC 6120
         section 8.2.3: every get and set gets an answer).
         """
-        if _handled(iq) or not _ours(self, iq):
+        if isHandled(iq) or not _ours(self, iq):
             return
-        _markHandled(iq)
+        markHandled(iq)
         child = next(iter(iq.elements()), None)
         recipient = jid.internJID(iq["to"])
         if (
@@ -2041,9 +1432,9 @@ class OccupantService(XMPPHandler):
         C{service-unavailable} to its sender, never silence (RFC 6120
         section 8.3; a room that still lists a ghost of ours removes it).
         """
-        if _handled(message) or not _ours(self, message):
+        if isHandled(message) or not _ours(self, message):
             return
-        _markHandled(message)
+        markHandled(message)
         if message.getAttribute("type") == "error":
             return
         self._log.info(
@@ -2060,9 +1451,9 @@ class OccupantService(XMPPHandler):
         that the room removes it.  Unavailable, error and subscription
         presences get nothing (no loops; the gateway keeps no rosters).
         """
-        if _handled(presence) or not _ours(self, presence):
+        if isHandled(presence) or not _ours(self, presence):
             return
-        _markHandled(presence)
+        markHandled(presence)
         if presence.getAttribute("type") not in (None, "available"):
             return
         sender = presence.getAttribute("from") or ""
@@ -2078,7 +1469,7 @@ class OccupantService(XMPPHandler):
     # -- IQs to our users' real JIDs (XEP-0410, XEP-0030) ----------------------
 
     def _onIQGet(self, iq: domish.Element) -> None:
-        if _handled(iq):
+        if isHandled(iq):
             return
         addressing = self._addressing(iq)
         if addressing is None:
@@ -2091,10 +1482,10 @@ class OccupantService(XMPPHandler):
             return
         try:
             if (child.uri, child.name) == (NS_PING, "ping"):
-                _markHandled(iq)
+                markHandled(iq)
                 self._answerPing(iq, sender, recipient)
             elif (child.uri, child.name) == (NS_DISCO_INFO, "query"):
-                _markHandled(iq)
+                markHandled(iq)
                 self._answerDiscoInfo(iq, recipient, child.getAttribute("node"))
         except LinkLost as e:
             self._log.warn("Cannot answer an IQ: {error}", error=e)
@@ -2105,40 +1496,20 @@ class OccupantService(XMPPHandler):
 
     def _answerPing(self, iq: domish.Element, sender: jid.JID, recipient: jid.JID) -> None:
         """
-        XEP-0410 section 3.2: result when the ping comes from a room we are
-        in (it checks its occupant), not-acceptable when it comes from a
-        room we are not in with this real JID, service-unavailable for a
-        real JID that has no occupant at all.
+        XEP-0410 section 3.2, see L{pingReply<stoxgw.xmpp.disco.pingReply>}.
         """
-        records = self._recordsOf(recipient)
-        inRoom = self._occupants.get((sender.userhost(), recipient.full()))
-        if inRoom is not None:
-            self._send(xmlstream.toResponse(iq, "result"))
-            return
-        knownRoom = any(r.roomJID.userhost() == sender.userhost() for r in self._occupants.values())
-        if knownRoom and sender.resource:
-            self._send(error.StanzaError("not-acceptable").toResponse(iq))
-        elif records:
-            self._send(xmlstream.toResponse(iq, "result"))
-        else:
-            self._send(error.StanzaError("service-unavailable").toResponse(iq))
+        self._send(
+            pingReply(
+                iq,
+                fromOurRoom=self._occupants.get((sender.userhost(), recipient.full())) is not None,
+                fromOtherOccupant=bool(sender.resource)
+                and any(r.roomJID.userhost() == sender.userhost() for r in self._occupants.values()),
+                knownUser=bool(self._recordsOf(recipient)),
+            )
+        )
 
     def _answerDiscoInfo(self, iq: domish.Element, recipient: jid.JID, node: str | None) -> None:
-        if not self._recordsOf(recipient):
-            self._send(error.StanzaError("service-unavailable").toResponse(iq))
-            return
-        if node:
-            self._send(error.StanzaError("item-not-found").toResponse(iq))
-            return
-        response = xmlstream.toResponse(iq, "result")
-        query = response.addElement((NS_DISCO_INFO, "query"))
-        identity = query.addElement("identity")
-        identity["category"] = "client"
-        identity["type"] = "pc"
-        identity["name"] = "stoxgw SIP user"
-        for feature in USER_FEATURES:
-            query.addElement("feature")["var"] = feature
-        self._send(response)
+        self._send(discoInfoReply(iq, bool(self._recordsOf(recipient)), node))
 
 
 def _ours(service: OccupantService, element: domish.Element) -> bool:
@@ -2147,24 +1518,9 @@ def _ours(service: OccupantService, element: domish.Element) -> bool:
     """
     try:
         recipient = jid.internJID(element["to"])
-    except (KeyError, *_BAD_JID):
+    except (KeyError, *BAD_JID):
         return False
     return bool(recipient.host == service.domain)
-
-
-def _handled(element: domish.Element) -> bool:
-    """
-    @return: whether another observer already took this stanza.
-    """
-    return bool(getattr(element, "handled", False))
-
-
-def _markHandled(element: domish.Element) -> None:
-    """
-    Tell later observers (wokkel's fallback handler among them) that this
-    stanza is taken care of.
-    """
-    setattr(element, "handled", True)
 
 
 def _chain(deferred: defer.Deferred[Any]) -> defer.Deferred[Any]:
@@ -2185,54 +1541,24 @@ def _chain(deferred: defer.Deferred[Any]) -> defer.Deferred[Any]:
     return result
 
 
-def _jidOrNone(value: str | None) -> jid.JID | None:
-    if not value:
-        return None
-    try:
-        return jid.JID(value)
-    except _BAD_JID:
-        return None
-
-
-def _textOf(element: domish.Element, name: str) -> str | None:
-    for child in element.elements():
-        if child.name == name:
-            text = str(child).strip()
-            return text or None
-    return None
-
-
 __all__ = [
-    "Banned",
-    "ChatState",
     "Decline",
-    "ERROR_CLASSES",
     "GroupchatMessage",
     "IOccupantHandler",
     "Invitation",
-    "JIDMalformed",
     "JoinResult",
     "LeftReason",
     "LinkLost",
-    "MUCPresence",
-    "NickNotAcceptable",
-    "NicknameConflict",
-    "NotAllowed",
-    "NotAuthorized",
     "NotInRoom",
     "Occupant",
     "OccupantError",
+    "OccupantKey",
     "OccupantService",
     "OccupantState",
     "OccupantTimeout",
     "PrivateMessage",
-    "ReflectionTimeout",
-    "RegistrationRequired",
     "Removal",
     "RemovedWhileJoining",
-    "RoomConfigurationFailed",
-    "RoomFull",
-    "RoomNotFound",
     "SelfPingResult",
     "Subject",
     "errorFromStanza",

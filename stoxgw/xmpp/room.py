@@ -69,60 +69,25 @@ from stoxgw.rooms.model import (
     UnknownParticipant,
 )
 from stoxgw.rooms.nicks import InvalidNickname, comparisonKey, enforce
-
-NS_MUC = "http://jabber.org/protocol/muc"
-NS_MUC_USER = NS_MUC + "#user"
-NS_MUC_STABLE_ID = NS_MUC + "#stable_id"
-NS_DELAY = "urn:xmpp:delay"
-NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
-NS_PING = "urn:xmpp:ping"
-NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+from stoxgw.xmpp.stanzas import (
+    NS_CHATSTATES,
+    NS_DELAY,
+    NS_MUC,
+    NS_MUC_USER,
+    NS_PING,
+    ChatStateNotification,
+    MUCStatus,
+    mucError,
+)
 
 #: XEP-0085 chat states.
-CHAT_STATES = frozenset({"active", "composing", "paused", "inactive", "gone"})
-
-#: XEP-0045 section 15.6.2 status codes the room side sends.
-STATUS_NON_ANONYMOUS = 100
-STATUS_SELF = 110
-STATUS_LOGGED = 170
-STATUS_CREATED = 201
-STATUS_NICK_MODIFIED = 210
-STATUS_NICK_CHANGED = 303
-STATUS_KICKED = 307
-STATUS_SHUTDOWN = 332
-STATUS_ERROR = 333
+CHAT_STATES = frozenset(state.value for state in ChatStateNotification)
 
 _REMOVAL_STATUS = {
-    RemovalReason.KICKED: STATUS_KICKED,
-    RemovalReason.SHUTDOWN: STATUS_SHUTDOWN,
-    RemovalReason.ERROR: STATUS_ERROR,
+    RemovalReason.KICKED: MUCStatus.KICKED,
+    RemovalReason.SHUTDOWN: MUCStatus.SHUTDOWN,
+    RemovalReason.ERROR: MUCStatus.TECHNICAL_ERROR,
 }
-
-#: The error types XEP-0045 section 7.2 gives the entry errors (they differ
-#: from RFC 6120's defaults for some conditions, e.g. a full room is
-#: service-unavailable of type wait).
-MUC_ERROR_TYPES = {
-    "bad-request": "modify",
-    "conflict": "cancel",
-    "feature-not-implemented": "cancel",
-    "forbidden": "auth",
-    "internal-server-error": "cancel",  # RFC 6120 8.3.3.6
-    "item-not-found": "cancel",
-    "jid-malformed": "modify",
-    "not-acceptable": "cancel",
-    "not-allowed": "cancel",
-    "not-authorized": "auth",
-    "registration-required": "auth",
-    "service-unavailable": "wait",
-}
-
-
-def mucError(condition: str, text: str | None = None) -> error.StanzaError:
-    """
-    A stanza error with the error type XEP-0045 uses for C{condition}
-    (R-188): backends raise these to refuse a join or a message.
-    """
-    return error.StanzaError(condition, MUC_ERROR_TYPES.get(condition), text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,7 +567,7 @@ class MUCService(XMPPHandler):
         if reason:
             item.addElement("reason", content=reason)
         for code in sorted(set(statuses)):
-            x.addElement("status")["code"] = str(code)
+            x.addElement("status")["code"] = str(int(code))
         return presence
 
     def _groupchat(
@@ -651,11 +616,11 @@ class MUCService(XMPPHandler):
         return message
 
     def _selfStatuses(self, state: _RoomState) -> set[int]:
-        statuses = {STATUS_SELF}
+        statuses: set[int] = {MUCStatus.SELF}
         if self._showJID(state):
-            statuses.add(STATUS_NON_ANONYMOUS)
+            statuses.add(MUCStatus.NON_ANONYMOUS)
         if state.room.settings.logged:
-            statuses.add(STATUS_LOGGED)
+            statuses.add(MUCStatus.LOGGING)
         return statuses
 
     # -- incoming presence ------------------------------------------------
@@ -799,9 +764,9 @@ class MUCService(XMPPHandler):
                     self.backend.left(roomJID, nick, sender.full(), None)
                     return
                 if given != nick:
-                    statuses.add(STATUS_NICK_MODIFIED)
+                    statuses.add(MUCStatus.NICK_MODIFIED)
             if result is not None and result.created:
-                statuses.add(STATUS_CREATED)
+                statuses.add(MUCStatus.ROOM_CREATED)
             givenKey = comparisonKey(given)
             if self._nickTaken(current, givenKey, sender):
                 self._replyError(presence, mucError("conflict"), roomJID)
@@ -894,7 +859,7 @@ class MUCService(XMPPHandler):
         for otherOccupant, session in state.sessions():
             if session == sender:
                 continue
-            own = {STATUS_SELF} if otherOccupant is occupant else set()
+            own = {MUCStatus.SELF} if otherOccupant is occupant else set()
             self._send(self._presence(state, nick, session, participant, statuses=own))
         # 3. the self-presence, last of the presences
         self._send(
@@ -1036,7 +1001,7 @@ class MUCService(XMPPHandler):
                 session,
                 participant,
                 unavailable=True,
-                statuses={STATUS_SELF},
+                statuses={MUCStatus.SELF},
                 statusText=status,
             )
         )
@@ -1082,14 +1047,14 @@ class MUCService(XMPPHandler):
                         session,
                         event.new,
                         unavailable=True,
-                        statuses={STATUS_NICK_CHANGED}
-                        | ({STATUS_SELF} if own else set()),
+                        statuses={MUCStatus.NICK_CHANGED}
+                        | ({MUCStatus.SELF} if own else set()),
                         itemNick=event.new.nick,
                     )
                 )
-                statuses = {STATUS_SELF} if own else set()
+                statuses = {MUCStatus.SELF} if own else set()
                 if own and modified:
-                    statuses.add(STATUS_NICK_MODIFIED)
+                    statuses.add(MUCStatus.NICK_MODIFIED)
                 self._send(
                     self._presence(
                         state, event.new.nick, session, event.new, statuses=statuses
@@ -1102,7 +1067,7 @@ class MUCService(XMPPHandler):
                         event.participant.nick,
                         session,
                         event.participant,
-                        statuses={STATUS_SELF} if own else set(),
+                        statuses={MUCStatus.SELF} if own else set(),
                     )
                 )
             elif isinstance(event, ParticipantUpdated):
@@ -1112,7 +1077,7 @@ class MUCService(XMPPHandler):
                         event.new.nick,
                         session,
                         event.new,
-                        statuses={STATUS_SELF} if own else set(),
+                        statuses={MUCStatus.SELF} if own else set(),
                     )
                 )
             elif isinstance(event, ParticipantLeft):
@@ -1644,7 +1609,7 @@ class MUCService(XMPPHandler):
                     session,
                     participant,
                     unavailable=True,
-                    statuses={STATUS_SELF, code},
+                    statuses={MUCStatus.SELF, code},
                     reason=text,
                 )
             )
@@ -1677,7 +1642,7 @@ class MUCService(XMPPHandler):
                 session,
                 None,
                 unavailable=True,
-                statuses={STATUS_SELF},
+                statuses={MUCStatus.SELF},
             )
             x = next(presence.elements(NS_MUC_USER, "x"))
             destroy = domish.Element((NS_MUC_USER, "destroy"))
@@ -1703,9 +1668,7 @@ __all__ = [
     "IRoomBackend",
     "JoinAccepted",
     "MUCService",
-    "MUC_ERROR_TYPES",
     "NS_MUC",
-    "NS_MUC_STABLE_ID",
     "NS_MUC_USER",
     "mucError",
     "occupantJID",

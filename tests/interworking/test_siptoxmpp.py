@@ -38,7 +38,8 @@ from stoxgw.sip.headers import parseReasons
 from stoxgw.sip.message import SIPRequest
 from stoxgw.sip.uri import SIPURI, parseNameAddr
 from stoxgw.xmpp.component import ComponentLink
-from stoxgw.xmpp.occupant import NS_MUC, OccupantService, OccupantState
+from stoxgw.xmpp.occupant import OccupantService, OccupantState
+from stoxgw.xmpp.stanzas import NS_MUC
 from tests.chat.test_session import HOST_B, Network, msrpMedia
 from tests.xmpp.test_occupant import MUC_USER, SERVER_HEADER, errorPresence, presence
 
