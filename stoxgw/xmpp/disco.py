@@ -15,7 +15,8 @@ wokkel L{IDisco} providers next to a wokkel L{DiscoHandler} on each link.
 
 The gateway's users (the occupant side, L{stoxgw.xmpp.occupant}) answer
 pings and disco#info at their real JIDs (XEP-0410, XEP-0045 section 6.7):
-L{pingReply} and L{discoInfoReply} build those answers.
+L{pingReply} and L{discoInfoReply} build those answers; L{FallbackAnswers}
+answers what no handler of the user domain took (RFC 6120 section 8.2.3).
 
 Use L{discoHandlers} to get the handlers for one link.
 """
@@ -24,7 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.words.protocols.jabber import error, xmlstream
+from twisted.logger import Logger
+from twisted.words.protocols.jabber import error, jid, xmlstream
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 from wokkel import data_form
@@ -41,8 +43,18 @@ from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
 from stoxgw.rooms.model import Anonymity, Room
+from stoxgw.xmpp.component import LinkDown
 from stoxgw.xmpp.room import MUCService
-from stoxgw.xmpp.stanzas import NS_CHATSTATES, NS_MUC, NS_MUC_STABLE_ID, NS_PING, mucError
+from stoxgw.xmpp.stanzas import (
+    BAD_JID,
+    NS_CHATSTATES,
+    NS_MUC,
+    NS_MUC_STABLE_ID,
+    NS_PING,
+    isHandled,
+    markHandled,
+    mucError,
+)
 
 NS_MUC_ROOMINFO = NS_MUC + "#roominfo"
 
@@ -108,6 +120,121 @@ def discoInfoReply(iq: domish.Element, knownUser: bool, node: str | None) -> dom
     for feature in USER_FEATURES:
         query.addElement("feature")["var"] = feature
     return response
+
+
+class FallbackAnswers(XMPPHandler):
+    """
+    The last observer on the user domain's link: what no other handler
+    took still gets an answer (RFC 6120 section 8.2.3 for IQs; errors for
+    stanzas to occupants the gateway does not have, so that a server
+    holding a ghost of ours drops it).
+
+    @ivar domain: the user domain.
+    """
+
+    _log = Logger()
+
+    def __init__(self, domain: str) -> None:
+        super().__init__()
+        self.domain = domain
+
+    def connectionInitialized(self) -> None:
+        """
+        Watch the stream after every other handler.
+        """
+        self.xmlstream.addObserver("/iq[@type='get']", self._unhandledIQ, -10)
+        self.xmlstream.addObserver("/iq[@type='set']", self._unhandledIQ, -10)
+        self.xmlstream.addObserver("/message", self._unhandledMessage, -10)
+        self.xmlstream.addObserver("/presence", self._unhandledPresence, -10)
+
+    def _ours(self, element: domish.Element) -> bool:
+        """
+        Whether a stanza is addressed to the domain.
+        """
+        try:
+            recipient = jid.internJID(element["to"])
+        except (KeyError, *BAD_JID):
+            return False
+        return bool(recipient.host == self.domain)
+
+    def _send(self, element: domish.Element) -> None:
+        """
+        Send a stanza.
+
+        @raise LinkDown: the link is down and its queue full.
+        """
+        self.send(element)
+
+    def _reply(self, element: domish.Element, condition: str) -> None:
+        try:
+            self._send(error.StanzaError(condition).toResponse(element))
+        except LinkDown as e:
+            self._log.warn("Cannot answer a stanza: {error}", error=e)
+
+    def _unhandledIQ(self, iq: domish.Element) -> None:
+        """
+        An IQ get/set to our domain that no handler took: C{result} for a
+        XEP-0199 ping of the domain, else C{service-unavailable} (RFC 6120
+        section 8.2.3: every get and set gets an answer).
+        """
+        if isHandled(iq) or not self._ours(iq):
+            return
+        markHandled(iq)
+        child = next(iter(iq.elements()), None)
+        recipient = jid.internJID(iq["to"])
+        if (
+            iq.getAttribute("type") == "get"
+            and child is not None
+            and (child.uri, child.name) == (NS_PING, "ping")
+            and not recipient.user
+        ):
+            try:
+                self._send(xmlstream.toResponse(iq, "result"))
+            except LinkDown as e:
+                self._log.warn("Cannot answer a ping: {error}", error=e)
+            return
+        self._reply(iq, "service-unavailable")
+
+    def _unhandledMessage(self, message: domish.Element) -> None:
+        """
+        A message to our domain that no handler took (a chat to a SIP
+        user's JID, or a room's message to an occupant we no longer have):
+        C{service-unavailable} to its sender, never silence (RFC 6120
+        section 8.3; a room that still lists a ghost of ours removes it).
+        """
+        if isHandled(message) or not self._ours(message):
+            return
+        markHandled(message)
+        if message.getAttribute("type") == "error":
+            return
+        self._log.info(
+            "Message from {peer} to {to} refused: no such occupant or user",
+            peer=message.getAttribute("from"),
+            to=message.getAttribute("to"),
+        )
+        self._reply(message, "service-unavailable")
+
+    def _unhandledPresence(self, presence: domish.Element) -> None:
+        """
+        Available presence from a room to an occupant we no longer have (a
+        ghost the room kept, e.g. across its restart): an error back, so
+        that the room removes it.  Unavailable, error and subscription
+        presences get nothing (no loops; the gateway keeps no rosters).
+        """
+        if isHandled(presence) or not self._ours(presence):
+            return
+        markHandled(presence)
+        if presence.getAttribute("type") not in (None, "available"):
+            return
+        sender = presence.getAttribute("from") or ""
+        if "/" not in sender:
+            return
+        self._log.info(
+            "Presence from {peer} to {to} refused: no such occupant",
+            peer=sender,
+            to=presence.getAttribute("to"),
+        )
+        self._reply(presence, "service-unavailable")
 
 
 def roomFeatures(room: Room) -> list[str]:

@@ -48,13 +48,12 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import stoxgw.xmpp  # noqa: F401  (wokkel compat names first)
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error, jid, xmlstream
@@ -65,7 +64,7 @@ from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
 from stoxgw.xmpp.component import ILinkObserver, LinkDown
-from stoxgw.xmpp.disco import discoInfoReply, pingReply
+from stoxgw.xmpp.disco import FallbackAnswers, discoInfoReply, pingReply
 from stoxgw.xmpp.occupantmodel import (
     Decline,
     GroupchatMessage,
@@ -85,6 +84,18 @@ from stoxgw.xmpp.occupantmodel import (
     RemovedWhileJoining,
     SelfPingResult,
     Subject,
+    errorFromStanza,
+    leftReason,
+    occupantOf,
+    removalOf,
+)
+from stoxgw.xmpp.occupantstate import (
+    IN_ROOM,
+    OccupantRecord,
+    PendingSend,
+    RoomRoster,
+    Waiter,
+    chain,
 )
 from stoxgw.xmpp.stanzas import (
     BAD_JID,
@@ -96,7 +107,6 @@ from stoxgw.xmpp.stanzas import (
     ChatStateNotification,
     InstantRoomRequest,
     MUCPresence,
-    MUCStatus,
     PingRequest,
     buildMessage,
     chatStateOf,
@@ -105,325 +115,10 @@ from stoxgw.xmpp.stanzas import (
     jidOrNone,
     markHandled,
     originIDOf,
-    removalStatus,
     stampOf,
     stanzaErrorOf,
     textOf,
 )
-
-#: Which removal a status code says (the precedence among several is
-#: L{stoxgw.xmpp.stanzas.MUC_REMOVAL_STATUSES}).
-_LEFT_REASONS = {
-    MUCStatus.SHUTDOWN: LeftReason.SHUTDOWN,
-    MUCStatus.TECHNICAL_ERROR: LeftReason.TECHNICAL,
-    MUCStatus.BANNED: LeftReason.BANNED,
-    MUCStatus.AFFILIATION_CHANGED: LeftReason.AFFILIATION_CHANGED,
-    MUCStatus.MEMBERS_ONLY: LeftReason.MEMBERS_ONLY,
-    MUCStatus.KICKED: LeftReason.KICKED,
-}
-
-
-def leftReason(codes: frozenset[int], destroyed: bool = False) -> LeftReason:
-    """
-    Classify an unavailable presence: destruction wins over everything,
-    then the status codes in L{MUC_REMOVAL_STATUSES
-    <stoxgw.xmpp.stanzas.MUC_REMOVAL_STATUSES>} order.
-    """
-    if destroyed:
-        return LeftReason.DESTROYED
-    status = removalStatus(codes)
-    return LeftReason.LEFT if status is None else _LEFT_REASONS[status]
-
-
-def occupantOf(presence: MUCPresence, isSelf: bool) -> Occupant:
-    """
-    @return: the roster entry a presence describes (its affiliation, role
-        and show interned: a room of n occupants sends each value n times).
-    """
-    return Occupant(
-        nick=presence.sender.resource or "",
-        affiliation=internText(presence.affiliation),
-        role=internText(presence.role),
-        jid=presence.entity,
-        show=internText(presence.show),
-        status=presence.statuses.get(None) or next(iter(presence.statuses.values()), None),
-        isSelf=isSelf,
-        statusCodes=presence.statusCodes,
-    )
-
-
-def removalOf(presence: MUCPresence) -> Removal:
-    """
-    @return: why an unavailable presence takes its occupant out.
-    """
-    return Removal(
-        reason=leftReason(presence.statusCodes, presence.destroyed),
-        statusCodes=presence.statusCodes,
-        actor=presence.actor,
-        text=presence.destroyReason if presence.destroyed else presence.reasonText,
-        alternate=presence.alternate,
-    )
-
-
-def errorFromStanza(element: domish.Element) -> OccupantError:
-    """
-    The exception for an error presence received while joining or changing
-    nick: an L{OccupantError} with the stanza error's condition.
-    """
-    stanzaError = stanzaErrorOf(element)
-    condition = getattr(stanzaError, "condition", None) or "undefined-condition"
-    return OccupantError(condition, getattr(stanzaError, "text", None), stanzaError)
-
-
-# --- the service ---------------------------------------------------------------
-
-
-class _Waiter:
-    """
-    A Deferred with a timer that ends once: result, error, or timeout.
-    """
-
-    def __init__(
-        self, clock: IReactorTime, timeout: float, onTimeout: Callable[[], None]
-    ) -> None:
-        self.deferred: defer.Deferred[Any] = defer.Deferred()
-        self._timer: IDelayedCall | None = clock.callLater(timeout, self._expire, onTimeout)
-
-    def _expire(self, onTimeout: Callable[[], None]) -> None:
-        self._timer = None
-        onTimeout()
-
-    @property
-    def done(self) -> bool:
-        return self.deferred.called
-
-    def callback(self, result: object) -> None:
-        self._cancelTimer()
-        if not self.deferred.called:
-            self.deferred.callback(result)
-
-    def errback(self, reason: BaseException | Failure) -> None:
-        self._cancelTimer()
-        if not self.deferred.called:
-            self.deferred.errback(reason)
-
-    def _cancelTimer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
-
-@dataclass(eq=False, slots=True)
-class _PendingSend:
-    waiter: _Waiter
-    body: str
-    stanzaID: str
-
-
-@dataclass(eq=False, slots=True)
-class _OccupantRecord:
-    """
-    The state of one of our occupants.
-
-    @ivar roster: the room's roster, shared with our other occupants there.
-    @ivar slot: this occupant's bit in L{roster}.
-    @ivar own: roster entries as this occupant saw them where they differ
-        from the shared ones (a moderator sees real JIDs others do not; an
-        update that reached some of our occupants and not yet this one).
-    """
-
-    roomJID: jid.JID
-    realJID: jid.JID
-    nick: str
-    password: str | None
-    history: muc.HistoryOptions | None
-    roster: _RoomRoster
-    slot: int = 0
-    own: dict[str, Occupant] | None = None
-    state: OccupantState = OccupantState.JOINING
-    self_: Occupant | None = None
-    created: bool = False
-    subjectSeen: bool = False
-    join: _Waiter | None = None
-    nickChange: _Waiter | None = None
-    pendingNick: str | None = None
-    expectedNick: str | None = None
-    leave: _Waiter | None = None
-    sends: dict[str, _PendingSend] = field(default_factory=dict)
-    lostAt: float | None = None
-    rejoining: bool = False
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.roomJID.userhost(), self.realJID.full())
-
-    @property
-    def occupantJID(self) -> jid.JID:
-        return jid.JID(tuple=(self.roomJID.user, self.roomJID.host, self.nick))
-
-
-class _RoomRoster:
-    """
-    One room's roster, shared by all of the gateway's occupants in it: the
-    room sends every presence to each of them, and n occupants each keeping
-    their own copy cost n*n entries (issue 12, W7).
-
-    Each entry records which of our occupants have it in their view (a bit
-    per occupant, L{_OccupantRecord.slot}), so that every occupant still
-    sees exactly the presences it was sent: an entry is new to an occupant
-    that has not had it, even if another one has.  Where an occupant got a
-    different entry for a nick than the shared one, it keeps its own
-    (L{_OccupantRecord.own}) until the entries agree again.
-
-    @ivar entries: the shared entry of each nick.
-    @ivar seen: the bits of the occupants whose view of a nick is its
-        shared entry.
-    @ivar members: our occupants in the room, by slot.
-    """
-
-    __slots__ = ("entries", "seen", "members")
-
-    def __init__(self) -> None:
-        self.entries: dict[str, Occupant] = {}
-        self.seen: dict[str, int] = {}
-        self.members: dict[int, _OccupantRecord] = {}
-
-    def add(self, record: _OccupantRecord) -> None:
-        """
-        Give an occupant the lowest free slot, with an empty view.
-        """
-        slot = 0
-        while slot in self.members:
-            slot += 1
-        record.slot = slot
-        record.own = None
-        self.members[slot] = record
-
-    def remove(self, record: _OccupantRecord) -> None:
-        """
-        Take an occupant out (its view first).
-        """
-        if self.members.get(record.slot) is not record:
-            return
-        self.clear(record)
-        del self.members[record.slot]
-
-    def get(self, record: _OccupantRecord, nick: str) -> Occupant | None:
-        """
-        @return: C{nick}'s entry as C{record} sees it, if it has one.
-        """
-        if record.own is not None and nick in record.own:
-            return record.own[nick]
-        if self.seen.get(nick, 0) & (1 << record.slot):
-            return self.entries[nick]
-        return None
-
-    def has(self, record: _OccupantRecord, nick: str) -> bool:
-        """
-        @return: whether C{nick} is in C{record}'s view.
-        """
-        return self.get(record, nick) is not None
-
-    def put(self, record: _OccupantRecord, occupant: Occupant) -> None:
-        """
-        Set C{record}'s view of C{occupant.nick}.
-        """
-        if self.members.get(record.slot) is not record:
-            return
-        nick = occupant.nick
-        self.pop(record, nick)
-        bit = 1 << record.slot
-        shared = self.entries.get(nick)
-        if shared is None:
-            self.entries[nick] = occupant
-            self.seen[nick] = bit
-            self._share(nick)
-        elif shared == occupant:
-            self.seen[nick] |= bit
-        else:
-            if record.own is None:
-                record.own = {}
-            record.own[nick] = occupant
-
-    def pop(self, record: _OccupantRecord, nick: str) -> Occupant | None:
-        """
-        Take C{nick} out of C{record}'s view.
-
-        @return: the entry it had.
-        """
-        if record.own is not None and nick in record.own:
-            occupant = record.own.pop(nick)
-            if not record.own:
-                record.own = None
-            return occupant
-        bit = 1 << record.slot
-        seen = self.seen.get(nick, 0)
-        if not seen & bit:
-            return None
-        occupant = self.entries[nick]
-        if seen == bit:
-            del self.entries[nick]
-            del self.seen[nick]
-            self._promote(nick)
-        else:
-            self.seen[nick] = seen & ~bit
-        return occupant
-
-    def clear(self, record: _OccupantRecord) -> None:
-        """
-        Empty C{record}'s view.
-        """
-        bit = 1 << record.slot
-        for nick in [nick for nick, seen in self.seen.items() if seen & bit]:
-            self.pop(record, nick)
-        record.own = None
-
-    def view(self, record: _OccupantRecord) -> dict[str, Occupant]:
-        """
-        @return: C{record}'s view, by nick.
-        """
-        bit = 1 << record.slot
-        own = record.own or {}
-        result = {
-            nick: own.get(nick, occupant)
-            for nick, occupant in self.entries.items()
-            if self.seen[nick] & bit or nick in own
-        }
-        return result
-
-    def _promote(self, nick: str) -> None:
-        """
-        C{nick} has no shared entry: make one of the occupants' own entries
-        for it the shared one.
-        """
-        for record in self.members.values():
-            if record.own is not None and nick in record.own:
-                self.entries[nick] = record.own.pop(nick)
-                self.seen[nick] = 1 << record.slot
-                if not record.own:
-                    record.own = None
-                self._share(nick)
-                return
-
-    def _share(self, nick: str) -> None:
-        """
-        The occupants whose own entry for C{nick} equals the shared one
-        now see the shared one.
-        """
-        shared = self.entries[nick]
-        for record in self.members.values():
-            if record.own is not None and record.own.get(nick) == shared:
-                del record.own[nick]
-                self.seen[nick] |= 1 << record.slot
-                if not record.own:
-                    record.own = None
-
-
-#: States in which the room counts us as an occupant.
-_IN_ROOM = frozenset(
-    {OccupantState.CONFIGURING, OccupantState.JOINED, OccupantState.CHANGING_NICK}
-)
-
 
 @implementer(ILinkObserver)
 class OccupantService(XMPPHandler):
@@ -464,9 +159,9 @@ class OccupantService(XMPPHandler):
         self.idFactory = idFactory
         self.linkIsUp = False
         self._lost = False
-        self._occupants: dict[tuple[str, str], _OccupantRecord] = {}
+        self._occupants: dict[tuple[str, str], OccupantRecord] = {}
         self._leftWhileDown: dict[tuple[str, str], tuple[jid.JID, str, jid.JID]] = {}
-        self._rosters: dict[str, _RoomRoster] = {}
+        self._rosters: dict[str, RoomRoster] = {}
 
     # -- wiring ------------------------------------------------------------
 
@@ -477,6 +172,9 @@ class OccupantService(XMPPHandler):
         """
         link.observers.append(self)
         self.setHandlerParent(link.streamManager)
+        # Last of all: what nobody took still gets an answer.
+        self.fallback = FallbackAnswers(self.domain)
+        self.fallback.setHandlerParent(link.streamManager)
         self.linkIsUp = bool(link.up)
 
     def connectionInitialized(self) -> None:
@@ -486,13 +184,6 @@ class OccupantService(XMPPHandler):
         self.xmlstream.addObserver("/presence", self._onPresence, 10)
         self.xmlstream.addObserver("/message", self._onMessage, 10)
         self.xmlstream.addObserver("/iq[@type='get']", self._onIQGet, 10)
-        # Last of all: what nobody took still gets an answer (RFC 6120
-        # section 8.2.3 for IQs; errors for stanzas to occupants we do not
-        # have, so that a server holding a ghost of ours drops it).
-        self.xmlstream.addObserver("/iq[@type='get']", self._unhandledIQ, -10)
-        self.xmlstream.addObserver("/iq[@type='set']", self._unhandledIQ, -10)
-        self.xmlstream.addObserver("/message", self._unhandledMessage, -10)
-        self.xmlstream.addObserver("/presence", self._unhandledPresence, -10)
 
     def linkUp(self, domain: str) -> None:
         """
@@ -617,13 +308,13 @@ class OccupantService(XMPPHandler):
 
     # -- commands ---------------------------------------------------------
 
-    def _record(self, roomJID: jid.JID, realJID: jid.JID) -> _OccupantRecord:
+    def _record(self, roomJID: jid.JID, realJID: jid.JID) -> OccupantRecord:
         record = self._occupants.get((roomJID.userhost(), realJID.full()))
         if record is None:
             raise NotInRoom(f"{realJID.full()} is not in {roomJID.userhost()}")
         return record
 
-    def _forget(self, record: _OccupantRecord) -> None:
+    def _forget(self, record: OccupantRecord) -> None:
         """
         Drop an occupant: from L{_occupants} (if it is still the one held
         under its key) and from its room's shared roster.
@@ -679,12 +370,12 @@ class OccupantService(XMPPHandler):
             self._forget(existing)
         roster = self._rosters.get(key[0])
         if roster is None:
-            roster = self._rosters[key[0]] = _RoomRoster()
-        record = _OccupantRecord(
+            roster = self._rosters[key[0]] = RoomRoster()
+        record = OccupantRecord(
             roomJID, realJID, nick, password, history or self.history, roster
         )
         roster.add(record)
-        record.join = _Waiter(self.clock, self.timeout, lambda: self._joinTimedOut(record))
+        record.join = Waiter(self.clock, self.timeout, lambda: self._joinTimedOut(record))
         self._occupants[key] = record
         presence = muc.BasicPresence(recipient=record.occupantJID, sender=realJID)
         presence.password = password
@@ -700,7 +391,7 @@ class OccupantService(XMPPHandler):
             record.join.errback(e)
         return record.join.deferred
 
-    def _joinTimedOut(self, record: _OccupantRecord) -> None:
+    def _joinTimedOut(self, record: OccupantRecord) -> None:
         self._log.warn(
             "No answer from {roomJID} to the join of {nick}",
             roomJID=record.roomJID.userhost(), nick=record.nick,
@@ -739,7 +430,7 @@ class OccupantService(XMPPHandler):
             return defer.succeed(nick)
         record.state = OccupantState.CHANGING_NICK
         record.pendingNick = nick
-        record.nickChange = _Waiter(self.clock, self.timeout, lambda: self._nickTimedOut(record))
+        record.nickChange = Waiter(self.clock, self.timeout, lambda: self._nickTimedOut(record))
         presence = muc.xmppim.AvailabilityPresence(
             recipient=jid.JID(tuple=(record.roomJID.user, record.roomJID.host, nick)),
             sender=record.realJID,
@@ -751,11 +442,11 @@ class OccupantService(XMPPHandler):
             self._endNickChange(record, failure=e)
         return deferred
 
-    def _nickTimedOut(self, record: _OccupantRecord) -> None:
+    def _nickTimedOut(self, record: OccupantRecord) -> None:
         self._endNickChange(record, failure=OccupantTimeout("no answer to the nick change"))
 
     def _endNickChange(
-        self, record: _OccupantRecord, nick: str | None = None, failure: Exception | None = None
+        self, record: OccupantRecord, nick: str | None = None, failure: Exception | None = None
     ) -> None:
         waiter, record.nickChange = record.nickChange, None
         record.pendingNick = None
@@ -783,7 +474,7 @@ class OccupantService(XMPPHandler):
         except NotInRoom as e:
             return defer.fail(e)
         if record.leave is not None:
-            return _chain(record.leave.deferred)
+            return chain(record.leave.deferred)
         if record.state is OccupantState.NEEDS_REJOIN:
             # Unavailable on the link's return: the room may still list us.
             self._leftWhileDown[record.key] = (record.roomJID, record.nick, record.realJID)
@@ -793,12 +484,12 @@ class OccupantService(XMPPHandler):
             record.join.errback(NotInRoom("join cancelled by leave"))
         self._endNickChange(record, failure=NotInRoom("left the room"))
         record.state = OccupantState.LEAVING
-        record.leave = _Waiter(
+        record.leave = Waiter(
             self.clock,
             self.timeout,
             lambda: self._finishLeft(record, Removal(LeftReason.LEFT), confirmed=False),
         )
-        deferred = _chain(record.leave.deferred)
+        deferred = chain(record.leave.deferred)
         presence = muc.xmppim.AvailabilityPresence(
             recipient=record.occupantJID, sender=record.realJID, available=False, status=status
         )
@@ -833,15 +524,15 @@ class OccupantService(XMPPHandler):
             record = self._record(roomJID, realJID)
         except NotInRoom as e:
             return defer.fail(e)
-        if record.state not in _IN_ROOM:
+        if record.state not in IN_ROOM:
             return defer.fail(NotInRoom(f"not in the room ({record.state.value})"))
         stanzaID = stanzaID or self.idFactory()
         if stanzaID in record.sends:
             return defer.fail(ValueError(f"message id {stanzaID} already pending"))
-        waiter = _Waiter(
+        waiter = Waiter(
             self.clock, self.reflectionTimeout, lambda: self._reflectionTimedOut(record, stanzaID)
         )
-        record.sends[stanzaID] = _PendingSend(waiter, body, stanzaID)
+        record.sends[stanzaID] = PendingSend(waiter, body, stanzaID)
         deferred = waiter.deferred
         try:
             self._send(
@@ -852,7 +543,7 @@ class OccupantService(XMPPHandler):
             waiter.errback(e)
         return deferred
 
-    def _reflectionTimedOut(self, record: _OccupantRecord, stanzaID: str) -> None:
+    def _reflectionTimedOut(self, record: OccupantRecord, stanzaID: str) -> None:
         pending = record.sends.pop(stanzaID, None)
         if pending is not None:
             self._log.warn(
@@ -880,7 +571,7 @@ class OccupantService(XMPPHandler):
         @raise LinkLost: the link is down and its queue full.
         """
         record = self._record(roomJID, realJID)
-        if record.state not in _IN_ROOM:
+        if record.state not in IN_ROOM:
             raise NotInRoom(f"not in the room ({record.state.value})")
         stanzaID = stanzaID or self.idFactory()
         recipient = jid.JID(tuple=(record.roomJID.user, record.roomJID.host, nick))
@@ -902,7 +593,7 @@ class OccupantService(XMPPHandler):
             if state is ChatStateNotification.GONE:
                 raise ValueError("no <gone/> to a room (XEP-0085, R-202)")
         record = self._record(roomJID, realJID)
-        if record.state not in _IN_ROOM:
+        if record.state not in IN_ROOM:
             raise NotInRoom(f"not in the room ({record.state.value})")
         if nick is None:
             element = buildMessage(record.realJID, record.roomJID, "groupchat", None, None, state)
@@ -1029,7 +720,7 @@ class OccupantService(XMPPHandler):
                 roomJID=record.roomJID.userhost(), realJID=record.realJID.full(),
             )
 
-    def _available(self, record: _OccupantRecord, presence: MUCPresence) -> None:
+    def _available(self, record: OccupantRecord, presence: MUCPresence) -> None:
         nick = presence.sender.resource
         if not nick:
             return
@@ -1063,18 +754,18 @@ class OccupantService(XMPPHandler):
             return
         if nick == record.nick:
             record.self_ = occupantOf(presence, True)
-            if record.state in _IN_ROOM:
+            if record.state in IN_ROOM:
                 self.handler.occupantAvailable(record.roomJID, record.realJID, record.self_, False)
             return
         self._otherAvailable(record, presence)
 
-    def _otherAvailable(self, record: _OccupantRecord, presence: MUCPresence) -> None:
+    def _otherAvailable(self, record: OccupantRecord, presence: MUCPresence) -> None:
         occupant = occupantOf(presence, False)
         new = not record.roster.has(record, occupant.nick)
         record.roster.put(record, occupant)
         self.handler.occupantAvailable(record.roomJID, record.realJID, occupant, new)
 
-    def _joinCompleted(self, record: _OccupantRecord, presence: MUCPresence) -> None:
+    def _joinCompleted(self, record: OccupantRecord, presence: MUCPresence) -> None:
         record.nick = presence.sender.resource
         record.self_ = occupantOf(presence, True)
         record.created = 201 in presence.statusCodes
@@ -1095,11 +786,11 @@ class OccupantService(XMPPHandler):
             return
         self._finishJoin(record, locked=record.created)
 
-    def _configured(self, record: _OccupantRecord) -> None:
+    def _configured(self, record: OccupantRecord) -> None:
         if record.state is OccupantState.CONFIGURING:
             self._finishJoin(record, locked=False)
 
-    def _configurationFailed(self, record: _OccupantRecord, failure: Failure) -> None:
+    def _configurationFailed(self, record: OccupantRecord, failure: Failure) -> None:
         if record.state is not OccupantState.CONFIGURING or record.join is None:
             return
         self._log.warn(
@@ -1110,7 +801,7 @@ class OccupantService(XMPPHandler):
         waiter, record.join = record.join, None
         # Leave the locked room again: nobody else could enter it.
         record.state = OccupantState.LEAVING
-        record.leave = _Waiter(
+        record.leave = Waiter(
             self.clock,
             self.timeout,
             lambda: self._finishLeft(record, Removal(LeftReason.LEFT), confirmed=False),
@@ -1124,7 +815,7 @@ class OccupantService(XMPPHandler):
             self._finishLeft(record, Removal(LeftReason.LEFT), confirmed=False)
         waiter.errback(OccupantError("undefined-condition", failure.getErrorMessage(), stanzaError))
 
-    def _finishJoin(self, record: _OccupantRecord, locked: bool) -> None:
+    def _finishJoin(self, record: OccupantRecord, locked: bool) -> None:
         record.state = OccupantState.JOINED
         record.lostAt = None
         assert record.self_ is not None
@@ -1145,7 +836,7 @@ class OccupantService(XMPPHandler):
         if waiter is not None:
             waiter.callback(result)
 
-    def _unavailable(self, record: _OccupantRecord, presence: MUCPresence) -> None:
+    def _unavailable(self, record: OccupantRecord, presence: MUCPresence) -> None:
         nick = presence.sender.resource
         if not nick:
             return
@@ -1184,7 +875,7 @@ class OccupantService(XMPPHandler):
             return
         self._finishLeft(record, removal, confirmed=True)
 
-    def _finishLeft(self, record: _OccupantRecord, removal: Removal, confirmed: bool) -> None:
+    def _finishLeft(self, record: OccupantRecord, removal: Removal, confirmed: bool) -> None:
         if self._occupants.get(record.key) is not record:
             return
         self._forget(record)
@@ -1206,12 +897,12 @@ class OccupantService(XMPPHandler):
             if record.leave is not None:
                 record.leave.callback(confirmed)
 
-    def _failSends(self, record: _OccupantRecord, reason: Exception) -> None:
+    def _failSends(self, record: OccupantRecord, reason: Exception) -> None:
         sends, record.sends = record.sends, {}
         for pending in sends.values():
             pending.waiter.errback(reason)
 
-    def _presenceError(self, record: _OccupantRecord, element: domish.Element) -> None:
+    def _presenceError(self, record: OccupantRecord, element: domish.Element) -> None:
         failure = errorFromStanza(element)
         if record.state is OccupantState.JOINING:
             self._log.info(
@@ -1314,7 +1005,7 @@ class OccupantService(XMPPHandler):
             return True
         return False
 
-    def _groupchat(self, record: _OccupantRecord, element: domish.Element) -> None:
+    def _groupchat(self, record: OccupantRecord, element: domish.Element) -> None:
         chatState = chatStateOf(element)
         originID = originIDOf(element)
         message = muc.GroupChat.fromElement(element)
@@ -1350,8 +1041,8 @@ class OccupantService(XMPPHandler):
         self.handler.groupchatReceived(record.roomJID, record.realJID, result)
 
     def _matchReflection(
-        self, record: _OccupantRecord, stanzaID: str | None, originID: str | None, body: str
-    ) -> _PendingSend | None:
+        self, record: OccupantRecord, stanzaID: str | None, originID: str | None, body: str
+    ) -> PendingSend | None:
         for candidate in (stanzaID, originID):
             if candidate and candidate in record.sends:
                 return record.sends.pop(candidate)
@@ -1362,7 +1053,7 @@ class OccupantService(XMPPHandler):
                 return record.sends.pop(key)
         return None
 
-    def _private(self, record: _OccupantRecord, element: domish.Element) -> None:
+    def _private(self, record: OccupantRecord, element: domish.Element) -> None:
         chatState = chatStateOf(element)
         message = muc.PrivateChat.fromElement(element)
         nick = message.sender.resource
@@ -1379,7 +1070,7 @@ class OccupantService(XMPPHandler):
             PrivateMessage(nick, message.body, message.stanzaID, chatState, stampOf(delay)),
         )
 
-    def _messageError(self, record: _OccupantRecord, element: domish.Element) -> None:
+    def _messageError(self, record: OccupantRecord, element: domish.Element) -> None:
         stanzaError = stanzaErrorOf(element)
         stanzaID = element.getAttribute("id")
         pending = record.sends.pop(stanzaID, None) if stanzaID else None
@@ -1392,79 +1083,6 @@ class OccupantService(XMPPHandler):
             pending.waiter.errback(stanzaError)
             return
         self.handler.messageFailed(record.roomJID, record.realJID, stanzaID, stanzaError)
-
-    # -- what nobody else took (RFC 6120 section 8.2.3, 8.3) --------------------
-
-    def _reply(self, element: domish.Element, condition: str) -> None:
-        try:
-            self._send(error.StanzaError(condition).toResponse(element))
-        except LinkLost as e:
-            self._log.warn("Cannot answer a stanza: {error}", error=e)
-
-    def _unhandledIQ(self, iq: domish.Element) -> None:
-        """
-        An IQ get/set to our domain that no handler took: C{result} for a
-        XEP-0199 ping of the domain, else C{service-unavailable} (RFC 6120
-        section 8.2.3: every get and set gets an answer).
-        """
-        if isHandled(iq) or not _ours(self, iq):
-            return
-        markHandled(iq)
-        child = next(iter(iq.elements()), None)
-        recipient = jid.internJID(iq["to"])
-        if (
-            iq.getAttribute("type") == "get"
-            and child is not None
-            and (child.uri, child.name) == (NS_PING, "ping")
-            and not recipient.user
-        ):
-            try:
-                self._send(xmlstream.toResponse(iq, "result"))
-            except LinkLost as e:
-                self._log.warn("Cannot answer a ping: {error}", error=e)
-            return
-        self._reply(iq, "service-unavailable")
-
-    def _unhandledMessage(self, message: domish.Element) -> None:
-        """
-        A message to our domain that no handler took (a chat to a SIP
-        user's JID, or a room's message to an occupant we no longer have):
-        C{service-unavailable} to its sender, never silence (RFC 6120
-        section 8.3; a room that still lists a ghost of ours removes it).
-        """
-        if isHandled(message) or not _ours(self, message):
-            return
-        markHandled(message)
-        if message.getAttribute("type") == "error":
-            return
-        self._log.info(
-            "Message from {peer} to {to} refused: no such occupant or user",
-            peer=message.getAttribute("from"),
-            to=message.getAttribute("to"),
-        )
-        self._reply(message, "service-unavailable")
-
-    def _unhandledPresence(self, presence: domish.Element) -> None:
-        """
-        Available presence from a room to an occupant we no longer have (a
-        ghost the room kept, e.g. across its restart): an error back, so
-        that the room removes it.  Unavailable, error and subscription
-        presences get nothing (no loops; the gateway keeps no rosters).
-        """
-        if isHandled(presence) or not _ours(self, presence):
-            return
-        markHandled(presence)
-        if presence.getAttribute("type") not in (None, "available"):
-            return
-        sender = presence.getAttribute("from") or ""
-        if "/" not in sender:
-            return
-        self._log.info(
-            "Presence from {peer} to {to} refused: no such occupant",
-            peer=sender,
-            to=presence.getAttribute("to"),
-        )
-        self._reply(presence, "service-unavailable")
 
     # -- IQs to our users' real JIDs (XEP-0410, XEP-0030) ----------------------
 
@@ -1490,7 +1108,7 @@ class OccupantService(XMPPHandler):
         except LinkLost as e:
             self._log.warn("Cannot answer an IQ: {error}", error=e)
 
-    def _recordsOf(self, realJID: jid.JID) -> list[_OccupantRecord]:
+    def _recordsOf(self, realJID: jid.JID) -> list[OccupantRecord]:
         full = realJID.full()
         return [r for r in self._occupants.values() if r.realJID.full() == full]
 
@@ -1510,35 +1128,6 @@ class OccupantService(XMPPHandler):
 
     def _answerDiscoInfo(self, iq: domish.Element, recipient: jid.JID, node: str | None) -> None:
         self._send(discoInfoReply(iq, bool(self._recordsOf(recipient)), node))
-
-
-def _ours(service: OccupantService, element: domish.Element) -> bool:
-    """
-    Whether a stanza is addressed to the service's domain.
-    """
-    try:
-        recipient = jid.internJID(element["to"])
-    except (KeyError, *BAD_JID):
-        return False
-    return bool(recipient.host == service.domain)
-
-
-def _chain(deferred: defer.Deferred[Any]) -> defer.Deferred[Any]:
-    """
-    A new Deferred firing with C{deferred}'s result, leaving it untouched
-    (several callers may wait for one leave).
-    """
-    result: defer.Deferred[Any] = defer.Deferred()
-
-    def passOn(value: object) -> object:
-        if isinstance(value, Failure):
-            result.errback(value)
-        else:
-            result.callback(value)
-        return value
-
-    deferred.addBoth(passOn)
-    return result
 
 
 __all__ = [

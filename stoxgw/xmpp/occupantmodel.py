@@ -13,9 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from twisted.words.protocols.jabber import error, jid
+from twisted.words.xish import domish
 from zope.interface import Interface
 
-from stoxgw.xmpp.stanzas import ChatStateNotification
+from stoxgw.xmpp.stanzas import (
+    ChatStateNotification,
+    MUCPresence,
+    MUCStatus,
+    internText,
+    removalStatus,
+    stanzaErrorOf,
+)
 
 OccupantKey = tuple[jid.JID, jid.JID]
 
@@ -263,6 +271,73 @@ class RemovedWhileJoining(OccupantError):
     def __init__(self, removal: Removal) -> None:
         super().__init__("undefined-condition", f"removed while joining: {removal.reason.value}")
         self.removal = removal
+
+
+# --- from stanzas ----------------------------------------------------------
+
+
+#: Which removal a status code says (the precedence among several is
+#: L{stoxgw.xmpp.stanzas.MUC_REMOVAL_STATUSES}).
+_LEFT_REASONS = {
+    MUCStatus.SHUTDOWN: LeftReason.SHUTDOWN,
+    MUCStatus.TECHNICAL_ERROR: LeftReason.TECHNICAL,
+    MUCStatus.BANNED: LeftReason.BANNED,
+    MUCStatus.AFFILIATION_CHANGED: LeftReason.AFFILIATION_CHANGED,
+    MUCStatus.MEMBERS_ONLY: LeftReason.MEMBERS_ONLY,
+    MUCStatus.KICKED: LeftReason.KICKED,
+}
+
+
+def leftReason(codes: frozenset[int], destroyed: bool = False) -> LeftReason:
+    """
+    Classify an unavailable presence: destruction wins over everything,
+    then the status codes in L{MUC_REMOVAL_STATUSES
+    <stoxgw.xmpp.stanzas.MUC_REMOVAL_STATUSES>} order.
+    """
+    if destroyed:
+        return LeftReason.DESTROYED
+    status = removalStatus(codes)
+    return LeftReason.LEFT if status is None else _LEFT_REASONS[status]
+
+
+def occupantOf(presence: MUCPresence, isSelf: bool) -> Occupant:
+    """
+    @return: the roster entry a presence describes (its affiliation, role
+        and show interned: a room of n occupants sends each value n times).
+    """
+    return Occupant(
+        nick=presence.sender.resource or "",
+        affiliation=internText(presence.affiliation),
+        role=internText(presence.role),
+        jid=presence.entity,
+        show=internText(presence.show),
+        status=presence.statuses.get(None) or next(iter(presence.statuses.values()), None),
+        isSelf=isSelf,
+        statusCodes=presence.statusCodes,
+    )
+
+
+def removalOf(presence: MUCPresence) -> Removal:
+    """
+    @return: why an unavailable presence takes its occupant out.
+    """
+    return Removal(
+        reason=leftReason(presence.statusCodes, presence.destroyed),
+        statusCodes=presence.statusCodes,
+        actor=presence.actor,
+        text=presence.destroyReason if presence.destroyed else presence.reasonText,
+        alternate=presence.alternate,
+    )
+
+
+def errorFromStanza(element: domish.Element) -> OccupantError:
+    """
+    The exception for an error presence received while joining or changing
+    nick: an L{OccupantError} with the stanza error's condition.
+    """
+    stanzaError = stanzaErrorOf(element)
+    condition = getattr(stanzaError, "condition", None) or "undefined-condition"
+    return OccupantError(condition, getattr(stanzaError, "text", None), stanzaError)
 
 
 # --- the handler interface ---------------------------------------------------
