@@ -34,8 +34,8 @@ Presence without the MUC C{<x/>} from a non-occupant is treated as a join
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from twisted.internet import defer
@@ -50,44 +50,32 @@ from wokkel.subprotocols import XMPPHandler
 from zope.interface import Interface
 
 from stoxgw.rooms.model import (
-    Affiliation,
-    Anonymity,
     HistoryEntry,
     HistoryRequest,
-    NickChanged,
     NickConflict,
     Participant,
-    ParticipantJoined,
-    ParticipantLeft,
-    ParticipantUpdated,
     RemovalReason,
-    Role,
     Room,
     RoomEvent,
     Subject,
-    SubjectChanged,
     UnknownParticipant,
 )
 from stoxgw.rooms.nicks import InvalidNickname, comparisonKey, enforce
+from stoxgw.xmpp.mucroom import REMOVAL_STATUS, MUCRoom, RoomOccupant
 from stoxgw.xmpp.stanzas import (
     NS_CHATSTATES,
-    NS_DELAY,
     NS_MUC,
     NS_MUC_USER,
     NS_PING,
     ChatStateNotification,
     MUCStatus,
     mucError,
+    roomMessage,
 )
 
 #: XEP-0085 chat states.
 CHAT_STATES = frozenset(state.value for state in ChatStateNotification)
 
-_REMOVAL_STATUS = {
-    RemovalReason.KICKED: MUCStatus.KICKED,
-    RemovalReason.SHUTDOWN: MUCStatus.SHUTDOWN,
-    RemovalReason.ERROR: MUCStatus.TECHNICAL_ERROR,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,48 +194,6 @@ class IRoomBackend(Interface):
         """
 
 
-@dataclass
-class _Occupant:
-    """
-    An XMPP user in a room through this service.
-
-    @ivar nick: its nick (RFC 7700-enforced).
-    @ivar bareJID: the user's bare JID.
-    @ivar sessions: the full JIDs of its sessions, in order of entry.
-    """
-
-    nick: str
-    bareJID: str
-    sessions: list[JID] = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        return comparisonKey(self.nick)
-
-
-@dataclass
-class _RoomState:
-    """
-    A room and the XMPP users this service serves in it.
-    """
-
-    room: Room
-    occupants: dict[str, _Occupant] = field(default_factory=dict)
-    pendingJoins: dict[str, str] = field(default_factory=dict)
-    pendingNickChanges: set[str] = field(default_factory=set)
-
-    def occupantOf(self, session: JID) -> _Occupant | None:
-        for occupant in self.occupants.values():
-            if session in occupant.sessions:
-                return occupant
-        return None
-
-    def sessions(self) -> Iterator[tuple[_Occupant, JID]]:
-        for occupant in list(self.occupants.values()):
-            for session in list(occupant.sessions):
-                yield occupant, session
-
-
 def _parseStamp(value: str) -> datetime | None:
     try:
         stamp = datetime.fromisoformat(value.strip())
@@ -256,17 +202,6 @@ def _parseStamp(value: str) -> datetime | None:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=timezone.utc)
     return stamp
-
-
-def _formatStamp(stamp: datetime) -> str:
-    """
-    XEP-0082 DateTime in UTC, as XEP-0203 requires (R-204).
-    """
-    utc = stamp.astimezone(timezone.utc)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    if utc.microsecond:
-        text += f".{utc.microsecond // 1000:03d}"
-    return text + "Z"
 
 
 def _nonNegative(value: str | None) -> int | None:
@@ -353,7 +288,7 @@ class MUCService(XMPPHandler):
             prefix = f"stoxgw-{id(self):x}-"
             idFactory = lambda: prefix + str(next(counter))  # noqa: E731
         self._newID = idFactory
-        self._rooms: dict[str, _RoomState] = {}
+        self._rooms: dict[str, MUCRoom] = {}
 
     # -- registry -------------------------------------------------------
 
@@ -369,7 +304,7 @@ class MUCService(XMPPHandler):
         if roomJID.userhost() in self._rooms:
             raise ValueError(f"room {room.address} exists")
         room.address = roomJID.userhost()
-        self._rooms[room.address] = _RoomState(room)
+        self._rooms[room.address] = MUCRoom(room, self._send, self._newID, self._now)
         self._log.info("Room {roomJID} created", roomJID=room.address)
 
     def sendInvitation(
@@ -511,118 +446,6 @@ class MUCService(XMPPHandler):
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
 
-    # -- element builders -------------------------------------------------
-
-    def _showJID(self, state: _RoomState) -> bool:
-        return state.room.settings.anonymity is Anonymity.NON_ANONYMOUS
-
-    def _presence(
-        self,
-        state: _RoomState,
-        nick: str,
-        to: JID,
-        participant: Participant | None,
-        *,
-        unavailable: bool = False,
-        statuses: Iterable[int] = (),
-        itemNick: str | None = None,
-        reason: str | None = None,
-        statusText: str | None = None,
-        presenceID: str | None = None,
-    ) -> domish.Element:
-        """
-        An occupant presence with exactly one muc#user C{<x/>} (R-185).
-        """
-        presence = domish.Element((None, "presence"))
-        presence["from"] = f"{state.room.address}/{nick}"
-        presence["to"] = to.full()
-        if presenceID is not None:
-            presence["id"] = presenceID
-        if unavailable:
-            presence["type"] = "unavailable"
-        elif participant is not None and participant.show:
-            presence.addElement("show", content=participant.show)
-        text = (
-            statusText if unavailable else (participant.status if participant else None)
-        )
-        if text:
-            presence.addElement("status", content=text)
-        x = presence.addElement((NS_MUC_USER, "x"))
-        item = x.addElement("item")
-        if participant is None or unavailable:
-            item["affiliation"] = (
-                participant.affiliation if participant else Affiliation.NONE
-            ).value
-            item["role"] = Role.NONE.value
-        else:
-            item["affiliation"] = participant.affiliation.value
-            item["role"] = participant.role.value
-        if participant is not None and participant.realAddress and self._showJID(state):
-            try:
-                item["jid"] = JID(participant.realAddress).full()
-            except InvalidFormat:
-                pass
-        if itemNick is not None:
-            item["nick"] = itemNick
-        if reason:
-            item.addElement("reason", content=reason)
-        for code in sorted(set(statuses)):
-            x.addElement("status")["code"] = str(int(code))
-        return presence
-
-    def _groupchat(
-        self,
-        state: _RoomState,
-        nick: str | None,
-        to: JID,
-        body: str | None,
-        messageID: str | None,
-        stamp: datetime | None = None,
-        chatState: str | None = None,
-    ) -> domish.Element:
-        message = domish.Element((None, "message"))
-        message["from"] = (
-            state.room.address if nick is None else f"{state.room.address}/{nick}"
-        )
-        message["to"] = to.full()
-        message["type"] = "groupchat"
-        message["id"] = messageID if messageID else self._newID()
-        if body is not None:
-            message.addElement("body", content=body)
-        if chatState is not None:
-            message.addElement((NS_CHATSTATES, chatState))
-        if stamp is not None:
-            delay = message.addElement((NS_DELAY, "delay"))
-            delay["from"] = state.room.address
-            delay["stamp"] = _formatStamp(stamp)
-        return message
-
-    def _subjectMessage(self, state: _RoomState, to: JID) -> domish.Element:
-        """
-        The subject message (XEP-0045 section 7.2.15): from the room, no
-        body, an empty C{<subject/>} if there is none (R-189, R-217).
-        """
-        subject = state.room.subject or Subject()
-        message = domish.Element((None, "message"))
-        message["from"] = state.room.address
-        message["to"] = to.full()
-        message["type"] = "groupchat"
-        message["id"] = self._newID()
-        message.addElement("subject", content=subject.text)
-        if subject.when is not None:
-            delay = message.addElement((NS_DELAY, "delay"))
-            delay["from"] = state.room.address
-            delay["stamp"] = _formatStamp(subject.when)
-        return message
-
-    def _selfStatuses(self, state: _RoomState) -> set[int]:
-        statuses: set[int] = {MUCStatus.SELF}
-        if self._showJID(state):
-            statuses.add(MUCStatus.NON_ANONYMOUS)
-        if state.room.settings.logged:
-            statuses.add(MUCStatus.LOGGING)
-        return statuses
-
     # -- incoming presence ------------------------------------------------
 
     def _onPresence(self, presence: domish.Element) -> None:
@@ -696,7 +519,7 @@ class MUCService(XMPPHandler):
     def _join(
         self,
         roomJID: str,
-        state: _RoomState | None,
+        state: MUCRoom | None,
         sender: JID,
         nick: str,
         presence: domish.Element,
@@ -747,7 +570,7 @@ class MUCService(XMPPHandler):
                 return
             current.pendingJoins.pop(sender.full(), None)
             given = nick
-            statuses = self._selfStatuses(current)
+            statuses = current.selfStatuses()
             if result is not None and result.nick is not None:
                 try:
                     given = enforce(result.nick)
@@ -772,8 +595,8 @@ class MUCService(XMPPHandler):
                 self._replyError(presence, mucError("conflict"), roomJID)
                 self.backend.left(roomJID, given, sender.full(), None)
                 return
-            self._completeJoin(
-                current, sender, given, show, status, history, statuses, presenceID
+            current.enter(
+                sender, given, show, status, history, statuses, presenceID
             )
 
         def refused(failure: Failure) -> None:
@@ -795,7 +618,7 @@ class MUCService(XMPPHandler):
         )
 
     def _nickTaken(
-        self, state: _RoomState, key: str, sender: JID, remote: bool = True
+        self, state: MUCRoom, key: str, sender: JID, remote: bool = True
     ) -> bool:
         """
         Whether the nick is held by anybody but the sender's own user (whose
@@ -814,85 +637,10 @@ class MUCService(XMPPHandler):
                 return True
         return False
 
-    def _completeJoin(
-        self,
-        state: _RoomState,
-        sender: JID,
-        nick: str,
-        show: str | None,
-        status: str | None,
-        history: HistoryRequest | None,
-        statuses: set[int],
-        presenceID: str | None,
-    ) -> None:
-        """
-        Enter the session and send the XEP-0045 section 7.2 sequence
-        (R-184): others' presences, the new presence to the others, the
-        self-presence last, history, subject.
-        """
-        room = state.room
-        key = comparisonKey(nick)
-        occupant = state.occupants.get(key)
-        if occupant is None:
-            occupant = _Occupant(nick, sender.userhost(), [sender])
-            participant = Participant(
-                nick=nick, realAddress=sender.full(), show=show, status=status
-            )
-            room.join(participant)
-            state.occupants[key] = occupant
-        else:
-            occupant.sessions.append(sender)
-            participant = room.get(nick) or Participant(nick=nick)
-            nick = occupant.nick
-        participant = room.get(nick) or participant
-        self._log.info(
-            "{realJID} entered {roomJID} as {nick}",
-            realJID=sender.full(),
-            roomJID=room.address,
-            nick=nick,
-        )
-        # 1. the occupants' presences (everyone but the new occupant)
-        for other in room.participants:
-            if other.key != key:
-                self._send(self._presence(state, other.nick, sender, other))
-        # 2. the new occupant's presence to every other session
-        for otherOccupant, session in state.sessions():
-            if session == sender:
-                continue
-            own = {MUCStatus.SELF} if otherOccupant is occupant else set()
-            self._send(self._presence(state, nick, session, participant, statuses=own))
-        # 3. the self-presence, last of the presences
-        self._send(
-            self._presence(
-                state,
-                nick,
-                sender,
-                participant,
-                statuses=statuses,
-                presenceID=presenceID,
-            )
-        )
-
-        # 4. history, within the requested limits
-        def size(entry: HistoryEntry) -> int:
-            return len(self._historyMessage(state, sender, entry).toXml())
-
-        for entry in room.selectHistory(history, self._now(), size):
-            self._send(self._historyMessage(state, sender, entry))
-        # 5. the subject, always
-        self._send(self._subjectMessage(state, sender))
-
-    def _historyMessage(
-        self, state: _RoomState, to: JID, entry: HistoryEntry
-    ) -> domish.Element:
-        return self._groupchat(
-            state, entry.nick, to, entry.body, entry.messageID, entry.timestamp
-        )
-
     # -- presence update, nick change, exit ------------------------------------
 
     def _presenceUpdate(
-        self, state: _RoomState, occupant: _Occupant, presence: domish.Element
+        self, state: MUCRoom, occupant: RoomOccupant, presence: domish.Element
     ) -> None:
         """
         XEP-0045 section 7.7: broadcast the new availability.
@@ -913,7 +661,7 @@ class MUCService(XMPPHandler):
                 status=status,
             )
         )
-        self._broadcastEvent(state, event)
+        state.broadcastEvent(event)
         sender = self._sender(presence)
         self.backend.presenceChanged(
             state.room.address,
@@ -925,8 +673,8 @@ class MUCService(XMPPHandler):
 
     def _changeNick(
         self,
-        state: _RoomState,
-        occupant: _Occupant,
+        state: MUCRoom,
+        occupant: RoomOccupant,
         sender: JID,
         newNick: str,
         presence: domish.Element,
@@ -969,7 +717,7 @@ class MUCService(XMPPHandler):
                 (occupant.key if key == oldKey else key): value
                 for key, value in state.occupants.items()
             }
-            self._broadcastEvent(state, event, modified=given != newNick)
+            state.broadcastEvent(event, modified=given != newNick)
 
         def refused(failure: Failure) -> None:
             state.pendingNickChanges.discard(occupant.key)
@@ -983,7 +731,7 @@ class MUCService(XMPPHandler):
             )
         )
 
-    def _leave(self, state: _RoomState, session: JID, status: str | None) -> None:
+    def _leave(self, state: MUCRoom, session: JID, status: str | None) -> None:
         """
         XEP-0045 section 7.14: one session leaves; the occupant leaves with
         its last session.
@@ -995,9 +743,7 @@ class MUCService(XMPPHandler):
         occupant.sessions.remove(session)
         roomJID = state.room.address
         self._send(
-            self._presence(
-                state,
-                occupant.nick,
+            state.presence(occupant.nick,
                 session,
                 participant,
                 unavailable=True,
@@ -1009,7 +755,7 @@ class MUCService(XMPPHandler):
             del state.occupants[occupant.key]
             if participant is not None:
                 event = state.room.leave(occupant.nick)
-                self._broadcastEvent(state, event, statusText=status)
+                state.broadcastEvent(event, statusText=status)
         self._log.info(
             "{realJID} left {roomJID} ({nick})",
             realJID=session.full(),
@@ -1017,95 +763,6 @@ class MUCService(XMPPHandler):
             nick=occupant.nick,
         )
         self.backend.left(roomJID, occupant.nick, session.full(), status)
-
-    # -- broadcasting model events ----------------------------------------------
-
-    def _broadcastEvent(
-        self,
-        state: _RoomState,
-        event: RoomEvent,
-        *,
-        modified: bool = False,
-        statusText: str | None = None,
-        removal: RemovalReason | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """
-        Render a roster or subject change for every session (own sessions
-        get status 110).
-        """
-        for occupant, session in state.sessions():
-            own = isinstance(
-                event, (ParticipantJoined, ParticipantLeft, ParticipantUpdated)
-            ) and (comparisonKey(self._eventNick(event)) == occupant.key)
-            if isinstance(event, NickChanged):
-                own = event.new.key == occupant.key
-                self._send(
-                    self._presence(
-                        state,
-                        event.old.nick,
-                        session,
-                        event.new,
-                        unavailable=True,
-                        statuses={MUCStatus.NICK_CHANGED}
-                        | ({MUCStatus.SELF} if own else set()),
-                        itemNick=event.new.nick,
-                    )
-                )
-                statuses = {MUCStatus.SELF} if own else set()
-                if own and modified:
-                    statuses.add(MUCStatus.NICK_MODIFIED)
-                self._send(
-                    self._presence(
-                        state, event.new.nick, session, event.new, statuses=statuses
-                    )
-                )
-            elif isinstance(event, ParticipantJoined):
-                self._send(
-                    self._presence(
-                        state,
-                        event.participant.nick,
-                        session,
-                        event.participant,
-                        statuses={MUCStatus.SELF} if own else set(),
-                    )
-                )
-            elif isinstance(event, ParticipantUpdated):
-                self._send(
-                    self._presence(
-                        state,
-                        event.new.nick,
-                        session,
-                        event.new,
-                        statuses={MUCStatus.SELF} if own else set(),
-                    )
-                )
-            elif isinstance(event, ParticipantLeft):
-                statuses = set()
-                if removal is not None:
-                    statuses.add(_REMOVAL_STATUS[removal])
-                self._send(
-                    self._presence(
-                        state,
-                        event.participant.nick,
-                        session,
-                        event.participant,
-                        unavailable=True,
-                        statuses=statuses,
-                        statusText=statusText,
-                        reason=reason,
-                    )
-                )
-            elif isinstance(event, SubjectChanged):
-                self._send(self._subjectMessage(state, session))
-
-    @staticmethod
-    def _eventNick(
-        event: ParticipantJoined | ParticipantLeft | ParticipantUpdated,
-    ) -> str:
-        if isinstance(event, ParticipantUpdated):
-            return event.new.nick
-        return event.participant.nick
 
     # -- incoming messages --------------------------------------------------------
 
@@ -1129,7 +786,7 @@ class MUCService(XMPPHandler):
         return True
 
     def _onInvitation(
-        self, state: _RoomState, sender: JID, message: domish.Element, roomJID: str
+        self, state: MUCRoom, sender: JID, message: domish.Element, roomJID: str
     ) -> bool:
         """
         A mediated invitation (XEP-0045 7.8.2, RFC 7702 section 5.7) from
@@ -1216,9 +873,7 @@ class MUCService(XMPPHandler):
                 for other, session in state.sessions():
                     if other is not occupant:
                         self._send(
-                            self._groupchat(
-                                state,
-                                occupant.nick,
+                            state.groupchat(occupant.nick,
                                 session,
                                 None,
                                 None,
@@ -1230,8 +885,8 @@ class MUCService(XMPPHandler):
 
     def _sendGroupChat(
         self,
-        state: _RoomState,
-        occupant: _Occupant,
+        state: MUCRoom,
+        occupant: RoomOccupant,
         sender: JID,
         message: domish.Element,
         body: str,
@@ -1264,8 +919,7 @@ class MUCService(XMPPHandler):
             state.room.record(entry)
             for _occupant, session in state.sessions():
                 self._send(
-                    self._groupchat(
-                        state, nick, session, body, reflectedID, chatState=chatState
+                    state.groupchat(nick, session, body, reflectedID, chatState=chatState
                     )
                 )
 
@@ -1288,7 +942,7 @@ class MUCService(XMPPHandler):
 
     def _onPrivateMessage(
         self,
-        state: _RoomState,
+        state: MUCRoom,
         sender: JID,
         toNick: str,
         message: domish.Element,
@@ -1390,7 +1044,7 @@ class MUCService(XMPPHandler):
 
     # -- pushes from the SIP room ---------------------------------------------------
 
-    def _state(self, roomJID: str) -> _RoomState:
+    def _state(self, roomJID: str) -> MUCRoom:
         state = self._rooms.get(self._roomKey(roomJID))
         if state is None:
             raise KeyError(f"no room {roomJID}")
@@ -1410,7 +1064,7 @@ class MUCService(XMPPHandler):
         if participant.key in state.occupants:
             return False
         event = state.room.join(participant)
-        self._broadcastEvent(state, event)
+        state.broadcastEvent(event)
         return True
 
     def participantLeft(
@@ -1435,8 +1089,7 @@ class MUCService(XMPPHandler):
             )
             return
         event = state.room.leave(nick, reason)
-        self._broadcastEvent(
-            state, event, statusText=status, removal=reason, reason=reasonText
+        state.broadcastEvent(event, statusText=status, removal=reason, reason=reasonText
         )
 
     def participantNickChanged(self, roomJID: str, nick: str, newNick: str) -> None:
@@ -1451,7 +1104,7 @@ class MUCService(XMPPHandler):
         if comparisonKey(nick) in state.occupants:
             return
         event = state.room.changeNick(nick, newNick)
-        self._broadcastEvent(state, event)
+        state.broadcastEvent(event)
 
     def participantUpdated(self, roomJID: str, participant: Participant) -> None:
         """
@@ -1464,7 +1117,7 @@ class MUCService(XMPPHandler):
         if participant.key in state.occupants:
             return
         event = state.room.update(participant)
-        self._broadcastEvent(state, event)
+        state.broadcastEvent(event)
 
     def rosterReplaced(
         self, roomJID: str, participants: Iterable[Participant]
@@ -1485,7 +1138,7 @@ class MUCService(XMPPHandler):
         remote = [p for p in participants if p.key not in state.occupants]
         events = state.room.replaceRoster(list(local.values()) + remote)
         for event in events:
-            self._broadcastEvent(state, event)
+            state.broadcastEvent(event)
         return events
 
     def groupChatReceived(
@@ -1511,8 +1164,7 @@ class MUCService(XMPPHandler):
         stamp = entry.timestamp if delayed else None
         for _occupant, session in state.sessions():
             self._send(
-                self._groupchat(
-                    state, entry.nick, session, entry.body, entry.messageID, stamp
+                state.groupchat(entry.nick, session, entry.body, entry.messageID, stamp
                 )
             )
 
@@ -1529,13 +1181,17 @@ class MUCService(XMPPHandler):
         for occupant, session in roomState.sessions():
             if toNick is not None and occupant.key != comparisonKey(toNick):
                 continue
-            message = self._groupchat(
-                roomState, nick, session, None, None, chatState=state
+            private = toNick is not None
+            self._send(
+                roomMessage(
+                    f"{roomState.room.address}/{nick}",
+                    session.full(),
+                    "chat" if private else "groupchat",
+                    self._newID(),
+                    chatState=state,
+                    mucUser=private,
+                )
             )
-            if toNick is not None:
-                message["type"] = "chat"
-                message.addElement((NS_MUC_USER, "x"))
-            self._send(message)
 
     def privateMessageReceived(
         self,
@@ -1560,17 +1216,16 @@ class MUCService(XMPPHandler):
             raise UnknownParticipant(toNick)
         messageID = messageID or self._newID()
         for session in occupant.sessions:
-            message = domish.Element((None, "message"))
-            message["from"] = f"{state.room.address}/{fromNick}"
-            message["to"] = session.full()
-            message["type"] = "chat"
-            message["id"] = messageID
-            message.addElement("body", content=body)
-            message.addElement((NS_MUC_USER, "x"))
-            if timestamp is not None:
-                delay = message.addElement((NS_DELAY, "delay"))
-                delay["from"] = state.room.address
-                delay["stamp"] = _formatStamp(timestamp)
+            message = roomMessage(
+                f"{state.room.address}/{fromNick}",
+                session.full(),
+                "chat",
+                messageID,
+                body,
+                stamp=timestamp,
+                delayFrom=state.room.address,
+                mucUser=True,
+            )
             self._send(message)
 
     def subjectChanged(self, roomJID: str, subject: Subject) -> None:
@@ -1581,7 +1236,7 @@ class MUCService(XMPPHandler):
         @raise KeyError: no such room.
         """
         state = self._state(roomJID)
-        self._broadcastEvent(state, state.room.setSubject(subject))
+        state.broadcastEvent(state.room.setSubject(subject))
 
     def occupantRemoved(
         self, roomJID: str, nick: str, reason: RemovalReason, text: str | None = None
@@ -1600,12 +1255,10 @@ class MUCService(XMPPHandler):
         if occupant is None:
             raise UnknownParticipant(nick)
         participant = state.room.get(occupant.nick)
-        code = _REMOVAL_STATUS[reason]
+        code = REMOVAL_STATUS[reason]
         for session in occupant.sessions:
             self._send(
-                self._presence(
-                    state,
-                    occupant.nick,
+                state.presence(occupant.nick,
                     session,
                     participant,
                     unavailable=True,
@@ -1615,7 +1268,7 @@ class MUCService(XMPPHandler):
             )
         if participant is not None:
             event = state.room.leave(occupant.nick, reason)
-            self._broadcastEvent(state, event, removal=reason, reason=text)
+            state.broadcastEvent(event, removal=reason, reason=text)
         self._log.info(
             "{nick} removed from {roomJID}: {error}",
             nick=occupant.nick,
@@ -1636,9 +1289,7 @@ class MUCService(XMPPHandler):
         state = self._state(roomJID)
         del self._rooms[state.room.address]
         for occupant, session in state.sessions():
-            presence = self._presence(
-                state,
-                occupant.nick,
+            presence = state.presence(occupant.nick,
                 session,
                 None,
                 unavailable=True,

@@ -464,3 +464,145 @@ class PingRequest(generic.Request):
         element: domish.Element = generic.Request.toElement(self)
         element.addElement((NS_PING, "ping"))
         return element
+
+
+# --- the room side's stanzas (XEP-0045 as a service) --------------------------------
+
+
+def formatStamp(stamp: datetime.datetime) -> str:
+    """
+    XEP-0082 DateTime in UTC, as XEP-0203 requires (R-204), with
+    milliseconds when the time has a fraction.
+    """
+    utc = stamp.astimezone(datetime.timezone.utc)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += f".{utc.microsecond // 1000:03d}"
+    return text + "Z"
+
+
+class StampedDelay(Delay):
+    """
+    wokkel's XEP-0203 L{Delay}, keeping the milliseconds of its stamp
+    (wokkel drops fractions of a second, which would reorder the history of
+    a busy room).
+    """
+
+    def toElement(self, legacy: bool = False) -> domish.Element:
+        element: domish.Element = super().toElement(legacy=legacy)
+        if not legacy:
+            element["stamp"] = formatStamp(self.stamp)
+        return element
+
+
+def delayElement(stamp: datetime.datetime, sender: str) -> domish.Element:
+    """
+    @return: a C{<delay/>} (XEP-0203) from C{sender} (a room's address).
+    """
+    element: domish.Element = StampedDelay(stamp, jid.internJID(sender)).toElement()
+    return element
+
+
+def roomMessage(
+    sender: str,
+    recipient: str,
+    messageType: str,
+    messageID: str,
+    body: str | None = None,
+    chatState: str | None = None,
+    stamp: datetime.datetime | None = None,
+    delayFrom: str | None = None,
+    mucUser: bool = False,
+) -> domish.Element:
+    """
+    A message from a room or one of its occupants: groupchat (XEP-0045 7.4,
+    with a XEP-0203 delay for history, 7.2.15) or private (7.5: type chat
+    with the muc#user C{<x/>}).
+
+    Hand-built rather than wokkel's L{GroupChat<wokkel.muc.GroupChat>}:
+    wokkel's messages drop an empty body, and take sender and recipient as
+    parsed JIDs (one stringprep per recipient per message).
+    """
+    message = domish.Element((None, "message"))
+    message["from"] = sender
+    message["to"] = recipient
+    message["type"] = messageType
+    message["id"] = messageID
+    if body is not None:
+        message.addElement("body", content=body)
+    if chatState is not None:
+        message.addElement((NS_CHATSTATES, chatState))
+    if mucUser:
+        message.addElement((NS_MUC_USER, "x"))
+    if stamp is not None:
+        message.addChild(delayElement(stamp, delayFrom or sender))
+    return message
+
+
+def subjectMessage(
+    roomAddress: str,
+    recipient: str,
+    messageID: str,
+    text: str,
+    stamp: datetime.datetime | None = None,
+) -> domish.Element:
+    """
+    The subject message (XEP-0045 section 7.2.15): from the room, no body,
+    an empty C{<subject/>} if there is none (R-189, R-217; wokkel's
+    messages drop an empty subject).
+    """
+    message = domish.Element((None, "message"))
+    message["from"] = roomAddress
+    message["to"] = recipient
+    message["type"] = "groupchat"
+    message["id"] = messageID
+    message.addElement("subject", content=text)
+    if stamp is not None:
+        message.addChild(delayElement(stamp, roomAddress))
+    return message
+
+
+def occupantPresence(
+    sender: str,
+    recipient: str,
+    affiliation: str,
+    role: str,
+    *,
+    unavailable: bool = False,
+    show: str | None = None,
+    statusText: str | None = None,
+    realJID: str | None = None,
+    statuses: Iterable[int] = (),
+    itemNick: str | None = None,
+    reason: str | None = None,
+    presenceID: str | None = None,
+) -> domish.Element:
+    """
+    An occupant presence from a room with exactly one muc#user C{<x/>}
+    (XEP-0045 section 7.2.3, R-185): item (affiliation, role, real JID,
+    new nick, reason), then the status codes in order.
+    """
+    presence = domish.Element((None, "presence"))
+    presence["from"] = sender
+    presence["to"] = recipient
+    if presenceID is not None:
+        presence["id"] = presenceID
+    if unavailable:
+        presence["type"] = "unavailable"
+    elif show:
+        presence.addElement("show", content=show)
+    if statusText:
+        presence.addElement("status", content=statusText)
+    x = presence.addElement((NS_MUC_USER, "x"))
+    item = x.addElement("item")
+    item["affiliation"] = affiliation
+    item["role"] = role
+    if realJID is not None:
+        item["jid"] = realJID
+    if itemNick is not None:
+        item["nick"] = itemNick
+    if reason:
+        item.addElement("reason", content=reason)
+    for code in sorted(set(statuses)):
+        x.addElement("status")["code"] = str(int(code))
+    return presence
