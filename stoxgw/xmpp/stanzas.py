@@ -27,6 +27,8 @@ from twisted.words.xish import domish
 from wokkel import generic, muc
 from wokkel.delay import Delay
 
+from stoxgw.rooms.model import HistoryRequest
+
 NS_MUC = muc.NS_MUC
 NS_MUC_USER = muc.NS_MUC_USER
 NS_MUC_OWNER = muc.NS_MUC_OWNER
@@ -464,6 +466,80 @@ class PingRequest(generic.Request):
         element: domish.Element = generic.Request.toElement(self)
         element.addElement((NS_PING, "ping"))
         return element
+
+
+# --- the room side's parsing ----------------------------------------------------
+
+#: XEP-0085 chat state names.
+_CHAT_STATE_NAMES = frozenset(state.value for state in ChatStateNotification)
+
+
+def parseStamp(value: str) -> datetime.datetime | None:
+    try:
+        stamp = datetime.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+    return stamp
+
+
+def nonNegative(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+def parseJoin(
+    presence: domish.Element,
+) -> tuple[bool, str | None, HistoryRequest | None]:
+    """
+    Read the MUC C{<x/>} of a join presence (XEP-0045 section 7.2).
+
+    @return: whether it has one, the password, and the history limits
+        (invalid attributes are ignored, as a service may).
+    """
+    for x in presence.elements(NS_MUC, "x"):
+        password = None
+        history = None
+        for child in x.elements():
+            if child.uri != NS_MUC:
+                continue
+            if child.name == "password":
+                password = str(child)
+            elif child.name == "history":
+                since = child.getAttribute("since")
+                history = HistoryRequest(
+                    maxChars=nonNegative(child.getAttribute("maxchars")),
+                    maxStanzas=nonNegative(child.getAttribute("maxstanzas")),
+                    seconds=nonNegative(child.getAttribute("seconds")),
+                    since=parseStamp(since) if since is not None else None,
+                )
+        return True, password, history
+    return False, None, None
+
+
+def childText(element: domish.Element, name: str) -> str | None:
+    for child in element.elements():
+        if child.name == name and child.uri in (
+            None,
+            "jabber:client",
+            "jabber:component:accept",
+            element.uri,
+        ):
+            return str(child)
+    return None
+
+
+def chatStateName(message: domish.Element) -> str | None:
+    for child in message.elements(NS_CHATSTATES):
+        if child.name in _CHAT_STATE_NAMES:
+            return str(child.name)
+    return None
 
 
 # --- the room side's stanzas (XEP-0045 as a service) --------------------------------
