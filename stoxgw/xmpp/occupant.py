@@ -19,9 +19,8 @@ What it does (XEP-0045 section numbers):
     status 110 completes the join (R-184); status 201 means the room was
     created and is locked: with C{instantRooms} the instant-room form
     (10.1.2) is submitted before the join completes, so others can enter;
-    each entry error is its own exception (L{NicknameConflict},
-    L{RegistrationRequired}, L{Banned}, L{NotAuthorized}, L{RoomFull},
-    L{RoomNotFound}, ...);
+    an entry error is an L{OccupantError} carrying its condition
+    (C{conflict}, C{registration-required}, C{forbidden}, ...);
   - roster changes, nick changes (7.6, status 303), removals (kick 307,
     ban 301, affiliation 321, members-only 322, shutdown 332, technical
     333, room destroyed) as a L{LeftReason} (R-199);
@@ -301,7 +300,7 @@ class OccupantService(OccupantInbound):
         @return: fires with a L{JoinResult} once the self-presence (status
             110) came, and for a room we created, once the instant-room form
             was accepted (if L{instantRooms}); fails with an
-            L{OccupantError} for an error presence (see L{ERROR_CLASSES}),
+            L{OccupantError} with the condition of an error presence,
             L{OccupantTimeout}, L{LinkLost}.
         """
         if realJID.host != self.domain or not realJID.resource:
@@ -362,8 +361,8 @@ class OccupantService(OccupantInbound):
 
         @return: fires with the new nick once the room sent the 303
             unavailable and the new nick's 110 presence; fails with
-            L{NicknameConflict}, L{NickNotAcceptable} (nicks locked down),
-            L{OccupantTimeout}, L{NotInRoom}.
+            an L{OccupantError} (C{conflict}, C{not-acceptable} when nicks
+            are locked down), L{OccupantTimeout}, L{NotInRoom}.
         """
         try:
             record = self._record(roomJID, realJID)
@@ -448,7 +447,7 @@ class OccupantService(OccupantInbound):
             by a room that does not keep ids.
         @return: fires with the reflected L{GroupchatMessage}; fails with the
             L{StanzaError<twisted.words.protocols.jabber.error.StanzaError>}
-            of a C{<message type='error'/>}, L{ReflectionTimeout},
+            of a C{<message type='error'/>}, L{OccupantTimeout} (R-211),
             L{NotInRoom}, L{LinkLost}.
         """
         if chatState is ChatStateNotification.GONE:
