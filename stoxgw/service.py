@@ -323,15 +323,15 @@ class InterworkingService(Service):
             authRealm=config.sip.auth_realm,
             invitesPerUser=g.invites_per_user,
             invitesPerRoom=g.invites_per_room,
+            occupants=lambda handler: OccupantService(
+                handler,
+                reactor,
+                userDomain,
+                instantRooms=g.instant_rooms,
+                reflectionTimeout=g.reflection_timeout,
+            ),
         )
-        self.occupants = OccupantService(
-            self.sipToXMPP,
-            reactor,
-            userDomain,
-            instantRooms=g.instant_rooms,
-            reflectionTimeout=g.reflection_timeout,
-        )
-        self.sipToXMPP.useOccupants(self.occupants)
+        self.occupants = self.sipToXMPP.occupants
         [userLink] = [link for link in xmpp.links if link.domain == userDomain]
         self.occupants.attach(userLink)
         for handler in discoHandlers(GatewayDisco(userDomain)):
@@ -374,8 +374,7 @@ class InterworkingService(Service):
             self.sipToXMPP.ownRoomDomains = (roomDomain,)
             # Focuses dialling out to XMPP users (RFC 4579).
             self.sipToXMPP.focusInvites = self.xmppToSIP
-            self.rooms = MUCService(roomDomain, self.xmppToSIP, reactor)
-            self.xmppToSIP.useRooms(self.rooms)
+            self.rooms = self.xmppToSIP.rooms
             self.rooms.setHandlerParent(roomLink.streamManager)
             roomLink.observers.append(self.xmppToSIP)
             for handler in discoHandlers(RoomDisco(self.rooms)):

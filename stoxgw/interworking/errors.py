@@ -2,9 +2,11 @@
 """
 The status <-> condition tables of the gateway (SPEC.md section E).
 
-Pure data and functions, standard library only: every other module asks
-here which SIP status, MSRP status or XMPP stanza error stands for a failure
-on the other side.
+Pure data and functions: every other module asks here which SIP status,
+MSRP status or XMPP stanza error stands for a failure on the other side.
+The XMPP facts themselves (the stanza error conditions and their types,
+the MUC status codes and which removal wins) live in the lowest layer that
+needs them, L{stoxgw.xmpp.stanzas}, and are used from there.
 
   - E.1, XMPP stanza error -> SIP response: L{sipStatusForStanzaError}
     (RFC 7247 section 7.1, Table 2; R-108, R-109, R-110).
@@ -35,110 +37,22 @@ expects for a full room: the E.5 functions override E.1/E.2 for entry only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from enum import Enum, IntEnum, StrEnum
+from enum import Enum, StrEnum
 from types import MappingProxyType
 
 from stoxgw.formats.conferenceinfo import DisconnectionMethod
-
-
-class Condition(StrEnum):
-    """
-    The 22 defined stanza error conditions (RFC 6120 section 8.3.3).  The
-    value is the element name, so a member compares equal to the string
-    other code (wokkel, Twisted) uses.
-    """
-
-    BAD_REQUEST = "bad-request"
-    CONFLICT = "conflict"
-    FEATURE_NOT_IMPLEMENTED = "feature-not-implemented"
-    FORBIDDEN = "forbidden"
-    GONE = "gone"
-    INTERNAL_SERVER_ERROR = "internal-server-error"
-    ITEM_NOT_FOUND = "item-not-found"
-    JID_MALFORMED = "jid-malformed"
-    NOT_ACCEPTABLE = "not-acceptable"
-    NOT_ALLOWED = "not-allowed"
-    NOT_AUTHORIZED = "not-authorized"
-    POLICY_VIOLATION = "policy-violation"
-    RECIPIENT_UNAVAILABLE = "recipient-unavailable"
-    REDIRECT = "redirect"
-    REGISTRATION_REQUIRED = "registration-required"
-    REMOTE_SERVER_NOT_FOUND = "remote-server-not-found"
-    REMOTE_SERVER_TIMEOUT = "remote-server-timeout"
-    RESOURCE_CONSTRAINT = "resource-constraint"
-    SERVICE_UNAVAILABLE = "service-unavailable"
-    SUBSCRIPTION_REQUIRED = "subscription-required"
-    UNDEFINED_CONDITION = "undefined-condition"
-    UNEXPECTED_REQUEST = "unexpected-request"
-
-
-class ErrorType(StrEnum):
-    """
-    The C{type} attribute of a stanza C{<error/>} (RFC 6120 section 8.3.2).
-    """
-
-    AUTH = "auth"
-    CANCEL = "cancel"
-    CONTINUE = "continue"
-    MODIFY = "modify"
-    WAIT = "wait"
-
-
-#: The error type RFC 6120 section 8.3.3 RECOMMENDS for each condition.
-#: Where the RFC offers two, the first one it names is used:
-#: feature-not-implemented "cancel" or "modify" (8.3.3.3), policy-violation
-#: "modify" or "wait" (8.3.3.12), unexpected-request "wait" or "modify"
-#: (8.3.3.22).  undefined-condition allows any type (8.3.3.21); "cancel" is
-#: used because a gateway cannot tell the sender what to change.
-ERROR_TYPES: Mapping[Condition, ErrorType] = MappingProxyType(
-    {
-        Condition.BAD_REQUEST: ErrorType.MODIFY,
-        Condition.CONFLICT: ErrorType.CANCEL,
-        Condition.FEATURE_NOT_IMPLEMENTED: ErrorType.CANCEL,
-        Condition.FORBIDDEN: ErrorType.AUTH,
-        Condition.GONE: ErrorType.CANCEL,
-        Condition.INTERNAL_SERVER_ERROR: ErrorType.CANCEL,
-        Condition.ITEM_NOT_FOUND: ErrorType.CANCEL,
-        Condition.JID_MALFORMED: ErrorType.MODIFY,
-        Condition.NOT_ACCEPTABLE: ErrorType.MODIFY,
-        Condition.NOT_ALLOWED: ErrorType.CANCEL,
-        Condition.NOT_AUTHORIZED: ErrorType.AUTH,
-        Condition.POLICY_VIOLATION: ErrorType.MODIFY,
-        Condition.RECIPIENT_UNAVAILABLE: ErrorType.WAIT,
-        Condition.REDIRECT: ErrorType.MODIFY,
-        Condition.REGISTRATION_REQUIRED: ErrorType.AUTH,
-        Condition.REMOTE_SERVER_NOT_FOUND: ErrorType.CANCEL,
-        Condition.REMOTE_SERVER_TIMEOUT: ErrorType.WAIT,
-        Condition.RESOURCE_CONSTRAINT: ErrorType.WAIT,
-        Condition.SERVICE_UNAVAILABLE: ErrorType.CANCEL,
-        Condition.SUBSCRIPTION_REQUIRED: ErrorType.AUTH,
-        Condition.UNDEFINED_CONDITION: ErrorType.CANCEL,
-        Condition.UNEXPECTED_REQUEST: ErrorType.WAIT,
-    }
+# The XMPP facts, from the one place that holds them (some only
+# re-exported for this module's users).
+from stoxgw.xmpp.stanzas import (
+    ERROR_TYPES as ERROR_TYPES,
+    Condition as Condition,
+    ErrorType as ErrorType,
+    MUCStatus as MUCStatus,
+    asCondition as asCondition,
+    errorTypeFor as errorTypeFor,
+    mucErrorTypeFor as mucErrorTypeFor,
+    removalStatus as removalStatus,
 )
-
-
-def asCondition(condition: Condition | str) -> Condition:
-    """
-    Read a stanza error condition.
-
-    @param condition: a L{Condition} or the element name of one.
-    @return: the condition; a name RFC 6120 does not define is
-        L{Condition.UNDEFINED_CONDITION}, as RFC 6120 section 8.3.2 requires
-        of an entity receiving a condition it does not understand.
-    """
-    try:
-        return Condition(condition)
-    except ValueError:
-        return Condition.UNDEFINED_CONDITION
-
-
-def errorTypeFor(condition: Condition | str) -> ErrorType:
-    """
-    @return: the RFC 6120 section 8.3.3 error type of C{condition} (see
-        L{ERROR_TYPES}).
-    """
-    return ERROR_TYPES[asCondition(condition)]
 
 
 # E.1: XMPP stanza error -> SIP response (RFC 7247 section 7.1, Table 2).
@@ -655,18 +569,6 @@ CONDITION_FOR_SIP_ENTRY_FAILURE: Mapping[int, Condition] = MappingProxyType(
     }
 )
 
-#: E.5: the error types XEP-0045 section 7.2 gives entry errors where they
-#: differ from RFC 6120's: a full room is service-unavailable of type
-#: "wait", a required reserved nick not-acceptable of type "cancel" (as
-#: L{stoxgw.xmpp.room.MUC_ERROR_TYPES}).
-MUC_ENTRY_ERROR_TYPES: Mapping[Condition, ErrorType] = MappingProxyType(
-    {
-        Condition.SERVICE_UNAVAILABLE: ErrorType.WAIT,
-        Condition.NOT_ACCEPTABLE: ErrorType.CANCEL,
-    }
-)
-
-
 def stanzaErrorForSIPEntryFailure(
     status: int, *, nickMissing: bool = False
 ) -> tuple[Condition, ErrorType]:
@@ -686,42 +588,11 @@ def stanzaErrorForSIPEntryFailure(
         condition = Condition.JID_MALFORMED
     if condition is None:
         condition, _ = stanzaErrorForSIPStatus(status)
-    return condition, MUC_ENTRY_ERROR_TYPES.get(condition, ERROR_TYPES[condition])
+    return condition, mucErrorTypeFor(condition)
 
 
 # E.5: removal and MUC status codes.
 
-
-class MUCStatus(IntEnum):
-    """
-    The XEP-0045 C{<status code/>} values E.5 deals with.
-    """
-
-    NON_ANONYMOUS = 100
-    SELF = 110
-    LOGGING = 170
-    ROOM_CREATED = 201
-    NICK_MODIFIED = 210
-    BANNED = 301
-    NICK_CHANGED = 303
-    KICKED = 307
-    AFFILIATION_CHANGED = 321
-    MEMBERS_ONLY = 322
-    SHUTDOWN = 332
-    TECHNICAL_ERROR = 333
-
-
-#: The status codes that mark an unavailable presence as a removal by the
-#: room rather than a leave (E.5), in the order L{removalStatus} prefers
-#: them when a presence carries several.
-MUC_REMOVAL_STATUSES: tuple[MUCStatus, ...] = (
-    MUCStatus.SHUTDOWN,
-    MUCStatus.TECHNICAL_ERROR,
-    MUCStatus.BANNED,
-    MUCStatus.KICKED,
-    MUCStatus.AFFILIATION_CHANGED,
-    MUCStatus.MEMBERS_ONLY,
-)
 
 #: E.5, Gateway B, own removal: the cause of the Reason header (RFC 3326,
 #: protocol "SIP") in the BYE to the SIP UA.  332 -> 503 is E.5's; the
@@ -755,20 +626,6 @@ DISCONNECTION_METHOD_FOR_MUC_REMOVAL: Mapping[MUCStatus, DisconnectionMethod] = 
         }
     )
 )
-
-
-def removalStatus(statusCodes: Iterable[int]) -> MUCStatus | None:
-    """
-    @param statusCodes: the C{<status code/>} values of an unavailable
-        presence (e.g. C{{110, 307}}).
-    @return: the removal status among them (L{MUC_REMOVAL_STATUSES} order
-        when several), or L{None} for an ordinary leave.
-    """
-    codes = set(statusCodes)
-    for status in MUC_REMOVAL_STATUSES:
-        if status.value in codes:
-            return status
-    return None
 
 
 def sipReasonCauseForMUCRemoval(statusCodes: Iterable[int]) -> int | None:

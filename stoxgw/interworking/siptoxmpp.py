@@ -112,7 +112,6 @@ from stoxgw.sip.subscription import (
 from stoxgw.sip.uri import NameAddr, SIPURI, contactIsFocus
 from stoxgw.sip.useragent import IncomingRequest
 from stoxgw.xmpp.occupant import (
-    ChatState,
     Decline,
     GroupchatMessage,
     Invitation,
@@ -128,6 +127,7 @@ from stoxgw.xmpp.occupant import (
     Removal,
     Subject,
 )
+from stoxgw.xmpp.stanzas import ChatStateNotification
 
 from stoxgw.interworking.sipuser import (  # noqa: E402
     CHAT_STATE_INTERVAL,
@@ -209,7 +209,7 @@ class SIPToXMPP:
     @ivar clock: Time source (CPIM DateTime of live messages, timers).
     @ivar userDomain: The gateway's XMPP domain for SIP users' real JIDs.
     @ivar mucDomains: The MUC domains served (empty: any).
-    @ivar occupants: The occupant service (set with L{useOccupants}).
+    @ivar occupants: The occupant service, whose handler this object is.
     @ivar participants: The SIP users in rooms, by (room, real JID).
     @ivar reflectionTimeoutStatus: The MSRP status of a groupchat SEND whose
         reflection did not come in time: 200 (the default; a later MUC
@@ -235,7 +235,14 @@ class SIPToXMPP:
         invitations: IInvitationSender | None = None,
         invitesPerUser: int = INVITES_PER_USER,
         invitesPerRoom: int = INVITES_PER_ROOM,
+        occupants: Callable[[IOccupantHandler], OccupantService] | None = None,
     ) -> None:
+        """
+        @param occupants: makes the occupant service for a handler (this
+            object): the two need each other, so this object builds it.  By
+            default an L{OccupantService} on C{clock} and C{userDomain}
+            with its default settings.
+        """
         if reflectionTimeoutStatus not in (200, 408):
             raise ValueError("reflectionTimeoutStatus is 200 or 408")
         self.clock = clock
@@ -253,22 +260,11 @@ class SIPToXMPP:
         #: C{isfocus}): a focus dialling out to an XMPP user (RFC 4579),
         #: RFC 7702 section 5's side.
         self.focusInvites: IChatOfferHandler | None = None
-        self._occupants: OccupantService | None = None
         self.participants: dict[tuple[str, str], SIPParticipant] = {}
-
-    def useOccupants(self, occupants: OccupantService) -> None:
-        """
-        Use C{occupants} (whose handler is this object) for the MUC side.
-        """
-        self._occupants = occupants
-
-    @property
-    def occupants(self) -> OccupantService:
-        """
-        The occupant service.
-        """
-        assert self._occupants is not None, "useOccupants() first"
-        return self._occupants
+        if occupants is None:
+            self.occupants = OccupantService(self, clock, userDomain)
+        else:
+            self.occupants = occupants(self)
 
     def _forget(self, participant: SIPParticipant) -> None:
         key = occupantKey(participant.roomJID, participant.realJID)
@@ -665,7 +661,7 @@ class SIPToXMPP:
         roomJID: XMPPJID,
         realJID: XMPPJID,
         nick: str,
-        state: ChatState,
+        state: ChatStateNotification,
         private: bool,
     ) -> None:
         """

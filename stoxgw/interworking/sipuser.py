@@ -64,15 +64,15 @@ from stoxgw.sip.subscription import (
     SubscriptionReason,
 )
 from stoxgw.xmpp.occupant import (
-    ChatState,
     GroupchatMessage,
     JoinResult,
     LinkLost,
     NotInRoom,
     Occupant,
     OccupantError,
-    ReflectionTimeout,
+    OccupantTimeout,
 )
+from stoxgw.xmpp.stanzas import ChatStateNotification
 
 if TYPE_CHECKING:
     from stoxgw.interworking.siptoxmpp import SIPToXMPP
@@ -134,15 +134,15 @@ class _ChatStateOut:
     not sent again (XEP-0085 section 5.5, R-225).
     """
 
-    def __init__(self, send: Callable[[ChatState], None], clock: IReactorTime) -> None:
+    def __init__(self, send: Callable[[ChatStateNotification], None], clock: IReactorTime) -> None:
         self._send = send
         self._clock = clock
-        self.last: ChatState | None = None
+        self.last: ChatStateNotification | None = None
         self._lastAt: float | None = None
-        self._pending: ChatState | None = None
+        self._pending: ChatStateNotification | None = None
         self._timer: IDelayedCall | None = None
 
-    def offer(self, state: ChatState) -> None:
+    def offer(self, state: ChatStateNotification) -> None:
         now_ = self._clock.seconds()
         if self._timer is not None:
             self._pending = state
@@ -157,7 +157,7 @@ class _ChatStateOut:
             return
         self._emit(state)
 
-    def sentWithMessage(self, state: ChatState) -> None:
+    def sentWithMessage(self, state: ChatStateNotification) -> None:
         """
         A message carried C{state}: it is the last state sent.
         """
@@ -171,7 +171,7 @@ class _ChatStateOut:
         if state is not None and state is not self.last:
             self._emit(state)
 
-    def _emit(self, state: ChatState) -> None:
+    def _emit(self, state: ChatStateNotification) -> None:
         self.last = state
         self._lastAt = self._clock.seconds()
         self._send(state)
@@ -378,7 +378,7 @@ class SIPParticipant:
             return
         self._deliver(payload)
 
-    def deliverChatState(self, nick: str, state: ChatState, private: bool) -> None:
+    def deliverChatState(self, nick: str, state: ChatStateNotification, private: bool) -> None:
         """
         An occupant's chat state as an isComposing indication (SPEC E.6),
         if the UA accepts them and it is a change.
@@ -585,7 +585,7 @@ class SIPParticipant:
         out = self._chatStatesOut.get(nick)
         if out is None:
 
-            def send(state: ChatState) -> None:
+            def send(state: ChatStateNotification) -> None:
                 try:
                     self.bridge.occupants.sendChatState(
                         self.roomJID, self.realJID, state, nick
@@ -608,7 +608,7 @@ class SIPParticipant:
         self._chatStateOut(nick).offer(chatStateForComposing(composing.state))
         return 200
 
-    def _messageChatState(self, nick: str | None) -> ChatState | None:
+    def _messageChatState(self, nick: str | None) -> ChatStateNotification | None:
         """
         C{<active/>} on a message once the user showed chat states to that
         target (XEP-0085 section 5.1), else nothing.
@@ -616,8 +616,8 @@ class SIPParticipant:
         out = self._chatStatesOut.get(nick)
         if out is None or out.last is None:
             return None
-        out.sentWithMessage(ChatState.ACTIVE)
-        return ChatState.ACTIVE
+        out.sentWithMessage(ChatStateNotification.ACTIVE)
+        return ChatStateNotification.ACTIVE
 
     def _sendGroupchat(self, message: IncomingMessage, text: str) -> Deferred[int]:
         stanzaID = uuid.uuid4().hex
@@ -633,7 +633,7 @@ class SIPParticipant:
             return 200
 
         def failed(reason: Failure) -> int:
-            if isinstance(reason.value, ReflectionTimeout):
+            if isinstance(reason.value, OccupantTimeout):
                 # R-211: bounded wait, then the configured status; after a
                 # 200 a late MUC error still reaches the sender as a
                 # failure REPORT.

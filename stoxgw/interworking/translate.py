@@ -29,7 +29,7 @@ from stoxgw.formats.iscomposing import (
     IsComposingError,
 )
 from stoxgw.msrp.session import IncomingMessage
-from stoxgw.xmpp.occupant import ChatState
+from stoxgw.xmpp.stanzas import ChatStateNotification
 
 #: The CPIM-wrapped content type of text (RFC 7702 Tables 4 and 5).
 TEXT_PLAIN = "text/plain;charset=UTF-8"
@@ -156,28 +156,28 @@ def wrapComposing(
 
 #: SPEC E.6, RFC 3994 -> XEP-0085.
 _CHAT_STATE_FOR_COMPOSING = {
-    ComposingState.ACTIVE: ChatState.COMPOSING,
-    ComposingState.IDLE: ChatState.ACTIVE,
+    ComposingState.ACTIVE: ChatStateNotification.COMPOSING,
+    ComposingState.IDLE: ChatStateNotification.ACTIVE,
 }
 
 #: SPEC E.6, XEP-0085 -> RFC 3994; C{gone} has no groupchat mapping
 #: (R-202).
 _COMPOSING_FOR_CHAT_STATE = {
-    ChatState.COMPOSING: ComposingState.ACTIVE,
-    ChatState.ACTIVE: ComposingState.IDLE,
-    ChatState.INACTIVE: ComposingState.IDLE,
-    ChatState.PAUSED: ComposingState.IDLE,
+    ChatStateNotification.COMPOSING: ComposingState.ACTIVE,
+    ChatStateNotification.ACTIVE: ComposingState.IDLE,
+    ChatStateNotification.INACTIVE: ComposingState.IDLE,
+    ChatStateNotification.PAUSED: ComposingState.IDLE,
 }
 
 
-def chatStateForComposing(state: ComposingState) -> ChatState:
+def chatStateForComposing(state: ComposingState) -> ChatStateNotification:
     """
     The XEP-0085 state for an isComposing state (SPEC E.6).
     """
     return _CHAT_STATE_FOR_COMPOSING[state]
 
 
-def composingForChatState(state: ChatState) -> ComposingState | None:
+def composingForChatState(state: ChatStateNotification) -> ComposingState | None:
     """
     The isComposing state for an XEP-0085 state, L{None} for C{gone}
     (never relayed in a room, R-202).

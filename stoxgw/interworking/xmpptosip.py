@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -107,8 +108,8 @@ from stoxgw.sip.subscription import (
 )
 from stoxgw.sip.uri import NameAddr, SIPURI
 from stoxgw.xmpp.component import ILinkObserver
-from stoxgw.xmpp.occupant import ChatState
-from stoxgw.xmpp.room import IRoomBackend, JoinAccepted, MUCService, mucError
+from stoxgw.xmpp.stanzas import ChatStateNotification, mucError
+from stoxgw.xmpp.room import IRoomBackend, JoinAccepted, MUCService
 
 from stoxgw.interworking.xmppuser import (  # noqa: E402
     HISTORY_AGE,
@@ -170,6 +171,7 @@ class XMPPToSIP:
         subscriptionExpires: int = 3600,
         nickRetryWait: float = NICK_RETRY_WAIT,
         refers: ReferAgent | None = None,
+        rooms: Callable[[IRoomBackend], MUCService] | None = None,
     ) -> None:
         """
         @param historySize: messages each room keeps for joining XMPP users
@@ -181,6 +183,9 @@ class XMPPToSIP:
         @param nickRetryWait: How long a chat whose nick the focus refused
             waits for the client's next try.
         @param refers: Sends the REFERs of invitations (none without).
+        @param rooms: makes the MUC service for a backend (this object):
+            the two need each other, so this object builds it.  By default
+            a L{MUCService} on C{roomDomain} and C{clock}.
         """
         self.clock = clock
         self.initiator = initiator
@@ -192,9 +197,12 @@ class XMPPToSIP:
         self.nickRetryWait = nickRetryWait
         self.refers = refers
         self.dialOuts: dict[tuple[str, str], _DialOut] = {}
-        self._rooms: MUCService | None = None
         self.participants: dict[tuple[str, str], XMPPParticipant] = {}
         self.mirrors: dict[str, SIPRoomMirror] = {}
+        if rooms is None:
+            self.rooms = MUCService(roomDomain, self, clock)
+        else:
+            self.rooms = rooms(self)
 
     def mirror(self, roomJID: str) -> SIPRoomMirror:
         """
@@ -205,20 +213,6 @@ class XMPPToSIP:
             focus = focusURIForRoomJID(roomJID, self.roomDomain)
             mirror = self.mirrors[roomJID] = SIPRoomMirror(self, roomJID, focus)
         return mirror
-
-    def useRooms(self, rooms: MUCService) -> None:
-        """
-        Use C{rooms} (whose backend is this object) for the XMPP side.
-        """
-        self._rooms = rooms
-
-    @property
-    def rooms(self) -> MUCService:
-        """
-        The MUC service.
-        """
-        assert self._rooms is not None, "useRooms() first"
-        return self._rooms
 
     def _participant(self, roomJID: str, realJID: str) -> XMPPParticipant | None:
         return self.participants.get((roomJID, bareJID(realJID)))
@@ -528,7 +522,7 @@ class XMPPToSIP:
         if participant is None:
             return
         try:
-            chatState = ChatState(state)
+            chatState = ChatStateNotification(state)
         except ValueError:
             return
         composing = composingForChatState(chatState)

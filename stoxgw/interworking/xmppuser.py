@@ -87,7 +87,8 @@ from stoxgw.sip.subscription import (
     SubscriptionReason,
 )
 from stoxgw.sip.uri import NameAddr, SIPURI, contactIsFocus
-from stoxgw.xmpp.room import JoinAccepted, mucError
+from stoxgw.xmpp.room import JoinAccepted
+from stoxgw.xmpp.stanzas import mucError
 
 
 if TYPE_CHECKING:

@@ -34,335 +34,38 @@ Presence without the MUC C{<x/>} from a non-occupant is treated as a join
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import datetime
 
-from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.words.protocols.jabber import error
 from twisted.words.protocols.jabber.jid import JID, InvalidFormat
-from twisted.words.protocols.jabber.xmlstream import toResponse
 from twisted.words.xish import domish
-from wokkel.subprotocols import XMPPHandler
-from zope.interface import Interface
 
 from stoxgw.rooms.model import (
-    Affiliation,
-    Anonymity,
     HistoryEntry,
-    HistoryRequest,
-    NickChanged,
-    NickConflict,
     Participant,
-    ParticipantJoined,
-    ParticipantLeft,
-    ParticipantUpdated,
     RemovalReason,
-    Role,
     Room,
     RoomEvent,
     Subject,
-    SubjectChanged,
     UnknownParticipant,
 )
-from stoxgw.rooms.nicks import InvalidNickname, comparisonKey, enforce
-
-NS_MUC = "http://jabber.org/protocol/muc"
-NS_MUC_USER = NS_MUC + "#user"
-NS_MUC_STABLE_ID = NS_MUC + "#stable_id"
-NS_DELAY = "urn:xmpp:delay"
-NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
-NS_PING = "urn:xmpp:ping"
-NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-
-#: XEP-0085 chat states.
-CHAT_STATES = frozenset({"active", "composing", "paused", "inactive", "gone"})
-
-#: XEP-0045 section 15.6.2 status codes the room side sends.
-STATUS_NON_ANONYMOUS = 100
-STATUS_SELF = 110
-STATUS_LOGGED = 170
-STATUS_CREATED = 201
-STATUS_NICK_MODIFIED = 210
-STATUS_NICK_CHANGED = 303
-STATUS_KICKED = 307
-STATUS_SHUTDOWN = 332
-STATUS_ERROR = 333
-
-_REMOVAL_STATUS = {
-    RemovalReason.KICKED: STATUS_KICKED,
-    RemovalReason.SHUTDOWN: STATUS_SHUTDOWN,
-    RemovalReason.ERROR: STATUS_ERROR,
-}
-
-#: The error types XEP-0045 section 7.2 gives the entry errors (they differ
-#: from RFC 6120's defaults for some conditions, e.g. a full room is
-#: service-unavailable of type wait).
-MUC_ERROR_TYPES = {
-    "bad-request": "modify",
-    "conflict": "cancel",
-    "feature-not-implemented": "cancel",
-    "forbidden": "auth",
-    "internal-server-error": "cancel",  # RFC 6120 8.3.3.6
-    "item-not-found": "cancel",
-    "jid-malformed": "modify",
-    "not-acceptable": "cancel",
-    "not-allowed": "cancel",
-    "not-authorized": "auth",
-    "registration-required": "auth",
-    "service-unavailable": "wait",
-}
+from stoxgw.rooms.nicks import comparisonKey
+from stoxgw.xmpp.roombackend import IRoomBackend, JoinAccepted
+from stoxgw.xmpp.roominbound import RoomInbound
+from stoxgw.xmpp.mucroom import REMOVAL_STATUS, MUCRoom
+from stoxgw.xmpp.stanzas import (
+    NS_MUC,
+    NS_MUC_USER,
+    MUCStatus,
+    mucError,
+    parseJoin,
+    roomMessage,
+)
 
 
-def mucError(condition: str, text: str | None = None) -> error.StanzaError:
-    """
-    A stanza error with the error type XEP-0045 uses for C{condition}
-    (R-188): backends raise these to refuse a join or a message.
-    """
-    return error.StanzaError(condition, MUC_ERROR_TYPES.get(condition), text)
-
-
-@dataclass(frozen=True, slots=True)
-class JoinAccepted:
-    """
-    A backend's positive answer to L{IRoomBackend.joinRequested}.
-
-    @ivar nick: the nick the room gave the user if it is not the one asked
-        for (status 210; RFC 7702 section 5.6 auto-rename, R-014).
-    @ivar created: the join created the room (status 201).
-    """
-
-    nick: str | None = None
-    created: bool = False
-
-
-class IRoomBackend(Interface):
-    """
-    What the room side calls when XMPP users act (the interworking layer
-    implements it and talks to the SIP focus and MSRP switch).
-
-    Addresses are strings: C{roomJID} is the room's bare JID (the model's
-    L{Room.address}), C{realJID} the user's full JID.  A returned Deferred
-    that fails with a L{StanzaError} is answered with that error (see
-    L{mucError}); L{NotImplementedError} with C{feature-not-implemented};
-    anything else is logged and answered with C{internal-server-error}.
-    """
-
-    def joinRequested(
-        roomJID: str,
-        nick: str,
-        realJID: str,
-        password: str | None,
-        history: HistoryRequest | None,
-    ) -> defer.Deferred[JoinAccepted | None]:
-        """
-        An XMPP user (one session) wants to enter the room with C{nick}
-        (RFC 7700-enforced).  Called for every session, also when another
-        session of the same user already holds the nick.  The room may not
-        exist yet: the backend can L{MUCService.createRoom} it before
-        answering.  Fire with L{JoinAccepted} or L{None} once the user is in
-        (RFC 7702 section 5.1-5.3: INVITE, NICKNAME, SUBSCRIBE done).
-        """
-
-    def nickChangeRequested(
-        roomJID: str, nick: str, newNick: str, realJID: str
-    ) -> defer.Deferred[str | None]:
-        """
-        An occupant wants the nick C{newNick} (RFC 7702 section 5.6).  Fire
-        with the nick the room gave (if not C{newNick}: status 210) or
-        L{None}; fail with C{conflict} on MSRP 425.
-        """
-
-    def messageSent(
-        roomJID: str,
-        nick: str,
-        realJID: str,
-        body: str,
-        messageID: str | None,
-        chatState: str | None,
-    ) -> defer.Deferred[None]:
-        """
-        An occupant sent a groupchat message (RFC 7702 section 5.5.1).  Fire
-        once the switch accepted it; the room then reflects it.
-        """
-
-    def privateMessageSent(
-        roomJID: str,
-        nick: str,
-        realJID: str,
-        toNick: str,
-        body: str,
-        messageID: str | None,
-        chatState: str | None,
-    ) -> defer.Deferred[None]:
-        """
-        An occupant sent a private message to C{toNick} (RFC 7702 section
-        5.5.2).
-        """
-
-    def chatStateSent(
-        roomJID: str, nick: str, realJID: str, state: str, toNick: str | None
-    ) -> None:
-        """
-        An occupant sent a standalone XEP-0085 chat state, to the room
-        (C{toNick} L{None}) or to one participant.
-        """
-
-    def invitationSent(
-        roomJID: str, nick: str, realJID: str, invitee: str, reason: str | None
-    ) -> defer.Deferred[None]:
-        """
-        An occupant sent a mediated invitation (XEP-0045 7.8.2) for
-        C{invitee} (a JID): fires once it is on its way, fails with a
-        L{StanzaError} to return to the inviter.
-        """
-
-    def invitationDeclined(roomJID: str, realJID: str, reason: str | None) -> None:
-        """
-        C{realJID} declined an invitation to the room (XEP-0045 7.8.2).
-        """
-
-    def presenceChanged(
-        roomJID: str, nick: str, realJID: str, show: str | None, status: str | None
-    ) -> None:
-        """
-        An occupant changed its availability in the room.
-        """
-
-    def left(roomJID: str, nick: str, realJID: str, status: str | None) -> None:
-        """
-        An occupant session left the room (RFC 7702 section 5.8), or was
-        dropped because its server bounced a stanza; C{status} is its exit
-        text, if any.  Also called when a session's join succeeded after the
-        session had already left.
-        """
-
-
-@dataclass
-class _Occupant:
-    """
-    An XMPP user in a room through this service.
-
-    @ivar nick: its nick (RFC 7700-enforced).
-    @ivar bareJID: the user's bare JID.
-    @ivar sessions: the full JIDs of its sessions, in order of entry.
-    """
-
-    nick: str
-    bareJID: str
-    sessions: list[JID] = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        return comparisonKey(self.nick)
-
-
-@dataclass
-class _RoomState:
-    """
-    A room and the XMPP users this service serves in it.
-    """
-
-    room: Room
-    occupants: dict[str, _Occupant] = field(default_factory=dict)
-    pendingJoins: dict[str, str] = field(default_factory=dict)
-    pendingNickChanges: set[str] = field(default_factory=set)
-
-    def occupantOf(self, session: JID) -> _Occupant | None:
-        for occupant in self.occupants.values():
-            if session in occupant.sessions:
-                return occupant
-        return None
-
-    def sessions(self) -> Iterator[tuple[_Occupant, JID]]:
-        for occupant in list(self.occupants.values()):
-            for session in list(occupant.sessions):
-                yield occupant, session
-
-
-def _parseStamp(value: str) -> datetime | None:
-    try:
-        stamp = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
-    return stamp
-
-
-def _formatStamp(stamp: datetime) -> str:
-    """
-    XEP-0082 DateTime in UTC, as XEP-0203 requires (R-204).
-    """
-    utc = stamp.astimezone(timezone.utc)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    if utc.microsecond:
-        text += f".{utc.microsecond // 1000:03d}"
-    return text + "Z"
-
-
-def _nonNegative(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        return None
-    return number if number >= 0 else None
-
-
-def parseJoin(
-    presence: domish.Element,
-) -> tuple[bool, str | None, HistoryRequest | None]:
-    """
-    Read the MUC C{<x/>} of a join presence (XEP-0045 section 7.2).
-
-    @return: whether it has one, the password, and the history limits
-        (invalid attributes are ignored, as a service may).
-    """
-    for x in presence.elements(NS_MUC, "x"):
-        password = None
-        history = None
-        for child in x.elements():
-            if child.uri != NS_MUC:
-                continue
-            if child.name == "password":
-                password = str(child)
-            elif child.name == "history":
-                since = child.getAttribute("since")
-                history = HistoryRequest(
-                    maxChars=_nonNegative(child.getAttribute("maxchars")),
-                    maxStanzas=_nonNegative(child.getAttribute("maxstanzas")),
-                    seconds=_nonNegative(child.getAttribute("seconds")),
-                    since=_parseStamp(since) if since is not None else None,
-                )
-        return True, password, history
-    return False, None, None
-
-
-def _childText(element: domish.Element, name: str) -> str | None:
-    for child in element.elements():
-        if child.name == name and child.uri in (
-            None,
-            "jabber:client",
-            "jabber:component:accept",
-            element.uri,
-        ):
-            return str(child)
-    return None
-
-
-def _chatState(message: domish.Element) -> str | None:
-    for child in message.elements(NS_CHATSTATES):
-        if child.name in CHAT_STATES:
-            return str(child.name)
-    return None
-
-
-class MUCService(XMPPHandler):
+class MUCService(RoomInbound):
     """
     The MUC service emulation on the room domain (see the module docstring).
 
@@ -388,7 +91,7 @@ class MUCService(XMPPHandler):
             prefix = f"stoxgw-{id(self):x}-"
             idFactory = lambda: prefix + str(next(counter))  # noqa: E731
         self._newID = idFactory
-        self._rooms: dict[str, _RoomState] = {}
+        self._rooms: dict[str, MUCRoom] = {}
 
     # -- registry -------------------------------------------------------
 
@@ -404,7 +107,7 @@ class MUCService(XMPPHandler):
         if roomJID.userhost() in self._rooms:
             raise ValueError(f"room {room.address} exists")
         room.address = roomJID.userhost()
-        self._rooms[room.address] = _RoomState(room)
+        self._rooms[room.address] = MUCRoom(room, self._send, self._newID, self._now)
         self._log.info("Room {roomJID} created", roomJID=room.address)
 
     def sendInvitation(
@@ -465,967 +168,9 @@ class MUCService(XMPPHandler):
         except InvalidFormat:
             return roomJID
 
-    # -- stream plumbing ------------------------------------------------
-
-    def connectionInitialized(self) -> None:
-        self.xmlstream.addObserver("/presence", self._guard(self._onPresence))
-        self.xmlstream.addObserver("/message", self._guard(self._onMessage))
-        self.xmlstream.addObserver("/iq", self._guard(self._onIQ), -1)
-
-    def _guard(
-        self, handler: Callable[[domish.Element], None]
-    ) -> Callable[[domish.Element], None]:
-        """
-        Nothing escapes an observer: bugs are logged and, for a request,
-        answered with C{internal-server-error}.
-        """
-
-        def observer(stanza: domish.Element) -> None:
-            try:
-                handler(stanza)
-            except Exception:
-                self._log.failure(
-                    "Failed to handle a stanza for {roomJID}",
-                    roomJID=stanza.getAttribute("to"),
-                )
-                if stanza.getAttribute("type") not in ("error", "result"):
-                    self._replyError(stanza, mucError("internal-server-error"))
-
-        return observer
-
-    def _send(self, element: domish.Element) -> None:
-        try:
-            self.send(element)
-        except Exception as e:
-            self._log.warn(
-                "Could not send to {to}: {error}",
-                to=element.getAttribute("to"),
-                error=e,
-            )
-
-    def _replyError(
-        self,
-        stanza: domish.Element,
-        stanzaError: error.StanzaError,
-        by: str | None = None,
-    ) -> None:
-        """
-        Answer C{stanza} with an error: from its C{to}, to its C{from}.
-        Presence errors carry only an empty MUC C{<x/>} (never the password);
-        message errors also echo the body.
-        """
-        if stanza.getAttribute("from") is None:
-            return
-        response = toResponse(stanza, "error")
-        if stanza.name == "presence":
-            response.addElement((NS_MUC, "x"))
-        elif stanza.name == "message":
-            for child in stanza.elements():
-                if child.name in ("body", "subject"):
-                    response.addChild(child)
-        elif stanza.name == "iq":
-            response.children = list(stanza.children)
-        element = stanzaError.getElement()
-        if by is not None:
-            element["by"] = by
-        response.addChild(element)
-        self._send(response)
-
-    def _failureToError(
-        self, failure: Failure, roomJID: str, nick: str | None
-    ) -> error.StanzaError:
-        if isinstance(failure.value, error.StanzaError):
-            return failure.value
-        if failure.check(NotImplementedError):
-            return error.StanzaError("feature-not-implemented")
-        self._log.failure(
-            "Backend failed for {roomJID} {nick}", failure, roomJID=roomJID, nick=nick
-        )
-        return mucError("internal-server-error")
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
-
-    # -- element builders -------------------------------------------------
-
-    def _showJID(self, state: _RoomState) -> bool:
-        return state.room.settings.anonymity is Anonymity.NON_ANONYMOUS
-
-    def _presence(
-        self,
-        state: _RoomState,
-        nick: str,
-        to: JID,
-        participant: Participant | None,
-        *,
-        unavailable: bool = False,
-        statuses: Iterable[int] = (),
-        itemNick: str | None = None,
-        reason: str | None = None,
-        statusText: str | None = None,
-        presenceID: str | None = None,
-    ) -> domish.Element:
-        """
-        An occupant presence with exactly one muc#user C{<x/>} (R-185).
-        """
-        presence = domish.Element((None, "presence"))
-        presence["from"] = f"{state.room.address}/{nick}"
-        presence["to"] = to.full()
-        if presenceID is not None:
-            presence["id"] = presenceID
-        if unavailable:
-            presence["type"] = "unavailable"
-        elif participant is not None and participant.show:
-            presence.addElement("show", content=participant.show)
-        text = (
-            statusText if unavailable else (participant.status if participant else None)
-        )
-        if text:
-            presence.addElement("status", content=text)
-        x = presence.addElement((NS_MUC_USER, "x"))
-        item = x.addElement("item")
-        if participant is None or unavailable:
-            item["affiliation"] = (
-                participant.affiliation if participant else Affiliation.NONE
-            ).value
-            item["role"] = Role.NONE.value
-        else:
-            item["affiliation"] = participant.affiliation.value
-            item["role"] = participant.role.value
-        if participant is not None and participant.realAddress and self._showJID(state):
-            try:
-                item["jid"] = JID(participant.realAddress).full()
-            except InvalidFormat:
-                pass
-        if itemNick is not None:
-            item["nick"] = itemNick
-        if reason:
-            item.addElement("reason", content=reason)
-        for code in sorted(set(statuses)):
-            x.addElement("status")["code"] = str(code)
-        return presence
-
-    def _groupchat(
-        self,
-        state: _RoomState,
-        nick: str | None,
-        to: JID,
-        body: str | None,
-        messageID: str | None,
-        stamp: datetime | None = None,
-        chatState: str | None = None,
-    ) -> domish.Element:
-        message = domish.Element((None, "message"))
-        message["from"] = (
-            state.room.address if nick is None else f"{state.room.address}/{nick}"
-        )
-        message["to"] = to.full()
-        message["type"] = "groupchat"
-        message["id"] = messageID if messageID else self._newID()
-        if body is not None:
-            message.addElement("body", content=body)
-        if chatState is not None:
-            message.addElement((NS_CHATSTATES, chatState))
-        if stamp is not None:
-            delay = message.addElement((NS_DELAY, "delay"))
-            delay["from"] = state.room.address
-            delay["stamp"] = _formatStamp(stamp)
-        return message
-
-    def _subjectMessage(self, state: _RoomState, to: JID) -> domish.Element:
-        """
-        The subject message (XEP-0045 section 7.2.15): from the room, no
-        body, an empty C{<subject/>} if there is none (R-189, R-217).
-        """
-        subject = state.room.subject or Subject()
-        message = domish.Element((None, "message"))
-        message["from"] = state.room.address
-        message["to"] = to.full()
-        message["type"] = "groupchat"
-        message["id"] = self._newID()
-        message.addElement("subject", content=subject.text)
-        if subject.when is not None:
-            delay = message.addElement((NS_DELAY, "delay"))
-            delay["from"] = state.room.address
-            delay["stamp"] = _formatStamp(subject.when)
-        return message
-
-    def _selfStatuses(self, state: _RoomState) -> set[int]:
-        statuses = {STATUS_SELF}
-        if self._showJID(state):
-            statuses.add(STATUS_NON_ANONYMOUS)
-        if state.room.settings.logged:
-            statuses.add(STATUS_LOGGED)
-        return statuses
-
-    # -- incoming presence ------------------------------------------------
-
-    def _onPresence(self, presence: domish.Element) -> None:
-        sender = self._sender(presence)
-        to = self._recipient(presence)
-        presenceType = presence.getAttribute("type")
-        if sender is not None and to is None and presenceType is None:
-            # not even a resourcepart (RFC 6122 resourceprep) can hold it
-            self._replyError(presence, mucError("jid-malformed"))
-            return
-        if sender is None or to is None or to.host != self.domain or not to.user:
-            return
-        roomJID = to.userhost()
-        state = self._rooms.get(roomJID)
-        if presenceType == "error":
-            if state is not None and state.occupantOf(sender) is not None:
-                self._leave(state, sender, None)
-            return
-        if presenceType == "unavailable":
-            if state is not None:
-                if state.occupantOf(sender) is not None:
-                    self._leave(state, sender, _childText(presence, "status"))
-                elif state.pendingJoins.pop(sender.full(), None) is not None:
-                    self._log.info(
-                        "Join to {roomJID} abandoned by {realJID}",
-                        roomJID=roomJID,
-                        realJID=sender.full(),
-                    )
-            return
-        if presenceType is not None:
-            # subscriptions and probes mean nothing to a room
-            return
-        occupant = state.occupantOf(sender) if state is not None else None
-        if to.resource is None or to.resource == "":
-            self._replyError(presence, mucError("jid-malformed"), roomJID)
-            return
-        try:
-            nick = enforce(to.resource)
-        except InvalidNickname as e:
-            self._log.info(
-                "Malformed nick for {roomJID} from {realJID}: {error}",
-                roomJID=roomJID,
-                realJID=sender.full(),
-                error=e.reason,
-            )
-            self._replyError(presence, mucError("jid-malformed", e.reason), roomJID)
-            return
-        if state is not None and occupant is not None:
-            if comparisonKey(nick) == occupant.key and nick == occupant.nick:
-                self._presenceUpdate(state, occupant, presence)
-            else:
-                self._changeNick(state, occupant, sender, nick, presence)
-            return
-        self._join(roomJID, state, sender, nick, presence)
-
-    def _sender(self, stanza: domish.Element) -> JID | None:
-        try:
-            sender = JID(stanza.getAttribute("from", ""))
-        except InvalidFormat:
-            return None
-        return sender if sender.host else None
-
-    def _recipient(self, stanza: domish.Element) -> JID | None:
-        try:
-            return JID(stanza.getAttribute("to", ""))
-        except InvalidFormat:
-            return None
-
-    # -- join ------------------------------------------------------------------
-
-    def _join(
-        self,
-        roomJID: str,
-        state: _RoomState | None,
-        sender: JID,
-        nick: str,
-        presence: domish.Element,
-    ) -> None:
-        key = comparisonKey(nick)
-        if state is not None:
-            if sender.full() in state.pendingJoins:
-                self._log.debug(
-                    "Duplicate join to {roomJID} from {realJID}",
-                    roomJID=roomJID,
-                    realJID=sender.full(),
-                )
-                return
-            if self._nickTaken(state, key, sender, remote=False):
-                # Only XMPP users are checked here: whether a SIP
-                # participant's nick is free, the focus decides (NICKNAME).
-                self._replyError(presence, mucError("conflict"), roomJID)
-                return
-            state.pendingJoins[sender.full()] = key
-        _, password, history = parseJoin(presence)
-        presenceID = presence.getAttribute("id")
-        show = _childText(presence, "show")
-        status = _childText(presence, "status")
-        try:
-            d = defer.maybeDeferred(
-                self.backend.joinRequested,
-                roomJID,
-                nick,
-                sender.full(),
-                password,
-                history,
-            )
-        except Exception:  # pragma: no cover - maybeDeferred catches
-            d = defer.fail()
-
-        def accepted(result: JoinAccepted | None) -> None:
-            current = self._rooms.get(roomJID)
-            if current is None:
-                self._replyError(presence, mucError("item-not-found"), roomJID)
-                return
-            if (
-                current is state
-                and state is not None
-                and sender.full() not in state.pendingJoins
-            ):
-                # the session left while the backend worked on it
-                self.backend.left(roomJID, nick, sender.full(), None)
-                return
-            current.pendingJoins.pop(sender.full(), None)
-            given = nick
-            statuses = self._selfStatuses(current)
-            if result is not None and result.nick is not None:
-                try:
-                    given = enforce(result.nick)
-                except InvalidNickname as e:
-                    self._log.error(
-                        "Backend gave {roomJID} the invalid nick {nick}: {error}",
-                        roomJID=roomJID,
-                        nick=result.nick,
-                        error=e.reason,
-                    )
-                    self._replyError(
-                        presence, mucError("internal-server-error"), roomJID
-                    )
-                    self.backend.left(roomJID, nick, sender.full(), None)
-                    return
-                if given != nick:
-                    statuses.add(STATUS_NICK_MODIFIED)
-            if result is not None and result.created:
-                statuses.add(STATUS_CREATED)
-            givenKey = comparisonKey(given)
-            if self._nickTaken(current, givenKey, sender):
-                self._replyError(presence, mucError("conflict"), roomJID)
-                self.backend.left(roomJID, given, sender.full(), None)
-                return
-            self._completeJoin(
-                current, sender, given, show, status, history, statuses, presenceID
-            )
-
-        def refused(failure: Failure) -> None:
-            current = self._rooms.get(roomJID)
-            if current is not None:
-                current.pendingJoins.pop(sender.full(), None)
-            stanzaError = self._failureToError(failure, roomJID, nick)
-            self._log.info(
-                "Join to {roomJID} as {nick} refused: {error}",
-                roomJID=roomJID,
-                nick=nick,
-                error=stanzaError.condition,
-            )
-            self._replyError(presence, stanzaError, roomJID)
-
-        d.addCallbacks(accepted, refused)
-        d.addErrback(
-            lambda f: self._log.failure("Join to {roomJID} failed", f, roomJID=roomJID)
-        )
-
-    def _nickTaken(
-        self, state: _RoomState, key: str, sender: JID, remote: bool = True
-    ) -> bool:
-        """
-        Whether the nick is held by anybody but the sender's own user (whose
-        other sessions may share it); with C{remote} false, by an XMPP user.
-        """
-        occupant = state.occupants.get(key)
-        if occupant is not None:
-            return bool(occupant.bareJID != sender.userhost())
-        if remote and key in state.room.roster:
-            return True
-        for pendingSession, pendingKey in state.pendingJoins.items():
-            if (
-                pendingKey == key
-                and JID(pendingSession).userhost() != sender.userhost()
-            ):
-                return True
-        return False
-
-    def _completeJoin(
-        self,
-        state: _RoomState,
-        sender: JID,
-        nick: str,
-        show: str | None,
-        status: str | None,
-        history: HistoryRequest | None,
-        statuses: set[int],
-        presenceID: str | None,
-    ) -> None:
-        """
-        Enter the session and send the XEP-0045 section 7.2 sequence
-        (R-184): others' presences, the new presence to the others, the
-        self-presence last, history, subject.
-        """
-        room = state.room
-        key = comparisonKey(nick)
-        occupant = state.occupants.get(key)
-        if occupant is None:
-            occupant = _Occupant(nick, sender.userhost(), [sender])
-            participant = Participant(
-                nick=nick, realAddress=sender.full(), show=show, status=status
-            )
-            room.join(participant)
-            state.occupants[key] = occupant
-        else:
-            occupant.sessions.append(sender)
-            participant = room.get(nick) or Participant(nick=nick)
-            nick = occupant.nick
-        participant = room.get(nick) or participant
-        self._log.info(
-            "{realJID} entered {roomJID} as {nick}",
-            realJID=sender.full(),
-            roomJID=room.address,
-            nick=nick,
-        )
-        # 1. the occupants' presences (everyone but the new occupant)
-        for other in room.participants:
-            if other.key != key:
-                self._send(self._presence(state, other.nick, sender, other))
-        # 2. the new occupant's presence to every other session
-        for otherOccupant, session in state.sessions():
-            if session == sender:
-                continue
-            own = {STATUS_SELF} if otherOccupant is occupant else set()
-            self._send(self._presence(state, nick, session, participant, statuses=own))
-        # 3. the self-presence, last of the presences
-        self._send(
-            self._presence(
-                state,
-                nick,
-                sender,
-                participant,
-                statuses=statuses,
-                presenceID=presenceID,
-            )
-        )
-
-        # 4. history, within the requested limits
-        def size(entry: HistoryEntry) -> int:
-            return len(self._historyMessage(state, sender, entry).toXml())
-
-        for entry in room.selectHistory(history, self._now(), size):
-            self._send(self._historyMessage(state, sender, entry))
-        # 5. the subject, always
-        self._send(self._subjectMessage(state, sender))
-
-    def _historyMessage(
-        self, state: _RoomState, to: JID, entry: HistoryEntry
-    ) -> domish.Element:
-        return self._groupchat(
-            state, entry.nick, to, entry.body, entry.messageID, entry.timestamp
-        )
-
-    # -- presence update, nick change, exit ------------------------------------
-
-    def _presenceUpdate(
-        self, state: _RoomState, occupant: _Occupant, presence: domish.Element
-    ) -> None:
-        """
-        XEP-0045 section 7.7: broadcast the new availability.
-        """
-        show = _childText(presence, "show")
-        status = _childText(presence, "status")
-        old = state.room.get(occupant.nick)
-        if old is None:
-            return
-        event = state.room.update(
-            Participant(
-                nick=old.nick,
-                displayName=old.displayName,
-                role=old.role,
-                affiliation=old.affiliation,
-                realAddress=old.realAddress,
-                show=show,
-                status=status,
-            )
-        )
-        self._broadcastEvent(state, event)
-        sender = self._sender(presence)
-        self.backend.presenceChanged(
-            state.room.address,
-            occupant.nick,
-            sender.full() if sender else "",
-            show,
-            status,
-        )
-
-    def _changeNick(
-        self,
-        state: _RoomState,
-        occupant: _Occupant,
-        sender: JID,
-        newNick: str,
-        presence: domish.Element,
-    ) -> None:
-        """
-        XEP-0045 section 7.6 through the backend (RFC 7702 section 5.6).
-        """
-        roomJID = state.room.address
-        newKey = comparisonKey(newNick)
-        if occupant.key in state.pendingNickChanges:
-            self._log.debug("Nick change already pending in {roomJID}", roomJID=roomJID)
-            return
-        if newKey != occupant.key and (
-            newKey in state.room.roster or newKey in state.pendingJoins.values()
-        ):
-            self._replyError(presence, mucError("conflict"), roomJID)
-            return
-        oldNick = occupant.nick
-        state.pendingNickChanges.add(occupant.key)
-        d = defer.maybeDeferred(
-            self.backend.nickChangeRequested, roomJID, oldNick, newNick, sender.full()
-        )
-
-        def changed(result: str | None) -> None:
-            state.pendingNickChanges.discard(occupant.key)
-            if (
-                self._rooms.get(roomJID) is not state
-                or occupant.key not in state.occupants
-            ):
-                return
-            given = enforce(result) if result is not None else newNick
-            try:
-                event = state.room.changeNick(oldNick, given)
-            except NickConflict:
-                self._replyError(presence, mucError("conflict"), roomJID)
-                return
-            oldKey = occupant.key
-            occupant.nick = event.new.nick
-            state.occupants = {
-                (occupant.key if key == oldKey else key): value
-                for key, value in state.occupants.items()
-            }
-            self._broadcastEvent(state, event, modified=given != newNick)
-
-        def refused(failure: Failure) -> None:
-            state.pendingNickChanges.discard(occupant.key)
-            stanzaError = self._failureToError(failure, roomJID, newNick)
-            self._replyError(presence, stanzaError, roomJID)
-
-        d.addCallbacks(changed, refused)
-        d.addErrback(
-            lambda f: self._log.failure(
-                "Nick change in {roomJID} failed", f, roomJID=roomJID
-            )
-        )
-
-    def _leave(self, state: _RoomState, session: JID, status: str | None) -> None:
-        """
-        XEP-0045 section 7.14: one session leaves; the occupant leaves with
-        its last session.
-        """
-        occupant = state.occupantOf(session)
-        if occupant is None:
-            return
-        participant = state.room.get(occupant.nick)
-        occupant.sessions.remove(session)
-        roomJID = state.room.address
-        self._send(
-            self._presence(
-                state,
-                occupant.nick,
-                session,
-                participant,
-                unavailable=True,
-                statuses={STATUS_SELF},
-                statusText=status,
-            )
-        )
-        if not occupant.sessions:
-            del state.occupants[occupant.key]
-            if participant is not None:
-                event = state.room.leave(occupant.nick)
-                self._broadcastEvent(state, event, statusText=status)
-        self._log.info(
-            "{realJID} left {roomJID} ({nick})",
-            realJID=session.full(),
-            roomJID=roomJID,
-            nick=occupant.nick,
-        )
-        self.backend.left(roomJID, occupant.nick, session.full(), status)
-
-    # -- broadcasting model events ----------------------------------------------
-
-    def _broadcastEvent(
-        self,
-        state: _RoomState,
-        event: RoomEvent,
-        *,
-        modified: bool = False,
-        statusText: str | None = None,
-        removal: RemovalReason | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """
-        Render a roster or subject change for every session (own sessions
-        get status 110).
-        """
-        for occupant, session in state.sessions():
-            own = isinstance(
-                event, (ParticipantJoined, ParticipantLeft, ParticipantUpdated)
-            ) and (comparisonKey(self._eventNick(event)) == occupant.key)
-            if isinstance(event, NickChanged):
-                own = event.new.key == occupant.key
-                self._send(
-                    self._presence(
-                        state,
-                        event.old.nick,
-                        session,
-                        event.new,
-                        unavailable=True,
-                        statuses={STATUS_NICK_CHANGED}
-                        | ({STATUS_SELF} if own else set()),
-                        itemNick=event.new.nick,
-                    )
-                )
-                statuses = {STATUS_SELF} if own else set()
-                if own and modified:
-                    statuses.add(STATUS_NICK_MODIFIED)
-                self._send(
-                    self._presence(
-                        state, event.new.nick, session, event.new, statuses=statuses
-                    )
-                )
-            elif isinstance(event, ParticipantJoined):
-                self._send(
-                    self._presence(
-                        state,
-                        event.participant.nick,
-                        session,
-                        event.participant,
-                        statuses={STATUS_SELF} if own else set(),
-                    )
-                )
-            elif isinstance(event, ParticipantUpdated):
-                self._send(
-                    self._presence(
-                        state,
-                        event.new.nick,
-                        session,
-                        event.new,
-                        statuses={STATUS_SELF} if own else set(),
-                    )
-                )
-            elif isinstance(event, ParticipantLeft):
-                statuses = set()
-                if removal is not None:
-                    statuses.add(_REMOVAL_STATUS[removal])
-                self._send(
-                    self._presence(
-                        state,
-                        event.participant.nick,
-                        session,
-                        event.participant,
-                        unavailable=True,
-                        statuses=statuses,
-                        statusText=statusText,
-                        reason=reason,
-                    )
-                )
-            elif isinstance(event, SubjectChanged):
-                self._send(self._subjectMessage(state, session))
-
-    @staticmethod
-    def _eventNick(
-        event: ParticipantJoined | ParticipantLeft | ParticipantUpdated,
-    ) -> str:
-        if isinstance(event, ParticipantUpdated):
-            return event.new.nick
-        return event.participant.nick
-
-    # -- incoming messages --------------------------------------------------------
-
-    def _onDecline(self, sender: JID, message: domish.Element, roomJID: str) -> bool:
-        """
-        An invitee declines an invitation of the room (XEP-0045 7.8.2),
-        whether or not the room is hosted yet (a focus's dial-out).
-
-        @return: whether C{message} was one.
-        """
-        declines = [
-            decline
-            for x in message.elements(NS_MUC_USER, "x")
-            for decline in x.elements(NS_MUC_USER, "decline")
-        ]
-        if not declines:
-            return False
-        self.backend.invitationDeclined(
-            roomJID, sender.full(), _childText(declines[0], "reason")
-        )
-        return True
-
-    def _onInvitation(
-        self, state: _RoomState, sender: JID, message: domish.Element, roomJID: str
-    ) -> bool:
-        """
-        A mediated invitation (XEP-0045 7.8.2, RFC 7702 section 5.7) from
-        an occupant: to the backend (a REFER to the focus).
-
-        @return: whether C{message} was one.
-        """
-        invites = [
-            invite
-            for x in message.elements(NS_MUC_USER, "x")
-            for invite in x.elements(NS_MUC_USER, "invite")
-        ]
-        if not invites:
-            return False
-        occupant = state.occupantOf(sender)
-        if occupant is None:
-            self._replyError(message, mucError("not-acceptable"), roomJID)
-            return True
-        for invite in invites:
-            invitee = invite.getAttribute("to")
-            if not invitee:
-                self._replyError(message, mucError("bad-request"), roomJID)
-                continue
-            reason = _childText(invite, "reason")
-            d = defer.maybeDeferred(
-                self.backend.invitationSent,
-                roomJID,
-                occupant.nick,
-                sender.full(),
-                invitee,
-                reason,
-            )
-
-            def refused(failure: Failure) -> None:
-                self._replyError(message, self._failureToError(failure, roomJID, None), roomJID)
-
-            d.addErrback(refused)
-        return True
-
-    def _onMessage(self, message: domish.Element) -> None:
-        sender = self._sender(message)
-        to = self._recipient(message)
-        if sender is None or to is None or to.host != self.domain:
-            return
-        messageType = message.getAttribute("type", "normal")
-        if messageType == "error":
-            return
-        if not to.user:
-            self._replyError(message, error.StanzaError("service-unavailable"))
-            return
-        roomJID = to.userhost()
-        if not to.resource and messageType != "groupchat" and self._onDecline(
-            sender, message, roomJID
-        ):
-            return
-        state = self._rooms.get(roomJID)
-        if state is None:
-            self._replyError(message, mucError("item-not-found"), roomJID)
-            return
-        if to.resource:
-            self._onPrivateMessage(state, sender, to.resource, message, messageType)
-            return
-        if messageType != "groupchat":
-            if self._onInvitation(state, sender, message, roomJID):
-                return
-            # voice requests and the like are not mapped
-            self._replyError(message, mucError("feature-not-implemented"), roomJID)
-            return
-        occupant = state.occupantOf(sender)
-        if occupant is None:
-            self._replyError(message, mucError("not-acceptable"), roomJID)
-            return
-        if _childText(message, "subject") is not None:
-            # RFC 7702 has no way to set a SIP room's subject (R-217)
-            self._replyError(message, mucError("forbidden"), roomJID)
-            return
-        body = _childText(message, "body")
-        chatState = _chatState(message)
-        if body is None:
-            if chatState is not None and chatState != "gone":
-                self.backend.chatStateSent(
-                    roomJID, occupant.nick, sender.full(), chatState, None
-                )
-                for other, session in state.sessions():
-                    if other is not occupant:
-                        self._send(
-                            self._groupchat(
-                                state,
-                                occupant.nick,
-                                session,
-                                None,
-                                None,
-                                chatState=chatState,
-                            )
-                        )
-            return
-        self._sendGroupChat(state, occupant, sender, message, body, chatState)
-
-    def _sendGroupChat(
-        self,
-        state: _RoomState,
-        occupant: _Occupant,
-        sender: JID,
-        message: domish.Element,
-        body: str,
-        chatState: str | None,
-    ) -> None:
-        """
-        XEP-0045 section 7.4: to the backend, then reflect with the client's
-        id to every session (R-191, R-212), or answer with the error.
-        """
-        roomJID = state.room.address
-        nick = occupant.nick
-        messageID = message.getAttribute("id")
-        d = defer.maybeDeferred(
-            self.backend.messageSent,
-            roomJID,
-            nick,
-            sender.full(),
-            body,
-            messageID,
-            chatState,
-        )
-
-        def accepted(_: object) -> None:
-            if self._rooms.get(roomJID) is not state:
-                return
-            reflectedID = messageID or self._newID()
-            entry = HistoryEntry(
-                nick=nick, body=body, timestamp=self._now(), messageID=reflectedID
-            )
-            state.room.record(entry)
-            for _occupant, session in state.sessions():
-                self._send(
-                    self._groupchat(
-                        state, nick, session, body, reflectedID, chatState=chatState
-                    )
-                )
-
-        def refused(failure: Failure) -> None:
-            stanzaError = self._failureToError(failure, roomJID, nick)
-            self._log.info(
-                "Message to {roomJID} from {nick} refused: {error}",
-                roomJID=roomJID,
-                nick=nick,
-                error=stanzaError.condition,
-            )
-            self._replyError(message, stanzaError, roomJID)
-
-        d.addCallbacks(accepted, refused)
-        d.addErrback(
-            lambda f: self._log.failure(
-                "Groupchat in {roomJID} failed", f, roomJID=roomJID
-            )
-        )
-
-    def _onPrivateMessage(
-        self,
-        state: _RoomState,
-        sender: JID,
-        toNick: str,
-        message: domish.Element,
-        messageType: str,
-    ) -> None:
-        """
-        XEP-0045 section 7.5 (R-192, R-220).
-        """
-        roomJID = state.room.address
-        if messageType == "groupchat":
-            self._replyError(message, mucError("bad-request"), roomJID)
-            return
-        occupant = state.occupantOf(sender)
-        if occupant is None:
-            self._replyError(message, mucError("not-acceptable"), roomJID)
-            return
-        recipient = state.room.get(toNick)
-        if recipient is None:
-            self._replyError(message, mucError("item-not-found"), roomJID)
-            return
-        if not state.room.settings.privateMessages:
-            self._replyError(message, mucError("feature-not-implemented"), roomJID)
-            return
-        body = _childText(message, "body")
-        chatState = _chatState(message)
-        if body is None:
-            if chatState is not None:
-                self.backend.chatStateSent(
-                    roomJID, occupant.nick, sender.full(), chatState, recipient.nick
-                )
-            return
-        d = defer.maybeDeferred(
-            self.backend.privateMessageSent,
-            roomJID,
-            occupant.nick,
-            sender.full(),
-            recipient.nick,
-            body,
-            message.getAttribute("id"),
-            chatState,
-        )
-
-        def refused(failure: Failure) -> None:
-            self._replyError(
-                message, self._failureToError(failure, roomJID, occupant.nick), roomJID
-            )
-
-        d.addErrback(refused)
-        d.addErrback(
-            lambda f: self._log.failure("PM in {roomJID} failed", f, roomJID=roomJID)
-        )
-
-    # -- incoming IQs -------------------------------------------------------------
-
-    def _onIQ(self, iq: domish.Element) -> None:
-        if getattr(iq, "handled", False) or iq.getAttribute("type") not in (
-            "get",
-            "set",
-        ):
-            return
-        iq.handled = True  # type: ignore[attr-defined]
-        sender = self._sender(iq)
-        to = self._recipient(iq)
-        if sender is None or to is None:
-            return
-        isPing = (
-            iq.firstChildElement() is not None and iq.firstChildElement().uri == NS_PING
-        )
-        if not to.user:
-            if isPing:
-                self._send(toResponse(iq, "result"))
-            else:
-                self._replyError(iq, error.StanzaError("service-unavailable"))
-            return
-        roomJID = to.userhost()
-        state = self._rooms.get(roomJID)
-        if state is None:
-            self._replyError(iq, mucError("item-not-found"), roomJID)
-            return
-        if not to.resource:
-            if isPing:
-                self._send(toResponse(iq, "result"))
-            else:
-                # room administration is out of RFC 7702's scope (R-001)
-                self._replyError(iq, mucError("feature-not-implemented"), roomJID)
-            return
-        occupant = state.occupantOf(sender)
-        if occupant is None:
-            # XEP-0410: not joined; XEP-0045 section 6.6 for disco
-            self._replyError(
-                iq, mucError("not-acceptable" if isPing else "bad-request"), roomJID
-            )
-            return
-        if isPing and comparisonKey(to.resource) == occupant.key:
-            # XEP-0410 self-ping optimisation
-            self._send(toResponse(iq, "result"))
-            return
-        self._replyError(iq, mucError("service-unavailable"), roomJID)
-
     # -- pushes from the SIP room ---------------------------------------------------
 
-    def _state(self, roomJID: str) -> _RoomState:
+    def _state(self, roomJID: str) -> MUCRoom:
         state = self._rooms.get(self._roomKey(roomJID))
         if state is None:
             raise KeyError(f"no room {roomJID}")
@@ -1445,7 +190,7 @@ class MUCService(XMPPHandler):
         if participant.key in state.occupants:
             return False
         event = state.room.join(participant)
-        self._broadcastEvent(state, event)
+        state.broadcastEvent(event)
         return True
 
     def participantLeft(
@@ -1470,8 +215,7 @@ class MUCService(XMPPHandler):
             )
             return
         event = state.room.leave(nick, reason)
-        self._broadcastEvent(
-            state, event, statusText=status, removal=reason, reason=reasonText
+        state.broadcastEvent(event, statusText=status, removal=reason, reason=reasonText
         )
 
     def participantNickChanged(self, roomJID: str, nick: str, newNick: str) -> None:
@@ -1486,7 +230,7 @@ class MUCService(XMPPHandler):
         if comparisonKey(nick) in state.occupants:
             return
         event = state.room.changeNick(nick, newNick)
-        self._broadcastEvent(state, event)
+        state.broadcastEvent(event)
 
     def participantUpdated(self, roomJID: str, participant: Participant) -> None:
         """
@@ -1499,7 +243,7 @@ class MUCService(XMPPHandler):
         if participant.key in state.occupants:
             return
         event = state.room.update(participant)
-        self._broadcastEvent(state, event)
+        state.broadcastEvent(event)
 
     def rosterReplaced(
         self, roomJID: str, participants: Iterable[Participant]
@@ -1520,7 +264,7 @@ class MUCService(XMPPHandler):
         remote = [p for p in participants if p.key not in state.occupants]
         events = state.room.replaceRoster(list(local.values()) + remote)
         for event in events:
-            self._broadcastEvent(state, event)
+            state.broadcastEvent(event)
         return events
 
     def groupChatReceived(
@@ -1546,8 +290,7 @@ class MUCService(XMPPHandler):
         stamp = entry.timestamp if delayed else None
         for _occupant, session in state.sessions():
             self._send(
-                self._groupchat(
-                    state, entry.nick, session, entry.body, entry.messageID, stamp
+                state.groupchat(entry.nick, session, entry.body, entry.messageID, stamp
                 )
             )
 
@@ -1564,13 +307,17 @@ class MUCService(XMPPHandler):
         for occupant, session in roomState.sessions():
             if toNick is not None and occupant.key != comparisonKey(toNick):
                 continue
-            message = self._groupchat(
-                roomState, nick, session, None, None, chatState=state
+            private = toNick is not None
+            self._send(
+                roomMessage(
+                    f"{roomState.room.address}/{nick}",
+                    session.full(),
+                    "chat" if private else "groupchat",
+                    self._newID(),
+                    chatState=state,
+                    mucUser=private,
+                )
             )
-            if toNick is not None:
-                message["type"] = "chat"
-                message.addElement((NS_MUC_USER, "x"))
-            self._send(message)
 
     def privateMessageReceived(
         self,
@@ -1595,17 +342,16 @@ class MUCService(XMPPHandler):
             raise UnknownParticipant(toNick)
         messageID = messageID or self._newID()
         for session in occupant.sessions:
-            message = domish.Element((None, "message"))
-            message["from"] = f"{state.room.address}/{fromNick}"
-            message["to"] = session.full()
-            message["type"] = "chat"
-            message["id"] = messageID
-            message.addElement("body", content=body)
-            message.addElement((NS_MUC_USER, "x"))
-            if timestamp is not None:
-                delay = message.addElement((NS_DELAY, "delay"))
-                delay["from"] = state.room.address
-                delay["stamp"] = _formatStamp(timestamp)
+            message = roomMessage(
+                f"{state.room.address}/{fromNick}",
+                session.full(),
+                "chat",
+                messageID,
+                body,
+                stamp=timestamp,
+                delayFrom=state.room.address,
+                mucUser=True,
+            )
             self._send(message)
 
     def subjectChanged(self, roomJID: str, subject: Subject) -> None:
@@ -1616,7 +362,7 @@ class MUCService(XMPPHandler):
         @raise KeyError: no such room.
         """
         state = self._state(roomJID)
-        self._broadcastEvent(state, state.room.setSubject(subject))
+        state.broadcastEvent(state.room.setSubject(subject))
 
     def occupantRemoved(
         self, roomJID: str, nick: str, reason: RemovalReason, text: str | None = None
@@ -1635,22 +381,20 @@ class MUCService(XMPPHandler):
         if occupant is None:
             raise UnknownParticipant(nick)
         participant = state.room.get(occupant.nick)
-        code = _REMOVAL_STATUS[reason]
+        code = REMOVAL_STATUS[reason]
         for session in occupant.sessions:
             self._send(
-                self._presence(
-                    state,
-                    occupant.nick,
+                state.presence(occupant.nick,
                     session,
                     participant,
                     unavailable=True,
-                    statuses={STATUS_SELF, code},
+                    statuses={MUCStatus.SELF, code},
                     reason=text,
                 )
             )
         if participant is not None:
             event = state.room.leave(occupant.nick, reason)
-            self._broadcastEvent(state, event, removal=reason, reason=text)
+            state.broadcastEvent(event, removal=reason, reason=text)
         self._log.info(
             "{nick} removed from {roomJID}: {error}",
             nick=occupant.nick,
@@ -1671,13 +415,11 @@ class MUCService(XMPPHandler):
         state = self._state(roomJID)
         del self._rooms[state.room.address]
         for occupant, session in state.sessions():
-            presence = self._presence(
-                state,
-                occupant.nick,
+            presence = state.presence(occupant.nick,
                 session,
                 None,
                 unavailable=True,
-                statuses={STATUS_SELF},
+                statuses={MUCStatus.SELF},
             )
             x = next(presence.elements(NS_MUC_USER, "x"))
             destroy = domish.Element((NS_MUC_USER, "destroy"))
@@ -1699,13 +441,10 @@ def occupantJID(roomJID: str, nick: str) -> str:
 
 
 __all__ = [
-    "CHAT_STATES",
     "IRoomBackend",
     "JoinAccepted",
     "MUCService",
-    "MUC_ERROR_TYPES",
     "NS_MUC",
-    "NS_MUC_STABLE_ID",
     "NS_MUC_USER",
     "mucError",
     "occupantJID",

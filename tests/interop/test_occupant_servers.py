@@ -40,10 +40,8 @@ from stoxgw.xmpp.component import ComponentLink
 from stoxgw.xmpp.occupant import (
     JoinResult,
     LeftReason,
-    NicknameConflict,
     OccupantService,
     OccupantState,
-    RoomNotFound,
     SelfPingResult,
 )
 from tests.interop.ejabberd import Ejabberd
@@ -277,7 +275,7 @@ class OccupantServerTestsMixin:
         the instant-room form unlocks it on Prosody), the second gateway
         occupant and the slixmpp user can then enter; groupchat and private
         messages go both ways, our own message comes back as a reflection,
-        a nick conflict is L{NicknameConflict}, a self-ping says joined, and
+        a nick conflict is an L{OccupantError} C{conflict}, a self-ping says joined, and
         leaving is confirmed.
         """
         alice: JoinResult = yield bounded(self.service.join(self.room, "alice", ALICE))
@@ -320,10 +318,10 @@ class OccupantServerTestsMixin:
 
         # Nick conflicts: on entry and on a nick change.
         [failure] = yield failureOf(self.service.join(self.room, "carol", DAVE))
-        self.assertIsInstance(failure.value, NicknameConflict, failure)
+        self.assertEqual(failure.value.condition, "conflict", failure)
         self.assertIsNone(self.service.stateOf(self.room, DAVE))
         [failure] = yield failureOf(self.service.changeNick(self.room, BOB, "alice"))
-        self.assertIsInstance(failure.value, NicknameConflict, failure)
+        self.assertEqual(failure.value.condition, "conflict", failure)
         newNick = yield bounded(self.service.changeNick(self.room, BOB, "robert"))
         self.assertEqual(newNick, "robert")
         yield until(lambda: [a for a in self.handler.named("occupantNickChanged")
@@ -379,7 +377,7 @@ class ProsodyOccupantTests(OccupantServerTestsMixin, TestCase):
         """
         XEP-0045 10.1.1 / 7.2.11: without the instant-room form Prosody keeps
         the created room locked and refuses a second joiner with
-        C{<item-not-found/>} (L{RoomNotFound}): the form is what unlocks it
+        C{<item-not-found/>} (an L{OccupantError}): the form is what unlocks it
         in C{test_roomFlow}.
         """
         self.service.instantRooms = False
@@ -387,7 +385,7 @@ class ProsodyOccupantTests(OccupantServerTestsMixin, TestCase):
         self.assertTrue(alice.created)
         self.assertTrue(alice.locked)
         [failure] = yield failureOf(self.service.join(self.room, "bob", BOB))
-        self.assertIsInstance(failure.value, RoomNotFound, failure)
+        self.assertEqual(failure.value.condition, "item-not-found", failure)
 
 
 class EjabberdOccupantTests(OccupantServerTestsMixin, TestCase):

@@ -113,7 +113,14 @@ class SIPToXMPPProsodyTests(TestCase):
         self.room = f"room@{self.server.mucDomain}"
 
         # The gateway.
-        self.bridge = SIPToXMPP(reactor, USER_DOMAIN, (self.server.mucDomain,))  # type: ignore[arg-type]
+        self.bridge = SIPToXMPP(
+            reactor,  # type: ignore[arg-type]
+            USER_DOMAIN,
+            (self.server.mucDomain,),
+            occupants=lambda handler: OccupantService(
+                handler, reactor, USER_DOMAIN, timeout=15.0, reflectionTimeout=10.0  # type: ignore[arg-type]
+            ),
+        )
         self.link = ComponentLink(
             reactor,
             USER_DOMAIN,
@@ -122,10 +129,7 @@ class SIPToXMPPProsodyTests(TestCase):
             self.server.secret,
             maxDelay=2.0,
         )
-        self.service = OccupantService(
-            self.bridge, reactor, USER_DOMAIN, timeout=15.0, reflectionTimeout=10.0  # type: ignore[arg-type]
-        )
-        self.bridge.useOccupants(self.service)
+        self.service = self.bridge.occupants
         self.service.attach(self.link)
         self.link.startService()
         self.addCleanup(self.link.stopService)

@@ -34,7 +34,6 @@ from stoxgw.sip.uri import SIPURI
 from stoxgw.sip.useragent import SIPTrust, SIPUserAgent, UserAgentSettings
 from stoxgw.xmpp.component import ComponentLink
 from stoxgw.xmpp.disco import RoomDisco, discoHandlers
-from stoxgw.xmpp.room import MUCService
 from tests.interop.msrpendpoints import startEndpoint
 from tests.interop.peers import PeerUnavailable, Prosody
 from tests.interop.test_chat_client import ECHO, EchoRoom
@@ -114,8 +113,7 @@ class XMPPToSIPProsodyTests(TestCase):
         self.addCleanup(ua.close)
         initiator = ChatInitiator(ua, startEndpoint(self, transactionTimeout=10), reactor)  # type: ignore[arg-type]
         self.bridge = XMPPToSIP(reactor, initiator, ROOM_DOMAIN)  # type: ignore[arg-type]
-        self.rooms = MUCService(ROOM_DOMAIN, self.bridge, reactor)  # type: ignore[arg-type]
-        self.bridge.useRooms(self.rooms)
+        self.rooms = self.bridge.rooms
         self.link = ComponentLink(
             reactor,
             ROOM_DOMAIN,

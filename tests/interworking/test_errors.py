@@ -41,6 +41,7 @@ from stoxgw.interworking.errors import (
     stanzaErrorForSIPEntryFailure,
     stanzaErrorForSIPStatus,
 )
+from stoxgw.xmpp import stanzas
 
 #: RFC 6120 section 8.3.3.1-8.3.3.22: the error type each condition SHOULD
 #: have (first of two where the RFC names two; undefined-condition: any).
@@ -295,7 +296,7 @@ class ConditionTests(SynchronousTestCase):
             errors.MSRP_STATUS_FOR_LOCAL_FAILURE,
             errors.SIP_STATUS_FOR_MUC_ENTRY_ERROR,
             errors.CONDITION_FOR_SIP_ENTRY_FAILURE,
-            errors.MUC_ENTRY_ERROR_TYPES,
+            stanzas.MUC_ERROR_TYPES,
             errors.SIP_REASON_CAUSE_FOR_MUC_REMOVAL,
             errors.DISCONNECTION_METHOD_FOR_MUC_REMOVAL,
             errors.MUC_STATUS_FOR_TERMINATION,

@@ -45,7 +45,7 @@ from stoxgw.sip.dialog import DialogError
 from stoxgw.sip.transport import Address
 from stoxgw.sip.useragent import IResolver, UserAgentSettings
 from stoxgw.xmpp.component import ComponentLink
-from stoxgw.xmpp.occupant import Invitation, OccupantService
+from stoxgw.xmpp.occupant import Invitation
 from tests.sip.test_useragent import PEER, UAMixin
 from tests.xmpp.test_occupant import MUC_USER, SERVER_HEADER
 
@@ -878,8 +878,7 @@ class TranscriptTests(InvitationsMixin, SynchronousTestCase):  # type: ignore[mi
         self.bridge = SIPToXMPP(
             self.clock, USER_DOMAIN, (MUC_DOMAIN,), invitations=self.invitations
         )
-        self.service = OccupantService(self.bridge, self.clock, USER_DOMAIN)
-        self.bridge.useOccupants(self.service)
+        self.service = self.bridge.occupants
         self.service.attach(self.link)
         self.link.startService()
         self.addCleanup(self.link.stopService)

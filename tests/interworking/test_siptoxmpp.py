@@ -38,7 +38,8 @@ from stoxgw.sip.headers import parseReasons
 from stoxgw.sip.message import SIPRequest
 from stoxgw.sip.uri import SIPURI, parseNameAddr
 from stoxgw.xmpp.component import ComponentLink
-from stoxgw.xmpp.occupant import NS_MUC, OccupantService, OccupantState
+from stoxgw.xmpp.occupant import OccupantService, OccupantState
+from stoxgw.xmpp.stanzas import NS_MUC
 from tests.chat.test_session import HOST_B, Network, msrpMedia
 from tests.xmpp.test_occupant import MUC_USER, SERVER_HEADER, errorPresence, presence
 
@@ -72,23 +73,23 @@ class Bridge:
             maxDelay=60.0,
             jitter=lambda: 0.0,
         )
+        ids = iter(f"m{n}" for n in range(1, 1000))
         self.bridge = SIPToXMPP(
             self.xmppClock,
             USER_DOMAIN,
             ("rooms.example",),
             resourceFactory=lambda: "r1",
+            occupants=lambda handler: OccupantService(
+                handler,
+                self.xmppClock,
+                USER_DOMAIN,
+                timeout=30.0,
+                reflectionTimeout=10.0,
+                idFactory=lambda: next(ids),
+            ),
             **options,
         )
-        ids = iter(f"m{n}" for n in range(1, 1000))
-        self.service = OccupantService(
-            self.bridge,
-            self.xmppClock,
-            USER_DOMAIN,
-            timeout=30.0,
-            reflectionTimeout=10.0,
-            idFactory=lambda: next(ids),
-        )
-        self.bridge.useOccupants(self.service)
+        self.service = self.bridge.occupants
         self.service.attach(self.link)
         self.link.startService()
         _, _, factory, *_ = self.xmppClock.tcpClients[-1]

@@ -124,18 +124,18 @@ class Bridge:
         focusEvents = SIPEvents(self.net.b.ua) if conference is None else self.focusEvents
         ReferAgent(focusEvents, self)
         gatewayEvents = events if events is not None else SIPEvents(self.net.a.ua)
+        ids = iter(range(1, 1000))
         self.bridge = XMPPToSIP(
             self.net.clock,
             self.net.a.initiator,
             ROOM_DOMAIN,
             events=events,
             refers=ReferAgent(gatewayEvents),
+            rooms=lambda backend: MUCService(
+                ROOM_DOMAIN, backend, self.net.clock, idFactory=lambda: f"id{next(ids)}"
+            ),
         )
-        ids = iter(range(1, 1000))
-        self.rooms = MUCService(
-            ROOM_DOMAIN, self.bridge, self.net.clock, idFactory=lambda: f"id{next(ids)}"
-        )
-        self.bridge.useRooms(self.rooms)
+        self.rooms = self.bridge.rooms
         self.manager, self.stub = connect(self.rooms)
 
     def referReceived(self, refer: IncomingRefer) -> None:

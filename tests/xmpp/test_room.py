@@ -533,9 +533,7 @@ class JoinTests(RoomTestCase):
         maxchars counts the characters of the complete XML stanzas.
         """
         one = len(
-            self.service._historyMessage(
-                self.service._rooms[ROOM], JID(HAG), self.room.history[2]
-            ).toXml()
+            self.service._rooms[ROOM].historyMessage(JID(HAG), self.room.history[2]).toXml()
         )
         out = self.receive(
             joinXML(
