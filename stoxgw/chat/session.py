@@ -52,6 +52,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
+from stoxgw._util import failureOf
 from stoxgw.msrp.endpoint import MSRPEndpoint, RelayNotReady
 from stoxgw.msrp.session import (
     LOCAL_FAILURE,
@@ -112,12 +113,6 @@ DEFAULT_ACCEPT_TYPES = ("message/cpim", "text/plain")
 #: Default C{accept-wrapped-types} (RFC 7702 section 5.1, example F2).
 DEFAULT_ACCEPT_WRAPPED_TYPES = ("text/plain", "text/html")
 
-
-def _failureOf(error: BaseException) -> Failure:
-    """
-    Wrap an exception (Twisted's L{Failure} constructor is not annotated).
-    """
-    return Failure(error)  # type: ignore[no-untyped-call]
 
 
 class ChatState(Enum):
@@ -579,7 +574,7 @@ class ChatSession:
             d.callback(self)
         elif self.state is ChatState.ENDED:
             assert self.endReason is not None
-            d.errback(_failureOf(ChatSessionError(self.endReason)))
+            d.errback(failureOf(ChatSessionError(self.endReason)))
         else:
             self._waiting.append(d)
         return d
@@ -820,7 +815,7 @@ class ChatSession:
         waiting, self._waiting = self._waiting, []
         for d in waiting:
             if not d.called:
-                d.errback(_failureOf(ChatSessionError(end)))
+                d.errback(failureOf(ChatSessionError(end)))
         try:
             self.handler.chatEnded(self, end)
         except Exception as e:
@@ -1123,7 +1118,7 @@ class ChatAcceptor:
         try:
             decision = self.offers.chatOffered(ChatOffer(invite, media))
         except Exception as e:
-            self._decisionFailed(_failureOf(e), invite)
+            self._decisionFailed(failureOf(e), invite)
             return
         d: Deferred[ChatDecision] = (
             decision if isinstance(decision, Deferred) else succeed(decision)

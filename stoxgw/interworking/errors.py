@@ -39,6 +39,7 @@ from enum import Enum, IntEnum, StrEnum
 from types import MappingProxyType
 
 from stoxgw.formats.conferenceinfo import DisconnectionMethod
+from stoxgw.msrp.message import MSRPMethod as MSRPMethod  # E.3 and E.4 rows depend on it
 
 
 class Condition(StrEnum):
@@ -358,17 +359,6 @@ def _statusClass(status: int) -> int:
 
 
 # E.3: MSRP response from the switch -> XMPP (Gateway A).
-
-
-class MSRPMethod(StrEnum):
-    """
-    The MSRP request a response answers (RFC 4975 section 7, RFC 7701
-    section 7.1); E.3 and E.4 rows depend on it.
-    """
-
-    SEND = "SEND"
-    REPORT = "REPORT"
-    NICKNAME = "NICKNAME"
 
 
 #: E.3: the stanza error for an MSRP failure response to a request of the

@@ -64,6 +64,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from stoxgw._util import failureOf
 from stoxgw.limits import ConnectionLimits
 from stoxgw.msrp.parser import DEFAULT_MAX_HEADER_BYTES
 from stoxgw.msrp.protocol import (
@@ -128,12 +129,6 @@ def generateSessionID() -> str:
     """
     return secrets.token_urlsafe(15)
 
-
-def _failureOf(error: BaseException) -> Failure:
-    """
-    Wrap an exception (Twisted's L{Failure} constructor is not annotated).
-    """
-    return Failure(error)  # type: ignore[no-untyped-call]
 
 
 class RelayNotReady(RuntimeError):
@@ -651,7 +646,7 @@ class MSRPEndpoint:
                 msrpSessionID=str(uri),
                 error=e,
             )
-            session.connectionFailed(_failureOf(e))
+            session.connectionFailed(failureOf(e))
             if not connection.sessions:
                 self._abort(connection)
             return None
@@ -871,7 +866,7 @@ class MSRPEndpoint:
                     peer=str(factory.uri),
                     error=e,
                 )
-                self._failWaiting(factory, _failureOf(e))
+                self._failWaiting(factory, failureOf(e))
                 self._abort(connection)
                 return
         if self.shareConnections:
@@ -965,19 +960,19 @@ class MSRPEndpoint:
         """
         lost = getattr(connection, "lostReason", None)
         if lost is None:
-            return _failureOf(ConnectionError(f"connection to {peer} lost"))
+            return failureOf(ConnectionError(f"connection to {peer} lost"))
         error = lost.value
         if isinstance(error, TLSVerificationError):
             return lost  # type: ignore[no-any-return]
         name = type(error).__name__
         if name == "VerificationError":  # service_identity, from R-160 checks
-            return _failureOf(
+            return failureOf(
                 SubjectAltNameMismatch(
                     f"TLS certificate of {peer} does not match its host: {error}"
                 )
             )
         if isinstance(connection, TLSMSRPConnection) and not connection.secured:
-            return _failureOf(
+            return failureOf(
                 TLSVerificationError(
                     f"TLS handshake with {peer} failed: {lost.getErrorMessage()}"
                 )
@@ -1051,7 +1046,7 @@ class MSRPEndpoint:
                 connection.disconnect()
         elif factory is not None and factory.connection is not None:
             factory.connection.disconnect()
-        self._fireRelayWaiters(_failureOf(RelayLost("relay use stopped")))
+        self._fireRelayWaiters(failureOf(RelayLost("relay use stopped")))
 
     def _cancelRelayRetry(self) -> None:
         """

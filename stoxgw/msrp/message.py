@@ -25,7 +25,7 @@ import base64
 import re
 import secrets
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, Callable, Iterable, Sequence, Union
 
 from stoxgw.msrp.uri import MSRPURI, MSRPURIError, parsePath, serializePath
@@ -95,9 +95,11 @@ class Continuation(Enum):
     ABORT = "#"
 
 
-class MSRPMethod(Enum):
+class MSRPMethod(StrEnum):
     """
-    Request methods this implementation knows.
+    Request methods this implementation knows (a L{StrEnum}: a member
+    equals its name as a string, so tables keyed by it, such as the
+    interworking error table, take either).
 
     Requests carry the method as a string: extension methods still parse
     (the protocol layer answers them with 501, RFC 4975 section 12).

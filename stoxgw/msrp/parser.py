@@ -180,25 +180,7 @@ class MSRPParser:
             return []
         self._buffer += data
         events: list[MSRPEvent] = []
-        while True:
-            state = self._state
-            if state is _State.START:
-                self._parseFast(events)
-                progressed = self._parseStartLine(events)
-            elif state is _State.HEADERS:
-                progressed = self._parseHeaders(events)
-            elif state is _State.BODY:
-                progressed = self._parseBody(events)
-            elif state is _State.DISCARD:
-                progressed = self._discard()
-            else:
-                self._buffer.clear()
-                self._start = self._scan = 0
-                return events
-            if not progressed:
-                break
-        if self._state is _State.START or self._state is _State.DISCARD:
-            self._compact()
+        self._run(events, False)
         return events
 
     @property
@@ -227,18 +209,32 @@ class MSRPParser:
             return [], b""
         self._buffer += data
         events: list[MSRPEvent] = []
+        return events, self._run(events, True)
+
+    def _run(self, events: list[MSRPEvent], once: bool) -> bytes:
+        """
+        Run the state machine over the buffer.
+
+        @param events: The output list.
+        @param once: Stop between messages once an event was found (or a
+            message was started) and hand back the bytes not parsed.
+        @return: The bytes handed back (C{b""} unless C{once}).
+        """
         left = False
         while True:
             state = self._state
             if state is _State.START:
-                if left or events:
-                    rest = bytes(self._buffer[self._start :])
-                    self._buffer.clear()
-                    self._start = self._scan = 0
-                    return events, rest
-                self._parseFast(events, True)
-                if events:
-                    continue
+                if not once:
+                    self._parseFast(events)
+                else:
+                    if left or events:
+                        rest = bytes(self._buffer[self._start :])
+                        self._buffer.clear()
+                        self._start = self._scan = 0
+                        return rest
+                    self._parseFast(events, True)
+                    if events:
+                        continue
                 progressed = self._parseStartLine(events)
             elif state is _State.HEADERS:
                 progressed = self._parseHeaders(events)
@@ -249,13 +245,13 @@ class MSRPParser:
             else:
                 self._buffer.clear()
                 self._start = self._scan = 0
-                return events, b""
+                return b""
             left = True
             if not progressed:
                 break
         if self._state is _State.START or self._state is _State.DISCARD:
             self._compact()
-        return events, b""
+        return b""
 
     def _parseFast(self, events: list[MSRPEvent], once: bool = False) -> None:
         """

@@ -40,6 +40,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
+from stoxgw._util import failureOf
 from stoxgw.msrp.message import (
     ByteRange,
     Continuation,
@@ -510,15 +511,6 @@ class Clock(TypingProtocol):
         """
 
 
-def _failureOf(error: BaseException) -> Failure:
-    """
-    Wrap an exception (Twisted's L{Failure} constructor is not annotated).
-
-    @param error: The exception.
-    @return: The failure.
-    """
-    return Failure(error)  # type: ignore[no-untyped-call]
-
 
 def _cancel(call: DelayedCall | None) -> None:
     """
@@ -676,15 +668,22 @@ class _PendingSend:
         if timer is not None and timer.active():
             timer.cancel()
         if response.code != 200:
-            self.session._sendFailed(
-                self,
-                MSRPSendError(
-                    response.code, response.comment or reasonPhrase(response.code) or ""
-                ),
-            )
+            self._refused(response.code, response.comment)
             return
         self.lastCode = response.code
         self._checkTransactions()
+
+    def _refused(self, code: int, comment: str | None) -> None:
+        """
+        The peer refused the message (an error response or a failure
+        REPORT): the send ends with that code (R-148).
+
+        @param code: The status code.
+        @param comment: The comment; by default the reason phrase.
+        """
+        self.session._sendFailed(
+            self, MSRPSendError(code, comment or reasonPhrase(code) or "")
+        )
 
     def _checkTransactions(self) -> None:
         """
@@ -718,12 +717,7 @@ class _PendingSend:
         if self.ended:
             return
         if status.code != 200:
-            self.session._sendFailed(
-                self,
-                MSRPSendError(
-                    status.code, status.comment or reasonPhrase(status.code) or ""
-                ),
-            )
+            self._refused(status.code, status.comment)
             return
         if not self.successReport:
             return
@@ -1380,7 +1374,7 @@ class MSRPSession:
         """
         pending.fail(error)
         if error.code == 481:
-            self._fail(_failureOf(error))
+            self._fail(failureOf(error))
 
     def _sendEnded(self, pending: _PendingSend) -> None:
         """
