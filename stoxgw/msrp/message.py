@@ -773,35 +773,6 @@ def _newHeader(name: str, value: str, spacing: str) -> MSRPHeader:
     return field
 
 
-class _LazyHeaders:
-    """
-    The header fields of a SEND taken by the receive fast path, before they
-    are made: what C{IncomingMessage.headers} holds until first read (it
-    then holds what L{build} returns, see C{stoxgw.msrp.session}).
-
-    @ivar paths: The To-Path and From-Path fields (shared by the messages of
-        one route).
-    @ivar rest: The fields after the Message-ID.
-    """
-
-    __slots__ = ("paths", "rest")
-
-    def __init__(
-        self, paths: tuple[MSRPHeader, MSRPHeader], rest: tuple[MSRPHeader, ...]
-    ) -> None:
-        self.paths = paths
-        self.rest = rest
-
-    def build(self, messageID: str) -> tuple[MSRPHeader, ...]:
-        """
-        The header fields in wire order, as the parser makes them.
-
-        @param messageID: The Message-ID (its field has one SP after the
-            colon, as the fast path checked).
-        """
-        return (*self.paths, _newHeader("Message-ID", messageID, " "), *self.rest)
-
-
 def _newRequest(
     transactionID: str,
     method: str,

@@ -52,17 +52,13 @@ from stoxgw.msrp.message import (
     MSRPResponse,
     Status,
     SuccessReport,
-    _LazyHeaders,
-    _newRequest,
     buildRequest,
     generateMessageID,
     isIdent,
 )
+from stoxgw.msrp.fastpath import WholeSendReceiving
+from stoxgw.msrp.incoming import IncomingMessage
 from stoxgw.msrp.protocol import (
-    _ANSWER_200,
-    _HANDLED,
-    _NOT_SIMPLE,
-    _SimpleEntry,
     DEFAULT_CHUNK_SIZE,
     ChunkedSend,
     IMSRPConnectionUser,
@@ -119,7 +115,8 @@ _REPORT = MSRPMethod.REPORT.value
 _NICKNAME = MSRPMethod.NICKNAME.value
 
 # The fast path of _chunkFields: header names (as received) to what
-# _sendReceived reads of them (-1 for anything else), and parse caches.
+# _sendReceived reads of them (-1 for anything else); each session caches
+# the names it meets in a copy of _FIELD_SLOTS.
 _CHUNK_FIELDS = {
     "message-id": 0,
     "byte-range": 1,
@@ -139,7 +136,6 @@ _FIELD_SLOTS: dict[str, int] = {
 _FIELD_SLOTS_SIZE = 256
 _SUCCESS_REPORTS = {report.value: report for report in SuccessReport}
 _FAILURE_REPORTS = {report.value: report for report in FailureReport}
-_BYTE_RANGES: dict[str, ByteRange] = {}
 _BYTE_RANGES_SIZE = 1024
 
 
@@ -180,156 +176,10 @@ class SendResult:
     successReported: bool
 
 
-@dataclass(frozen=True, slots=True)
-class IncomingMessage:
-    """
-    A complete received message (all chunks reassembled, R-146).
-
-    @ivar messageID: The Message-ID.
-    @ivar contentType: The Content-Type of the first chunk.
-    @ivar body: The whole body.
-    @ivar headers: The header fields of the first chunk (the one starting at
-        byte 1).
-    @ivar size: The total length (the Byte-Range total).
-    @ivar fromPath: The sender's path (where REPORTs go).
-    @ivar toPath: The To-Path (own URI).
-    @ivar successReport: Whether the sender asked for a success REPORT.
-    @ivar failureReport: The sender's Failure-Report value (default applied).
-    """
-
-    messageID: str
-    contentType: str
-    body: bytes
-    headers: tuple[MSRPHeader, ...]
-    size: int
-    fromPath: tuple[MSRPURI, ...]
-    toPath: tuple[MSRPURI, ...]
-    successReport: bool
-    failureReport: FailureReport
-
-    def header(self, name: str) -> str | None:
-        """
-        Look up a header of the first chunk case-insensitively.
-
-        @param name: The header name.
-        @return: The first value, or L{None}.
-        """
-        lowered = name.lower()
-        for field in self.headers:
-            if field.name.lower() == lowered:
-                return field.value
-        return None
-
-
-_newIncoming = object.__new__
-_incomingSetters: tuple[Callable[[Any, Any], None], ...] = tuple(
-    vars(IncomingMessage)[name].__set__
-    for name in (
-        "messageID",
-        "contentType",
-        "body",
-        "headers",
-        "size",
-        "fromPath",
-        "toPath",
-        "successReport",
-        "failureReport",
-    )
-)
-
-
-# The slot's own setter (IncomingMessage.headers is replaced below).
-_setIncomingHeaders = _incomingSetters[3]
-
-
-_headersSlot = vars(IncomingMessage)["headers"]
-
-
-class _IncomingHeaders:
-    """
-    C{IncomingMessage.headers}: the slot of the field, except that a
-    L{_LazyHeaders} found in it (put there by the receive fast path, through
-    C{_setIncomingHeaders}) is replaced by the fields it makes on the first
-    read.  So every read (the attribute, C{header}, the generated C{__eq__},
-    C{__hash__} and C{__repr__}, pickling, L{dataclasses.replace} and
-    L{dataclasses.asdict}) sees the tuple the parser would have made.
-    """
-
-    __slots__ = ()
-
-    def __get__(self, instance: Any, owner: Any = None) -> Any:
-        if instance is None:
-            return self
-        value = _headersSlot.__get__(instance, owner)
-        if type(value) is _LazyHeaders:
-            value = value.build(instance.messageID)
-            _setIncomingHeaders(instance, value)
-        return value
-
-    def __set__(self, instance: Any, value: Any) -> None:
-        _setIncomingHeaders(instance, value)
-
-    def __delete__(self, instance: Any) -> None:
-        _headersSlot.__delete__(instance)
-
-
-# After _incomingSetters: those keep the slot's own (fast) setters.
-setattr(IncomingMessage, "headers", _IncomingHeaders())
-
-
-class _IncomingMessageBuilder:
-    """
-    The layout of L{IncomingMessage} (the same slots, in the same order)
-    with plain, writable slots: the receive fast path fills one in and then
-    makes it an L{IncomingMessage} by setting its C{__class__} (Python
-    refuses that unless the layouts are the same), which is quicker than
-    the frozen class's slot setters one by one.
-    """
-
-    __slots__ = IncomingMessage.__slots__
-
-
-def _incomingMessage(
-    messageID: str,
-    contentType: str,
-    body: bytes,
-    headers: tuple[MSRPHeader, ...],
-    size: int,
-    fromPath: tuple[MSRPURI, ...],
-    toPath: tuple[MSRPURI, ...],
-    successReport: bool,
-    failureReport: FailureReport,
-) -> IncomingMessage:
-    """
-    Make an L{IncomingMessage} (still frozen) without the generated
-    C{__init__}'s C{object.__setattr__} per field.
-    """
-    message: IncomingMessage = _newIncoming(IncomingMessage)
-    (
-        setMessageID,
-        setContentType,
-        setBody,
-        setHeaders,
-        setSize,
-        setFromPath,
-        setToPath,
-        setSuccessReport,
-        setFailureReport,
-    ) = _incomingSetters
-    setMessageID(message, messageID)
-    setContentType(message, contentType)
-    setBody(message, body)
-    setHeaders(message, headers)
-    setSize(message, size)
-    setFromPath(message, fromPath)
-    setToPath(message, toPath)
-    setSuccessReport(message, successReport)
-    setFailureReport(message, failureReport)
-    return message
-
-
 def _chunkFields(
     request: MSRPRequest,
+    slots: dict[str, int],
+    byteRanges: dict[str, ByteRange],
 ) -> tuple[
     str | None, ByteRange | None, SuccessReport | None, FailureReport | None, str | None
 ]:
@@ -343,11 +193,13 @@ def _chunkFields(
     order, and raise the error they raise.
 
     @param request: The request.
+    @param slots: The session's cache of header names (as received) to
+        what is read of them (starts as a copy of L{_FIELD_SLOTS}).
+    @param byteRanges: The session's cache of Byte-Range values parsed.
     @return: The five values.
     @raise MSRPParseError: As the accessors do.
     """
     values: list[str | None] = [None, None, None, None, None]
-    slots = _FIELD_SLOTS
     for field in request.headers:
         name = field.name
         slot = slots.get(name)
@@ -360,16 +212,16 @@ def _chunkFields(
     messageID, byteRangeText, successText, failureText, contentType = values
     byteRange = None
     if byteRangeText is not None:
-        byteRange = _BYTE_RANGES.get(byteRangeText)
+        byteRange = byteRanges.get(byteRangeText)
         if byteRange is None:
             try:
                 byteRange = ByteRange.fromString(byteRangeText)
             except ValueError:
                 byteRange = None
             else:
-                if len(_BYTE_RANGES) >= _BYTE_RANGES_SIZE:
-                    _BYTE_RANGES.clear()
-                _BYTE_RANGES[byteRangeText] = byteRange
+                if len(byteRanges) >= _BYTE_RANGES_SIZE:
+                    byteRanges.clear()
+                byteRanges[byteRangeText] = byteRange
     successReport = None if successText is None else _SUCCESS_REPORTS.get(successText)
     failureReport = None if failureText is None else _FAILURE_REPORTS.get(failureText)
     if (
@@ -881,7 +733,7 @@ class _Reassembly:
 
 
 @implementer(IMSRPSession)
-class MSRPSession:
+class MSRPSession(WholeSendReceiving):
     """
     One MSRP chat session.
 
@@ -955,6 +807,9 @@ class MSRPSession:
         self._byMessageID: dict[str, _PendingSend] = {}
         self._incoming: dict[str, _Reassembly] = {}
         self._rejected: OrderedDict[str, None] = OrderedDict()
+        # The caches of _chunkFields: what peers send fills only their own.
+        self._fieldSlots = dict(_FIELD_SLOTS)
+        self._byteRanges: dict[str, ByteRange] = {}
 
     def __repr__(self) -> str:
         return f"<MSRPSession {self.localURI} {self.state.value}>"
@@ -1531,7 +1386,7 @@ class MSRPSession:
                 successReport,
                 failureReport,
                 contentTypeValue,
-            ) = _chunkFields(request)
+            ) = _chunkFields(request, self._fieldSlots, self._byteRanges)
         except MSRPParseError as e:
             connection.respond(request, e.code)
             return
@@ -1647,7 +1502,7 @@ class MSRPSession:
             success REPORT.
         @param failureReport: Its Failure-Report value (default applied).
         """
-        message = _incomingMessage(
+        message = IncomingMessage(
             messageID,
             contentType,
             body,
@@ -1688,105 +1543,6 @@ class MSRPSession:
         d = maybeDeferred(lambda: result)
         d.addCallback(self._delivered, request, message)
         d.addErrback(self._handlerFailed, request, "messageReceived")
-
-    def _receiveSimpleSend(
-        self, transactionID: bytes, messageID: str, body: bytes, entry: _SimpleEntry
-    ) -> int:
-        """
-        Take a whole message in one SEND chunk from the connection's receive
-        fast path: what L{requestReceived} does with the request, without
-        the request unless something unusual needs it.
-
-        The connection has checked that the chunk ends with C{$}, has a
-        valid C{ident} Message-ID, no Byte-Range or one starting at 1, no
-        C{Success-Report: yes}, valid report fields, and that its To-Path is
-        this session's URI alone.
-
-        @param transactionID: The transaction id (ASCII).
-        @param messageID: The Message-ID.
-        @param body: The body.
-        @param entry: What the connection knows of the chunk's header
-            section (cached): the To-Path, the From-Path, the header fields
-            (L{_LazyHeaders}: made only if read), the Byte-Range total (if
-            any), the Content-Type (C{""} when absent) and the
-            Failure-Report (default applied).
-        @return: L{_NOT_SIMPLE} if nothing was done (the chunk needs
-            L{requestReceived}: a limit, a refused type, a Message-ID being
-            reassembled or rejected before); L{_ANSWER_200} if the connection
-            must answer 200; L{_HANDLED} otherwise.
-        """
-        toPath, fromPath, headers, declared, contentType, failureReport = entry
-        size = len(body)
-        maxSize = self.maxMessageSize
-        incoming = self._incoming
-        if (
-            size > maxSize
-            or (declared is not None and (declared > maxSize or size > declared))
-            or messageID in incoming
-            or len(incoming) >= self.maxIncomingMessages
-            or messageID in self._rejected
-            or not self.accepts(contentType)
-        ):
-            return _NOT_SIMPLE
-        if not self.remotePath:
-            self.remotePath = fromPath
-        # _incomingMessage, quicker (see _IncomingMessageBuilder); the header
-        # fields are made if read (see _IncomingHeaders).
-        built: Any = _newIncoming(_IncomingMessageBuilder)
-        built.messageID = messageID
-        built.contentType = contentType
-        built.body = body
-        built.headers = headers
-        built.size = size
-        built.fromPath = fromPath
-        built.toPath = toPath
-        built.successReport = False
-        built.failureReport = failureReport
-        built.__class__ = IncomingMessage
-        message: IncomingMessage = built
-        try:
-            result = self.handler.messageReceived(message)
-        except BaseException:
-            failure = Failure()  # type: ignore[no-untyped-call]
-            self._handlerFailed(
-                failure,
-                self._simpleRequest(transactionID, toPath, fromPath, message.headers, body),
-                "messageReceived",
-            )
-            return _HANDLED
-        if result is None or (type(result) is int and result == 200):
-            # What _delivered does for 200 (no success REPORT is asked for).
-            if self.connection is None or failureReport is not FailureReport.YES:
-                return _HANDLED
-            return _ANSWER_200
-        self._handled(
-            result,
-            self._simpleRequest(transactionID, toPath, fromPath, message.headers, body),
-            message,
-        )
-        return _HANDLED
-
-    @staticmethod
-    def _simpleRequest(
-        transactionID: bytes,
-        toPath: tuple[MSRPURI, ...],
-        fromPath: tuple[MSRPURI, ...],
-        headers: tuple[MSRPHeader, ...],
-        body: bytes,
-    ) -> MSRPRequest:
-        """
-        The request the parser would have made for a chunk of the receive
-        fast path.
-        """
-        return _newRequest(
-            transactionID.decode("ascii"),
-            _SEND,
-            toPath,
-            fromPath,
-            headers,
-            body,
-            Continuation.END,
-        )
 
     def _delivered(
         self, code: int | None, request: MSRPRequest, message: IncomingMessage

@@ -24,8 +24,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from stoxgw.msrp import fastpath as fastpathModule
 from stoxgw.msrp import message as messageModule
-from stoxgw.msrp import session as sessionModule
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.session import IMSRPSessionHandler, IncomingMessage, MSRPSession
 from stoxgw.msrp.uri import MSRPURI
@@ -126,9 +126,8 @@ class World:
         self.transport = StringTransport()
         self.pausing = pausing
         self.connection = MSRPConnection(
-            registry=self, maxHeaderBytes=MAX_HEADER, maxChunkBytes=MAX_CHUNK
+            registry=self, maxHeaderBytes=MAX_HEADER, maxChunkBytes=MAX_CHUNK, fastPath=fast
         )
-        self.connection._fastPath = fast
         self.connection.makeConnection(self.transport)
         if prebind:
             # Bound before any request came (no remote path known yet).
@@ -744,6 +743,48 @@ class FastPathRouteTests(_Differential):
                 self.assertEqual(fast[0][-1][0].count(b" 481 "), 2)
 
 
+class FastPathCacheTests(SynchronousTestCase):
+    """
+    The caches of the fast path and of the parser belong to one connection:
+    what one peer sends fills none of another connection's.
+    """
+
+    def test_cachesPerConnection(self) -> None:
+        """
+        After SENDs with odd header names and many paths on one connection,
+        another connection's routes and parser caches are still empty.
+        """
+        busy = World(True, False, prebind=True)
+        quiet = World(True, False, prebind=True)
+        rng = random.Random(21)
+        for index in range(30):
+            busy.feed(
+                _request(
+                    _ident(rng),
+                    "SEND",
+                    [
+                        f"To-Path: {SESSION_A}",
+                        f"From-Path: msrp://192.168.1.{index}:7777/s{index:04d};tcp",
+                        f"Message-ID: {_ident(rng)}",
+                        f"X-Odd-{index}: value",
+                        "Content-Type: text/plain",
+                    ],
+                    b"hello",
+                    "+" if index % 2 else "$",
+                )
+            )
+        self.assertTrue(busy.connection._fastRoutes)
+        self.assertTrue(busy.connection._parser._headerNames)
+        self.assertEqual(quiet.connection._fastRoutes, {})
+        parser = quiet.connection._parser
+        self.assertEqual(
+            (parser._headerNames, parser._methodNames, parser._lineCache, parser._pathLineCache),
+            ({}, {}, {}, {}),
+        )
+        for session in quiet.sessions.values():
+            self.assertEqual(session._byteRanges, {})
+
+
 class FastPathMessageTests(SynchronousTestCase):
     """
     The L{IncomingMessage} of the fast path (filled in through
@@ -781,9 +822,9 @@ class FastPathMessageTests(SynchronousTestCase):
         self.assertIs(type(message), IncomingMessage)
         if fast:
             # Not made yet.
+            slot = IncomingMessage.__dict__["headers"].slot
             self.assertIs(
-                type(sessionModule._headersSlot.__get__(message, IncomingMessage)),
-                messageModule._LazyHeaders,
+                type(slot.__get__(message, IncomingMessage)), fastpathModule.LazyHeaders
             )
         return message
 
@@ -870,7 +911,7 @@ class FastPathMessageTests(SynchronousTestCase):
         object.__setattr__(message, "headers", ())
         self.assertEqual(message.headers, ())
         self.assertEqual(pickle.loads(pickle.dumps(message)), message)
-        self.assertIsInstance(IncomingMessage.__dict__["headers"], sessionModule._IncomingHeaders)
+        self.assertIsInstance(IncomingMessage.__dict__["headers"], fastpathModule._HeadersSlot)
         self.assertIs(vars(IncomingMessage)["headers"], IncomingMessage.headers)
 
 

@@ -39,6 +39,7 @@ from stoxgw.msrp.session import (
     MSRPSession,
     SendResult,
     SessionState,
+    _FIELD_SLOTS,
     _chunkFields,
     mediaTypeMatches,
 )
@@ -896,6 +897,9 @@ class ChunkFieldsTests(SynchronousTestCase):
         values: the same values, or the same error.
         """
         rng = random.Random(4975)
+        # The caches of one session, filled as the readings go.
+        slots = dict(_FIELD_SLOTS)
+        byteRanges: dict[str, ByteRange] = {}
         for _ in range(3000):
             names = rng.sample(self.NAMES, rng.randint(0, 7))
             names += rng.sample(self.NAMES, rng.randint(0, 2))
@@ -907,7 +911,7 @@ class ChunkFieldsTests(SynchronousTestCase):
                 "abcd1234", "SEND", (LOCAL,), (REMOTE,), headers, b"x"
             )
             self.assertEqual(
-                self.outcome(lambda: _chunkFields(request)),
+                self.outcome(lambda: _chunkFields(request, slots, byteRanges)),
                 self.outcome(
                     lambda: (
                         request.messageID,
