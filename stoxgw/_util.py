@@ -6,9 +6,11 @@ C{stoxgw}, so any layer may import it).
 
 from __future__ import annotations
 
+from typing import Any, Callable, Protocol
+
 from twisted.python.failure import Failure
 
-__all__ = ["failureOf"]
+__all__ = ["Clock", "DelayedCall", "failureOf"]
 
 
 def failureOf(error: BaseException) -> Failure:
@@ -20,3 +22,35 @@ def failureOf(error: BaseException) -> Failure:
     @return: The failure, whose C{value} is C{error}.
     """
     return Failure(error)  # type: ignore[no-untyped-call]
+
+
+class DelayedCall(Protocol):
+    """
+    The static type of an L{twisted.internet.interfaces.IDelayedCall}
+    provider, as used here (mypy does not read zope interfaces without its
+    plugin).
+    """
+
+    def active(self) -> bool:
+        """
+        Whether the call is still scheduled.
+        """
+
+    def cancel(self) -> None:
+        """
+        Unschedule the call.
+        """
+
+
+class Clock(Protocol):
+    """
+    The static type of an L{twisted.internet.interfaces.IReactorTime}
+    provider, as used here.
+    """
+
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> DelayedCall:
+        """
+        Schedule a call.
+        """

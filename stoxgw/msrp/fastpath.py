@@ -38,12 +38,12 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from stoxgw.msrp.incoming import IncomingMessage, Receiving
 from stoxgw.msrp.message import (
     ByteRange,
     Continuation,
@@ -53,13 +53,11 @@ from stoxgw.msrp.message import (
     MSRPRequest,
     SuccessReport,
 )
-from stoxgw.msrp.incoming import IncomingMessage
 from stoxgw.msrp.parser import MSRPEvent, MSRPParser
 from stoxgw.msrp.uri import MSRPURI
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stoxgw.msrp.protocol import ConnectionUser, MSRPConnection
-    from stoxgw.msrp.session import SessionHandler
+    from stoxgw.msrp.protocol import ConnectionUser
 
 _new = object.__new__
 
@@ -637,38 +635,12 @@ class _IncomingMessageBuilder:
     __slots__ = IncomingMessage.__slots__
 
 
-class WholeSendReceiving:
+class WholeSendReceiving(Receiving):
     """
-    The receive fast path, as a part of L{MSRPSession} (which sets the
-    attributes declared here): L{wholeSendReceived}, which the
-    connection's fast path calls.
+    The receive fast path, as a part of L{MSRPSession}:
+    L{wholeSendReceived}, which the connection's fast path calls; the rest
+    of the receiving side is L{Receiving}.
     """
-
-    maxMessageSize: int
-    maxIncomingMessages: int
-    remotePath: tuple[MSRPURI, ...]
-    handler: SessionHandler
-    connection: MSRPConnection | None
-    _incoming: Mapping[str, object]
-    _rejected: Mapping[str, None]
-
-    def accepts(self, contentType: str) -> bool:
-        """
-        Whether an incoming type is acceptable (L{MSRPSession}).
-        """
-        raise NotImplementedError()
-
-    def _handlerFailed(self, reason: Failure, request: MSRPRequest, what: str) -> None:
-        """
-        The handler raised (L{MSRPSession}).
-        """
-        raise NotImplementedError()
-
-    def _handled(self, result: Any, request: MSRPRequest, message: IncomingMessage) -> None:
-        """
-        Answer with what the handler returned (L{MSRPSession}).
-        """
-        raise NotImplementedError()
 
     def wholeSendReceived(
         self, transactionID: bytes, messageID: str, body: bytes, entry: WholeSend

@@ -24,9 +24,10 @@ from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from stoxgw._util import failureOf
+from stoxgw._util import Clock, DelayedCall, failureOf
 from stoxgw.msrp.message import MSRPRequest, MSRPResponse
-from stoxgw.msrp.protocol import MSRPConnection, SingleRequest
+from stoxgw.msrp.outgoing import SingleRequest
+from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.relay import (
     RelayAuthError,
     RelayAuthenticator,
@@ -37,7 +38,6 @@ from stoxgw.msrp.relay import (
     RelayForbidden,
     RelayMutualAuthFailed,
 )
-from stoxgw.msrp.session import Clock, DelayedCall
 from stoxgw.msrp.uri import MSRPURI
 
 __all__ = ["RelayTimeout", "RelayLost", "RelayLink", "CREDENTIALS_CONFIG"]

@@ -27,6 +27,7 @@ from stoxgw.msrp.message import (
     Status,
     buildRequest,
 )
+from stoxgw.msrp.incoming import _FIELD_SLOTS, _chunkFields
 from stoxgw.msrp.parser import MSRPEvent
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.reports import buildReport, responseTo
@@ -39,8 +40,6 @@ from stoxgw.msrp.session import (
     MSRPSession,
     SendResult,
     SessionState,
-    _FIELD_SLOTS,
-    _chunkFields,
     mediaTypeMatches,
 )
 from tests.msrp.test_protocol import LOCAL, REMOTE, PausingTransport, written
