@@ -101,10 +101,13 @@ _SIMPLE_SEND_RE = re.compile(
 # The most the fast path holds of an incomplete message between reads
 # (beyond it, the parser takes the message and holds it instead).
 _HOLD_LIMIT = 1 << 16
-# Bounds of the per-connection caches.
-_ROUTES_SIZE = 256
-# The most rests a route keeps an entry for.
+# Bounds of the per-connection caches: at most 64 routes, each with at
+# most 256 header sections of at most 512 octets (longer ones are read
+# each time), so a connection caches at most about 8 MiB whatever its
+# peer sends.
+_ROUTES_SIZE = 64
 _ENTRIES_SIZE = 256
+_ENTRY_KEY_LIMIT = 512
 _REST_NAMES = frozenset({"byte-range", "success-report", "failure-report", "content-type"})
 _OTHER_PATH_NAMES = frozenset({"to-path", "from-path", "message-id"})
 _FAILURE_REPORTS = {report.value: report for report in FailureReport}
@@ -285,10 +288,11 @@ class _Route:
                 contentType,
                 failureReport,
             )
-        entries = self.entries
-        if len(entries) >= _ENTRIES_SIZE:
-            entries.clear()
-        entries[raw] = entry
+        if len(raw) <= _ENTRY_KEY_LIMIT:
+            entries = self.entries
+            if len(entries) >= _ENTRIES_SIZE:
+                entries.clear()
+            entries[raw] = entry
         return entry
 
 

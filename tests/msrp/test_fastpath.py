@@ -785,6 +785,53 @@ class FastPathCacheTests(SynchronousTestCase):
             self.assertEqual(session._byteRanges, {})
 
 
+    def test_longHeaderSectionsNotKept(self) -> None:
+        """
+        A header section after the Message-ID longer than 512 octets is
+        read again for each SEND rather than kept (a peer cannot make a
+        connection cache much), and the SENDs are still delivered by the
+        fast path, as the parser would deliver them.
+        """
+        rng = random.Random(22)
+        pad = "X-Pad: " + "p" * 600
+        messages = [
+            _request(
+                _ident(rng),
+                "SEND",
+                [
+                    f"To-Path: {SESSION_A}",
+                    f"From-Path: {REMOTE}",
+                    f"Message-ID: {_ident(rng)}",
+                    pad,
+                    "Content-Type: text/plain",
+                ],
+                f"body {index}".encode(),
+            )
+            for index in range(5)
+        ]
+        world = World(True, False, prebind=True)
+        fed: list[bytes] = []
+        feed = world.connection._parser.feed
+
+        def spy(data: bytes) -> Any:
+            fed.append(data)
+            return feed(data)
+
+        world.connection._parser.feed = spy  # type: ignore[method-assign]
+        for message in messages:
+            world.feed(message)
+        # The session is bound already: none goes through the parser.
+        self.assertEqual(fed, [])
+        [route] = [r for r in world.connection._fastRoutes.values() if r is not None]
+        self.assertEqual(route.entries, {})
+        self.assertEqual(world.transport.value().count(b" 200 OK\r\n"), 5)
+        slow = World(False, False, prebind=True)
+        for message in messages:
+            slow.feed(message)
+        self.assertEqual(slow.transport.value(), world.transport.value())
+        self.assertEqual(slow.calls, world.calls)
+
+
 class FastPathMessageTests(SynchronousTestCase):
     """
     The L{IncomingMessage} of the fast path (filled in through
