@@ -160,6 +160,23 @@ class World:
         if self.connection._paused:
             self.connection.resumeProducing()
 
+    def spyOnParser(self) -> list[bytes]:
+        """
+        Record what the connection feeds its parser (the bytes that do not
+        take the fast path).
+
+        @return: The list the bytes are appended to.
+        """
+        fed: list[bytes] = []
+        feed = self.connection._parser.feed
+
+        def spy(data: bytes) -> Any:
+            fed.append(data)
+            return feed(data)
+
+        self.connection._parser.feed = spy  # type: ignore[method-assign]
+        return fed
+
     def state(self) -> Any:
         """
         What the sessions hold.
@@ -560,14 +577,7 @@ class FastPathDifferentialTests(_Differential):
         first one (which binds the session).
         """
         world = World(True, False)
-        fed: list[bytes] = []
-        feed = world.connection._parser.feed
-
-        def spy(data: bytes) -> Any:
-            fed.append(data)
-            return feed(data)
-
-        world.connection._parser.feed = spy  # type: ignore[method-assign]
+        fed = world.spyOnParser()
         rng = random.Random(1)
         messages = []
         for index in range(20):
@@ -703,14 +713,7 @@ class FastPathRouteTests(_Differential):
                 self.assertEqual(names.count("C"), 20)
 
         world = World(True, False)
-        fed: list[bytes] = []
-        feed = world.connection._parser.feed
-
-        def spy(data: bytes) -> Any:
-            fed.append(data)
-            return feed(data)
-
-        world.connection._parser.feed = spy  # type: ignore[method-assign]
+        fed = world.spyOnParser()
         world.feed(data)
         # The parser sees the SENDs that bind A and C and those to the
         # unknown session (481) only.
@@ -810,14 +813,7 @@ class FastPathCacheTests(SynchronousTestCase):
             for index in range(5)
         ]
         world = World(True, False, prebind=True)
-        fed: list[bytes] = []
-        feed = world.connection._parser.feed
-
-        def spy(data: bytes) -> Any:
-            fed.append(data)
-            return feed(data)
-
-        world.connection._parser.feed = spy  # type: ignore[method-assign]
+        fed = world.spyOnParser()
         for message in messages:
             world.feed(message)
         # The session is bound already: none goes through the parser.
