@@ -6,11 +6,14 @@ C{stoxgw}, so any layer may import it).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Protocol, TypeVar
 
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-__all__ = ["Clock", "DelayedCall", "failureOf"]
+__all__ = ["Clock", "DelayedCall", "failureOf", "fireAll"]
+
+_T = TypeVar("_T")
 
 
 def failureOf(error: BaseException) -> Failure:
@@ -22,6 +25,21 @@ def failureOf(error: BaseException) -> Failure:
     @return: The failure, whose C{value} is C{error}.
     """
     return Failure(error)  # type: ignore[no-untyped-call]
+
+
+def fireAll(waiters: Iterable[Deferred[_T]], result: _T | Failure) -> None:
+    """
+    Fire every waiting L{Deferred} with the same result or failure.
+
+    @param waiters: The deferreds (taken from their owner first, so that a
+        callback that waits again waits for the next result).
+    @param result: The result, or a L{Failure} to fail them with.
+    """
+    for d in waiters:
+        if isinstance(result, Failure):
+            d.errback(result)
+        else:
+            d.callback(result)
 
 
 class DelayedCall(Protocol):

@@ -5,9 +5,10 @@ Tests for L{stoxgw._util}.
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from stoxgw._util import failureOf
+from stoxgw._util import failureOf, fireAll
 
 
 class FailureOfTests(SynchronousTestCase):
@@ -24,3 +25,26 @@ class FailureOfTests(SynchronousTestCase):
         self.assertIs(failure.value, error)
         self.assertTrue(failure.check(ValueError))
         self.assertEqual(failure.getErrorMessage(), "no")
+
+
+class FireAllTests(SynchronousTestCase):
+    """
+    L{fireAll} fires every waiter once with the same outcome.
+    """
+
+    def test_result(self) -> None:
+        """
+        Each L{Deferred} gets the result.
+        """
+        waiters: list[Deferred[int]] = [Deferred(), Deferred()]
+        fireAll(waiters, 7)
+        self.assertEqual([self.successResultOf(d) for d in waiters], [7, 7])
+
+    def test_failure(self) -> None:
+        """
+        Each L{Deferred} fails with the failure.
+        """
+        waiters: list[Deferred[int]] = [Deferred(), Deferred()]
+        fireAll(waiters, failureOf(ValueError("no")))
+        for d in waiters:
+            self.failureResultOf(d, ValueError)

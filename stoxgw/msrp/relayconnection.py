@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from stoxgw._util import Clock, DelayedCall, failureOf
+from stoxgw._util import Clock, DelayedCall, failureOf, fireAll
 from stoxgw.msrp.message import MSRPRequest, MSRPResponse
 from stoxgw.msrp.outgoing import SingleRequest
 from stoxgw.msrp.protocol import MSRPConnection
@@ -194,11 +194,7 @@ class RelayLink:
         """
         self._exchanging = False
         waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            if isinstance(result, Failure):
-                d.errback(result)
-            else:
-                d.callback(result)
+        fireAll(waiters, result)
 
     def _send(self, request: MSRPRequest) -> None:
         """
