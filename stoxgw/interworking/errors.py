@@ -41,6 +41,7 @@ from enum import Enum, StrEnum
 from types import MappingProxyType
 
 from stoxgw.formats.conferenceinfo import DisconnectionMethod
+from stoxgw.msrp.message import MSRPMethod as MSRPMethod  # E.3 and E.4 rows depend on it
 # The XMPP facts, from the one place that holds them (some only
 # re-exported for this module's users).
 from stoxgw.xmpp.stanzas import (
@@ -272,17 +273,6 @@ def _statusClass(status: int) -> int:
 
 
 # E.3: MSRP response from the switch -> XMPP (Gateway A).
-
-
-class MSRPMethod(StrEnum):
-    """
-    The MSRP request a response answers (RFC 4975 section 7, RFC 7701
-    section 7.1); E.3 and E.4 rows depend on it.
-    """
-
-    SEND = "SEND"
-    REPORT = "REPORT"
-    NICKNAME = "NICKNAME"
 
 
 #: E.3: the stanza error for an MSRP failure response to a request of the

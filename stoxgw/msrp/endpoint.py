@@ -64,20 +64,17 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from stoxgw._util import failureOf
 from stoxgw.limits import ConnectionLimits
+from stoxgw.msrp.outgoing import DEFAULT_CHUNK_SIZE
 from stoxgw.msrp.parser import DEFAULT_MAX_HEADER_BYTES
 from stoxgw.msrp.protocol import (
-    DEFAULT_CHUNK_SIZE,
     DEFAULT_MAX_QUEUED_BYTES,
     IMSRPSessionRegistry,
     MSRPConnection,
 )
-from stoxgw.msrp.relay import (
-    RelayAuthenticator,
-    RelayAuthorized,
-    sdpPathThroughRelays,
-)
-from stoxgw.msrp.relayconnection import RelayLink, RelayLost
+from stoxgw.msrp.relay import RelayAuthorized, sdpPathThroughRelays
+from stoxgw.msrp.relayclient import RelayClient
 from stoxgw.msrp.session import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_TRANSACTION_TIMEOUT,
@@ -128,12 +125,6 @@ def generateSessionID() -> str:
     """
     return secrets.token_urlsafe(15)
 
-
-def _failureOf(error: BaseException) -> Failure:
-    """
-    Wrap an exception (Twisted's L{Failure} constructor is not annotated).
-    """
-    return Failure(error)  # type: ignore[no-untyped-call]
 
 
 class RelayNotReady(RuntimeError):
@@ -209,35 +200,6 @@ class _ClientFactory(ClientFactory):
         Fail the waiting sessions.
         """
         self.endpoint._connectFailed(self, reason)
-
-
-class _RelayFactory(ClientFactory):
-    """
-    Builds the connection to the relay.
-
-    @ivar uri: The relay URI.
-    """
-
-    def __init__(self, endpoint: MSRPEndpoint, uri: MSRPURI) -> None:
-        self.endpoint = endpoint
-        self.uri = uri
-        self.connection: MSRPConnection | None = None
-
-    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
-        """
-        @return: A new L{MSRPConnection}.
-        """
-        connection = self.endpoint._buildConnection(self.uri.secure)
-        connection.factory = self
-        connection.closeWhenIdle = False
-        self.connection = connection
-        return connection
-
-    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
-        """
-        Fail whoever waits for the relay.
-        """
-        self.endpoint._relayConnectFailed(self, reason)
 
 
 @implementer(IMSRPSessionRegistry)
@@ -360,8 +322,6 @@ class MSRPEndpoint:
         self.relayURI: MSRPURI | None = relay
         self.relayExpires = relayExpires
         self.relayRetryDelay = relayRetryDelay
-        self._relayUsername = relayUsername
-        self._relayPassword = relayPassword
         self._listeningPort: IListeningPort | None = None
         self._sessions: dict[MSRPURI, MSRPSession] = {}
         self._connections: set[MSRPConnection] = set()
@@ -370,11 +330,11 @@ class MSRPEndpoint:
         self._fingerprints: dict[MSRPURI, Fingerprint] = {}
         self._relayed: dict[MSRPURI, RelayAuthorized] = {}
         self._clientTLS: MSRPTLS | None = None
-        self._relayLink: RelayLink | None = None
-        self._relayFactory: _RelayFactory | None = None
-        self._relayWaiters: list[Deferred[RelayAuthorized]] = []
-        self._relayRetry: Any = None
-        self._relayStopped = False
+        self._relay: RelayClient | None = None
+        if relay is not None:
+            self._relay = RelayClient(
+                self, relay, relayUsername, relayPassword, self._connect, self._buildConnection
+            )
         self.unboundTimeout = unboundTimeout
         self.maxQueuedBytes = maxQueuedBytes
         self.limits: ConnectionLimits | None = None
@@ -516,13 +476,12 @@ class MSRPEndpoint:
         @raise ValueError: For a malformed fingerprint.
         """
         authorized: RelayAuthorized | None = None
-        if self.relayURI is not None:
-            link = self._relayLink
-            if link is None or not link.valid() or link.authorized is None:
+        if self._relay is not None:
+            authorized = self._relay.authorized
+            if authorized is None:
                 raise RelayNotReady(
-                    f"the MSRP relay {self.relayURI} has not authorized us"
+                    f"the MSRP relay {self._relay.uri} has not authorized us"
                 )
-            authorized = link.authorized
             remotePath = options.get("remotePath")
             if remotePath:
                 options["remotePath"] = authorized.toPath(remotePath)
@@ -631,7 +590,7 @@ class MSRPEndpoint:
         session = self._sessions.get(uri)
         if session is None or session.connection is not None:
             return session
-        if self._isRelayConnection(connection):
+        if self._relay is not None and self._relay.owns(connection):
             # The TLS peer is the relay, not the session's peer.
             return session
         fingerprint = self._fingerprints.get(uri)
@@ -651,7 +610,7 @@ class MSRPEndpoint:
                 msrpSessionID=str(uri),
                 error=e,
             )
-            session.connectionFailed(_failureOf(e))
+            session.connectionFailed(failureOf(e))
             if not connection.sessions:
                 self._abort(connection)
             return None
@@ -729,8 +688,8 @@ class MSRPEndpoint:
             expected = self._fingerprint(fingerprint)
         except ValueError as e:
             return fail(e)
-        if self.relayURI is not None and session.localURI in self._relayed:
-            return self._connectThroughRelay(session, remotePath)
+        if self._relay is not None and session.localURI in self._relayed:
+            return self._relay.connectSession(session, remotePath)
         if expected is not None:
             self._fingerprints[session.localURI] = expected
         session.updatePeer(remotePath=remotePath)
@@ -850,10 +809,10 @@ class MSRPEndpoint:
         A connection can carry sessions: verify its peer (R-161) and bind
         the waiting sessions, or start the relay AUTH.
         """
-        factory = getattr(connection, "factory", None)
-        if isinstance(factory, _RelayFactory):
-            self._relayConnected(factory, connection)
+        if self._relay is not None and self._relay.owns(connection):
+            self._relay.connectionReady(connection)
             return
+        factory = getattr(connection, "factory", None)
         if not isinstance(factory, _ClientFactory):
             return
         self._forgetFactory(factory)
@@ -871,7 +830,7 @@ class MSRPEndpoint:
                     peer=str(factory.uri),
                     error=e,
                 )
-                self._failWaiting(factory, _failureOf(e))
+                self._failWaiting(factory, failureOf(e))
                 self._abort(connection)
                 return
         if self.shareConnections:
@@ -909,9 +868,13 @@ class MSRPEndpoint:
                 error=reason.getErrorMessage(),
             )
             self._failWaiting(factory, reason)
-        elif isinstance(factory, _RelayFactory) and self._relayLink is None:
-            reason = self._lossReason(connection, str(factory.uri))
-            self._relayConnectFailed(factory, reason)
+        elif (
+            self._relay is not None
+            and self._relay.owns(connection)
+            and self._relay.link is None
+        ):
+            reason = self._lossReason(connection, str(self._relay.uri))
+            self._relay.connectFailed(factory, reason)
 
     def _admit(self, connection: MSRPConnection) -> bool:
         """
@@ -965,19 +928,19 @@ class MSRPEndpoint:
         """
         lost = getattr(connection, "lostReason", None)
         if lost is None:
-            return _failureOf(ConnectionError(f"connection to {peer} lost"))
+            return failureOf(ConnectionError(f"connection to {peer} lost"))
         error = lost.value
         if isinstance(error, TLSVerificationError):
             return lost  # type: ignore[no-any-return]
         name = type(error).__name__
         if name == "VerificationError":  # service_identity, from R-160 checks
-            return _failureOf(
+            return failureOf(
                 SubjectAltNameMismatch(
                     f"TLS certificate of {peer} does not match its host: {error}"
                 )
             )
         if isinstance(connection, TLSMSRPConnection) and not connection.secured:
-            return _failureOf(
+            return failureOf(
                 TLSVerificationError(
                     f"TLS handshake with {peer} failed: {lost.getErrorMessage()}"
                 )
@@ -986,219 +949,35 @@ class MSRPEndpoint:
 
     # -- relay (RFC 4976) --------------------------------------------------
 
-    def _isRelayConnection(self, connection: MSRPConnection) -> bool:
-        """
-        Whether C{connection} is the one to the relay.
-        """
-        return isinstance(getattr(connection, "factory", None), _RelayFactory)
-
     @property
     def relayAuthorized(self) -> RelayAuthorized | None:
         """
         The relay's current authorization (Use-Path), if usable.
         """
-        link = self._relayLink
-        if link is None or not link.valid():
-            return None
-        return link.authorized
+        return None if self._relay is None else self._relay.authorized
 
     @property
     def relayConnection(self) -> MSRPConnection | None:
         """
         The connection to the relay, if any.
         """
-        return None if self._relayLink is None else self._relayLink.connection
+        return None if self._relay is None else self._relay.connection
 
     def startRelay(self) -> Deferred[RelayAuthorized]:
         """
         Connect to the relay and authenticate (RFC 4976 section 5.1); AUTH
-        is repeated before the Use-Path expires.
+        is repeated before the Use-Path expires (see L{RelayClient.start}).
 
-        @return: A L{Deferred} firing with the L{RelayAuthorized}, or
-            failing with a L{stoxgw.msrp.relay.RelayAuthError} (logged with
-            the relay and the C{relay_username}/C{relay_password} keys) or
-            the connection error.
         @raise ValueError: Without a relay URI.
         """
-        if self.relayURI is None:
+        if self._relay is None:
             raise ValueError("no MSRP relay configured")
-        self._relayStopped = False
-        authorized = self.relayAuthorized
-        if authorized is not None:
-            return succeed(authorized)
-        d: Deferred[RelayAuthorized] = Deferred()
-        self._relayWaiters.append(d)
-        if self._relayFactory is None and self._relayLink is None:
-            factory = _RelayFactory(self, self.relayURI)
-            self._relayFactory = factory
-            self._log.info("Connecting to MSRP relay {peer}", peer=str(self.relayURI))
-            self._connect(self.relayURI, factory)
-        return d
+        return self._relay.start()
 
     def stopRelay(self) -> None:
         """
         Stop using the relay: no refreshes, no reconnection; the relay
         connection is closed.
         """
-        self._relayStopped = True
-        self._cancelRelayRetry()
-        link, self._relayLink = self._relayLink, None
-        factory, self._relayFactory = self._relayFactory, None
-        if link is not None:
-            connection = link.connection
-            link.stop()
-            if connection is not None:
-                connection.disconnect()
-        elif factory is not None and factory.connection is not None:
-            factory.connection.disconnect()
-        self._fireRelayWaiters(_failureOf(RelayLost("relay use stopped")))
-
-    def _cancelRelayRetry(self) -> None:
-        """
-        Cancel a scheduled reconnection to the relay.
-        """
-        retry, self._relayRetry = self._relayRetry, None
-        if retry is not None and retry.active():
-            retry.cancel()
-
-    def _fireRelayWaiters(self, result: RelayAuthorized | Failure) -> None:
-        """
-        Tell whoever waits for the relay.
-        """
-        waiters, self._relayWaiters = self._relayWaiters, []
-        for d in waiters:
-            if isinstance(result, Failure):
-                d.errback(result)
-            else:
-                d.callback(result)
-
-    def _relayConnected(
-        self, factory: _RelayFactory, connection: MSRPConnection
-    ) -> None:
-        """
-        The relay connection is up: run the AUTH exchange over it.
-        """
-        if factory is not self._relayFactory or self.relayURI is None:
-            connection.disconnect()
-            return
-        ownURI = MSRPURI(self.scheme, self.host, self.port, generateSessionID(), "tcp")
-        authenticator = RelayAuthenticator(
-            self.relayURI,
-            ownURI,
-            self._relayUsername,
-            self._relayPassword,
-            expires=self.relayExpires,
-        )
-        link = RelayLink(
-            connection,
-            authenticator,
-            self.reactor,
-            timeout=self.transactionTimeout,
-            onFailed=self._relayFailed,
-        )
-        self._relayLink = link
-        link.start().addCallbacks(self._relayReady, self._relayStartFailed)
-
-    def _relayReady(self, authorized: RelayAuthorized) -> None:
-        """
-        The first AUTH succeeded.
-        """
-        self._fireRelayWaiters(authorized)
-
-    def _relayStartFailed(self, reason: Failure) -> None:
-        """
-        The first AUTH failed (logged by the link): give up on this
-        connection.
-        """
-        link, self._relayLink = self._relayLink, None
-        self._relayFactory = None
-        if link is not None:
-            connection = link.connection
-            link.stop()
-            if connection is not None:
-                connection.disconnect()
-        self._fireRelayWaiters(reason)
-
-    def _relayConnectFailed(self, factory: _RelayFactory, reason: Failure) -> None:
-        """
-        The connection to the relay could not be made.
-        """
-        if factory is not self._relayFactory:
-            return
-        self._relayFactory = None
-        self._log.error(
-            "Cannot connect to MSRP relay {peer}: {error}",
-            peer=str(factory.uri),
-            error=reason.getErrorMessage(),
-        )
-        self._fireRelayWaiters(reason)
-
-    def _relayFailed(self, reason: Failure) -> None:
-        """
-        After a success: the relay connection was lost or a refresh failed.
-        Sessions on a lost connection have failed (R-145); try again
-        later.
-        """
-        link = self._relayLink
-        if link is not None and link.connection is None:
-            self._log.error(
-                "Lost the MSRP relay {peer}: {error}",
-                peer=str(self.relayURI),
-                error=reason.getErrorMessage(),
-            )
-            self._relayLink = None
-            self._relayFactory = None
-        if self._relayStopped:
-            return
-        self._cancelRelayRetry()
-        self._relayRetry = self.reactor.callLater(
-            self.relayRetryDelay, self._retryRelay
-        )
-
-    def _retryRelay(self) -> None:
-        """
-        Reconnect (or re-AUTH) after a failure.
-        """
-        self._relayRetry = None
-        link = self._relayLink
-        if link is not None and link.connection is not None:
-            link.authenticate().addErrback(self._relayFailed)
-            return
-        self.startRelay().addErrback(self._relayRetryFailed)
-
-    def _relayRetryFailed(self, reason: Failure) -> None:
-        """
-        A reconnection failed (logged already): try again later.
-        """
-        if not self._relayStopped:
-            self._relayRetry = self.reactor.callLater(
-                self.relayRetryDelay, self._retryRelay
-            )
-
-    def _connectThroughRelay(
-        self, session: MSRPSession, remotePath: Sequence[MSRPURI]
-    ) -> Deferred[MSRPSession]:
-        """
-        Bind an active session to the relay connection, its To-Path being
-        its Use-Path followed by the peer's path (RFC 4976 section 5.1).
-        """
-        self.setRemotePath(session, remotePath)
-        link = self._relayLink
-        if link is not None and link.connection is not None and link.connection.open:
-            session.bind(link.connection, True)
-            return succeed(session)
-
-        def bind(authorized: RelayAuthorized) -> MSRPSession:
-            link = self._relayLink
-            if link is None or link.connection is None:
-                raise RelayLost("the relay connection is gone")
-            session.bind(link.connection, True)
-            return session
-
-        def failed(reason: Failure) -> Failure:
-            session.connectionFailed(reason)
-            return reason
-
-        d = self.startRelay().addCallback(bind)
-        d.addErrback(failed)
-        return d
+        if self._relay is not None:
+            self._relay.stop()

@@ -25,7 +25,7 @@ import base64
 import re
 import secrets
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, Callable, Iterable, Sequence, Union
 
 from stoxgw.msrp.uri import MSRPURI, MSRPURIError, parsePath, serializePath
@@ -95,9 +95,11 @@ class Continuation(Enum):
     ABORT = "#"
 
 
-class MSRPMethod(Enum):
+class MSRPMethod(StrEnum):
     """
-    Request methods this implementation knows.
+    Request methods this implementation knows (a L{StrEnum}: a member
+    equals its name as a string, so tables keyed by it, such as the
+    interworking error table, take either).
 
     Requests carry the method as a string: extension methods still parse
     (the protocol layer answers them with 501, RFC 4975 section 12).
@@ -769,35 +771,6 @@ def _newHeader(name: str, value: str, spacing: str) -> MSRPHeader:
     _setHeaderValue(field, value)
     _setHeaderSpacing(field, spacing)
     return field
-
-
-class _LazyHeaders:
-    """
-    The header fields of a SEND taken by the receive fast path, before they
-    are made: what C{IncomingMessage.headers} holds until first read (it
-    then holds what L{build} returns, see C{stoxgw.msrp.session}).
-
-    @ivar paths: The To-Path and From-Path fields (shared by the messages of
-        one route).
-    @ivar rest: The fields after the Message-ID.
-    """
-
-    __slots__ = ("paths", "rest")
-
-    def __init__(
-        self, paths: tuple[MSRPHeader, MSRPHeader], rest: tuple[MSRPHeader, ...]
-    ) -> None:
-        self.paths = paths
-        self.rest = rest
-
-    def build(self, messageID: str) -> tuple[MSRPHeader, ...]:
-        """
-        The header fields in wire order, as the parser makes them.
-
-        @param messageID: The Message-ID (its field has one SP after the
-            colon, as the fast path checked).
-        """
-        return (*self.paths, _newHeader("Message-ID", messageID, " "), *self.rest)
 
 
 def _newRequest(

@@ -84,9 +84,7 @@ _PATH_CACHE_SIZE = 128
 _LINE_CACHE_SIZE = 256
 # Message-IDs are unique: caching their lines would only evict the others.
 _UNCACHED_PREFIX = b"Message-ID:"
-_METHOD_NAMES: dict[bytes, str] = {}
-# Header names that matched _HEADER_RE, as bytes, to their text.
-_HEADER_NAMES: dict[bytes, str] = {}
+_END_FLAGS = frozenset(b"$+#")
 _BLANKS = (b" ", b"\t")
 _PATH_HEADERS = ("to-path", "from-path")
 
@@ -153,6 +151,12 @@ class MSRPParser:
         self._pathLineCache: dict[
             bytes, tuple[str, MSRPHeader, tuple[MSRPURI, ...]]
         ] = {}
+        # Method names and header names (that matched _HEADER_RE) seen
+        # before, as bytes, to their text.  Like the other caches, they
+        # belong to this parser (one connection): what one peer sends does
+        # not fill another's.
+        self._methodNames: dict[bytes, str] = {}
+        self._headerNames: dict[bytes, str] = {}
 
     @property
     def failed(self) -> bool:
@@ -180,25 +184,7 @@ class MSRPParser:
             return []
         self._buffer += data
         events: list[MSRPEvent] = []
-        while True:
-            state = self._state
-            if state is _State.START:
-                self._parseFast(events)
-                progressed = self._parseStartLine(events)
-            elif state is _State.HEADERS:
-                progressed = self._parseHeaders(events)
-            elif state is _State.BODY:
-                progressed = self._parseBody(events)
-            elif state is _State.DISCARD:
-                progressed = self._discard()
-            else:
-                self._buffer.clear()
-                self._start = self._scan = 0
-                return events
-            if not progressed:
-                break
-        if self._state is _State.START or self._state is _State.DISCARD:
-            self._compact()
+        self._run(events, False)
         return events
 
     @property
@@ -227,18 +213,32 @@ class MSRPParser:
             return [], b""
         self._buffer += data
         events: list[MSRPEvent] = []
+        return events, self._run(events, True)
+
+    def _run(self, events: list[MSRPEvent], once: bool) -> bytes:
+        """
+        Run the state machine over the buffer.
+
+        @param events: The output list.
+        @param once: Stop between messages once an event was found (or a
+            message was started) and hand back the bytes not parsed.
+        @return: The bytes handed back (C{b""} unless C{once}).
+        """
         left = False
         while True:
             state = self._state
             if state is _State.START:
-                if left or events:
-                    rest = bytes(self._buffer[self._start :])
-                    self._buffer.clear()
-                    self._start = self._scan = 0
-                    return events, rest
-                self._parseFast(events, True)
-                if events:
-                    continue
+                if not once:
+                    self._parseFast(events)
+                else:
+                    if left or events:
+                        rest = bytes(self._buffer[self._start :])
+                        self._buffer.clear()
+                        self._start = self._scan = 0
+                        return rest
+                    self._parseFast(events, True)
+                    if events:
+                        continue
                 progressed = self._parseStartLine(events)
             elif state is _State.HEADERS:
                 progressed = self._parseHeaders(events)
@@ -249,13 +249,13 @@ class MSRPParser:
             else:
                 self._buffer.clear()
                 self._start = self._scan = 0
-                return events, b""
+                return b""
             left = True
             if not progressed:
                 break
         if self._state is _State.START or self._state is _State.DISCARD:
             self._compact()
-        return events, b""
+        return b""
 
     def _parseFast(self, events: list[MSRPEvent], once: bool = False) -> None:
         """
@@ -340,11 +340,11 @@ class MSRPParser:
                         break
                 headers.append(field)
             else:
-                method = _METHOD_NAMES.get(methodBytes)
+                method = self._methodNames.get(methodBytes)
                 if method is None:
                     method = methodBytes.decode("ascii")
-                    if len(_METHOD_NAMES) < 16:
-                        _METHOD_NAMES[methodBytes] = method
+                    if len(self._methodNames) < 16:
+                        self._methodNames[methodBytes] = method
                 append(
                     _newRequest(
                         tid.decode("ascii"),
@@ -363,6 +363,85 @@ class MSRPParser:
             break
         self._start = self._scan = start
 
+    def headerField(self, raw: bytes) -> MSRPHeader | None:
+        """
+        Parse one header line as this parser would (and cache it).
+
+        @param raw: The line without its CRLF.
+        @return: The field, or L{None} if the parser refuses the line.
+        """
+        return self._lineCache.get(raw) or self._headerLine(raw)
+
+    def pathField(
+        self, raw: bytes
+    ) -> tuple[str, MSRPHeader, tuple[MSRPURI, ...]] | None:
+        """
+        Parse a To-Path or From-Path line as this parser would (and cache
+        it).
+
+        @param raw: The line without its CRLF.
+        @return: The lower-cased name, the field and the path, or L{None} if
+            the line is not a valid path header.
+        """
+        return self._pathLineCache.get(raw) or self._pathLine(raw)
+
+    def messageEnd(self, buffer: bytes, start: int) -> int:
+        """
+        Find where the message at C{start} of C{buffer} ends as this parser
+        frames it: at the first end-line of its transaction after the start
+        line, whatever comes between (a bodiless message ends at an end-line
+        among its header lines; a message the parser rejects is skipped up
+        to that end-line too).  For whoever frames messages between reads
+        while the parser is L{idle}.
+
+        @param buffer: The bytes.
+        @param start: The start of the message.
+        @return: The position after the end-line; -1 if it is not
+            (completely) there yet; -2 if the start line is not one the
+            parser can frame on (the parser then fails).
+        """
+        lineEnd = buffer.find(b"\r\n", start)
+        if lineEnd < 0:
+            return -1
+        if lineEnd + 2 - start > self.maxHeaderBytes:
+            return -2
+        startLine = _START_RE.match(buffer, start, lineEnd)
+        if startLine is None:
+            return -2
+        pattern = b"\r\n-------" + startLine.group(1)
+        size = len(buffer)
+        found = buffer.find(pattern, lineEnd)
+        while found >= 0:
+            after = found + len(pattern)
+            if after + 3 > size:
+                return -1
+            if buffer[after] in _END_FLAGS and buffer[after + 1 : after + 3] == b"\r\n":
+                return after + 3
+            found = buffer.find(pattern, found + 1)
+        return -1
+
+    def wouldWait(self, buffer: bytes, start: int) -> bool:
+        """
+        Whether this parser, L{idle} and fed the incomplete message at
+        C{start} of C{buffer}, would do nothing yet (no event, no error):
+        then whoever frames messages may keep the bytes until more arrive.
+
+        It waits for: the start of a start line; or a request line and
+        header lines without an empty line or anything that could be an
+        end-line, within the header limit.
+
+        @param buffer: The bytes.
+        @param start: The start of the message.
+        """
+        if len(buffer) - start + 2 > self.maxHeaderBytes:
+            return False
+        lineEnd = buffer.find(b"\r\n", start)
+        if lineEnd < 0:
+            return buffer[start : start + 5] == _PREFIX[: len(buffer) - start]
+        if _REQUEST_LINE_RE.match(buffer, start) is None:
+            return False
+        return buffer.find(b"\r\n\r\n", lineEnd) < 0 and buffer.find(b"\r\n-", lineEnd) < 0
+
     def _headerLine(self, raw: bytes) -> MSRPHeader | None:
         """
         Parse one header line for L{_parseFast} (as L{_parseHeaderLines}
@@ -372,7 +451,8 @@ class MSRPParser:
         @return: The field, or L{None} if the line is not valid.
         """
         colon = raw.find(b":")
-        name = _HEADER_NAMES.get(raw[:colon]) if colon > 0 else None
+        names = self._headerNames
+        name = names.get(raw[:colon]) if colon > 0 else None
         if (
             name is not None
             and raw[colon + 1 : colon + 2] == b" "
@@ -399,8 +479,8 @@ class MSRPParser:
             if _BAD_TEXT_RE.search(value):
                 return None
             field = _newHeader(name, value, spacing)
-            if len(_HEADER_NAMES) < _LINE_CACHE_SIZE:
-                _HEADER_NAMES[raw[: len(name)]] = name
+            if len(names) < _LINE_CACHE_SIZE:
+                names[raw[: len(name)]] = name
         if not raw.startswith(_UNCACHED_PREFIX):
             cache = self._lineCache
             if len(cache) >= _LINE_CACHE_SIZE:

@@ -42,11 +42,10 @@ further chunk (R-135).
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol, connectionDone
@@ -54,24 +53,18 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
+from stoxgw.msrp.fastpath import FastReceiving
 from stoxgw.msrp.message import (
     END_LINE_DASHES,
-    ByteRange,
-    Continuation,
     FailureReport,
-    MSRPHeader,
     MSRPMethod,
     MSRPParseError,
     MSRPRequest,
     MSRPResponse,
-    SuccessReport,
-    _LazyHeaders,
-    buildRequest,
     isIdent,
 )
+from stoxgw.msrp.outgoing import DEFAULT_CHUNK_SIZE, ChunkSource
 from stoxgw.msrp.parser import (
-    _REQUEST_LINE_RE,
-    _START_RE,
     DEFAULT_MAX_CHUNK_BYTES,
     DEFAULT_MAX_HEADER_BYTES,
     MSRPEvent,
@@ -81,23 +74,12 @@ from stoxgw.msrp.reports import reasonPhrase, responseTo, responseToError
 from stoxgw.msrp.uri import MSRPURI
 
 __all__ = [
-    "DEFAULT_CHUNK_SIZE",
     "IMSRPConnectionUser",
     "IMSRPSessionRegistry",
     "ConnectionUser",
     "SessionRegistry",
-    "ChunkListener",
-    "ChunkSource",
-    "ChunkedSend",
-    "SingleRequest",
     "MSRPConnection",
 ]
-
-DEFAULT_CHUNK_SIZE = 2048
-"""
-The largest body of an outgoing chunk by default (RFC 4975 section 7.1.1,
-R-135).
-"""
 
 _SEND = MSRPMethod.SEND.value
 _KNOWN_METHODS = frozenset(method.value for method in MSRPMethod)
@@ -115,65 +97,6 @@ CLOSE_GRACE = 5.0
 Seconds a paused connection closed with L{MSRPConnection.disconnect} may
 take to send what is buffered before it is aborted (when it has a
 C{clock}).
-"""
-
-# The receive fast path (MSRPConnection._receive).  A complete SEND chunk in
-# the usual layout: the start line, To-Path, From-Path and Message-ID, in
-# that order and with one SP after each colon; the other header fields
-# ("the rest") follow.
-_IDENT_RE = rb"[A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31}"
-_SIMPLE_SEND_RE = re.compile(
-    rb"MSRP (" + _IDENT_RE + rb") SEND\r\n"
-    rb"(To-Path: [^\r\n]*\r\nFrom-Path: [^\r\n]*\r\n)"
-    rb"Message-ID: (" + _IDENT_RE + rb")\r\n"
-)
-# The same with any bytes of a given length in place of the To-Path and
-# From-Path lines, by that length (groups: transaction id, Message-ID): with
-# a check that those bytes are the lines of the route tried (see
-# _FastRoute), it is quicker than _SIMPLE_SEND_RE.
-_SKIP_MATCHES: dict[int, Callable[[bytes, int, int], re.Match[bytes] | None]] = {}
-_END_FLAGS = frozenset(b"$+#")
-_PREFIX = b"MSRP "
-# The most the fast path holds of an incomplete message between reads
-# (beyond it, the parser takes the message and holds it instead).
-_HOLD_LIMIT = 1 << 16
-_REST_NAMES = frozenset(
-    {"byte-range", "success-report", "failure-report", "content-type"}
-)
-_OTHER_PATH_NAMES = frozenset({"to-path", "from-path", "message-id"})
-_FAILURE_REPORTS = {report.value: report for report in FailureReport}
-_SimpleRest = tuple[tuple[MSRPHeader, ...], int | None, str, FailureReport]
-_SimpleEntry = tuple[
-    tuple[MSRPURI, ...],
-    tuple[MSRPURI, ...],
-    _LazyHeaders,
-    int | None,
-    str,
-    FailureReport,
-]
-"""
-What the session's C{_receiveSimpleSend} is given of a chunk's header
-section: the To-Path, the From-Path, the header fields (made if read), the
-Byte-Range total, the Content-Type and the Failure-Report.
-"""
-# The most rests (see _RESTS) a route keeps an entry for.
-_ENTRIES_SIZE = 256
-# The rest of the header section (raw bytes, Message-ID excluded) to what the
-# fast path needs of it, or None if such a message is not for the fast path.
-_RESTS: dict[bytes, _SimpleRest | None] = {}
-_RESTS_SIZE = 4096
-_NOT_SIMPLE = 0
-"""
-What C{_receiveSimpleSend} returns when it did not take the chunk (the
-connection then parses and dispatches it the usual way).
-"""
-_ANSWER_200 = 1
-"""
-What C{_receiveSimpleSend} returns when the connection must answer 200.
-"""
-_HANDLED = 2
-"""
-What C{_receiveSimpleSend} returns when nothing more is to be done.
 """
 
 
@@ -287,426 +210,6 @@ class SessionRegistry(TypingProtocol):
         """
 
 
-class ChunkListener(TypingProtocol):
-    """
-    Told what happens to the requests of a L{ChunkSource}.
-    """
-
-    def chunkWritten(self, request: MSRPRequest, last: bool) -> None:
-        """
-        A request was handed to the transport.
-
-        @param request: The request.
-        @param last: Whether it is the last request of the source.
-        """
-
-    def responseReceived(self, request: MSRPRequest, response: MSRPResponse) -> None:
-        """
-        The response to one of the source's requests arrived.
-
-        @param request: The request answered.
-        @param response: The response.
-        """
-
-
-class ChunkSource(TypingProtocol):
-    """
-    One outgoing message in a session's queue: it gives the scheduler its
-    requests one at a time.
-    """
-
-    listener: ChunkListener
-
-    @property
-    def done(self) -> bool:
-        """
-        Whether there is nothing more to send.
-        """
-
-    def nextChunk(self, maxSize: int) -> MSRPRequest | None:
-        """
-        Make the next request.
-
-        @param maxSize: The largest body the connection allows.
-        @return: The request, or L{None} if there is nothing more.
-        """
-
-    def expectsResponse(self, request: MSRPRequest) -> bool:
-        """
-        Whether the connection should keep C{request}'s transaction pending.
-
-        @param request: A request this source made.
-        """
-
-
-def _simpleRest(parser: MSRPParser, rest: bytes) -> _SimpleRest | None:
-    """
-    Read the header fields after Message-ID of a SEND chunk for the receive
-    fast path.
-
-    @param parser: Parses the header lines (as it would).
-    @param rest: The lines, each with its CRLF.
-    @return: The fields, the Byte-Range total (L{None} when absent or
-        C{*}), the Content-Type (C{""} when absent) and the Failure-Report (default applied), or L{None} if the
-        chunk must take the usual path: a line the parser refuses, a repeated
-        or unusual field, a malformed value, a Byte-Range that does not start
-        at 1, or C{Success-Report: yes} (a REPORT follows).
-    """
-    fields: list[MSRPHeader] = []
-    values: dict[str, str] = {}
-    if rest:
-        lineCache = parser._lineCache
-        for raw in rest[:-2].split(b"\r\n"):
-            field = lineCache.get(raw) or parser._headerLine(raw)
-            if field is None:
-                return None
-            name = field.name.lower()
-            if name in _OTHER_PATH_NAMES:
-                return None
-            if name in _REST_NAMES:
-                if name in values:
-                    return None
-                values[name] = field.value
-            fields.append(field)
-    byteRange = None
-    text = values.get("byte-range")
-    if text is not None:
-        try:
-            byteRange = ByteRange.fromString(text)
-        except ValueError:
-            return None
-        if byteRange.start != 1:
-            return None
-    if values.get("success-report", SuccessReport.NO.value) != SuccessReport.NO.value:
-        return None
-    failureReport = _FAILURE_REPORTS.get(values.get("failure-report", "yes"))
-    if failureReport is None:
-        return None
-    return (
-        tuple(fields),
-        None if byteRange is None else byteRange.total,
-        values.get("content-type") or "",
-        failureReport,
-    )
-
-
-class _FastRoute:
-    """
-    Where the receive fast path delivers the SENDs with given To-Path and
-    From-Path lines (see L{MSRPConnection._fastRoute}).
-
-    @ivar receive: The session's C{_receiveSimpleSend}.
-    @ivar toPath: The To-Path.
-    @ivar fromPath: The From-Path.
-    @ivar fields: The To-Path and From-Path header fields.
-    @ivar middle: The bytes of a C{200} between the transaction ids.
-    @ivar paths: The two lines, each with its CRLF.
-    @ivar match: Matches what L{_SIMPLE_SEND_RE} matches with lines as long
-        as these (groups: transaction id, Message-ID); those of a match
-        start 12 octets after the transaction id.
-    @ivar entries: The rest of a header section (see L{_RESTS}) to the
-        entry given to C{receive}, or L{None} if such a chunk takes the
-        usual path.
-    """
-
-    __slots__ = (
-        "receive",
-        "toPath",
-        "fromPath",
-        "fields",
-        "middle",
-        "paths",
-        "match",
-        "entries",
-    )
-
-    def __init__(
-        self,
-        receive: Callable[[bytes, str, bytes, _SimpleEntry], int],
-        toPath: tuple[MSRPURI, ...],
-        fromPath: tuple[MSRPURI, ...],
-        fields: tuple[MSRPHeader, MSRPHeader],
-        middle: bytes,
-        paths: bytes,
-    ) -> None:
-        self.receive = receive
-        self.toPath = toPath
-        self.fromPath = fromPath
-        self.fields = fields
-        self.middle = middle
-        self.paths = paths
-        size = len(paths)
-        match = _SKIP_MATCHES.get(size)
-        if match is None:
-            match = re.compile(
-                rb"MSRP (" + _IDENT_RE + rb") SEND\r\n"
-                + b"(?s:.{%d})" % size
-                + rb"Message-ID: (" + _IDENT_RE + rb")\r\n"
-            ).match
-            if len(_SKIP_MATCHES) >= _CACHE_SIZE:
-                _SKIP_MATCHES.clear()
-            _SKIP_MATCHES[size] = match
-        self.match = match
-        self.entries: dict[bytes, _SimpleEntry | None] = {}
-
-    def entry(self, parser: MSRPParser, rest: bytes) -> _SimpleEntry | None:
-        """
-        Make (and keep) the entry for a rest of a header section.
-
-        @param parser: Parses the header lines (as it would).
-        @param rest: The lines after the Message-ID, each with its CRLF.
-        """
-        info = _RESTS.get(rest)
-        if info is None and rest not in _RESTS:
-            info = _simpleRest(parser, rest)
-            if len(_RESTS) >= _RESTS_SIZE:
-                _RESTS.clear()
-            _RESTS[rest] = info
-        entry: _SimpleEntry | None = None
-        if info is not None:
-            fields, declared, contentType, failureReport = info
-            entry = (
-                self.toPath,
-                self.fromPath,
-                _LazyHeaders(self.fields, fields),
-                declared,
-                contentType,
-                failureReport,
-            )
-        entries = self.entries
-        if len(entries) >= _ENTRIES_SIZE:
-            entries.clear()
-        entries[rest] = entry
-        return entry
-
-
-def _messageEnd(buffer: bytes, start: int, limit: int) -> int:
-    """
-    Find where the message at C{start} ends as the parser frames it: at the
-    first end-line of its transaction after the start line, whatever comes
-    between (a bodiless message ends at an end-line among its header lines;
-    a message the parser rejects is skipped up to that end-line too).
-
-    @param buffer: The bytes.
-    @param start: The start of the message.
-    @param limit: The parser's C{maxHeaderBytes}.
-    @return: The position after the end-line; -1 if it is not (completely)
-        there yet; -2 if the start line is not one the parser can frame on
-        (the parser then fails).
-    """
-    lineEnd = buffer.find(b"\r\n", start)
-    if lineEnd < 0:
-        return -1
-    if lineEnd + 2 - start > limit:
-        return -2
-    startLine = _START_RE.match(buffer, start, lineEnd)
-    if startLine is None:
-        return -2
-    pattern = b"\r\n-------" + startLine.group(1)
-    size = len(buffer)
-    found = buffer.find(pattern, lineEnd)
-    while found >= 0:
-        after = found + len(pattern)
-        if after + 3 > size:
-            return -1
-        if buffer[after] in _END_FLAGS and buffer[after + 1 : after + 3] == b"\r\n":
-            return after + 3
-        found = buffer.find(pattern, found + 1)
-    return -1
-
-
-def _mayHold(buffer: bytes, start: int, limit: int) -> bool:
-    """
-    Whether the parser, fed the incomplete message at C{start}, would do
-    nothing yet (no event, no error): then the fast path may keep the bytes
-    until more arrive.
-
-    It holds: the start of a start line; or a request line and header lines
-    without an empty line or anything that could be an end-line, within
-    the header limit.
-
-    @param buffer: The bytes.
-    @param start: The start of the message.
-    @param limit: The parser's C{maxHeaderBytes}.
-    """
-    size = len(buffer) - start
-    if size + 2 > limit or size > _HOLD_LIMIT:
-        return False
-    lineEnd = buffer.find(b"\r\n", start)
-    if lineEnd < 0:
-        return buffer[start : start + 5] == _PREFIX[:size]
-    if _REQUEST_LINE_RE.match(buffer, start) is None:
-        return False
-    return buffer.find(b"\r\n\r\n", lineEnd) < 0 and buffer.find(b"\r\n-", lineEnd) < 0
-
-
-class SingleRequest:
-    """
-    A L{ChunkSource} that sends one request that is never cut (NICKNAME, the
-    bodiless SEND of R-157).
-
-    @ivar request: The request.
-    @ivar listener: Told when it is written and answered.
-    """
-
-    def __init__(self, request: MSRPRequest, listener: ChunkListener) -> None:
-        self.request = request
-        self.listener = listener
-        self._sent = False
-        self._aborted = False
-
-    @property
-    def done(self) -> bool:
-        """
-        Whether the request was taken or the source aborted.
-        """
-        return self._sent or self._aborted
-
-    def nextChunk(self, maxSize: int) -> MSRPRequest | None:
-        """
-        @param maxSize: Ignored (non-SEND requests are not interruptible,
-            R-131).
-        @return: The request, once.
-        """
-        if self.done:
-            return None
-        self._sent = True
-        return self.request
-
-    def expectsResponse(self, request: MSRPRequest) -> bool:
-        """
-        @return: C{True} unless the request says C{Failure-Report: no}.
-        """
-        return _expectsResponse(request)
-
-    def abort(self) -> None:
-        """
-        Do not send the request if it has not been sent yet.
-        """
-        self._aborted = True
-
-
-def _expectsResponse(request: MSRPRequest) -> bool:
-    """
-    Whether a transaction response may come for a request we send.
-
-    @param request: The request.
-    @return: C{False} for REPORTs and C{Failure-Report: no} (R-139, R-142).
-    """
-    if request.method == MSRPMethod.REPORT.value:
-        return False
-    return request.effectiveFailureReport is not FailureReport.NO
-
-
-class ChunkedSend:
-    """
-    A L{ChunkSource} that cuts one message into SEND chunks (RFC 4975 section
-    7.1.1): every chunk carries the Message-ID, the report headers and a
-    Byte-Range with the real positions and the total (R-132-R-134); the last
-    one ends with C{$}, the others with C{+}.  An empty body is one chunk with
-    C{Byte-Range: 1-0/0}.
-
-    @ivar messageID: The Message-ID.
-    @ivar size: The body length.
-    @ivar chunkSize: The largest body of a chunk this message wants (the
-        connection may impose a smaller one).
-    @ivar listener: Told when chunks are written and answered.
-    """
-
-    def __init__(
-        self,
-        toPath: Sequence[MSRPURI],
-        fromPath: Sequence[MSRPURI],
-        messageID: str,
-        contentType: str,
-        body: bytes,
-        listener: ChunkListener,
-        headers: Sequence[tuple[str, str]] = (),
-        chunkSize: int = DEFAULT_CHUNK_SIZE,
-    ) -> None:
-        """
-        @param toPath: The peer's path.
-        @param fromPath: Own path.
-        @param messageID: The Message-ID.
-        @param contentType: The Content-Type of every chunk.
-        @param body: The whole body (kept, not copied).
-        @param listener: See L{listener}.
-        @param headers: Report and extension headers for every chunk, placed
-            after Message-ID and before Byte-Range.
-        @param chunkSize: See L{chunkSize}.
-        """
-        if chunkSize < 1:
-            raise ValueError("chunkSize must be positive")
-        self.toPath = tuple(toPath)
-        self.fromPath = tuple(fromPath)
-        self.messageID = messageID
-        self.contentType = contentType
-        self.headers = tuple(headers)
-        self.listener = listener
-        self.chunkSize = chunkSize
-        self.size = len(body)
-        self._body = memoryview(body)
-        self._offset = 0
-        self._started = False
-        self._aborted = False
-
-    @property
-    def done(self) -> bool:
-        """
-        Whether all chunks were made or the message was aborted.
-        """
-        return self._aborted or (self._started and self._offset >= self.size)
-
-    @property
-    def sentBytes(self) -> int:
-        """
-        How many body octets were put into chunks so far.
-        """
-        return self._offset
-
-    def abort(self) -> None:
-        """
-        Make no further chunks (RFC 4975 section 10.5, R-148: stop sending a
-        message after a 413 or another failure).
-        """
-        self._aborted = True
-
-    def nextChunk(self, maxSize: int) -> MSRPRequest | None:
-        """
-        Make the next chunk.
-
-        @param maxSize: The largest body the connection allows.
-        @return: The chunk, or L{None} when done.
-        """
-        if self.done:
-            return None
-        size = max(1, min(self.chunkSize, maxSize))
-        start = self._offset
-        piece = bytes(self._body[start : start + size])
-        end = start + len(piece)
-        last = end >= self.size
-        fields = [("Message-ID", self.messageID), *self.headers]
-        fields.append(("Byte-Range", ByteRange(start + 1, end, self.size).serialize()))
-        request = buildRequest(
-            MSRPMethod.SEND,
-            self.toPath,
-            self.fromPath,
-            fields,
-            body=piece,
-            contentType=self.contentType,
-            continuation=Continuation.END if last else Continuation.MORE,
-        )
-        self._offset = end
-        self._started = True
-        return request
-
-    def expectsResponse(self, request: MSRPRequest) -> bool:
-        """
-        @return: C{False} for C{Failure-Report: no} (R-139).
-        """
-        return _expectsResponse(request)
-
-
 @dataclass(slots=True)
 class _Pending:
     """
@@ -718,7 +221,7 @@ class _Pending:
 
 
 @implementer(IPushProducer)
-class MSRPConnection(Protocol):
+class MSRPConnection(FastReceiving, Protocol):
     """
     One MSRP transport connection (TCP or TLS), shared by the sessions bound
     to it.
@@ -747,6 +250,7 @@ class MSRPConnection(Protocol):
         maxHeaderBytes: int = DEFAULT_MAX_HEADER_BYTES,
         closeWhenIdle: bool = True,
         maxQueuedBytes: int = DEFAULT_MAX_QUEUED_BYTES,
+        fastPath: bool = True,
     ) -> None:
         """
         @param registry: See L{registry}.
@@ -755,6 +259,9 @@ class MSRPConnection(Protocol):
         @param maxHeaderBytes: The largest incoming header block (400 beyond).
         @param closeWhenIdle: See L{closeWhenIdle}.
         @param maxQueuedBytes: See L{maxQueuedBytes}.
+        @param fastPath: Whether reads go through the receive fast path
+            (L{stoxgw.msrp.fastpath}); without it every byte goes through
+            the parser (the tests compare both).
         """
         self.registry = registry
         self.chunkSize = chunkSize
@@ -791,21 +298,8 @@ class MSRPConnection(Protocol):
         self._pumping = False
         self._open = False
         self._closed = False
-        # The receive fast path (see _receive); off, every byte goes through
-        # the parser (the tests compare both).
-        self._fastPath = True
-        # The start of a message held until the next read.
-        self._fastTail = b""
-        # While _receive runs: the data of nested dataReceived calls.
-        self._fastQueue: list[bytes] | None = None
-        # The To-Path and From-Path lines of a fast-path SEND to the session,
-        # its receiving method, the paths, their fields and the middle of the
-        # 200; None if such requests take the usual path.  Cleared whenever
-        # the sessions change.
-        self._fastRoutes: dict[bytes, _FastRoute | None] = {}
-        # The route of the last fast-path SEND, tried first.  None whenever
-        # the sessions change.
-        self._fastLast: _FastRoute | None = None
+        self._fastPath = fastPath
+        self._initFastPath()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -897,8 +391,7 @@ class MSRPConnection(Protocol):
         sessions = list(self._sessions.values())
         self._sessions.clear()
         self._routes.clear()
-        self._fastRoutes.clear()
-        self._fastLast = None
+        self._forgetRoutes()
         for session in sessions:
             try:
                 session.connectionLost(self, reason)
@@ -956,8 +449,7 @@ class MSRPConnection(Protocol):
             raise ValueError(f"another session is bound to {uri}")
         self._sessions[uri] = session
         self._routes.clear()
-        self._fastRoutes.clear()
-        self._fastLast = None
+        self._forgetRoutes()
 
     def detach(self, session: ConnectionUser) -> None:
         """
@@ -971,8 +463,7 @@ class MSRPConnection(Protocol):
             return
         del self._sessions[uri]
         self._routes.clear()
-        self._fastRoutes.clear()
-        self._fastLast = None
+        self._forgetRoutes()
         if uri in self._streams:
             del self._streams[uri]
             self._rotation.remove(uri)
@@ -1008,25 +499,10 @@ class MSRPConnection(Protocol):
 
         @param data: The bytes received.
         """
-        if not self._fastPath:
-            tail = self._fastTail
-            if tail:
-                data = tail + data
-                self._fastTail = b""
+        if self._fastPath:
+            self._receiveFast(data)
+        else:
             self._dispatchEvents(self._parser.feed(data))
-            return
-        queue = self._fastQueue
-        if queue is not None:
-            # Called again from a handler while earlier bytes are being
-            # handled: these bytes come after them in the stream.
-            queue.append(data)
-            return
-        queue = self._fastQueue = [data]
-        try:
-            while queue:
-                self._receiveChunk(queue.pop(0))
-        finally:
-            self._fastQueue = None
 
     def _dispatchEvents(self, events: list[MSRPEvent]) -> None:
         """
@@ -1052,194 +528,6 @@ class MSRPConnection(Protocol):
                     peer=self.peer,
                     transactionID=event.transactionID,
                 )
-
-    def _receiveChunk(self, data: bytes) -> None:
-        """
-        Handle received bytes: between messages L{_receive} takes them,
-        within a message the parser does.
-
-        @param data: The bytes.
-        """
-        parser = self._parser
-        tail = self._fastTail
-        if tail:
-            data = tail + data
-            self._fastTail = b""
-        while data:
-            if self._closed or parser.failed:
-                return
-            if parser.idle:
-                data = self._receive(data)
-                if not data:
-                    return
-            events, data = parser.feedUntilIdle(data)
-            self._dispatchEvents(events)
-
-    def _receive(self, buffer: bytes) -> bytes:
-        """
-        Handle the messages at the front of C{buffer}, which starts at a
-        message boundary while the parser holds nothing.
-
-        The usual SEND chunk (complete, single-chunk, in the usual header
-        layout, to a session bound to this connection; see L{_simpleRest}
-        and L{_fastRoute}) goes to the session's C{_receiveSimpleSend}
-        without an L{MSRPRequest} being made (nor its header fields, see
-        L{_LazyHeaders}), and its C{200} is made from cached bytes.  The
-        route of the previous such chunk is tried first (its lines compared
-        as bytes), then L{_SIMPLE_SEND_RE} and the routes by lines.  Any other complete message is framed (on its
-        end-line) and parsed and dispatched alone, as L{_dispatchEvents}
-        would.  An incomplete message is kept for the next read while the
-        parser would do nothing with its bytes yet; otherwise it is left to
-        the parser.  So what is answered and dispatched, and when, is what
-        the parser alone gives.
-
-        @param buffer: The bytes.
-        @return: The bytes the parser must take (from a message boundary),
-            or C{b""}.
-        """
-        parser = self._parser
-        limit = parser.maxHeaderBytes
-        maxChunk = parser.maxChunkBytes
-        routes = self._fastRoutes
-        match = _SIMPLE_SEND_RE.match
-        find = buffer.find
-        startswith = buffer.startswith
-        size = len(buffer)
-        pos = 0
-        while pos < size:
-            if self._closed:
-                return b""
-            # The route of the last SEND is tried first (read each time: a
-            # handler may change the sessions).
-            route = self._fastLast
-            simple = None
-            if route is not None:
-                simple = route.match(buffer, pos, pos + limit)
-                if simple is not None:
-                    tid, mid = simple.groups()
-                    if not startswith(route.paths, pos + 12 + len(tid)):
-                        simple = None
-            if simple is None:
-                simple = match(buffer, pos, pos + limit)
-                if simple is not None:
-                    tid, paths, mid = simple.groups()
-                    route = routes.get(paths)
-                    if route is None and paths not in routes:
-                        route = self._fastRoute(paths)
-                    if route is not None:
-                        self._fastLast = route
-            if simple is not None and route is not None:
-                headEnd = simple.end()
-                blank = find(b"\r\n\r\n", headEnd - 2, pos + limit + 2)
-                if blank >= 0:
-                    rest = buffer[headEnd : blank + 2]
-                    entries = route.entries
-                    entry = entries.get(rest)
-                    if entry is None and rest not in entries:
-                        entry = route.entry(parser, rest)
-                    if entry is not None:
-                        bodyStart = blank + 4
-                        found = find(b"\r\n-------" + tid, blank + 2)
-                        after = found + 9 + len(tid)
-                        if (
-                            found >= bodyStart
-                            and startswith(b"$\r\n", after)
-                            and found - bodyStart <= maxChunk
-                        ):
-                            messageID = mid.decode("ascii")
-                            try:
-                                outcome = route.receive(
-                                    tid, messageID, buffer[bodyStart:found], entry
-                                )
-                            except Exception:
-                                self._log.failure(
-                                    "Error handling MSRP from {peer}",
-                                    peer=self.peer,
-                                    transactionID=tid.decode("ascii"),
-                                )
-                                outcome = _HANDLED
-                            if outcome == _ANSWER_200:
-                                if not self._closed:
-                                    batch = self._batch
-                                    if batch is None or (
-                                        self._pumping
-                                        or self._paused
-                                        or not self._open
-                                        or self._priority
-                                        or self._rotation
-                                    ):
-                                        self._queueResponse(
-                                            b"MSRP " + tid + route.middle + tid + b"$\r\n"
-                                        )
-                                    else:
-                                        # Joined by dataReceived.
-                                        batch += (b"MSRP ", tid, route.middle, tid, b"$\r\n")
-                                pos = after + 3
-                                continue
-                            if outcome == _HANDLED:
-                                pos = after + 3
-                                continue
-                        elif (
-                            (found < 0 or after + 3 > size)
-                            and size - bodyStart <= maxChunk
-                            and size - pos <= _HOLD_LIMIT
-                        ):
-                            # Incomplete: the parser would only wait too.
-                            self._fastTail = buffer[pos:] if pos else buffer
-                            return b""
-            end = _messageEnd(buffer, pos, limit)
-            if end > 0:
-                self._dispatchEvents(parser.feed(buffer[pos:end]))
-                pos = end
-                if not parser.idle:
-                    return buffer[pos:]
-                continue
-            if end == -1 and _mayHold(buffer, pos, limit):
-                self._fastTail = buffer[pos:] if pos else buffer
-                return b""
-            return buffer[pos:] if pos else buffer
-        return b""
-
-    def _fastRoute(self, paths: bytes) -> _FastRoute | None:
-        """
-        Find where the fast path delivers a SEND with these To-Path and
-        From-Path lines (as L{_requestReceived} would route it), and cache
-        it until the sessions change.
-
-        @param paths: The two lines, each with its CRLF.
-        @return: The route; or L{None} if such requests take the usual
-            path: a line the parser refuses, more than one To-Path URI, no
-            session bound to this connection for it (it may need binding),
-            a session without C{_receiveSimpleSend}.
-        """
-        parser = self._parser
-        split = paths.find(b"\r\n")
-        toLine = paths[:split]
-        fromLine = paths[split + 2 : -2]
-        pathLines = parser._pathLineCache
-        toEntry = pathLines.get(toLine) or parser._pathLine(toLine)
-        fromEntry = pathLines.get(fromLine) or parser._pathLine(fromLine)
-        route = None
-        if (
-            toEntry is not None
-            and fromEntry is not None
-            and toEntry[0] == "to-path"
-            and fromEntry[0] == "from-path"
-            and len(toEntry[2]) == 1
-        ):
-            toPath = toEntry[2]
-            fromPath = fromEntry[2]
-            session = self._sessions.get(toPath[0])
-            receive = getattr(session, "_receiveSimpleSend", None)
-            middle = self._responseMiddle(toPath, fromPath, 200, True)
-            if session is not None and receive is not None and middle is not None:
-                route = _FastRoute(
-                    receive, toPath, fromPath, (toEntry[1], fromEntry[1]), middle, paths
-                )
-        if len(self._fastRoutes) >= _CACHE_SIZE:
-            self._fastRoutes.clear()
-        self._fastRoutes[paths] = route
-        return route
 
     def _flushBatch(self) -> None:
         """

@@ -24,8 +24,10 @@ from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from stoxgw._util import Clock, DelayedCall, failureOf, fireAll
 from stoxgw.msrp.message import MSRPRequest, MSRPResponse
-from stoxgw.msrp.protocol import MSRPConnection, SingleRequest
+from stoxgw.msrp.outgoing import SingleRequest
+from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.relay import (
     RelayAuthError,
     RelayAuthenticator,
@@ -36,7 +38,6 @@ from stoxgw.msrp.relay import (
     RelayForbidden,
     RelayMutualAuthFailed,
 )
-from stoxgw.msrp.session import Clock, DelayedCall
 from stoxgw.msrp.uri import MSRPURI
 
 __all__ = ["RelayTimeout", "RelayLost", "RelayLink", "CREDENTIALS_CONFIG"]
@@ -67,12 +68,6 @@ class RelayLost(RelayAuthError):
     exchange ended.
     """
 
-
-def _failureOf(error: BaseException) -> Failure:
-    """
-    Wrap an exception (Twisted's L{Failure} constructor is not annotated).
-    """
-    return Failure(error)  # type: ignore[no-untyped-call]
 
 
 class RelayLink:
@@ -199,11 +194,7 @@ class RelayLink:
         """
         self._exchanging = False
         waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            if isinstance(result, Failure):
-                d.errback(result)
-            else:
-                d.callback(result)
+        fireAll(waiters, result)
 
     def _send(self, request: MSRPRequest) -> None:
         """
@@ -245,7 +236,7 @@ class RelayLink:
         try:
             outcome = self.authenticator.responseReceived(response)
         except RelayAuthError as e:
-            self._end(_failureOf(e))
+            self._end(failureOf(e))
             return
         if isinstance(outcome, MSRPRequest):
             self._send(outcome)
@@ -260,7 +251,7 @@ class RelayLink:
         if self.connection is not None:
             self.connection.forgetTransaction(transactionID)
         self._end(
-            _failureOf(RelayTimeout(f"no response to AUTH within {self.timeout:g} s"))
+            failureOf(RelayTimeout(f"no response to AUTH within {self.timeout:g} s"))
         )
 
     def _succeeded(self, outcome: RelayAuthorized) -> None:
@@ -371,7 +362,7 @@ class RelayLink:
         self.authorized = None
         if self._exchanging:
             self._end(
-                _failureOf(
+                failureOf(
                     RelayLost(
                         f"connection to the relay lost: {reason.getErrorMessage()}"
                     )

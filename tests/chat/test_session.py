@@ -32,6 +32,8 @@ from stoxgw.chat.session import (
     ChatSettings,
     ChatState,
     EndCause,
+    IncomingChat,
+    OutgoingChat,
     IChatOfferHandler,
     IChatSessionHandler,
     RejectChat,
@@ -305,6 +307,20 @@ class InterfaceTests(SynchronousTestCase):
         session = net.a.handler.session
         self.assertTrue(verifyObject(IDialogHandler, session))
         self.assertTrue(verifyObject(IMSRPSessionHandler, session))
+
+    def test_kinds(self) -> None:
+        """
+        The initiator's sessions are L{OutgoingChat}s, the acceptor's
+        L{IncomingChat}s: both L{ChatSession}s, each told its direction.
+        """
+        net = Network()
+        d = net.start()
+        outgoing = self.successResultOf(d)
+        incoming = net.b.handler.session
+        self.assertIsInstance(outgoing, OutgoingChat)
+        self.assertIsInstance(incoming, IncomingChat)
+        self.assertEqual((outgoing.incoming, incoming.incoming), (False, True))
+        self.assertEqual(outgoing.callID, incoming.callID)
 
 
 class SetupTests(SynchronousTestCase):

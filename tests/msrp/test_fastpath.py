@@ -24,8 +24,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from stoxgw.msrp import fastpath as fastpathModule
 from stoxgw.msrp import message as messageModule
-from stoxgw.msrp import session as sessionModule
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.session import IMSRPSessionHandler, IncomingMessage, MSRPSession
 from stoxgw.msrp.uri import MSRPURI
@@ -126,9 +126,8 @@ class World:
         self.transport = StringTransport()
         self.pausing = pausing
         self.connection = MSRPConnection(
-            registry=self, maxHeaderBytes=MAX_HEADER, maxChunkBytes=MAX_CHUNK
+            registry=self, maxHeaderBytes=MAX_HEADER, maxChunkBytes=MAX_CHUNK, fastPath=fast
         )
-        self.connection._fastPath = fast
         self.connection.makeConnection(self.transport)
         if prebind:
             # Bound before any request came (no remote path known yet).
@@ -160,6 +159,23 @@ class World:
         self.connection.dataReceived(data)
         if self.connection._paused:
             self.connection.resumeProducing()
+
+    def spyOnParser(self) -> list[bytes]:
+        """
+        Record what the connection feeds its parser (the bytes that do not
+        take the fast path).
+
+        @return: The list the bytes are appended to.
+        """
+        fed: list[bytes] = []
+        feed = self.connection._parser.feed
+
+        def spy(data: bytes) -> Any:
+            fed.append(data)
+            return feed(data)
+
+        self.connection._parser.feed = spy  # type: ignore[method-assign]
+        return fed
 
     def state(self) -> Any:
         """
@@ -561,14 +577,7 @@ class FastPathDifferentialTests(_Differential):
         first one (which binds the session).
         """
         world = World(True, False)
-        fed: list[bytes] = []
-        feed = world.connection._parser.feed
-
-        def spy(data: bytes) -> Any:
-            fed.append(data)
-            return feed(data)
-
-        world.connection._parser.feed = spy  # type: ignore[method-assign]
+        fed = world.spyOnParser()
         rng = random.Random(1)
         messages = []
         for index in range(20):
@@ -704,14 +713,7 @@ class FastPathRouteTests(_Differential):
                 self.assertEqual(names.count("C"), 20)
 
         world = World(True, False)
-        fed: list[bytes] = []
-        feed = world.connection._parser.feed
-
-        def spy(data: bytes) -> Any:
-            fed.append(data)
-            return feed(data)
-
-        world.connection._parser.feed = spy  # type: ignore[method-assign]
+        fed = world.spyOnParser()
         world.feed(data)
         # The parser sees the SENDs that bind A and C and those to the
         # unknown session (481) only.
@@ -742,6 +744,88 @@ class FastPathRouteTests(_Differential):
                 ]
                 self.assertEqual(bodies, [b"one", b"two !close", b"four", b"five"])
                 self.assertEqual(fast[0][-1][0].count(b" 481 "), 2)
+
+
+class FastPathCacheTests(SynchronousTestCase):
+    """
+    The caches of the fast path and of the parser belong to one connection:
+    what one peer sends fills none of another connection's.
+    """
+
+    def test_cachesPerConnection(self) -> None:
+        """
+        After SENDs with odd header names and many paths on one connection,
+        another connection's routes and parser caches are still empty.
+        """
+        busy = World(True, False, prebind=True)
+        quiet = World(True, False, prebind=True)
+        rng = random.Random(21)
+        for index in range(30):
+            busy.feed(
+                _request(
+                    _ident(rng),
+                    "SEND",
+                    [
+                        f"To-Path: {SESSION_A}",
+                        f"From-Path: msrp://192.168.1.{index}:7777/s{index:04d};tcp",
+                        f"Message-ID: {_ident(rng)}",
+                        f"X-Odd-{index}: value",
+                        "Content-Type: text/plain",
+                    ],
+                    b"hello",
+                    "+" if index % 2 else "$",
+                )
+            )
+        self.assertTrue(busy.connection._fastRoutes)
+        self.assertTrue(busy.connection._parser._headerNames)
+        self.assertEqual(quiet.connection._fastRoutes, {})
+        parser = quiet.connection._parser
+        self.assertEqual(
+            (parser._headerNames, parser._methodNames, parser._lineCache, parser._pathLineCache),
+            ({}, {}, {}, {}),
+        )
+        for session in quiet.sessions.values():
+            self.assertEqual(session._byteRanges, {})
+
+
+    def test_longHeaderSectionsNotKept(self) -> None:
+        """
+        A header section after the Message-ID longer than 512 octets is
+        read again for each SEND rather than kept (a peer cannot make a
+        connection cache much), and the SENDs are still delivered by the
+        fast path, as the parser would deliver them.
+        """
+        rng = random.Random(22)
+        pad = "X-Pad: " + "p" * 600
+        messages = [
+            _request(
+                _ident(rng),
+                "SEND",
+                [
+                    f"To-Path: {SESSION_A}",
+                    f"From-Path: {REMOTE}",
+                    f"Message-ID: {_ident(rng)}",
+                    pad,
+                    "Content-Type: text/plain",
+                ],
+                f"body {index}".encode(),
+            )
+            for index in range(5)
+        ]
+        world = World(True, False, prebind=True)
+        fed = world.spyOnParser()
+        for message in messages:
+            world.feed(message)
+        # The session is bound already: none goes through the parser.
+        self.assertEqual(fed, [])
+        [route] = [r for r in world.connection._fastRoutes.values() if r is not None]
+        self.assertEqual(route.entries, {})
+        self.assertEqual(world.transport.value().count(b" 200 OK\r\n"), 5)
+        slow = World(False, False, prebind=True)
+        for message in messages:
+            slow.feed(message)
+        self.assertEqual(slow.transport.value(), world.transport.value())
+        self.assertEqual(slow.calls, world.calls)
 
 
 class FastPathMessageTests(SynchronousTestCase):
@@ -781,9 +865,9 @@ class FastPathMessageTests(SynchronousTestCase):
         self.assertIs(type(message), IncomingMessage)
         if fast:
             # Not made yet.
+            slot = IncomingMessage.__dict__["headers"].slot
             self.assertIs(
-                type(sessionModule._headersSlot.__get__(message, IncomingMessage)),
-                messageModule._LazyHeaders,
+                type(slot.__get__(message, IncomingMessage)), fastpathModule.LazyHeaders
             )
         return message
 
@@ -870,7 +954,7 @@ class FastPathMessageTests(SynchronousTestCase):
         object.__setattr__(message, "headers", ())
         self.assertEqual(message.headers, ())
         self.assertEqual(pickle.loads(pickle.dumps(message)), message)
-        self.assertIsInstance(IncomingMessage.__dict__["headers"], sessionModule._IncomingHeaders)
+        self.assertIsInstance(IncomingMessage.__dict__["headers"], fastpathModule._HeadersSlot)
         self.assertIs(vars(IncomingMessage)["headers"], IncomingMessage.headers)
 
 

@@ -720,3 +720,70 @@ class FastPathTests(SplitInvarianceMixin, SynchronousTestCase):
         self.assertEqual(first, [parseMessage(message) for message in messages])
         self.assertEqual(parser.feed(data), first)
         self.assertEqual([event.serialize() for event in first], messages)  # type: ignore[union-attr]
+
+
+class FramingHelperTests(SynchronousTestCase):
+    """
+    The parser's framing helpers for whoever frames messages between reads
+    (the receive fast path): L{MSRPParser.messageEnd},
+    L{MSRPParser.wouldWait}, L{MSRPParser.headerField} and
+    L{MSRPParser.pathField} say what the parser itself would do.
+    """
+
+    SEND = (
+        b"MSRP a786hjs2 SEND\r\n"
+        b"To-Path: msrp://10.0.0.1:2855/local;tcp\r\n"
+        b"From-Path: msrp://192.168.1.1:7777/remote;tcp\r\n"
+        b"Message-ID: 87652491\r\n"
+        b"\r\n"
+        b"hi\r\n-------a786hjs2x\r\n"
+        b"-------a786hjs2$\r\n"
+    )
+
+    def test_messageEnd(self) -> None:
+        """
+        The end is after the first complete end-line of the message's
+        transaction (not after a near miss in the body), at any offset;
+        -1 while it is not all there; -2 for a start line the parser cannot
+        frame on.
+        """
+        parser = MSRPParser()
+        data = b"junk" + self.SEND + self.SEND
+        self.assertEqual(parser.messageEnd(data, 4), 4 + len(self.SEND))
+        self.assertEqual(parser.messageEnd(data, 4 + len(self.SEND)), len(data))
+        for cut in (10, len(self.SEND) - 1, len(self.SEND) - 3):
+            self.assertEqual(parser.messageEnd(self.SEND[:cut], 0), -1)
+        self.assertEqual(parser.messageEnd(b"HTTP/1.1 200 OK\r\n", 0), -2)
+        self.assertEqual(MSRPParser(maxHeaderBytes=10).messageEnd(self.SEND, 0), -2)
+
+    def test_wouldWait(self) -> None:
+        """
+        The parser waits on the start of a start line and on header lines
+        without an empty line or a possible end-line; not on anything else.
+        """
+        parser = MSRPParser()
+        head = self.SEND[: self.SEND.index(b"\r\n\r\n") + 2]
+        for data in (b"", b"MS", b"MSRP a7", head):
+            self.assertTrue(parser.wouldWait(data, 0), data)
+            events = MSRPParser().feed(data)
+            self.assertEqual(events, [])
+        for data in (b"HTTP", b"MSRP a786hjs2 200 OK\r\n", head + b"\r\n", head + b"-"):
+            self.assertFalse(parser.wouldWait(data, 0), data)
+        self.assertFalse(MSRPParser(maxHeaderBytes=20).wouldWait(head, 0))
+
+    def test_fields(self) -> None:
+        """
+        C{headerField} and C{pathField} parse lines as the parser does and
+        refuse what it refuses.
+        """
+        parser = MSRPParser()
+        [request] = MSRPParser().feed(self.SEND)
+        assert isinstance(request, MSRPRequest)
+        self.assertEqual(parser.headerField(b"Message-ID: 87652491"), request.headers[2])
+        self.assertIsNone(parser.headerField(b"Bad header line"))
+        self.assertIsNone(parser.headerField(b"X: \x01"))
+        to = parser.pathField(b"To-Path: msrp://10.0.0.1:2855/local;tcp")
+        assert to is not None
+        self.assertEqual((to[0], to[1], to[2]), ("to-path", request.headers[0], request.toPath))
+        self.assertIsNone(parser.pathField(b"Message-ID: 87652491"))
+        self.assertIsNone(parser.pathField(b"To-Path: msrp://bad uri"))

@@ -26,15 +26,9 @@ from stoxgw.msrp.message import (
     buildRequest,
     buildResponse,
 )
+from stoxgw.msrp.outgoing import ChunkedSend, ChunkSource, SingleRequest
 from stoxgw.msrp.parser import MSRPEvent, MSRPParser
-from stoxgw.msrp.protocol import (
-    ChunkedSend,
-    ChunkSource,
-    IMSRPConnectionUser,
-    IMSRPSessionRegistry,
-    MSRPConnection,
-    SingleRequest,
-)
+from stoxgw.msrp.protocol import IMSRPConnectionUser, IMSRPSessionRegistry, MSRPConnection
 from stoxgw.msrp.reports import buildReport, responseTo
 from stoxgw.msrp.uri import MSRPURI
 

@@ -27,6 +27,7 @@ from stoxgw.msrp.message import (
     Status,
     buildRequest,
 )
+from stoxgw.msrp.incoming import _FIELD_SLOTS, _chunkFields
 from stoxgw.msrp.parser import MSRPEvent
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.reports import buildReport, responseTo
@@ -39,7 +40,6 @@ from stoxgw.msrp.session import (
     MSRPSession,
     SendResult,
     SessionState,
-    _chunkFields,
     mediaTypeMatches,
 )
 from tests.msrp.test_protocol import LOCAL, REMOTE, PausingTransport, written
@@ -896,6 +896,9 @@ class ChunkFieldsTests(SynchronousTestCase):
         values: the same values, or the same error.
         """
         rng = random.Random(4975)
+        # The caches of one session, filled as the readings go.
+        slots = dict(_FIELD_SLOTS)
+        byteRanges: dict[str, ByteRange] = {}
         for _ in range(3000):
             names = rng.sample(self.NAMES, rng.randint(0, 7))
             names += rng.sample(self.NAMES, rng.randint(0, 2))
@@ -907,7 +910,7 @@ class ChunkFieldsTests(SynchronousTestCase):
                 "abcd1234", "SEND", (LOCAL,), (REMOTE,), headers, b"x"
             )
             self.assertEqual(
-                self.outcome(lambda: _chunkFields(request)),
+                self.outcome(lambda: _chunkFields(request, slots, byteRanges)),
                 self.outcome(
                     lambda: (
                         request.messageID,
