@@ -242,6 +242,11 @@ class MSRPConnection(FastReceiving, Protocol):
 
     _log = Logger()
 
+    #: Requests for unknown sessions answered 481 on this connection (a
+    #: class default: only a connection that gets one has its own, so the
+    #: common connection keeps its 30 attributes, see L{FastReceiving}).
+    _unknownSessions = 0
+
     def __init__(
         self,
         registry: SessionRegistry | None = None,
@@ -380,6 +385,12 @@ class MSRPConnection(FastReceiving, Protocol):
             peer=self.peer,
             error=reason.getErrorMessage(),
         )
+        if self._unknownSessions > 1:
+            self._log.warn(
+                "MSRP peer {peer} sent {count} more requests for unknown sessions",
+                peer=self.peer,
+                count=self._unknownSessions - 1,
+            )
         self._pending.clear()
         self._priority.clear()
         self._queuedBytes = 0
@@ -631,13 +642,18 @@ class MSRPConnection(FastReceiving, Protocol):
                     else:
                         session = candidate
         if session is None:
-            self._log.warn(
-                "MSRP {method} from {peer} for unknown session {msrpSessionID}",
-                method=request.method,
-                peer=self.peer,
-                msrpSessionID=" ".join(str(uri) for uri in request.toPath),
-                transactionID=request.transactionID,
-            )
+            # One warning per connection: a peer flooding requests for no
+            # session must not flood the log (the rest are counted and
+            # said once when the connection ends).
+            if not self._unknownSessions:
+                self._log.warn(
+                    "MSRP {method} from {peer} for unknown session {msrpSessionID}",
+                    method=request.method,
+                    peer=self.peer,
+                    msrpSessionID=" ".join(str(uri) for uri in request.toPath),
+                    transactionID=request.transactionID,
+                )
+            self._unknownSessions += 1
             self.respond(request, 481)
             return
         if request.method not in _KNOWN_METHODS:  # request.knownMethod is None

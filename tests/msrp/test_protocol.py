@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
@@ -276,6 +277,24 @@ class DispatchTests(SynchronousTestCase):
             logs[0]["peer"], "IPv4Address(type='TCP', host='192.168.1.1', port=54321)"
         )
         self.assertEqual(logs[-1]["transactionID"], request.transactionID)
+
+    def test_unknownSessionLoggedOnce(self) -> None:
+        """
+        A peer sending many requests for no session gets a 481 for each,
+        but the log gets one warning for the connection, and one line with
+        the count of the others when the connection ends (issue 11: a
+        flood must not grow the log, or memory where logs are kept).
+        """
+        connection, transport = connect(FakeRegistry())
+        with capturedLogs() as logs:
+            for _ in range(50):
+                connection.dataReceived(peerRequest().serialize())
+            warned = [e for e in logs if e["log_level"].name == "warn"]
+            connection.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual([r.code for r in written(transport)], [481] * 50)
+        self.assertEqual(len(warned), 1)
+        [summary] = [e for e in logs if e.get("count") is not None]
+        self.assertEqual(summary["count"], 49)
 
     def test_unknownSessionFailureReportNo(self) -> None:
         """
