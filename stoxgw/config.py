@@ -689,8 +689,10 @@ SCHEMA: tuple[Key, ...] = (
         "msrp",
         "max_message_size",
         _integer(1024, 64 * 1024 * 1024),
-        "1048576",
-        "Largest incoming message (all chunks together), in octets; larger ones get 413.",
+        "65536",
+        "Largest incoming message (all chunks together), in octets; larger ones get 413. "
+        "Announced in SDP as a=max-size; keep it at or below the stanza size the XMPP "
+        "server accepts (R-125).",
     ),
     Key("msrp", "relay", _uri("msrp", "msrps"), None, "MSRP relay (RFC 4976) URI to route sessions through."),
     Key("msrp", "relay_username", _string, None, "User name for the relay's AUTH challenge."),

@@ -66,7 +66,8 @@ class AcceptChat:
         5.2: a focus requires C{message/cpim}), else 488.
     @ivar chatroom: C{a=chatroom} tokens to advertise (RFC 7701 section
         8), or L{None}.
-    @ivar maxSize: Our C{a=max-size}, or L{None}.
+    @ivar maxSize: Our C{a=max-size}, or L{None} for the MSRP session's
+        largest incoming message.
     @ivar isfocus: Put C{isfocus} on our Contact (RFC 4579, RFC 7702
         section 6).
     @ivar contactUser: The user part of our Contact (default: the
@@ -219,7 +220,8 @@ class IncomingChat(ChatSession):
                 connectionAddress=own.host,
                 acceptTypes=decision.acceptTypes,
                 acceptWrappedTypes=decision.acceptWrappedTypes,
-                maxSize=decision.maxSize,
+                # R-125, RFC 4975 section 8.6: the largest message we take.
+                maxSize=msrp.maxMessageSize if decision.maxSize is None else decision.maxSize,
                 chatroom=decision.chatroom,
                 reachable=self.settings.reachable and not relayed,
                 useSetup=self.settings.useSetup,

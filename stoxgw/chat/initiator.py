@@ -50,7 +50,8 @@ class ChatOfferOptions(TypedDict, total=False):
     @ivar acceptWrappedTypes: Our C{accept-wrapped-types} (default
         L{DEFAULT_ACCEPT_WRAPPED_TYPES}).
     @ivar chatroom: C{a=chatroom} tokens to offer, or L{None}.
-    @ivar maxSize: Our C{a=max-size}, or L{None}.
+    @ivar maxSize: Our C{a=max-size} (default: the MSRP session's largest
+        incoming message).
     @ivar setup: C{a=setup} to offer: by default C{actpass} when reachable
         without a relay, else C{active} (R-165); never C{passive}.
     @ivar contact: Our Contact, or the UA's default.
@@ -127,7 +128,8 @@ class OutgoingChat(ChatSession):
             path=tuple(str(uri) for uri in chat.endpoint.sdpPath(msrp)),
             acceptTypes=tuple(acceptTypes),
             acceptWrappedTypes=tuple(acceptWrappedTypes),
-            maxSize=options.get("maxSize"),
+            # R-125, RFC 4975 section 8.6: the largest message we take.
+            maxSize=options.get("maxSize", msrp.maxMessageSize),
             setup=setup,
             fingerprints=ownFingerprints(chat.endpoint),
             chatroom=None if chatroom is None else tuple(chatroom),

@@ -382,6 +382,26 @@ class SetupTests(SynchronousTestCase):
         self.assertEqual(len(net.requests("ACK")), 1)
         self.assertEqual(net.b.offers.offers[0].media.setup, Setup.ACTPASS)
 
+    def test_maxSizeAnnounced(self) -> None:
+        """
+        R-125, RFC 4975 section 8.6: offer and answer announce
+        C{a=max-size}, each the largest message its MSRP session takes
+        (past it the sender would get 413, R-126); each side learns the
+        other's (R-159).
+        """
+        net = Network()
+        d = net.start()
+        session = self.assertReady(net, d)
+        [invite] = net.requests("INVITE")
+        [ok] = [r for r in net.responses("INVITE") if r.status == 200]
+        local, remote = session.msrp, net.b.handler.session.msrp
+        assert local is not None and remote is not None
+        self.assertEqual(msrpMedia(invite).maxSize, local.maxMessageSize)
+        self.assertEqual(msrpMedia(ok).maxSize, remote.maxMessageSize)
+        self.assertIn(b"a=max-size:%d\r\n" % local.maxMessageSize, invite.body)
+        self.assertEqual(remote.peerMaxSize, local.maxMessageSize)
+        self.assertEqual(local.peerMaxSize, remote.maxMessageSize)
+
     def test_answeredActive(self) -> None:
         """
         R-165: an answerer that is not reachable answers actpass with

@@ -1,0 +1,1 @@
+MSRP offers and answers announce a=max-size (the largest message the gateway takes); [msrp] max_message_size now defaults to 65536 octets instead of 1 MiB, so that a SIP message fits the stanza limits XMPP servers ship with (R-125).
