@@ -14,12 +14,13 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 #: The checkout's top directory.
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, TOP)
 
+from tests.interop.ejabberd import Ejabberd  # noqa: E402
 from tests.interop.peers import Prosody, freePort, freeUDPAndTCPPort  # noqa: E402
 
 
@@ -66,6 +67,20 @@ class BenchProsody(Prosody):
             text = text.replace("network_settings = { nagle = false }\n", "")
         with open(self.configPath, "w") as f:
             f.write(text)
+
+    def addAccounts(self, accounts: Sequence[tuple[str, str]]) -> None:
+        """
+        Create (user, password) accounts on L{domain} at once, as the files
+        C{prosodyctl register} would write (C{internal_plain}), for the
+        workloads with many users (W5): one C{prosodyctl} run per user would
+        take a few tenths of a second each.
+        """
+        host = self.domain.replace(".", "%2e")
+        directory = os.path.join(self.directory, "data", host, "accounts")
+        os.makedirs(directory, exist_ok=True)
+        for user, password in accounts:
+            with open(os.path.join(directory, f"{user}.dat"), "w") as f:
+                f.write(f'return {{\n\t["password"] = "{password}";\n}};\n')
 
 
 def gatewayConfig(server: Prosody, sipPort: int, msrpPort: int, many: bool = False) -> str:
@@ -158,7 +173,65 @@ class GatewayProcess:
             process.wait(timeout)
 
 
+class BenchEjabberd(Ejabberd):
+    """
+    The interop tests' ejabberd (C{global_routes: false} on the component
+    listener, see docs/deployment.md), with anonymous logins
+    (C{login_anon}: SASL PLAIN with any user name and password), so that a
+    workload with many XMPP users (W5) needs no C{ejabberdctl register}
+    run per user (each starts an Erlang node: seconds).  The gateway's
+    component link is unaffected.
+    """
+
+    def _writeConfig(self) -> None:
+        super()._writeConfig()
+        with open(self.configPath) as f:
+            text = f.read()
+        text = text.replace(
+            "auth_method: internal\n",
+            "auth_method: [anonymous]\nanonymous_protocol: login_anon\n"
+            "allow_multiple_connections: true\n",
+        ).replace("loglevel: info", "loglevel: warning")
+        with open(self.configPath, "w") as f:
+            f.write(text)
+
+    def addAccounts(self, accounts: Sequence[tuple[str, str]]) -> None:
+        """
+        Nothing to do: any user name logs in (C{login_anon}).
+        """
+
+
+def runClient(main: Callable[[], Any], limit: float = 600) -> None:
+    """
+    A load generator's process: run the reactor until the L{Deferred} that
+    C{main()} returns fires (at most C{limit} seconds), then print its
+    result as JSON on stdout, or the failure on stderr and exit with 2.
+    """
+    import json
+
+    from twisted.internet import reactor
+
+    outcome: dict[str, Any] = {}
+
+    def done(value: Any) -> None:
+        outcome["value"] = value
+        reactor.stop()  # type: ignore[attr-defined]
+
+    def failed(failure: Any) -> None:
+        outcome["error"] = failure.getTraceback()
+        reactor.stop()  # type: ignore[attr-defined]
+
+    reactor.callWhenRunning(lambda: main().addCallbacks(done, failed))  # type: ignore[attr-defined]
+    reactor.callLater(limit, reactor.stop)  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+    if "value" not in outcome:
+        print(outcome.get("error", "timed out"), file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(outcome["value"]))
+
+
 __all__ = [
-    "TOP", "summary", "percentile", "BenchProsody", "gatewayConfig", "GatewayProcess",
+    "TOP", "summary", "percentile", "BenchProsody", "BenchEjabberd", "gatewayConfig",
+    "GatewayProcess", "runClient",
     "freePort", "freeUDPAndTCPPort",
 ]
