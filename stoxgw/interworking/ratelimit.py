@@ -18,7 +18,10 @@ class RateLimiter:
 
     @ivar maxKeys: How many keys are tracked at once; when full, the key
         idle the longest is forgotten (an attacker rotating keys cannot
-        make the table grow).
+        make the table grow).  A key whose events are all older than
+        C{window} is forgotten too: it limits nothing any more, and a
+        table of every user ever seen would only hold memory (W8,
+        bench/README.md).
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class RateLimiter:
         @return: whether it is.
         """
         now = self.clock.seconds()
+        self._expire(now)
         events = self._events.get(key)
         if events is None:
             events = self._events[key] = deque()
@@ -52,6 +56,18 @@ class RateLimiter:
             return False
         events.append(now)
         return True
+
+    def _expire(self, now: float) -> None:
+        """
+        Forget the keys idle the longest while all their events are older
+        than the window (keys are in the order of their last C{admit}, so
+        this stops at the first key still limited).
+        """
+        while self._events:
+            events = next(iter(self._events.values()))
+            if events and now - events[-1] < self.window:
+                return
+            self._events.popitem(last=False)
 
     def retryAfter(self, key: str) -> int:
         """

@@ -41,6 +41,40 @@ class RateLimiterTests(SynchronousTestCase):
             self.assertTrue(limiter.admit(f"k{n}"))
         self.assertEqual(len(limiter._events), 100)
 
+    def test_idleKeysForgotten(self) -> None:
+        """
+        A key whose events have all left the window limits nothing and is
+        forgotten at the next C{admit}: a churn of distinct users leaves
+        only the last window's users in the table, not every user ever
+        seen (W8).
+        """
+        clock = Clock()
+        limiter = RateLimiter(clock, 2, 60.0)
+        limiter.admit("a")
+        clock.advance(30)
+        limiter.admit("b")
+        clock.advance(30)
+        limiter.admit("c")
+        self.assertEqual(list(limiter._events), ["b", "c"])
+        clock.advance(60)
+        limiter.admit("d")
+        self.assertEqual(list(limiter._events), ["d"])
+
+    def test_limitedKeyKept(self) -> None:
+        """
+        A key at its limit stays limited while its events are in the
+        window, though keys admitted after it have gone idle.
+        """
+        clock = Clock()
+        limiter = RateLimiter(clock, 2, 60.0)
+        limiter.admit("a")
+        limiter.admit("a")
+        clock.advance(59)
+        self.assertFalse(limiter.admit("a"))
+        self.assertEqual(limiter.retryAfter("a"), 1)
+        clock.advance(1)
+        self.assertTrue(limiter.admit("a"))
+
     def test_invalid(self) -> None:
         """
         Nonsense settings are refused.
