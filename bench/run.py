@@ -5,6 +5,7 @@ baseline, prints median and min-max and the ratio, and writes
 C{bench/results.json} and C{bench/report.md}.
 
   python bench/run.py [--workloads w1,w7,w8,w9] [--runs 5] [--w1-messages 200]
+      [--w8-rate 100] [--w8-duration 20] [--w8-churns 3]
 """
 
 from __future__ import annotations
@@ -126,21 +127,41 @@ def workloadW7(options: argparse.Namespace) -> dict[str, Any]:
 def workloadW8(options: argparse.Namespace) -> dict[str, Any]:
     import w78
 
-    raw = interleave(options.runs, {"w8": lambda: w78.w8Run(options.w8_rate, options.w8_duration)})
+    churns = options.w8_churns
+    raw = interleave(
+        options.runs, {"w8": lambda: w78.w8Run(options.w8_rate, options.w8_duration, churns)}
+    )
     a = aggregate(raw["w8"])
-    rss = a["rss_change_pct"]
+    steady = [a[f"rss_change_pct_{n}"]["median"] for n in range(2, churns + 1)]
+    verdict = (
+        "n/a (one churn)" if not steady
+        else "met" if max(abs(x) for x in steady) <= 2 else "MISSED"
+    )
     lines = [
         "### W8: churn leak check",
         "",
-        f"{options.w8_rate} set-ups/s for {options.w8_duration:g} s, each session ended about "
-        "1 s after set-up, then all ended; gateway figures after minus before (baseline: after a "
-        f"warm-up churn, same run); {options.runs} runs, median (min-max). Target: RSS within "
-        "2%, fds and DelayedCalls back to baseline.",
+        f"{churns} successive churns of {options.w8_rate} set-ups/s for {options.w8_duration:g} s "
+        "(distinct SIP users), each session ended about 1 s after set-up, then all ended; "
+        "gateway figures after each churn once no participant is left. Churn 1 is against the "
+        "baseline (after a warm-up churn, same run); each later churn against the churn before "
+        f"it. {options.runs} runs, median (min-max). Target: RSS within 2% (read against the "
+        "churn before: the first churn also lifts the process to its working size, see the "
+        "note), fds and DelayedCalls back to the baseline.",
         "",
-        "| RSS change % | fds change | DelayedCalls change | Python objects change | set-ups/s achieved | failed |",
-        "|---|---|---|---|---|---|",
-        f"| {fmt(rss)} | {fmt(a['fds_change'])} | {fmt(a['delayed_calls_change'])} | "
-        f"{fmt(a['gc_objects_change'])} | {fmt(a['setups_per_s'])} | {int(a['failed']['max'])} |",
+        "| churn | RSS change % | Python objects change |",
+        "|---|---|---|",
+        *(
+            f"| {n} vs {'baseline' if n == 1 else n - 1} | {fmt(a[f'rss_change_pct_{n}'])} | "
+            f"{fmt(a[f'gc_objects_change_{n}'])} |"
+            for n in range(1, churns + 1)
+        ),
+        "",
+        "| RSS change % (last vs baseline) | fds change | DelayedCalls change | participants left | "
+        "set-ups/s achieved | failed | target (churn 2 on) |",
+        "|---|---|---|---|---|---|---|",
+        f"| {fmt(a['rss_change_pct'])} | {fmt(a['fds_change'])} | {fmt(a['delayed_calls_change'])} | "
+        f"{int(a['participants_left']['max'])} | {fmt(a['setups_per_s'])} | {int(a['failed']['max'])} | "
+        f"{verdict} |",
     ]
     return {"raw": raw, "summary": a, "markdown": "\n".join(lines)}
 
@@ -149,6 +170,41 @@ WORKLOADS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "w1": workloadW1,
     "w7": workloadW7,
     "w8": workloadW8,
+    "w9": workloadW9,
+}
+# W2-W6 are not written yet (bench/README.md, "Not done yet").
+
+
+#: What profiling found where a target is missed (bench/README.md has the
+#: details); appended under each workload's table.
+NOTES = {
+    "w1": (
+        "Target: gateway-added p50 <= 0.5 ms and p99 <= 2 ms with default Prosody (Nagle on). "
+        "The 40 ms stall (before) is gone with TCP_QUICKACK on the component socket (after): "
+        "after/nagle-on now matches nagle-off. p99 added is within 2 ms; p50 added is about "
+        "0.7 ms, missed by about 0.2 ms. Cause (cProfile of the gateway, `twistd --profile`, "
+        "one W1 run): no Python hot spot; `socket.send` takes about 0.7 ms a call on this VM "
+        "(a loopback send runs the receiver's TCP path and wakes its process), and the gateway "
+        "adds one such hop each way."
+    ),
+    "w7": (
+        "Cause (tracemalloc): every SIP session is an XMPP occupant keeping its own copy of the "
+        "room's roster (n^2 entries per room of n SIP users), each entry with its own status-code "
+        "frozenset (`stoxgw/xmpp/occupant.py:478`) and `Occupant` (`:498`), plus parsed domish "
+        "elements. Fix not made yet: one roster per room, interned status-code sets."
+    ),
+    "w8": (
+        "What stays after a churn (object types and tracemalloc diffed in the gateway, "
+        "`STOXGW_BENCH_TYPES=1`, `STOXGW_BENCH_TRACEMALLOC=1`): only Twisted's JID intern table "
+        "(2 JIDs per session, never forgotten; now bounded to 4096, `stoxgw/xmpp/_compat.py`) and "
+        "the INVITE rate-limit keys (kept up to 10,000 users; now forgotten after the 60 s window, "
+        "56-byte lists instead of 760-byte deques). The first churn's RSS step is the process's "
+        "working size (heap pages pinned after the peak of sessions in progress), not a leak: it "
+        "stays with `PYTHONMALLOC=malloc`, with `malloc_trim(0)`, and with both tables emptied "
+        "(+9.9%, 8 objects fewer than the baseline), depends on the peak (+17% to +57% at 100/s on "
+        "this loaded machine), and later churns add 0.0% each (100/s) or 0.2-2.4% (30/s, noise "
+        "+-1.5%). Hence the target is read on churn 2 on (bench/README.md has the numbers)."
+    ),
     "w9": workloadW9,
 }
 # W2-W6 are not written yet (bench/README.md, "Not done yet").
@@ -202,10 +258,13 @@ def main() -> int:
     parser.add_argument("--w7-rooms", type=int, default=100)
     parser.add_argument("--w8-rate", type=int, default=100)
     parser.add_argument("--w8-duration", type=float, default=20)
+    parser.add_argument("--w8-churns", type=int, default=3)
     parser.add_argument("--output", default=HERE)
     options = parser.parse_args()
     if options.runs < 1:
         parser.error("--runs must be >= 1")
+    if options.w8_churns < 1:
+        parser.error("--w8-churns must be >= 1")
     info = machine()
     print(f"{info['date']}; {info['uname']}; {info['cpus']} CPUs; Python {info['python']}")
     results: dict[str, Any] = {"machine": info, "workloads": {}}
