@@ -7,7 +7,8 @@ of its own, plus a statistics port on 127.0.0.1.
 
 A connection to the statistics port that sends C{stats}, C{mark} or
 C{diff} gets one JSON object and is closed: C{rss_kb} (VmRSS; also
-C{rss_anon_kb} and C{rss_file_kb}, its heap and mapped-file parts), C{threads}, C{fds}
+C{rss_anon_kb} and C{rss_file_kb}, its heap and mapped-file parts;
+C{rss_peak_kb}, the peak since the last C{mark} or C{diff}), C{threads}, C{fds}
 (open file descriptors), C{delayed_calls} (pending C{DelayedCall}s of the
 reactor), C{participants} (SIP users in rooms), C{gc_objects}, C{link_up},
 C{tcp_mem_pages} (sockstat), taken after a full garbage collection.
@@ -72,6 +73,9 @@ def stats(gateway: object) -> dict[str, int]:
         # RssAnon: the heap (objects, allocator); RssFile: pages of mapped
         # files (code of modules and libraries first used).
         "rss_anon_kb": int(status["RssAnon"]),
+        # VmHWM: the highest RSS since the last mark or diff (see
+        # StatsProtocol).
+        "rss_peak_kb": int(status["VmHWM"]),
         "rss_file_kb": int(status["RssFile"]),
         "threads": int(status["Threads"]),
         "fds": len(os.listdir("/proc/self/fd")),
@@ -125,6 +129,14 @@ class StatsProtocol(Protocol):
                     for p in gateway.getServiceNamed("interworking").sipToXMPP.participants.values()
                 )
                 figures["participants_left"] = [f"{n} {what}" for what, n in left.most_common(10)]
+        if data.startswith((b"mark", b"diff")):
+            # Reset VmHWM (proc(5), /proc/pid/clear_refs): the next diff
+            # reports the peak RSS of the churn in between.
+            try:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                pass
         self.transport.write(json.dumps(figures).encode())  # type: ignore[union-attr]
         self.transport.loseConnection()  # type: ignore[union-attr]
 

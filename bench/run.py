@@ -148,11 +148,13 @@ def workloadW8(options: argparse.Namespace) -> dict[str, Any]:
         "churn before: the first churn also lifts the process to its working size, see the "
         "note), fds and DelayedCalls back to the baseline.",
         "",
-        "| churn | RSS change % | Python objects change |",
-        "|---|---|---|",
+        "| churn | RSS change % | Python objects change | RSS after (MB) | peak RSS in the churn (MB) |",
+        "|---|---|---|---|---|",
+        f"| baseline | | | {a['baseline_rss_kb']['median'] / 1024:.1f} | |",
         *(
             f"| {n} vs {'baseline' if n == 1 else n - 1} | {fmt(a[f'rss_change_pct_{n}'])} | "
-            f"{fmt(a[f'gc_objects_change_{n}'])} |"
+            f"{fmt(a[f'gc_objects_change_{n}'])} | {fmt(a[f'rss_mb_{n}'])} | "
+            f"{fmt(a[f'rss_peak_mb_{n}'])} |"
             for n in range(1, churns + 1)
         ),
         "",
@@ -204,37 +206,6 @@ NOTES = {
         "(+9.9%, 8 objects fewer than the baseline), depends on the peak (+17% to +57% at 100/s on "
         "this loaded machine), and later churns add 0.0% each (100/s) or 0.2-2.4% (30/s, noise "
         "+-1.5%). Hence the target is read on churn 2 on (bench/README.md has the numbers)."
-    ),
-    "w9": workloadW9,
-}
-# W2-W6 are not written yet (bench/README.md, "Not done yet").
-
-
-#: What profiling found where a target is missed (bench/README.md has the
-#: details); appended under each workload's table.
-NOTES = {
-    "w1": (
-        "Target: gateway-added p50 <= 0.5 ms and p99 <= 2 ms with default Prosody (Nagle on). "
-        "The 40 ms stall (before) is gone with TCP_QUICKACK on the component socket (after): "
-        "after/nagle-on now matches nagle-off. p99 added is within 2 ms; p50 added is about "
-        "0.7 ms, missed by about 0.2 ms. Cause (cProfile of the gateway, `twistd --profile`, "
-        "one W1 run): no Python hot spot; `socket.send` takes about 0.7 ms a call on this VM "
-        "(a loopback send runs the receiver's TCP path and wakes its process), and the gateway "
-        "adds one such hop each way."
-    ),
-    "w7": (
-        "Cause (tracemalloc): every SIP session is an XMPP occupant keeping its own copy of the "
-        "room's roster (n^2 entries per room of n SIP users), each entry with its own status-code "
-        "frozenset (`stoxgw/xmpp/occupant.py:478`) and `Occupant` (`:498`), plus parsed domish "
-        "elements. Fix not made yet: one roster per room, interned status-code sets."
-    ),
-    "w8": (
-        "fds and DelayedCalls come back exactly. RSS misses the 2% target. Cause (tracemalloc): "
-        "the per-user INVITE rate-limit table keeps every user ever seen up to 10,000 keys "
-        "(`stoxgw/interworking/ratelimit.py:44`, bounded) and Twisted's JID intern cache never "
-        "forgets a JID (`twisted/words/protocols/jabber/jid.py:132`, unbounded, not ours); these "
-        "explain under 1 KB per user of the growth, the rest is unexplained (allocator "
-        "high-water mark is likely, not verified)."
     ),
     "w9": "Repeatable to about 0.1% here (see bench/README.md), so the 3% CI tolerance is honest.",
 }

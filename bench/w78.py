@@ -115,6 +115,8 @@ def w8Run(rate: int, duration: float, churns: int = 3) -> dict[str, Any]:
     for n, (before, a) in enumerate(zip([b, *afters], afters), 1):
         result[f"rss_change_pct_{n}"] = (a["rss_kb"] / before["rss_kb"] - 1) * 100
         result[f"gc_objects_change_{n}"] = a["gc_objects"] - before["gc_objects"]
+        result[f"rss_mb_{n}"] = a["rss_kb"] / 1024
+        result[f"rss_peak_mb_{n}"] = a["rss_peak_kb"] / 1024
     a = afters[-1]
     result["rss_change_pct"] = (a["rss_kb"] / b["rss_kb"] - 1) * 100
     result["fds_change"] = a["fds"] - b["fds"]
