@@ -5,16 +5,31 @@ of its own, plus a statistics port on 127.0.0.1.
 
   python bench/gatewayd.py CONFIG STATS_PORT
 
-A connection to the statistics port that sends C{stats} (or C{mark}, see
-L{StatsProtocol}) gets one JSON object and is closed:
-C{rss_kb} (VmRSS), C{fds} (open file descriptors), C{delayed_calls}
-(pending C{DelayedCall}s of the reactor), C{participants} (SIP users in
-rooms), C{gc_objects}, C{link_up}, C{tcp_mem_pages} (sockstat), C{tracemalloc_top}
-(with C{STOXGW_BENCH_TRACEMALLOC=1} in the environment), taken after a full garbage collection.
+A connection to the statistics port that sends C{stats}, C{mark} or
+C{diff} gets one JSON object and is closed: C{rss_kb} (VmRSS; also
+C{rss_anon_kb} and C{rss_file_kb}, its heap and mapped-file parts;
+C{rss_peak_kb}, the peak since the last C{mark} or C{diff}), C{threads}, C{fds}
+(open file descriptors), C{delayed_calls} (pending C{DelayedCall}s of the
+reactor), C{participants} (SIP users in rooms), C{gc_objects}, C{link_up},
+C{tcp_mem_pages} (sockstat), taken after a full garbage collection.
+
+Diagnostics, off by default (they cost time and memory of their own):
+C{mark} keeps a record of what is allocated, and C{diff} says what grew
+since: C{tracemalloc_growth} (the source lines whose live allocations grew
+most) with C{STOXGW_BENCH_TRACEMALLOC=1} in the environment; C{type_growth}
+(gc-tracked objects by type) and C{participants_left} (the state of SIP
+participants still there) with C{STOXGW_BENCH_TYPES=1}.
+C{STOXGW_BENCH_FORGET=1} empties the tables that outlive sessions by
+design before C{diff} reads the figures (see L{forget}).
+C{STOXGW_BENCH_TRIM=1} calls glibc's C{malloc_trim(0)} before reading RSS,
+so that free memory the C allocator kept is not counted (does RSS growth
+come from live memory or from free memory kept?).
 """
 
 from __future__ import annotations
 
+import collections
+import ctypes
 import gc
 import json
 import os
@@ -39,11 +54,13 @@ def stats(gateway: object) -> dict[str, int]:
     @return: the gateway process's figures now.
     """
     gc.collect()
-    rss = 0
+    if os.environ.get("STOXGW_BENCH_TRIM"):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    status = {}
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
+            name, _, value = line.partition(":")
+            status[name] = value.split()[0] if value.split() else ""
     interworking = gateway.getServiceNamed("interworking")  # type: ignore[attr-defined]
     tcpMemPages = 0
     with open("/proc/net/sockstat") as f:
@@ -51,15 +68,16 @@ def stats(gateway: object) -> dict[str, int]:
             if line.startswith("TCP:"):
                 fields = line.split()
                 tcpMemPages = int(fields[fields.index("mem") + 1])
-    top: list[str] = []
-    if tracemalloc.is_tracing():
-        snapshot = tracemalloc.take_snapshot()
-        top = [
-            f"{stat.size // 1024} KiB {stat.count} blocks {stat.traceback[0].filename.replace(TOP + '/', '')}:{stat.traceback[0].lineno}"
-            for stat in snapshot.statistics("lineno")[:15]
-        ]
     return {
-        "rss_kb": rss,
+        "rss_kb": int(status["VmRSS"]),
+        # RssAnon: the heap (objects, allocator); RssFile: pages of mapped
+        # files (code of modules and libraries first used).
+        "rss_anon_kb": int(status["RssAnon"]),
+        # VmHWM: the highest RSS since the last mark or diff (see
+        # StatsProtocol).
+        "rss_peak_kb": int(status["VmHWM"]),
+        "rss_file_kb": int(status["RssFile"]),
+        "threads": int(status["Threads"]),
         "fds": len(os.listdir("/proc/self/fd")),
         "delayed_calls": len(reactor.getDelayedCalls()),  # type: ignore[attr-defined]
         "participants": len(interworking.sipToXMPP.participants),
@@ -67,34 +85,81 @@ def stats(gateway: object) -> dict[str, int]:
         # Kernel memory of all TCP sockets of the machine, in pages: socket
         # buffers are not in RSS, reported apart (W7).
         "tcp_mem_pages": tcpMemPages,
-        "tracemalloc_top": top,  # type: ignore[dict-item]
         "link_up": int(all(link.up for link in gateway.getServiceNamed("xmpp").links)),  # type: ignore[attr-defined]
     }
 
 
 class StatsProtocol(Protocol):
     """
-    Answers C{stats} with the figures; C{mark} also keeps a tracemalloc
-    snapshot, and later answers carry the biggest growths since it
-    (C{tracemalloc_growth}), which names what W8 leaves behind.
+    Answers C{stats} with the figures; C{mark} keeps a tracemalloc snapshot
+    and the object counts by type, and C{diff} adds what grew since (see
+    the module docstring), which names what W8 leaves behind.
     """
 
     marked: Any = None
+    markedTypes: collections.Counter[str] | None = None
 
     def dataReceived(self, data: bytes) -> None:
-        figures: dict[str, Any] = stats(self.factory.gateway)  # type: ignore[attr-defined]
-        if tracemalloc.is_tracing():
-            if data.startswith(b"mark"):
+        gateway = self.factory.gateway  # type: ignore[attr-defined]
+        if data.startswith(b"diff") and os.environ.get("STOXGW_BENCH_FORGET"):
+            forget(gateway)
+        figures: dict[str, Any] = stats(gateway)
+        if data.startswith(b"mark"):
+            if tracemalloc.is_tracing():
                 StatsProtocol.marked = tracemalloc.take_snapshot()
-            elif StatsProtocol.marked is not None:
+            if os.environ.get("STOXGW_BENCH_TYPES"):
+                StatsProtocol.markedTypes = typeCounts()
+        elif data.startswith(b"diff"):
+            if StatsProtocol.marked is not None:
+                figures["tracemalloc_kb"] = [n // 1024 for n in tracemalloc.get_traced_memory()]
                 diff = tracemalloc.take_snapshot().compare_to(StatsProtocol.marked, "lineno")
                 figures["tracemalloc_growth"] = [
                     f"{d.size_diff // 1024:+} KiB {d.count_diff:+} blocks "
                     f"{d.traceback[0].filename.replace(TOP + '/', '')}:{d.traceback[0].lineno}"
-                    for d in diff[:12]
+                    for d in diff[:15]
                 ]
+            if StatsProtocol.markedTypes is not None:
+                types = typeCounts()
+                types.subtract(StatsProtocol.markedTypes)
+                figures["type_growth"] = [f"{n:+} {name}" for name, n in types.most_common(15) if n]
+                left = collections.Counter(
+                    f"joined={p.joined} inRoom={p.inRoom} session={getattr(p.session, 'state', None)} "
+                    f"dialog={getattr(getattr(p.session, 'dialog', None), 'state', None)} "
+                    f"msrp={getattr(getattr(p.session, 'msrp', None), 'state', None)}"
+                    for p in gateway.getServiceNamed("interworking").sipToXMPP.participants.values()
+                )
+                figures["participants_left"] = [f"{n} {what}" for what, n in left.most_common(10)]
+        if data.startswith((b"mark", b"diff")):
+            # Reset VmHWM (proc(5), /proc/pid/clear_refs): the next diff
+            # reports the peak RSS of the churn in between.
+            try:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                pass
         self.transport.write(json.dumps(figures).encode())  # type: ignore[union-attr]
         self.transport.loseConnection()  # type: ignore[union-attr]
+
+
+def forget(gateway: Any) -> None:
+    """
+    Empty what outlives sessions by design: the INVITE rate-limit tables
+    and Twisted's JID intern table (a diagnostic, C{STOXGW_BENCH_FORGET=1}:
+    how much of the RSS growth do they hold, with the memory they pin?).
+    """
+    from twisted.words.protocols.jabber import jid
+
+    bridge = gateway.getServiceNamed("interworking").sipToXMPP
+    bridge.userInvites._events.clear()
+    bridge.roomInvites._events.clear()
+    getattr(jid, "__internJIDs").clear()
+
+
+def typeCounts() -> collections.Counter[str]:
+    """
+    @return: how many gc-tracked objects there are of each type.
+    """
+    return collections.Counter(type(o).__qualname__ for o in gc.get_objects())
 
 
 def main() -> None:

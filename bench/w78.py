@@ -92,20 +92,33 @@ def w7Run(sessions: int, rooms: int) -> dict[str, Any]:
     }
 
 
-def w8Run(rate: int, duration: float) -> dict[str, Any]:
+def w8Run(rate: int, duration: float, churns: int = 3) -> dict[str, Any]:
     """
-    @return: RSS, fd and DelayedCall differences after churn.
+    @return: RSS, fd and DelayedCall differences after each of C{churns}
+        successive churns: the first against the baseline (after the
+        warm-up), each later one against the churn before it.
     """
     # As many rooms as set-ups per second: 60 INVITEs a minute per room,
     # under the default [gateway] invites_per_room (120).
-    r = oneRun("w8", ["--rate", str(rate), "--duration", str(duration), "--rooms", str(max(10, rate))])
-    b, a = r["baseline"], r["after"]
-    return {
-        "rss_change_pct": (a["rss_kb"] / b["rss_kb"] - 1) * 100,
-        "fds_change": a["fds"] - b["fds"],
-        "delayed_calls_change": a["delayed_calls"] - b["delayed_calls"],
-        "gc_objects_change": a["gc_objects"] - b["gc_objects"],
+    r = oneRun("w8", [
+        "--rate", str(rate), "--duration", str(duration), "--rooms", str(max(10, rate)),
+        "--churns", str(churns),
+    ])
+    b, afters = r["baseline"], r["afters"]
+    result: dict[str, Any] = {
+        "baseline_rss_kb": float(b["rss_kb"]),
         "attempted": r["attempted"], "failed": r["failed"],
+        "participants_left": afters[-1]["participants"],
         "setups_per_s": r["attempted"] / r["elapsed_s"],
-        "growth": r["after"].get("tracemalloc_growth", []),
+        "growth": afters[-1].get("tracemalloc_growth", []),
     }
+    for n, (before, a) in enumerate(zip([b, *afters], afters), 1):
+        result[f"rss_change_pct_{n}"] = (a["rss_kb"] / before["rss_kb"] - 1) * 100
+        result[f"gc_objects_change_{n}"] = a["gc_objects"] - before["gc_objects"]
+        result[f"rss_mb_{n}"] = a["rss_kb"] / 1024
+        result[f"rss_peak_mb_{n}"] = a["rss_peak_kb"] / 1024
+    a = afters[-1]
+    result["rss_change_pct"] = (a["rss_kb"] / b["rss_kb"] - 1) * 100
+    result["fds_change"] = a["fds"] - b["fds"]
+    result["delayed_calls_change"] = a["delayed_calls"] - b["delayed_calls"]
+    return result

@@ -10,6 +10,7 @@ import warnings
 
 import constantly
 from twisted.python import compat
+from twisted.words.protocols.jabber import jid
 from twisted.trial.unittest import SynchronousTestCase
 
 from stoxgw.xmpp import _compat
@@ -66,3 +67,27 @@ class CompatTests(SynchronousTestCase):
 
         self.assertTrue(hasattr(wokkel.muc, "MUCClientProtocol"))
         self.assertTrue(hasattr(wokkel.disco, "DiscoHandler"))
+
+
+class InternTableTests(SynchronousTestCase):
+    """
+    Twisted's JID intern table is bounded.
+    """
+
+    def test_bounded(self) -> None:
+        """
+        Past L{_compat.INTERN_MAX} JIDs, the oldest are forgotten: a churn of
+        sessions, each with JIDs of its own, leaves at most that many
+        (W8); a JID interned again is still the same object.
+        """
+        _compat.install()
+        table = getattr(jid, "__internJIDs")
+        self.addCleanup(table.clear)
+        first = jid.internJID("u0@sip.example/r0")
+        self.assertIs(jid.internJID("u0@sip.example/r0"), first)
+        for n in range(1, _compat.INTERN_MAX + 10):
+            jid.internJID(f"u{n}@sip.example/r{n}")
+        self.assertEqual(len(table), _compat.INTERN_MAX)
+        self.assertNotIn("u0@sip.example/r0", table)
+        self.assertIn(f"u{_compat.INTERN_MAX + 9}@sip.example/r{_compat.INTERN_MAX + 9}", table)
+        self.assertEqual(jid.internJID("u0@sip.example/r0"), first)
