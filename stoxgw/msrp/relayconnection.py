@@ -30,7 +30,6 @@ from stoxgw.msrp.outgoing import SingleRequest
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.relay import (
     RelayAuthError,
-    RelayAuthenticator,
     RelayAuthorized,
     RelayChallengeError,
     RelayCredentialsRejected,
@@ -38,6 +37,7 @@ from stoxgw.msrp.relay import (
     RelayForbidden,
     RelayMutualAuthFailed,
 )
+from stoxgw.msrp.relayauth import RelayAuthenticator
 from stoxgw.msrp.uri import MSRPURI
 
 __all__ = ["RelayTimeout", "RelayLost", "RelayLink", "CREDENTIALS_CONFIG"]
@@ -54,6 +54,7 @@ _CREDENTIAL_ERRORS = (
     RelayChallengeError,
     RelayMutualAuthFailed,
 )
+from stoxgw.msrp.relayauth import RelayAuthenticator
 
 
 class RelayTimeout(RelayAuthError):

@@ -29,11 +29,11 @@ from stoxgw.msrp.message import (
 )
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.relay import (
-    RelayAuthenticator,
     RelayAuthorized,
     RelayCredentialsRejected,
     RelayForbidden,
 )
+from stoxgw.msrp.relayauth import RelayAuthenticator
 from stoxgw.msrp.relayconnection import RelayLink, RelayLost, RelayTimeout
 from stoxgw.msrp.session import SessionState
 from stoxgw.msrp.uri import MSRPURI
