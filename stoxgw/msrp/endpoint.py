@@ -66,7 +66,7 @@ from zope.interface import implementer
 
 from stoxgw._util import failureOf
 from stoxgw.limits import ConnectionLimits
-from stoxgw.msrp.outgoing import DEFAULT_CHUNK_SIZE
+from stoxgw.msrp.chunks import DEFAULT_CHUNK_SIZE
 from stoxgw.msrp.parser import DEFAULT_MAX_HEADER_BYTES
 from stoxgw.msrp.protocol import (
     DEFAULT_MAX_QUEUED_BYTES,

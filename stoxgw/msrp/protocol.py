@@ -53,6 +53,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
+from stoxgw.msrp.chunks import DEFAULT_CHUNK_SIZE, ChunkSource
 from stoxgw.msrp.fastpath import FastReceiving
 from stoxgw.msrp.message import (
     END_LINE_DASHES,
@@ -63,7 +64,6 @@ from stoxgw.msrp.message import (
     MSRPResponse,
     isIdent,
 )
-from stoxgw.msrp.outgoing import DEFAULT_CHUNK_SIZE, ChunkSource
 from stoxgw.msrp.parser import (
     DEFAULT_MAX_CHUNK_BYTES,
     DEFAULT_MAX_HEADER_BYTES,

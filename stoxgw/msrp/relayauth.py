@@ -11,13 +11,13 @@ from __future__ import annotations
 import secrets
 from typing import Callable, Sequence
 
+from stoxgw.msrp.builders import buildRequest
 from stoxgw.msrp.message import (
     AuthParameters,
     MSRPMethod,
     MSRPParseError,
     MSRPRequest,
     MSRPResponse,
-    buildRequest,
 )
 from stoxgw.msrp.relay import (
     DigestAlgorithm,

@@ -25,8 +25,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from stoxgw._util import Clock, DelayedCall, failureOf, fireAll
+from stoxgw.msrp.chunks import SingleRequest
 from stoxgw.msrp.message import MSRPRequest, MSRPResponse
-from stoxgw.msrp.outgoing import SingleRequest
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.relay import (
     RelayAuthError,
@@ -54,7 +54,6 @@ _CREDENTIAL_ERRORS = (
     RelayChallengeError,
     RelayMutualAuthFailed,
 )
-from stoxgw.msrp.relayauth import RelayAuthenticator
 
 
 class RelayTimeout(RelayAuthError):
@@ -76,7 +75,7 @@ class RelayLink:
     The authenticated use of one relay over one connection.
 
     Implements the parts of L{stoxgw.msrp.protocol.IMSRPConnectionUser}
-    the connection calls, and L{stoxgw.msrp.protocol.ChunkListener} for its
+    the connection calls, and L{stoxgw.msrp.chunks.ChunkListener} for its
     AUTH requests.
 
     @ivar connection: The connection to the relay, or L{None} once lost.

@@ -37,9 +37,9 @@ from stoxgw.msrp.incoming import (
     IncomingMessage,
     mediaTypeMatches,
 )
+from stoxgw.msrp.chunks import DEFAULT_CHUNK_SIZE
 from stoxgw.msrp.message import FailureReport, MSRPMethod, MSRPRequest
 from stoxgw.msrp.outgoing import (
-    DEFAULT_CHUNK_SIZE,
     DEFAULT_TRANSACTION_TIMEOUT,
     LOCAL_FAILURE,
     MSRPSendError,

@@ -15,13 +15,8 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from stoxgw.msrp.message import (
-    MSRPMethod,
-    MSRPParseError,
-    MSRPRequest,
-    MSRPResponse,
-    buildRequest,
-)
+from stoxgw.msrp.builders import buildRequest
+from stoxgw.msrp.message import MSRPMethod, MSRPParseError, MSRPRequest, MSRPResponse
 from stoxgw.msrp.parser import MSRPParser
 from stoxgw.msrp.relay import (
     RelayAuthorized,

@@ -14,7 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from stoxgw.msrp.endpoint import MSRPEndpoint
-from stoxgw.msrp.message import MSRPRequest, MSRPResponse, buildRequest
+from stoxgw.msrp.builders import buildRequest
+from stoxgw.msrp.message import MSRPRequest, MSRPResponse
 from stoxgw.msrp.protocol import IMSRPSessionRegistry, MSRPConnection
 from stoxgw.msrp.session import MSRPSendError, SessionState
 from stoxgw.msrp.uri import MSRPURI

@@ -15,12 +15,12 @@ import hashlib
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
+from stoxgw.msrp.builders import buildResponse
 from stoxgw.msrp.message import (
     MSRPParseError,
     AuthParameters,
     MSRPRequest,
     MSRPResponse,
-    buildResponse,
     parseAuthParameters,
 )
 from stoxgw.msrp.parser import parseMessage

@@ -20,13 +20,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from stoxgw.msrp.endpoint import MSRPEndpoint, RelayNotReady
-from stoxgw.msrp.message import (
-    MSRPMethod,
-    MSRPRequest,
-    MSRPResponse,
-    buildRequest,
-    buildResponse,
-)
+from stoxgw.msrp.builders import buildRequest, buildResponse
+from stoxgw.msrp.message import MSRPMethod, MSRPRequest, MSRPResponse
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.relay import (
     RelayAuthorized,
