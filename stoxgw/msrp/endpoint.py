@@ -75,11 +75,8 @@ from stoxgw.msrp.connecting import (
     OutgoingFactory,
 )
 from stoxgw.msrp.parser import DEFAULT_MAX_HEADER_BYTES
-from stoxgw.msrp.protocol import (
-    DEFAULT_MAX_QUEUED_BYTES,
-    IMSRPSessionRegistry,
-    MSRPConnection,
-)
+from stoxgw.msrp.interfaces import IMSRPSessionRegistry
+from stoxgw.msrp.protocol import DEFAULT_MAX_QUEUED_BYTES, MSRPConnection
 from stoxgw.msrp.relay import RelayAuthorized, sdpPathThroughRelays
 from stoxgw.msrp.relayclient import RelayClient
 from stoxgw.msrp.session import (

@@ -41,7 +41,8 @@ from stoxgw.msrp.reports import reasonPhrase
 from stoxgw.msrp.uri import MSRPURI
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stoxgw.msrp.protocol import ConnectionUser, MSRPConnection
+    from stoxgw.msrp.interfaces import ConnectionUser
+    from stoxgw.msrp.protocol import MSRPConnection
 
 __all__ = [
     "DEFAULT_TRANSACTION_TIMEOUT",

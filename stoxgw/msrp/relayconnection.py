@@ -74,7 +74,7 @@ class RelayLink:
     """
     The authenticated use of one relay over one connection.
 
-    Implements the parts of L{stoxgw.msrp.protocol.IMSRPConnectionUser}
+    Implements the parts of L{stoxgw.msrp.interfaces.IMSRPConnectionUser}
     the connection calls, and L{stoxgw.msrp.chunks.ChunkListener} for its
     AUTH requests.
 

@@ -46,7 +46,8 @@ from stoxgw.msrp.outgoing import (
     Sending,
     SendResult,
 )
-from stoxgw.msrp.protocol import IMSRPConnectionUser, MSRPConnection
+from stoxgw.msrp.interfaces import IMSRPConnectionUser
+from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.uri import MSRPURI
 
 __all__ = [

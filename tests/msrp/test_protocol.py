@@ -28,7 +28,8 @@ from stoxgw.msrp.message import (
 )
 from stoxgw.msrp.chunks import ChunkedSend, ChunkSource, SingleRequest
 from stoxgw.msrp.parser import MSRPEvent, MSRPParser
-from stoxgw.msrp.protocol import IMSRPConnectionUser, IMSRPSessionRegistry, MSRPConnection
+from stoxgw.msrp.interfaces import IMSRPConnectionUser, IMSRPSessionRegistry
+from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.reports import buildReport, responseTo
 from stoxgw.msrp.uri import MSRPURI
 
