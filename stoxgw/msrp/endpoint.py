@@ -74,8 +74,8 @@ from stoxgw.msrp.connecting import (
     Connecting,
     OutgoingFactory,
 )
-from stoxgw.msrp.parser import DEFAULT_MAX_HEADER_BYTES
 from stoxgw.msrp.interfaces import IMSRPSessionRegistry
+from stoxgw.msrp.parser import DEFAULT_MAX_HEADER_BYTES
 from stoxgw.msrp.protocol import DEFAULT_MAX_QUEUED_BYTES, MSRPConnection
 from stoxgw.msrp.relay import RelayAuthorized, sdpPathThroughRelays
 from stoxgw.msrp.relayclient import RelayClient

@@ -25,9 +25,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from stoxgw._util import Clock, DelayedCall, failureOf
+from stoxgw.msrp.builders import buildRequest, generateMessageID
 from stoxgw.msrp.chunks import ChunkedSend, SingleRequest
 from stoxgw.msrp.incoming import mediaType
-from stoxgw.msrp.builders import buildRequest, generateMessageID
 from stoxgw.msrp.message import (
     ByteRange,
     FailureReport,

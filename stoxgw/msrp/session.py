@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
 from stoxgw._util import Clock
+from stoxgw.msrp.chunks import DEFAULT_CHUNK_SIZE
 from stoxgw.msrp.fastpath import WholeSendReceiving
 from stoxgw.msrp.incoming import (
     ALWAYS_ACCEPTED_TYPES,
@@ -37,7 +38,7 @@ from stoxgw.msrp.incoming import (
     IncomingMessage,
     mediaTypeMatches,
 )
-from stoxgw.msrp.chunks import DEFAULT_CHUNK_SIZE
+from stoxgw.msrp.interfaces import IMSRPConnectionUser
 from stoxgw.msrp.message import FailureReport, MSRPMethod, MSRPRequest
 from stoxgw.msrp.outgoing import (
     DEFAULT_TRANSACTION_TIMEOUT,
@@ -46,7 +47,6 @@ from stoxgw.msrp.outgoing import (
     Sending,
     SendResult,
 )
-from stoxgw.msrp.interfaces import IMSRPConnectionUser
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.uri import MSRPURI
 

@@ -20,8 +20,8 @@ from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from stoxgw.msrp.endpoint import MSRPEndpoint
 from stoxgw.msrp.builders import buildRequest
+from stoxgw.msrp.endpoint import MSRPEndpoint
 from stoxgw.msrp.message import MSRPResponse
 from stoxgw.msrp.protocol import CLOSE_GRACE, MSRPConnection
 from stoxgw.msrp.session import IncomingMessage, MSRPSession, SessionState

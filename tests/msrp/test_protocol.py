@@ -19,6 +19,8 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from stoxgw.msrp.builders import buildRequest, buildResponse
+from stoxgw.msrp.chunks import ChunkedSend, ChunkSource, SingleRequest
+from stoxgw.msrp.interfaces import IMSRPConnectionUser, IMSRPSessionRegistry
 from stoxgw.msrp.message import (
     ByteRange,
     Continuation,
@@ -26,9 +28,7 @@ from stoxgw.msrp.message import (
     MSRPResponse,
     Status,
 )
-from stoxgw.msrp.chunks import ChunkedSend, ChunkSource, SingleRequest
 from stoxgw.msrp.parser import MSRPEvent, MSRPParser
-from stoxgw.msrp.interfaces import IMSRPConnectionUser, IMSRPSessionRegistry
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.reports import buildReport, responseTo
 from stoxgw.msrp.uri import MSRPURI

@@ -19,8 +19,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from stoxgw.msrp.endpoint import MSRPEndpoint, RelayNotReady
 from stoxgw.msrp.builders import buildRequest, buildResponse
+from stoxgw.msrp.endpoint import MSRPEndpoint, RelayNotReady
 from stoxgw.msrp.message import MSRPMethod, MSRPRequest, MSRPResponse
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.relay import (

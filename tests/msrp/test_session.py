@@ -18,6 +18,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from stoxgw.msrp.builders import buildRequest
+from stoxgw.msrp.incoming import _FIELD_SLOTS, _chunkFields
 from stoxgw.msrp.message import (
     ByteRange,
     Continuation,
@@ -27,7 +28,6 @@ from stoxgw.msrp.message import (
     MSRPResponse,
     Status,
 )
-from stoxgw.msrp.incoming import _FIELD_SLOTS, _chunkFields
 from stoxgw.msrp.parser import MSRPEvent
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.reports import buildReport, responseTo
