@@ -254,7 +254,7 @@ def _requests(toURI: str, index: int, count: int) -> list[bytes]:
     @param count: How many distinct requests (tids and Message-IDs).
     @return: The wire bytes of each request.
     """
-    from stoxgw.msrp.message import buildRequest
+    from stoxgw.msrp.builders import buildRequest
     from stoxgw.msrp.uri import MSRPURI
 
     to = (MSRPURI.fromString(toURI),)

@@ -37,7 +37,7 @@ from _harness import fixtures, main, pieces
 with atheris.instrument_imports(include=["stoxgw"]):
     import stoxgw.msrp.protocol  # noqa: F401
     import stoxgw.msrp.session  # noqa: F401
-    from stoxgw.msrp import message as messageModule
+    from stoxgw.msrp import builders as buildersModule
 
 from twisted.logger import globalLogPublisher
 
@@ -82,7 +82,7 @@ def run(fast: bool, pausing: bool, prebind: bool, parts: list[bytes]) -> tuple[A
     Feed the parts to a new world; record everything observable.
     """
     counter = iter(range(10**9))
-    messageModule.generateTransactionID = lambda: f"tx{next(counter):08d}"
+    buildersModule.generateTransactionID = lambda: f"tx{next(counter):08d}"
     world = fastpath.World(fast, pausing, prebind)
     recorder = Recorder()
     globalLogPublisher.addObserver(recorder)

@@ -1,6 +1,6 @@
 """
 Fuzz the RFC 4976 AUTH exchange with a relay
-(L{stoxgw.msrp.relay.RelayAuthenticator}): the relay's responses (401
+(L{stoxgw.msrp.relayauth.RelayAuthenticator}): the relay's responses (401
 challenges, 200 with Use-Path, Expires and Authentication-Info, 423 with
 Min-Expires/Max-Expires...) are what it reads from the relay.
 
@@ -27,7 +27,8 @@ from _harness import fixtures, knownIssue, main
 with atheris.instrument_imports(include=["stoxgw"]):
     from stoxgw.msrp.message import MSRPResponse
     from stoxgw.msrp.parser import MSRPParser, parseMessage
-    from stoxgw.msrp.relay import RelayAuthenticator, RelayAuthError, RelayAuthorized
+    from stoxgw.msrp.relay import RelayAuthError, RelayAuthorized
+    from stoxgw.msrp.relayauth import RelayAuthenticator
     from stoxgw.msrp.uri import MSRPURI
 
 INTRA = MSRPURI.fromString("msrps://alice@intra.example.com;tcp")

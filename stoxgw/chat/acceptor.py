@@ -20,15 +20,17 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from stoxgw._util import failureOf
-from stoxgw.chat.base import (
+from stoxgw.chat.base import ChatSession
+from stoxgw.chat.model import (
     DEFAULT_ACCEPT_TYPES,
     DEFAULT_ACCEPT_WRAPPED_TYPES,
     ChatEnd,
-    ChatSession,
     ChatSessionHandler,
     ChatSettings,
     ChatState,
     EndCause,
+)
+from stoxgw.chat.offeranswer import (
     fingerprintText,
     newOrigin,
     offeredMSRP,

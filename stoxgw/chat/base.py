@@ -4,7 +4,9 @@ The chat session both directions share: one INVITE dialog joined to one
 MSRP session (what sipsimple's session and chat stream gave).  The
 incoming kind (L{stoxgw.chat.acceptor.IncomingChat}) and the outgoing kind
 (L{stoxgw.chat.initiator.OutgoingChat}) are made by their own modules;
-L{stoxgw.chat.session} gathers the API.
+L{stoxgw.chat.session} gathers the API.  The session's states, endings,
+handler interface and settings are in L{stoxgw.chat.model}, the SDP
+helpers of offer and answer in L{stoxgw.chat.offeranswer}.
 
 A L{ChatSession} is ready once the dialog is confirmed (ACK sent or
 received) and the MSRP session is bound to a connection; an incoming one
@@ -34,19 +36,26 @@ Time comes only from the injected L{IReactorTime}.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Protocol as TypingProtocol
+from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import Interface, implementer
+from zope.interface import implementer
 
 from stoxgw._util import failureOf
+from stoxgw.chat.model import (
+    CHAT_TRANSITIONS,
+    ChatEnd,
+    ChatSessionError,
+    ChatSessionHandler,
+    ChatSettings,
+    ChatState,
+    EndCause,
+)
+from stoxgw.chat.offeranswer import fingerprintText, offeredMSRP
 from stoxgw.msrp.endpoint import MSRPEndpoint
 from stoxgw.msrp.session import (
     LOCAL_FAILURE,
@@ -57,94 +66,15 @@ from stoxgw.msrp.session import (
     SendResult,
     SessionState,
 )
-from stoxgw.msrp.uri import MSRPURI, MSRPURIError
+from stoxgw.msrp.uri import MSRPURI
 from stoxgw.sip.dialog import DialogState, TerminationReason
 from stoxgw.sip.headers import HeaderError, Reason, parseReasons
 from stoxgw.sip.invitedialog import IDialogHandler, InviteDialog
 from stoxgw.sip.message import SIPRequest
-from stoxgw.sip.msrpmedia import MSRP_PROTOCOLS, Fingerprint, MSRPMedia
-from stoxgw.sip.sdp import Origin, SDPError, SessionDescription, parseSDP
+from stoxgw.sip.msrpmedia import MSRPMedia
+from stoxgw.sip.sdp import SDPError, parseSDP
 from stoxgw.sip.uri import quoteString
 from stoxgw.sip.useragent import IncomingInvite, IncomingRequest
-
-#: Seconds to wait for the MSRP session to be bound once the dialog exists.
-DEFAULT_CONNECT_TIMEOUT = 30.0
-
-#: Seconds after our 200 for the ACK and the MSRP connection to arrive.
-DEFAULT_ESTABLISH_TIMEOUT = 10.0
-
-#: Seconds of silence on a ready session before a keepalive SEND.
-DEFAULT_KEEPALIVE_INTERVAL = 30.0
-
-#: Seconds a keepalive SEND waits for its answer (RFC 4975 section 7.1.1:
-#: 30 s for any transaction).
-DEFAULT_KEEPALIVE_TIMEOUT = 30.0
-
-#: Default C{accept-types}: CPIM (RFC 7701 section 5.2) and plain text.
-DEFAULT_ACCEPT_TYPES = ("message/cpim", "text/plain")
-
-#: Default C{accept-wrapped-types} (RFC 7702 section 5.1, example F2).
-DEFAULT_ACCEPT_WRAPPED_TYPES = ("text/plain", "text/html")
-
-
-class ChatState(Enum):
-    """
-    The life of a L{ChatSession}.
-
-    @cvar ANSWERING: Incoming: accepted by the layer above, the answer is
-        being built.
-    @cvar INVITING: Outgoing: the INVITE waits for its final response.
-    @cvar CONNECTING: The dialog exists; waiting for its confirmation
-        and/or the MSRP binding.
-    @cvar READY: Dialog confirmed and MSRP session bound.
-    @cvar ENDED: Final.
-    """
-
-    ANSWERING = "answering"
-    INVITING = "inviting"
-    CONNECTING = "connecting"
-    READY = "ready"
-    ENDED = "ended"
-
-
-#: Allowed transitions of L{ChatState}.
-CHAT_TRANSITIONS: dict[ChatState, frozenset[ChatState]] = {
-    ChatState.ANSWERING: frozenset({ChatState.CONNECTING, ChatState.ENDED}),
-    ChatState.INVITING: frozenset({ChatState.CONNECTING, ChatState.ENDED}),
-    ChatState.CONNECTING: frozenset({ChatState.READY, ChatState.ENDED}),
-    ChatState.READY: frozenset({ChatState.ENDED}),
-    ChatState.ENDED: frozenset(),
-}
-
-
-class EndCause(Enum):
-    """
-    Why a chat session ended.
-
-    @cvar LOCAL: L{ChatSession.end} was called.
-    @cvar REMOTE_BYE: The peer sent BYE.
-    @cvar REJECTED: Our INVITE got a non-2xx final response (or a local
-        408/503).
-    @cvar NEGOTIATION: The SDP offer or answer was unusable (488).
-    @cvar MSRP_TIMEOUT: The MSRP session was not bound in time.
-    @cvar MSRP_FAILED: The MSRP connection failed or was lost, or the
-        relay was not ready.
-    @cvar DIALOG_FAILED: The dialog ended on its own (no ACK, peer gone).
-    @cvar SESSION_EXPIRED: The dialog's session timer expired (RFC 4028
-        section 10: no refresh, or a refresh the peer did not answer).
-    @cvar SHUTDOWN: The UA shut down.
-    """
-
-    LOCAL = "local"
-    REMOTE_BYE = "remote BYE"
-    REJECTED = "rejected"
-    NEGOTIATION = "negotiation failed"
-    MSRP_TIMEOUT = "no MSRP connection"
-    MSRP_FAILED = "MSRP session failed"
-    DIALOG_FAILED = "dialog failed"
-    SESSION_EXPIRED = "session expired"
-    SHUTDOWN = "shutdown"
-
 
 #: The SIP cause put in the BYE's Reason header (RFC 3326) per end cause.
 _BYE_CAUSES: dict[EndCause, int] = {
@@ -152,140 +82,6 @@ _BYE_CAUSES: dict[EndCause, int] = {
     EndCause.MSRP_TIMEOUT: 408,
     EndCause.MSRP_FAILED: 503,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ChatEnd:
-    """
-    How a chat session ended.
-
-    @ivar cause: The L{EndCause}.
-    @ivar status: The SIP status involved (the rejection of our INVITE,
-        the one we answered or put in the BYE's Reason), or L{None}.
-    @ivar text: A human-readable detail.
-    """
-
-    cause: EndCause
-    status: int | None = None
-    text: str = ""
-
-
-class ChatSessionError(Exception):
-    """
-    A chat session ended before it was ready.
-
-    @ivar end: The L{ChatEnd}.
-    """
-
-    def __init__(self, end: ChatEnd) -> None:
-        super().__init__(end)
-        self.end = end
-
-    @property
-    def status(self) -> int | None:
-        """
-        The SIP status, if any (for the status/condition table above us).
-        """
-        return self.end.status
-
-    def __str__(self) -> str:
-        status = f" ({self.end.status})" if self.end.status is not None else ""
-        text = f": {self.end.text}" if self.end.text else ""
-        return f"chat session ended, {self.end.cause.value}{status}{text}"
-
-
-class IChatSessionHandler(Interface):
-    """
-    The layer above one chat session (an interworking participant).
-    """
-
-    def chatStarted(session: ChatSession) -> None:
-        """
-        The session exists (called first, once): incoming, just before the
-        answer is sent; outgoing, before the INVITE is sent.
-        """
-
-    def messageReceived(session: ChatSession, message: IncomingMessage) -> Any:
-        """
-        A complete MSRP message arrived.
-
-        @return: As L{IMSRPSessionHandler.messageReceived}: L{None} or 200,
-            an MSRP error code, or a L{Deferred} firing with one.
-        """
-
-    def nicknameRequested(session: ChatSession, nickname: str) -> Any:
-        """
-        The peer sent NICKNAME (RFC 7701 section 7.1).
-
-        @return: The response code or a L{Deferred} firing with it.
-        """
-
-    def chatEnded(session: ChatSession, reason: ChatEnd) -> None:
-        """
-        The session ended; called exactly once per session.
-        """
-
-
-class ChatSessionHandler(TypingProtocol):
-    """
-    The static type of an L{IChatSessionHandler} provider.
-    """
-
-    def chatStarted(self, session: ChatSession) -> None:
-        """
-        See L{IChatSessionHandler.chatStarted}.
-        """
-
-    def messageReceived(self, session: ChatSession, message: IncomingMessage) -> Any:
-        """
-        See L{IChatSessionHandler.messageReceived}.
-        """
-
-    def nicknameRequested(self, session: ChatSession, nickname: str) -> Any:
-        """
-        See L{IChatSessionHandler.nicknameRequested}.
-        """
-
-    def chatEnded(self, session: ChatSession, reason: ChatEnd) -> None:
-        """
-        See L{IChatSessionHandler.chatEnded}.
-        """
-
-
-@dataclass(frozen=True, slots=True)
-class ChatSettings:
-    """
-    Connection policy shared by both directions.
-
-    @ivar connectTimeout: Seconds for the MSRP session to be bound once the
-        dialog exists.
-    @ivar reachable: Whether peers can connect to our MSRP listener (not
-        behind a NAT): offer C{actpass} and answer C{actpass} with
-        C{passive} (RFC 6135 section 4.2.2, R-165).  Ignored (treated as
-        unreachable) when the endpoint uses a relay (R-166).
-    @ivar useSetup: Whether to send C{a=setup} (RFC 6135, R-164).
-    @ivar byeGrace: Seconds a ready session whose MSRP connection was lost
-        waits for the peer's BYE before ending as an MSRP failure (with its
-        own BYE): a peer hanging up closes its MSRP connection and sends its
-        BYE on another socket, and the close usually arrives first.
-    @ivar establishTimeout: Seconds after our 200 to an incoming INVITE
-        within which both the ACK and the MSRP connection must have come
-        (the smaller of this and C{connectTimeout} applies); else the
-        session fails and the layer above hears C{chatEnded} at once.
-    @ivar keepaliveInterval: Seconds without anything received on a ready
-        session before it probes the peer with a bodiless SEND (RFC 4975
-        section 7.1.1); 0 turns the probe off.
-    @ivar keepaliveTimeout: Seconds the probe waits for its answer before
-        the session fails.
-    """
-
-    connectTimeout: float = DEFAULT_CONNECT_TIMEOUT
-    reachable: bool = True
-    useSetup: bool = True
-    byeGrace: float = 2.0
-    establishTimeout: float = DEFAULT_ESTABLISH_TIMEOUT
-    keepaliveInterval: float = DEFAULT_KEEPALIVE_INTERVAL
-    keepaliveTimeout: float = DEFAULT_KEEPALIVE_TIMEOUT
 
 
 def _byeReason(bye: SIPRequest, default: str) -> tuple[int | None, str]:
@@ -304,64 +100,6 @@ def _byeReason(bye: SIPRequest, default: str) -> tuple[int | None, str]:
         if reason.protocol.upper() == "SIP":
             return reason.cause, reason.text or default
     return None, default
-
-
-def offeredMSRP(description: SessionDescription) -> MSRPMedia:
-    """
-    The first offered or answered MSRP stream with a port.
-
-    @raise SDPError: None, or malformed.
-    """
-    for media in description.media:
-        if (
-            media.port != 0
-            and media.media == "message"
-            and media.proto.upper() in MSRP_PROTOCOLS
-        ):
-            return MSRPMedia.fromMedia(media, description)
-    raise SDPError("No MSRP stream")
-
-
-def pathOf(media: MSRPMedia) -> tuple[MSRPURI, ...]:
-    """
-    The C{a=path} as URIs.
-
-    @raise SDPError: A malformed URI.
-    """
-    try:
-        return tuple(MSRPURI.fromString(text) for text in media.path)
-    except MSRPURIError as e:
-        raise SDPError(f"Malformed a=path: {e}") from None
-
-
-def fingerprintText(media: MSRPMedia) -> str | None:
-    """
-    The peer's first C{a=fingerprint} value, or L{None}.
-    """
-    return media.fingerprints[0].serialize() if media.fingerprints else None
-
-
-def ownFingerprints(endpoint: MSRPEndpoint) -> tuple[Fingerprint, ...]:
-    """
-    Our C{a=fingerprint} for C{msrps} paths (R-161).
-    """
-    if endpoint.tls is None or not endpoint.listensWithTLS:
-        return ()
-    own = endpoint.tls.fingerprint()
-    return () if own is None else (Fingerprint.parse(own.toSDP()),)
-
-
-def newOrigin(address: str) -> Origin:
-    """
-    A fresh o= line.
-    """
-    return Origin(
-        "-",
-        str(random.randint(1, 2**62)),
-        1,
-        addrType="IP6" if ":" in address else "IP4",
-        address=address,
-    )
 
 
 @implementer(IDialogHandler, IMSRPSessionHandler)

@@ -15,15 +15,17 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from stoxgw.chat.base import (
+from stoxgw.chat.base import ChatSession
+from stoxgw.chat.model import (
     DEFAULT_ACCEPT_TYPES,
     DEFAULT_ACCEPT_WRAPPED_TYPES,
     ChatEnd,
-    ChatSession,
     ChatSessionHandler,
     ChatSettings,
     ChatState,
     EndCause,
+)
+from stoxgw.chat.offeranswer import (
     fingerprintText,
     newOrigin,
     offeredMSRP,

@@ -15,7 +15,8 @@ Both directions of RFC 7702 use them:
    per the answer.
 
 Both kinds are a L{ChatSession} (L{stoxgw.chat.base}): its life, liveness
-and ending are shared.
+and ending are shared; its states, endings, handler interface and settings
+are in L{stoxgw.chat.model}, the SDP helpers in L{stoxgw.chat.offeranswer}.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from stoxgw.chat.acceptor import (
     IncomingChat,
     RejectChat,
 )
-from stoxgw.chat.base import (
+from stoxgw.chat.base import ChatSession
+from stoxgw.chat.initiator import ChatInitiator, ChatOfferOptions, OutgoingChat
+from stoxgw.chat.model import (
     CHAT_TRANSITIONS,
     DEFAULT_ACCEPT_TYPES,
     DEFAULT_ACCEPT_WRAPPED_TYPES,
@@ -39,7 +42,6 @@ from stoxgw.chat.base import (
     DEFAULT_KEEPALIVE_INTERVAL,
     DEFAULT_KEEPALIVE_TIMEOUT,
     ChatEnd,
-    ChatSession,
     ChatSessionError,
     ChatSessionHandler,
     ChatSettings,
@@ -47,7 +49,6 @@ from stoxgw.chat.base import (
     EndCause,
     IChatSessionHandler,
 )
-from stoxgw.chat.initiator import ChatInitiator, ChatOfferOptions, OutgoingChat
 
 __all__ = [
     "AcceptChat",

@@ -7,7 +7,9 @@ URIs carry an unguessable session-id (R-154), connects the active side to
 the first URI of the peer's path (R-155, R-157) and shares one connection
 between sessions that go to the same peer authority (scheme, host, port;
 RFC 4975 section 5.4).  The passive side waits: the first request that
-names a session over an accepted connection binds it (R-144).
+names a session over an accepted connection binds it (R-144).  The
+active side (connecting, sharing and verifying outgoing connections) is
+L{stoxgw.msrp.connecting.Connecting}, a base of L{MSRPEndpoint}.
 
 TLS (C{msrps}, R-160, R-161): given an L{MSRPTLS} with a certificate, the
 endpoint listens with TLS and its URIs are C{msrps://...;tcp}.  An active
@@ -57,22 +59,24 @@ from __future__ import annotations
 import secrets
 from typing import Any, Sequence
 
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IAddress, IConnector, IListeningPort
-from twisted.internet.protocol import ClientFactory, Protocol, ServerFactory
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IAddress, IListeningPort
+from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from stoxgw._util import failureOf
 from stoxgw.limits import ConnectionLimits
-from stoxgw.msrp.outgoing import DEFAULT_CHUNK_SIZE
-from stoxgw.msrp.parser import DEFAULT_MAX_HEADER_BYTES
-from stoxgw.msrp.protocol import (
-    DEFAULT_MAX_QUEUED_BYTES,
-    IMSRPSessionRegistry,
-    MSRPConnection,
+from stoxgw.msrp.chunks import DEFAULT_CHUNK_SIZE
+from stoxgw.msrp.connecting import (
+    DEFAULT_PORT,
+    ConnectionKey,
+    Connecting,
+    OutgoingFactory,
 )
+from stoxgw.msrp.interfaces import IMSRPSessionRegistry
+from stoxgw.msrp.parser import DEFAULT_MAX_HEADER_BYTES
+from stoxgw.msrp.protocol import DEFAULT_MAX_QUEUED_BYTES, MSRPConnection
 from stoxgw.msrp.relay import RelayAuthorized, sdpPathThroughRelays
 from stoxgw.msrp.relayclient import RelayClient
 from stoxgw.msrp.session import (
@@ -86,7 +90,6 @@ from stoxgw.msrp.tls import (
     MSRPTLS,
     Fingerprint,
     FingerprintMismatch,
-    SubjectAltNameMismatch,
     TLSMSRPConnection,
     TLSVerificationError,
 )
@@ -99,21 +102,11 @@ __all__ = [
     "generateSessionID",
 ]
 
-DEFAULT_PORT = 2855
-"""
-The MSRP port used when a URI has none (RFC 4975 section 15.4).
-"""
-
 DEFAULT_RELAY_RETRY_DELAY = 30.0
 """
 Seconds before the relay is tried again after its connection was lost or
 a refresh failed.
 """
-
-#: The connection-sharing key: scheme, host, port, and the SDP fingerprint
-#: the connection was checked against (connections checked differently are
-#: never shared).
-_Key = tuple[str, str, int, str | None]
 
 
 def generateSessionID() -> str:
@@ -152,56 +145,6 @@ class _ServerFactory(ServerFactory):
         return connection
 
 
-class _ClientFactory(ClientFactory):
-    """
-    Builds the connection for one outgoing attempt and remembers which
-    sessions wait for it.
-
-    @ivar key: The connection-sharing key.
-    @ivar uri: The URI connected to.
-    @ivar fingerprint: The SDP fingerprint the peer certificate must have.
-    @ivar waiting: The sessions to bind once connected (and verified), with
-        their L{Deferred}s.
-    @ivar connection: The connection once built.
-    """
-
-    def __init__(
-        self,
-        endpoint: MSRPEndpoint,
-        key: _Key,
-        uri: MSRPURI,
-        fingerprint: Fingerprint | None = None,
-    ) -> None:
-        self.endpoint = endpoint
-        self.key = key
-        self.uri = uri
-        self.fingerprint = fingerprint
-        self.waiting: list[tuple[MSRPSession, Deferred[MSRPSession]]] = []
-        self.connection: MSRPConnection | None = None
-
-    @property
-    def authority(self) -> _Key:
-        """
-        The connection-sharing key (older name).
-        """
-        return self.key
-
-    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
-        """
-        @return: A new L{MSRPConnection}.
-        """
-        connection = self.endpoint._buildConnection(self.uri.secure)
-        connection.factory = self
-        self.connection = connection
-        return connection
-
-    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
-        """
-        Fail the waiting sessions.
-        """
-        self.endpoint._connectFailed(self, reason)
-
-
 @implementer(IMSRPSessionRegistry)
 class _ConnectionRegistry:
     """
@@ -233,7 +176,7 @@ class _ConnectionRegistry:
 
 
 @implementer(IMSRPSessionRegistry)
-class MSRPEndpoint:
+class MSRPEndpoint(Connecting):
     """
     The MSRP part of the gateway.
 
@@ -325,8 +268,8 @@ class MSRPEndpoint:
         self._listeningPort: IListeningPort | None = None
         self._sessions: dict[MSRPURI, MSRPSession] = {}
         self._connections: set[MSRPConnection] = set()
-        self._outgoing: dict[_Key, MSRPConnection] = {}
-        self._connecting: dict[_Key, _ClientFactory] = {}
+        self._outgoing: dict[ConnectionKey, MSRPConnection] = {}
+        self._connecting: dict[ConnectionKey, OutgoingFactory] = {}
         self._fingerprints: dict[MSRPURI, Fingerprint] = {}
         self._relayed: dict[MSRPURI, RelayAuthorized] = {}
         self._clientTLS: MSRPTLS | None = None
@@ -500,15 +443,6 @@ class MSRPEndpoint:
             self._fingerprints[uri] = fingerprint
         return session
 
-    @staticmethod
-    def _fingerprint(value: Fingerprint | str | None) -> Fingerprint | None:
-        """
-        Parse an SDP fingerprint value if given as text.
-        """
-        if value is None or isinstance(value, Fingerprint):
-            return value
-        return Fingerprint.fromSDP(value)
-
     def expectFingerprint(
         self, session: MSRPSession, fingerprint: Fingerprint | str | None
     ) -> None:
@@ -639,143 +573,6 @@ class MSRPEndpoint:
             connection.onSecured = self._connectionSecured
         return connection
 
-    @staticmethod
-    def _abort(connection: MSRPConnection) -> None:
-        """
-        Tear a connection down at once (no further data either way).
-        """
-        transport: Any = connection.transport
-        abort = getattr(transport, "abortConnection", None)
-        if abort is not None:
-            abort()
-        else:
-            connection.disconnect()
-
-    @staticmethod
-    def _authority(uri: MSRPURI) -> tuple[str, str, int]:
-        """
-        The authority of a URI: scheme, host, port.
-        """
-        scheme, host, port, _, _ = uri.comparisonKey()
-        return (scheme, host, DEFAULT_PORT if port is None else port)
-
-    def connectSession(
-        self,
-        session: MSRPSession,
-        remotePath: Sequence[MSRPURI],
-        fingerprint: Fingerprint | str | None = None,
-    ) -> Deferred[MSRPSession]:
-        """
-        Connect the active side: to the first URI of C{remotePath} (R-155),
-        reusing a connection to the same authority if there is one, or,
-        with a relay, over the relay connection (R-166); the session is
-        bound and sends its bodiless SEND (R-157).
-
-        @param session: A session of this endpoint, waiting.
-        @param remotePath: The peer's C{a=path}.
-        @param fingerprint: The peer's SDP C{a=fingerprint}, if any: the
-            TLS certificate must have it (R-161); without it an C{msrps}
-            peer's certificate must be valid for the URI host (R-160).
-        @return: A L{Deferred} firing with the session once bound, or
-            failing with the connection or verification error (the
-            session fails too).
-        """
-        if not remotePath:
-            return fail(ValueError("empty remote path"))
-        if session.state is not SessionState.WAITING:
-            return fail(ValueError(f"session is {session.state.value}"))
-        try:
-            expected = self._fingerprint(fingerprint)
-        except ValueError as e:
-            return fail(e)
-        if self._relay is not None and session.localURI in self._relayed:
-            return self._relay.connectSession(session, remotePath)
-        if expected is not None:
-            self._fingerprints[session.localURI] = expected
-        session.updatePeer(remotePath=remotePath)
-        target = remotePath[0]
-        scheme, host, port = self._authority(target)
-        key: _Key = (
-            scheme,
-            host,
-            port,
-            expected.toSDP() if expected is not None and target.secure else None,
-        )
-        if self.shareConnections:
-            connection = self._outgoing.get(key)
-            if connection is not None and connection.open:
-                session.bind(connection, True)
-                return succeed(session)
-            pending = self._connecting.get(key)
-            if pending is not None:
-                d: Deferred[MSRPSession] = Deferred()
-                pending.waiting.append((session, d))
-                return d
-        factory = _ClientFactory(self, key, target, expected if target.secure else None)
-        d = Deferred()
-        factory.waiting.append((session, d))
-        if self.shareConnections:
-            self._connecting[key] = factory
-        self._log.info(
-            "Connecting MSRP session {msrpSessionID} to {peer}",
-            msrpSessionID=str(session.localURI),
-            peer=str(target),
-        )
-        self._connect(target, factory)
-        return d
-
-    def _connect(self, uri: MSRPURI, factory: ClientFactory) -> None:
-        """
-        Open a connection: TLS for C{msrps} (R-150, R-160), else TCP.
-
-        @param uri: The URI to connect to.
-        @param factory: The factory (its C{fingerprint}, if any, selects
-            the fingerprint check instead of the SubjectAltName check).
-        """
-        port = DEFAULT_PORT if uri.port is None else uri.port
-        if not uri.secure:
-            self.reactor.connectTCP(
-                uri.host, port, factory, timeout=self.connectTimeout
-            )
-            return
-        tls = self.tls
-        if tls is None:
-            if self._clientTLS is None:
-                self._clientTLS = MSRPTLS()
-            tls = self._clientTLS
-        creator = tls.clientCreator(uri.host, getattr(factory, "fingerprint", None))
-        self.reactor.connectSSL(
-            uri.host, port, factory, creator, timeout=self.connectTimeout
-        )
-
-    def _forgetFactory(self, factory: _ClientFactory) -> None:
-        """
-        Stop sharing a connection attempt.
-        """
-        if self._connecting.get(factory.key) is factory:
-            del self._connecting[factory.key]
-
-    def _failWaiting(self, factory: _ClientFactory, reason: Failure) -> None:
-        """
-        Fail the sessions waiting for an attempt.
-        """
-        self._forgetFactory(factory)
-        waiting, factory.waiting = factory.waiting, []
-        for session, d in waiting:
-            session.connectionFailed(reason)
-            d.errback(reason)
-
-    def _connectFailed(self, factory: _ClientFactory, reason: Failure) -> None:
-        """
-        An outgoing connection attempt failed: fail its sessions.
-        """
-        self._log.warn(
-            "MSRP connection to {peer} failed: {error}",
-            peer=f"{factory.key[1]}:{factory.key[2]}",
-            error=reason.getErrorMessage(),
-        )
-        self._failWaiting(factory, reason)
-
     def connectionOpened(self, connection: MSRPConnection) -> None:
         """
         Track a new connection; bind the sessions that waited for it (for
@@ -804,45 +601,6 @@ class MSRPEndpoint:
             return
         self._connectionReady(connection)
 
-    def _connectionReady(self, connection: MSRPConnection) -> None:
-        """
-        A connection can carry sessions: verify its peer (R-161) and bind
-        the waiting sessions, or start the relay AUTH.
-        """
-        if self._relay is not None and self._relay.owns(connection):
-            self._relay.connectionReady(connection)
-            return
-        factory = getattr(connection, "factory", None)
-        if not isinstance(factory, _ClientFactory):
-            return
-        self._forgetFactory(factory)
-        if factory.fingerprint is not None:
-            certificate = (
-                connection.peerCertificate
-                if isinstance(connection, TLSMSRPConnection)
-                else None
-            )
-            try:
-                factory.fingerprint.check(certificate, str(factory.uri))
-            except FingerprintMismatch as e:
-                self._log.warn(
-                    "MSRP connection to {peer} refused: {error}",
-                    peer=str(factory.uri),
-                    error=e,
-                )
-                self._failWaiting(factory, failureOf(e))
-                self._abort(connection)
-                return
-        if self.shareConnections:
-            self._outgoing[factory.key] = connection
-        waiting, factory.waiting = factory.waiting, []
-        for session, d in waiting:
-            if session.state is not SessionState.WAITING:
-                d.errback(ValueError(f"session is {session.state.value}"))
-                continue
-            session.bind(connection, True)
-            d.callback(session)
-
     def connectionClosed(self, connection: MSRPConnection) -> None:
         """
         Forget a lost connection (its timer, its place under the caps);
@@ -860,7 +618,7 @@ class MSRPEndpoint:
             if known is connection:
                 del self._outgoing[key]
         factory = getattr(connection, "factory", None)
-        if isinstance(factory, _ClientFactory) and factory.waiting:
+        if isinstance(factory, OutgoingFactory) and factory.waiting:
             reason = self._lossReason(connection, str(factory.uri))
             self._log.warn(
                 "MSRP connection to {peer} failed: {error}",
@@ -919,33 +677,6 @@ class MSRPEndpoint:
             timeout=self.unboundTimeout,
         )
         connection.abort()
-
-    @staticmethod
-    def _lossReason(connection: MSRPConnection, peer: str) -> Failure:
-        """
-        Why a connection ended before it could be used, clearly (a TLS
-        verification failure names the certificate problem).
-        """
-        lost = getattr(connection, "lostReason", None)
-        if lost is None:
-            return failureOf(ConnectionError(f"connection to {peer} lost"))
-        error = lost.value
-        if isinstance(error, TLSVerificationError):
-            return lost  # type: ignore[no-any-return]
-        name = type(error).__name__
-        if name == "VerificationError":  # service_identity, from R-160 checks
-            return failureOf(
-                SubjectAltNameMismatch(
-                    f"TLS certificate of {peer} does not match its host: {error}"
-                )
-            )
-        if isinstance(connection, TLSMSRPConnection) and not connection.secured:
-            return failureOf(
-                TLSVerificationError(
-                    f"TLS handshake with {peer} failed: {lost.getErrorMessage()}"
-                )
-            )
-        return lost  # type: ignore[no-any-return]
 
     # -- relay (RFC 4976) --------------------------------------------------
 

@@ -57,7 +57,7 @@ from stoxgw.msrp.parser import MSRPEvent, MSRPParser
 from stoxgw.msrp.uri import MSRPURI
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stoxgw.msrp.protocol import ConnectionUser
+    from stoxgw.msrp.interfaces import ConnectionUser
 
 _new = object.__new__
 

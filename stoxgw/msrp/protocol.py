@@ -9,17 +9,18 @@ An L{MSRPConnection} parses the byte stream with L{MSRPParser} and:
     said C{Failure-Report: no} or is a REPORT, R-139, R-142) and closes the
     connection on fatal framing errors;
   - hands requests to the session bound to this connection whose local URI
-    is the request's single To-Path URI; an unbound session found through the
-    L{IMSRPSessionRegistry} is bound now (R-144); an unknown URI gets 481
-    (R-143), a session bound to another connection 506 (R-144), an unknown
-    method 501 (R-148);
+    is the request's single To-Path URI; an unbound session found through
+    the L{stoxgw.msrp.interfaces.IMSRPSessionRegistry} is bound now
+    (R-144); an unknown URI gets 481 (R-143), a session bound to another
+    connection 506 (R-144), an unknown method 501 (R-148);
   - hands responses to the pending client transaction with their transaction
     id.
 
-Outgoing traffic goes through a scheduler: responses and REPORTs (the
-I{priority} queue) always go before the next chunk of any SEND (R-135); the
-messages of each session wait in a queue of their own (so one session's
-messages keep their order) and the sessions take turns, one chunk each.
+Outgoing traffic goes through a scheduler (L{stoxgw.msrp.scheduler}, a
+base of L{MSRPConnection}): responses and REPORTs (the I{priority} queue)
+always go before the next chunk of any SEND (R-135); the messages of each
+session wait in a queue of their own (so one session's messages keep
+their order) and the sessions take turns, one chunk each.
 SEND bodies are cut lazily, at most L{MSRPConnection.chunkSize} octets per
 chunk (R-134, R-135), so a large body is held once, by its sender, and only
 the chunk being written is copied.  The connection is a streaming producer
@@ -43,17 +44,17 @@ further chunk (R-135).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from typing import Protocol as TypingProtocol
 from typing import Any, Sequence
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import Attribute, Interface, implementer
+from zope.interface import implementer
 
+from stoxgw.msrp.chunks import DEFAULT_CHUNK_SIZE, ChunkSource
 from stoxgw.msrp.fastpath import FastReceiving
+from stoxgw.msrp.interfaces import ConnectionUser, SessionRegistry
 from stoxgw.msrp.message import (
     END_LINE_DASHES,
     FailureReport,
@@ -63,7 +64,6 @@ from stoxgw.msrp.message import (
     MSRPResponse,
     isIdent,
 )
-from stoxgw.msrp.outgoing import DEFAULT_CHUNK_SIZE, ChunkSource
 from stoxgw.msrp.parser import (
     DEFAULT_MAX_CHUNK_BYTES,
     DEFAULT_MAX_HEADER_BYTES,
@@ -71,15 +71,10 @@ from stoxgw.msrp.parser import (
     MSRPParser,
 )
 from stoxgw.msrp.reports import reasonPhrase, responseTo, responseToError
+from stoxgw.msrp.scheduler import PendingTransaction, Scheduling
 from stoxgw.msrp.uri import MSRPURI
 
-__all__ = [
-    "IMSRPConnectionUser",
-    "IMSRPSessionRegistry",
-    "ConnectionUser",
-    "SessionRegistry",
-    "MSRPConnection",
-]
+__all__ = ["MSRPConnection"]
 
 _SEND = MSRPMethod.SEND.value
 _KNOWN_METHODS = frozenset(method.value for method in MSRPMethod)
@@ -100,128 +95,8 @@ C{clock}).
 """
 
 
-class IMSRPConnectionUser(Interface):
-    """
-    What an L{MSRPConnection} calls on a session bound to it.
-    """
-
-    localURI = Attribute("The session's own MSRP URI (an L{MSRPURI}).")
-    connection = Attribute("The L{MSRPConnection} the session is bound to, or L{None}.")
-
-    def bind(connection: MSRPConnection, active: bool) -> None:
-        """
-        Bind the session to C{connection}; the session must call
-        L{MSRPConnection.attach}.
-
-        @param connection: The connection.
-        @param active: Whether this side opened the connection (then it sends
-            a bodiless SEND at once, R-157).
-        """
-
-    def requestReceived(connection: MSRPConnection, request: MSRPRequest) -> None:
-        """
-        A request for this session arrived (its method is known).
-
-        @param connection: The connection it arrived on.
-        @param request: The request.
-        """
-
-    def connectionLost(connection: MSRPConnection, reason: Failure) -> None:
-        """
-        The connection the session is bound to was lost (R-145).
-
-        @param connection: The connection.
-        @param reason: Why.
-        """
-
-
-class IMSRPSessionRegistry(Interface):
-    """
-    What an L{MSRPConnection} asks about sessions it has not seen yet (the
-    L{stoxgw.msrp.endpoint.MSRPEndpoint}).
-    """
-
-    def sessionFor(uri: MSRPURI) -> IMSRPConnectionUser | None:
-        """
-        Look up a session by its local URI (RFC 4975 section 6.1 comparison).
-
-        @param uri: The To-Path URI of a received request.
-        @return: The session, or L{None}.
-        """
-
-    def connectionOpened(connection: MSRPConnection) -> None:
-        """
-        A connection was made (accepted or opened).
-
-        @param connection: The connection.
-        """
-
-    def connectionClosed(connection: MSRPConnection) -> None:
-        """
-        A connection was lost; its sessions have been told.
-
-        @param connection: The connection.
-        """
-
-
-class ConnectionUser(TypingProtocol):
-    """
-    The static type of an L{IMSRPConnectionUser} provider (mypy does not
-    read zope interfaces without its plugin).
-    """
-
-    localURI: MSRPURI
-    connection: MSRPConnection | None
-
-    def bind(self, connection: MSRPConnection, active: bool) -> None:
-        """
-        See L{IMSRPConnectionUser.bind}.
-        """
-
-    def requestReceived(self, connection: MSRPConnection, request: MSRPRequest) -> None:
-        """
-        See L{IMSRPConnectionUser.requestReceived}.
-        """
-
-    def connectionLost(self, connection: MSRPConnection, reason: Failure) -> None:
-        """
-        See L{IMSRPConnectionUser.connectionLost}.
-        """
-
-
-class SessionRegistry(TypingProtocol):
-    """
-    The static type of an L{IMSRPSessionRegistry} provider.
-    """
-
-    def sessionFor(self, uri: MSRPURI) -> ConnectionUser | None:
-        """
-        See L{IMSRPSessionRegistry.sessionFor}.
-        """
-
-    def connectionOpened(self, connection: MSRPConnection) -> None:
-        """
-        See L{IMSRPSessionRegistry.connectionOpened}.
-        """
-
-    def connectionClosed(self, connection: MSRPConnection) -> None:
-        """
-        See L{IMSRPSessionRegistry.connectionClosed}.
-        """
-
-
-@dataclass(slots=True)
-class _Pending:
-    """
-    A client transaction waiting for its response.
-    """
-
-    source: ChunkSource
-    request: MSRPRequest
-
-
 @implementer(IPushProducer)
-class MSRPConnection(FastReceiving, Protocol):
+class MSRPConnection(FastReceiving, Scheduling, Protocol):
     """
     One MSRP transport connection (TCP or TLS), shared by the sessions bound
     to it.
@@ -275,7 +150,7 @@ class MSRPConnection(FastReceiving, Protocol):
         self.peer = "?"
         self._parser = MSRPParser(maxHeaderBytes, maxChunkBytes)
         self._sessions: dict[MSRPURI, ConnectionUser] = {}
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, PendingTransaction] = {}
         # Responses and REPORTs waiting for the transport, serialized, and
         # their total size.
         self._priority: deque[bytes] = deque()
@@ -834,38 +709,6 @@ class MSRPConnection(FastReceiving, Protocol):
         self._uriBytes[id(uri)] = (uri, data)
         return data
 
-    def sendPriority(self, message: MSRPRequest | MSRPResponse) -> None:
-        """
-        Queue a response or a REPORT before any further SEND chunk (R-135).
-
-        @param message: The message.
-        """
-        if self._closed:
-            return
-        data = message.serialize()
-        self._priority.append(data)
-        self._queuedBytes += len(data)
-        if self._queuedBytes > self.maxQueuedBytes:
-            self._overflow()
-            return
-        self._pump()
-
-    def _overflow(self) -> None:
-        """
-        More than L{maxQueuedBytes} of responses and REPORTs wait for a
-        peer that does not read: abort the connection (dropping what is
-        buffered; the sessions fail, R-145).
-        """
-        if self._aborted:
-            return
-        self._log.warn(
-            "MSRP peer {peer} does not read: more than {limit} octets of"
-            " responses wait for it, connection closed",
-            peer=self.peer,
-            limit=self.maxQueuedBytes,
-        )
-        self.abort()
-
     def abort(self) -> None:
         """
         Close the connection at once, dropping whatever waits for the peer
@@ -888,103 +731,3 @@ class MSRPConnection(FastReceiving, Protocol):
             abort()
         else:  # pragma: no cover - every stream transport has it
             transport.loseConnection()
-
-    def sendStream(self, session: ConnectionUser, source: ChunkSource) -> None:
-        """
-        Queue an outgoing message of a session; the sessions' queues take
-        turns, one chunk each.
-
-        @param session: The session (it must be attached).
-        @param source: The message.
-        """
-        if self._closed:
-            return
-        uri = session.localURI
-        queue = self._streams.get(uri)
-        if queue is None:
-            queue = self._streams[uri] = deque()
-            self._rotation.append(uri)
-        queue.append(source)
-        self._pump()
-
-    def forgetTransaction(self, transactionID: str) -> None:
-        """
-        Stop waiting for a response (the sender gave up, e.g. timed out).
-
-        @param transactionID: The transaction id.
-        """
-        self._pending.pop(transactionID, None)
-
-    def _nextStreamChunk(self) -> tuple[ChunkSource, MSRPRequest, bool] | None:
-        """
-        Take the next chunk, round robin over the sessions.
-
-        @return: The source, the chunk and whether it is the source's last,
-            or L{None} if nothing is queued.
-        """
-        while self._rotation:
-            uri = self._rotation.popleft()
-            queue = self._streams[uri]
-            chunk = None
-            source = None
-            while queue and chunk is None:
-                source = queue[0]
-                chunk = source.nextChunk(self.chunkSize)
-                if chunk is None or source.done:
-                    queue.popleft()
-            if queue:
-                self._rotation.append(uri)
-            else:
-                del self._streams[uri]
-            if chunk is not None and source is not None:
-                return source, chunk, source.done
-        return None
-
-    def _pump(self) -> None:
-        """
-        Write queued messages until the queues are empty or the transport
-        asks to pause.
-        """
-        self._flushBatch()
-        if self._pumping or not self._open or self._closed:
-            return
-        self._pumping = True
-        transport = self._transport
-        try:
-            while not self._paused and not self._closed:
-                if self._priority:
-                    data = self._priority.popleft()
-                    self._queuedBytes -= len(data)
-                    transport.write(data)
-                    continue
-                taken = self._nextStreamChunk()
-                if taken is None:
-                    break
-                source, request, last = taken
-                if source.expectsResponse(request):
-                    self._pending[request.transactionID] = _Pending(source, request)
-                transport.write(request.serialize())
-                source.listener.chunkWritten(request, last)
-        finally:
-            self._pumping = False
-
-    # -- IPushProducer -----------------------------------------------------
-
-    def pauseProducing(self) -> None:
-        """
-        The transport's buffer is full: write nothing more for now.
-        """
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        """
-        The transport drained: go on writing.
-        """
-        self._paused = False
-        self._pump()
-
-    def stopProducing(self) -> None:
-        """
-        The transport is going away: write nothing more.
-        """
-        self._paused = True

@@ -24,7 +24,8 @@ from twisted.python.failure import Failure
 
 from stoxgw._util import failureOf, fireAll
 from stoxgw.msrp.protocol import MSRPConnection
-from stoxgw.msrp.relay import RelayAuthenticator, RelayAuthorized
+from stoxgw.msrp.relay import RelayAuthorized
+from stoxgw.msrp.relayauth import RelayAuthenticator
 from stoxgw.msrp.relayconnection import RelayLink, RelayLost
 from stoxgw.msrp.session import MSRPSession
 from stoxgw.msrp.uri import MSRPURI

@@ -25,12 +25,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from stoxgw._util import Clock, DelayedCall, failureOf, fireAll
+from stoxgw.msrp.chunks import SingleRequest
 from stoxgw.msrp.message import MSRPRequest, MSRPResponse
-from stoxgw.msrp.outgoing import SingleRequest
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.relay import (
     RelayAuthError,
-    RelayAuthenticator,
     RelayAuthorized,
     RelayChallengeError,
     RelayCredentialsRejected,
@@ -38,6 +37,7 @@ from stoxgw.msrp.relay import (
     RelayForbidden,
     RelayMutualAuthFailed,
 )
+from stoxgw.msrp.relayauth import RelayAuthenticator
 from stoxgw.msrp.uri import MSRPURI
 
 __all__ = ["RelayTimeout", "RelayLost", "RelayLink", "CREDENTIALS_CONFIG"]
@@ -74,8 +74,8 @@ class RelayLink:
     """
     The authenticated use of one relay over one connection.
 
-    Implements the parts of L{stoxgw.msrp.protocol.IMSRPConnectionUser}
-    the connection calls, and L{stoxgw.msrp.protocol.ChunkListener} for its
+    Implements the parts of L{stoxgw.msrp.interfaces.IMSRPConnectionUser}
+    the connection calls, and L{stoxgw.msrp.chunks.ChunkListener} for its
     AUTH requests.
 
     @ivar connection: The connection to the relay, or L{None} once lost.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from stoxgw.msrp.builders import buildRequest, buildResponse
 from stoxgw.msrp.message import (
     ByteRange,
     MSRPMethod,
@@ -15,8 +16,6 @@ from stoxgw.msrp.message import (
     MSRPRequest,
     MSRPResponse,
     Status,
-    buildRequest,
-    buildResponse,
 )
 from stoxgw.msrp.uri import MSRPURI
 

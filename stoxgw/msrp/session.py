@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
 from stoxgw._util import Clock
+from stoxgw.msrp.chunks import DEFAULT_CHUNK_SIZE
 from stoxgw.msrp.fastpath import WholeSendReceiving
 from stoxgw.msrp.incoming import (
     ALWAYS_ACCEPTED_TYPES,
@@ -37,16 +38,16 @@ from stoxgw.msrp.incoming import (
     IncomingMessage,
     mediaTypeMatches,
 )
+from stoxgw.msrp.interfaces import IMSRPConnectionUser
 from stoxgw.msrp.message import FailureReport, MSRPMethod, MSRPRequest
 from stoxgw.msrp.outgoing import (
-    DEFAULT_CHUNK_SIZE,
     DEFAULT_TRANSACTION_TIMEOUT,
     LOCAL_FAILURE,
     MSRPSendError,
     Sending,
     SendResult,
 )
-from stoxgw.msrp.protocol import IMSRPConnectionUser, MSRPConnection
+from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.uri import MSRPURI
 
 __all__ = [

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.interop.test_msrp_relay_kamailio -*-
 """
-Interop: L{stoxgw.msrp.relay.RelayAuthenticator} and plain MSRP through a
+Interop: L{stoxgw.msrp.relayauth.RelayAuthenticator} and plain MSRP through a
 real Kamailio MSRP relay (RFC 4976; SPEC R-168).
 
 Blocking sockets on 127.0.0.1 with a timeout on every read; the relay is
@@ -15,22 +15,17 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from stoxgw.msrp.message import (
-    MSRPMethod,
-    MSRPParseError,
-    MSRPRequest,
-    MSRPResponse,
-    buildRequest,
-)
+from stoxgw.msrp.builders import buildRequest
+from stoxgw.msrp.message import MSRPMethod, MSRPParseError, MSRPRequest, MSRPResponse
 from stoxgw.msrp.parser import MSRPParser
 from stoxgw.msrp.relay import (
-    RelayAuthenticator,
     RelayAuthorized,
     RelayCredentialsRejected,
     RelayCredentialsRequired,
     RelayForbidden,
     RelayIntervalOutOfBounds,
 )
+from stoxgw.msrp.relayauth import RelayAuthenticator
 from stoxgw.msrp.reports import reportFor, responseTo
 from stoxgw.msrp.uri import MSRPURI
 from tests.interop.kamailio import KamailioMSRPRelay

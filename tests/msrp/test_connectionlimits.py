@@ -20,8 +20,9 @@ from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from stoxgw.msrp.builders import buildRequest
 from stoxgw.msrp.endpoint import MSRPEndpoint
-from stoxgw.msrp.message import MSRPResponse, buildRequest
+from stoxgw.msrp.message import MSRPResponse
 from stoxgw.msrp.protocol import CLOSE_GRACE, MSRPConnection
 from stoxgw.msrp.session import IncomingMessage, MSRPSession, SessionState
 from stoxgw.msrp.uri import MSRPURI

@@ -13,9 +13,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from stoxgw.msrp.builders import buildRequest
 from stoxgw.msrp.endpoint import MSRPEndpoint
-from stoxgw.msrp.message import MSRPRequest, MSRPResponse, buildRequest
-from stoxgw.msrp.protocol import IMSRPSessionRegistry, MSRPConnection
+from stoxgw.msrp.interfaces import IMSRPSessionRegistry
+from stoxgw.msrp.message import MSRPRequest, MSRPResponse
+from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.session import MSRPSendError, SessionState
 from stoxgw.msrp.uri import MSRPURI
 from tests.msrp.test_protocol import written

@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from stoxgw.msrp import builders as buildersModule
 from stoxgw.msrp import fastpath as fastpathModule
 from stoxgw.msrp import message as messageModule
 from stoxgw.msrp.protocol import MSRPConnection
@@ -452,7 +453,7 @@ class _Differential(SynchronousTestCase):
     def setUp(self) -> None:
         counter = iter(range(10**9))
         self.patch(
-            messageModule, "generateTransactionID", lambda: f"tx{next(counter):08d}"
+            buildersModule, "generateTransactionID", lambda: f"tx{next(counter):08d}"
         )
 
     def run_(
@@ -463,7 +464,7 @@ class _Differential(SynchronousTestCase):
         """
         counter = iter(range(10**9))
         self.patch(
-            messageModule, "generateTransactionID", lambda: f"tx{next(counter):08d}"
+            buildersModule, "generateTransactionID", lambda: f"tx{next(counter):08d}"
         )
         world = World(fast, pausing, prebind)
         recorder = _LogRecorder()

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.msrp.test_message -*-
 """
-Tests for L{stoxgw.msrp.message}.
+Tests for L{stoxgw.msrp.message} and L{stoxgw.msrp.builders}.
 """
 
 from __future__ import annotations
@@ -9,7 +9,15 @@ import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from stoxgw.msrp import message as messageModule
+from stoxgw.msrp import builders as buildersModule
+from stoxgw.msrp.builders import (
+    buildRequest,
+    buildResponse,
+    endLineOccursIn,
+    generateMessageID,
+    generateTransactionID,
+    pickTransactionID,
+)
 from stoxgw.msrp.message import (
     AuthParameters,
     ByteRange,
@@ -22,14 +30,8 @@ from stoxgw.msrp.message import (
     MSRPResponse,
     Status,
     SuccessReport,
-    buildRequest,
-    buildResponse,
-    endLineOccursIn,
-    generateMessageID,
-    generateTransactionID,
     isIdent,
     parseAuthParameters,
-    pickTransactionID,
 )
 from stoxgw.msrp.parser import parseMessage
 from stoxgw.msrp.uri import MSRPURI
@@ -282,7 +284,7 @@ class IdentifierTests(SynchronousTestCase):
         generator first proposes one that does.
         """
         proposals = iter(["abcd1234", "abcd1234", "efgh5678"])
-        self.patch(messageModule, "generateTransactionID", lambda: next(proposals))
+        self.patch(buildersModule, "generateTransactionID", lambda: next(proposals))
         body = b"quoted:\r\n-------abcd1234$\r\n"
         self.assertEqual(pickTransactionID(body), "efgh5678")
 

@@ -18,18 +18,18 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from stoxgw.msrp.builders import buildRequest, buildResponse
+from stoxgw.msrp.chunks import ChunkedSend, ChunkSource, SingleRequest
+from stoxgw.msrp.interfaces import IMSRPConnectionUser, IMSRPSessionRegistry
 from stoxgw.msrp.message import (
     ByteRange,
     Continuation,
     MSRPRequest,
     MSRPResponse,
     Status,
-    buildRequest,
-    buildResponse,
 )
-from stoxgw.msrp.outgoing import ChunkedSend, ChunkSource, SingleRequest
 from stoxgw.msrp.parser import MSRPEvent, MSRPParser
-from stoxgw.msrp.protocol import IMSRPConnectionUser, IMSRPSessionRegistry, MSRPConnection
+from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.reports import buildReport, responseTo
 from stoxgw.msrp.uri import MSRPURI
 

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.msrp.test_relay -*-
 """
-Tests for L{stoxgw.msrp.relay}: the RFC 4976 AUTH exchange (sections 5.1,
-6.3, 9.1), the digest computation and the relay paths (R-168).
+Tests for L{stoxgw.msrp.relay} and L{stoxgw.msrp.relayauth}: the RFC 4976
+AUTH exchange (sections 5.1, 6.3, 9.1), the digest computation and the
+relay paths (R-168).
 
 Digest values are checked against values computed here from L{hashlib}
 by the RFC 2617 / RFC 7616 formula, independently of the module.
@@ -14,21 +15,19 @@ import hashlib
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
+from stoxgw.msrp.builders import buildResponse
 from stoxgw.msrp.message import (
     MSRPParseError,
     AuthParameters,
     MSRPRequest,
     MSRPResponse,
-    buildResponse,
     parseAuthParameters,
 )
 from stoxgw.msrp.parser import parseMessage
 from stoxgw.msrp.relay import (
-    DEFAULT_MAX_CHALLENGES,
     DigestAlgorithm,
     DigestChallenge,
     RelayAuthError,
-    RelayAuthenticator,
     RelayAuthorized,
     RelayChallengeError,
     RelayCredentialsRejected,
@@ -43,6 +42,7 @@ from stoxgw.msrp.relay import (
     sdpPathThroughRelays,
     toPathThroughRelays,
 )
+from stoxgw.msrp.relayauth import DEFAULT_MAX_CHALLENGES, RelayAuthenticator
 from stoxgw.msrp.uri import MSRPURI
 
 FIXTURES = FilePath(__file__).parent().parent().child("fixtures").child("msrp")

@@ -19,21 +19,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from stoxgw.msrp.builders import buildRequest, buildResponse
 from stoxgw.msrp.endpoint import MSRPEndpoint, RelayNotReady
-from stoxgw.msrp.message import (
-    MSRPMethod,
-    MSRPRequest,
-    MSRPResponse,
-    buildRequest,
-    buildResponse,
-)
+from stoxgw.msrp.message import MSRPMethod, MSRPRequest, MSRPResponse
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.relay import (
-    RelayAuthenticator,
     RelayAuthorized,
     RelayCredentialsRejected,
     RelayForbidden,
 )
+from stoxgw.msrp.relayauth import RelayAuthenticator
 from stoxgw.msrp.relayconnection import RelayLink, RelayLost, RelayTimeout
 from stoxgw.msrp.session import SessionState
 from stoxgw.msrp.uri import MSRPURI

@@ -8,6 +8,7 @@ from __future__ import annotations
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
+from stoxgw.msrp.builders import buildRequest
 from stoxgw.msrp.message import (
     ByteRange,
     Continuation,
@@ -15,7 +16,6 @@ from stoxgw.msrp.message import (
     MSRPRequest,
     MSRPResponse,
     Status,
-    buildRequest,
 )
 from stoxgw.msrp.parser import MSRPParser, parseMessage
 from stoxgw.msrp.reports import (

@@ -17,6 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from stoxgw.msrp.builders import buildRequest
+from stoxgw.msrp.incoming import _FIELD_SLOTS, _chunkFields
 from stoxgw.msrp.message import (
     ByteRange,
     Continuation,
@@ -25,9 +27,7 @@ from stoxgw.msrp.message import (
     MSRPRequest,
     MSRPResponse,
     Status,
-    buildRequest,
 )
-from stoxgw.msrp.incoming import _FIELD_SLOTS, _chunkFields
 from stoxgw.msrp.parser import MSRPEvent
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.reports import buildReport, responseTo

@@ -25,8 +25,9 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from stoxgw.msrp.builders import buildRequest
 from stoxgw.msrp.endpoint import MSRPEndpoint
-from stoxgw.msrp.message import MSRPMethod, MSRPResponse, buildRequest
+from stoxgw.msrp.message import MSRPMethod, MSRPResponse
 from stoxgw.msrp.session import SessionState
 from stoxgw.msrp.tls import (
     MSRPTLS,
