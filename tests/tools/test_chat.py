@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.tools.test_chat -*-
 """
-Tests for L{stoxgw.tools.chat} and L{stoxgw.tools.chatoptions}: the command line and the formats of what
-the client sends and prints.  The client process itself runs against a
-room in L{tests.interop.test_chat_client}.
+Tests for L{stoxgw.tools.chat} and L{stoxgw.tools.chatoptions}: the
+command line and the formats of what the client sends and prints.  The
+client process itself runs against a room in
+L{tests.interop.test_chat_client}.
 """
 
 from __future__ import annotations
@@ -148,7 +149,9 @@ class OptionsTests(SynchronousTestCase):
         """
         A target that names its transport keeps it.
         """
-        options = chatoptions.parseOptions(["--transport", "tcp", "sip:room@h;transport=TCP"])
+        options = chatoptions.parseOptions(
+            ["--transport", "tcp", "sip:room@h;transport=TCP"]
+        )
         self.assertEqual(options.inviteTarget, options.target)
 
     def test_proxyForms(self) -> None:
