@@ -29,6 +29,7 @@ LEVELS: Mapping[str, int] = {
     "focus": 4,
     "tools": 5,
     "config": 6,
+    "configvalues": 6,
     "logs": 6,
     "service": 6,
     "tap": 6,

@@ -10,7 +10,8 @@ of its L{OccupantService} and the L{IReferHandler} of REFERs to rooms.
 Toward the SIP user it is the conference focus and MSRP switch of RFC
 7701; toward XMPP each SIP user is an ordinary MUC occupant whose real JID
 lives on the gateway's user domain.  One L{SIPParticipant} per chat
-session carries the user's state.
+session carries the user's state.  Conference SUBSCRIBEs and REFERs are
+answered by its half in L{stoxgw.interworking.roomrequests}.
 
   - INVITE to C{sip:room@<muc domain>}: the offer is checked first
     (C{message/cpim} accepted, else 488: XMPP is not touched); the user's
@@ -69,7 +70,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error
 from twisted.words.protocols.jabber.jid import JID as XMPPJID
-from twisted.words.protocols.jabber.jid import InvalidFormat
 from zope.interface import Interface, implementer
 
 from stoxgw.chat.session import (
@@ -88,7 +88,6 @@ from stoxgw.interworking.addressing import (
     realJIDForSIPUser,
     requestURIFromRoomJID,
     roomJIDFromRequestURI,
-    sipToJID,
 )
 from stoxgw.interworking.errors import (
     GatewayBEnd,
@@ -102,15 +101,9 @@ from stoxgw.interworking.translate import (
     ACCEPT_TYPES,
     ACCEPT_WRAPPED_TYPES,
 )
-from stoxgw.sip.message import SIPRequest
 from stoxgw.sip.msrpmedia import acceptTypesIntersection
-from stoxgw.sip.refer import IncomingRefer, IReferHandler
-from stoxgw.sip.subscription import (
-    ConferenceNotifier,
-    ConferencePackage,
-)
+from stoxgw.sip.refer import IReferHandler
 from stoxgw.sip.uri import NameAddr, SIPURI, contactIsFocus
-from stoxgw.sip.useragent import IncomingRequest
 from stoxgw.xmpp.occupant import (
     Decline,
     GroupchatMessage,
@@ -139,6 +132,10 @@ from stoxgw.interworking.sipuser import (  # noqa: E402
     logFailure,
     occupantKey,
 )
+from stoxgw.interworking.roomrequests import (  # noqa: E402
+    RoomConferencePackage,
+    RoomRequests,
+)
 
 __all__ = [
     "CHAT_STATE_INTERVAL",
@@ -159,8 +156,6 @@ PRIVATE_MESSAGES_REFUSED = (
 )
 #: The temporary nick and this many variants are tried (L{nickVariant}).
 MAX_NICK_VARIANTS = 9
-#: How long a conference SUBSCRIBE waits for a join still under way.
-SUBSCRIBE_WAIT = 5.0
 #: Default seconds the SIP sessions wait for a lost XMPP link.
 LINK_LOSS_GRACE = 60.0
 #: Default INVITEs a minute per SIP identity, and per room.
@@ -202,9 +197,11 @@ def _randomResource() -> str:
 
 
 @implementer(ISIPToXMPP)
-class SIPToXMPP:
+class SIPToXMPP(RoomRequests):
     """
-    Gateway B (RFC 7702 section 6).
+    Gateway B (RFC 7702 section 6): INVITE admission, room joining and
+    what the occupants hear; the conference SUBSCRIBEs and REFERs are
+    its L{RoomRequests} half.
 
     @ivar clock: Time source (CPIM DateTime of live messages, timers).
     @ivar userDomain: The gateway's XMPP domain for SIP users' real JIDs.
@@ -782,181 +779,3 @@ class SIPToXMPP:
             )
             self._forget(participant)
             participant.end(cause, "Could not rejoin the room after a link loss")
-
-    # -- the participant of a SUBSCRIBE or REFER ---------------------------
-
-    def _requester(self, request: SIPRequest) -> tuple[SIPAddress, list[SIPParticipant]]:
-        """
-        The participants a SUBSCRIBE or REFER may come from: inside an
-        INVITE dialog, the one whose chat it is (its Request-URI is our
-        Contact, not the room); else those of the room of its Request-URI
-        and the user of its From.
-
-        @raise AddressError: With the status to answer (400 for a bad
-            From; for a Request-URI naming no room of ours, that of
-            L{roomJIDFromRequestURI}: 403, 484).
-        """
-        fromHeader = request.header("From")
-        if fromHeader is None:
-            raise AddressError("no From", 400, "bad-request")
-        try:
-            user = parseSIPIdentity(str(NameAddr.fromString(fromHeader).uri)).aor
-        except (ValueError, AddressError) as e:
-            raise AddressError(f"bad From: {e}", 400, "bad-request") from None
-        callID = request.header("Call-ID")
-        for participant in self.participants.values():
-            session = participant.session
-            if (
-                session is not None
-                and session.callID == callID
-                and participant.userAddress.aor == user
-            ):
-                return user, [participant]
-        room = roomJIDFromRequestURI(str(request.uri), self.mucDomains)
-        roomText = bareJID(XMPPJID(str(room)))
-        return user, [
-            participant
-            for participant in self.participants.values()
-            if participant.room == roomText and participant.userAddress.aor == user
-        ]
-
-    def conferenceStatus(self, request: SIPRequest) -> int | None | Deferred[int | None]:
-        """
-        L{None} if a conference SUBSCRIBE may go ahead, else its failure
-        status (403, or 400/484 see L{_requester}); a L{Deferred} of that
-        when a join is still under way.
-        """
-        try:
-            user, candidates = self._requester(request)
-        except AddressError as e:
-            return self._subscribeRefused(request, e.sipStatus, str(e))
-        ready = [p for p in candidates if p.joined and p.inRoom]
-        if ready:
-            return None
-        joining = [p for p in candidates if not p.joined and p.inRoom]
-        if not joining:
-            return self._subscribeRefused(
-                request, 403, f"{user.uri()} is not an occupant of that room"
-            )
-        waiter: Deferred[SIPParticipant | None] = Deferred()
-        joining[0].waiters.append(waiter)
-        waiter.addTimeout(SUBSCRIBE_WAIT, self.clock)
-
-        def settled(participant: SIPParticipant | None) -> int | None:
-            if participant is None:
-                return self._subscribeRefused(request, 403, "the join failed")
-            return None
-
-        def timedOut(reason: Failure) -> int | None:
-            return self._subscribeRefused(request, 403, "the join is still under way")
-
-        return waiter.addCallbacks(settled, timedOut)
-
-    def _subscribeRefused(self, request: SIPRequest, status: int, why: str) -> int:
-        self._log.info(
-            "Conference SUBSCRIBE refused with {status} ({callID}): {error}",
-            status=status,
-            callID=request.header("Call-ID"),
-            error=why,
-        )
-        return status
-
-    def conferenceFor(self, request: SIPRequest) -> ConferenceNotifier | None:
-        """
-        The conference notifier for a SUBSCRIBE (L{ConferencePackage}'s
-        lookup), or L{None}.
-        """
-        try:
-            _, candidates = self._requester(request)
-        except AddressError:
-            return None
-        for participant in candidates:
-            if participant.joined and participant.inRoom:
-                return participant.notifier()
-        return None
-
-    # -- IReferHandler (RFC 7702 section 6.5) ---------------------------------
-
-    def referReceived(self, refer: IncomingRefer) -> None:
-        """
-        A REFER to the room from a SIP user in it: a mediated invitation
-        to the Refer-To (RFC 7247 mapping), answered 200 with a C{100
-        Trying} NOTIFY that ends the implicit subscription (RFC 7702
-        section 6.5); 403 from someone not in the room or for a method
-        other than INVITE (RFC 4579 removal is out of scope, RFC 7702
-        section 1), 416 for a Refer-To that maps to no JID, 480 while the
-        XMPP link is down.
-        """
-        request = refer.request
-        try:
-            _, candidates = self._requester(request)
-        except AddressError as e:
-            refer.reject(e.sipStatus, e.reason)
-            return
-        participants = [p for p in candidates if p.joined and p.inRoom]
-        if not participants:
-            refer.reject(403, "Forbidden (not in the room)")
-            return
-        participant = participants[0]
-        if refer.referTo.method != "INVITE":
-            refer.reject(403, f"Forbidden ({refer.referTo.method} not supported)")
-            return
-        invitee = self._inviteeJID(str(refer.referTo.uri))
-        if invitee is None:
-            refer.reject(416, "Unsupported URI Scheme")
-            return
-        if participant.linkDown:
-            refer.reject(480, "Temporarily Unavailable (XMPP link down)")
-            return
-        try:
-            self.occupants.invite(participant.roomJID, participant.realJID, invitee)
-        except OccupantError as e:
-            refer.reject(480, f"Temporarily Unavailable ({e})")
-            return
-        self._log.info(
-            "{nick} invites {invitee} to {roomJID}",
-            nick=participant.nick,
-            invitee=fullJID(invitee),
-            roomJID=participant.room,
-        )
-        refer.accept(200, terminate=True, isfocus=True)
-
-    @staticmethod
-    def _inviteeJID(uri: str) -> XMPPJID | None:
-        """
-        The JID of a Refer-To URI: C{sip:}/C{sips:} by RFC 7247 section
-        6.4 (its C{gr} ignored: an invitation goes to the bare JID), an
-        C{xmpp:} URI as it is (RFC 5122), else L{None}.
-        """
-        scheme = uri.split(":", 1)[0].lower()
-        try:
-            if scheme in ("sip", "sips"):
-                address = parseSIPIdentity(uri)
-                return XMPPJID(str(sipToJID(address.aor)))
-            if scheme == "xmpp":
-                text = uri[5:].lstrip("/").split("?", 1)[0]
-                return XMPPJID(text).userhostJID()  # type: ignore[no-untyped-call,no-any-return]
-        except (AddressError, InvalidFormat, ValueError):
-            return None
-        return None
-
-
-class RoomConferencePackage(ConferencePackage):
-    """
-    The C{conference} event package of Gateway B (RFC 7702 section 6.2,
-    R-213): a SIP user in an XMPP room subscribes, in or out of its INVITE
-    dialog, to the room's SIP URI and gets the roster as its occupant sees
-    it; others get 403 (not an occupant, or a domain not served) or 484
-    (no room named).
-    """
-
-    def __init__(self, bridge: SIPToXMPP, defaultExpires: int = 3600) -> None:
-        super().__init__(bridge.conferenceFor, defaultExpires, isfocus=True)
-        self.bridge = bridge
-
-    def authorize(self, request: IncomingRequest) -> int | None | Deferred[int | None]:
-        """
-        L{None} for a SUBSCRIBE of an occupant's SIP user, else 403 or 484;
-        a L{Deferred} while its join is under way.
-        """
-        return self.bridge.conferenceStatus(request.request)

@@ -115,14 +115,16 @@ from stoxgw.interworking.xmppuser import (  # noqa: E402
     HISTORY_AGE,
     LINK_LOST_CAUSE,
     NICK_RETRY_WAIT,
-    SEEN_MESSAGES,
     SUBSCRIBE_WAIT,
-    SIPRoomMirror,
     XMPPParticipant,
-    _DialOut,
     answeredByFocus,
     bareJID,
     stanzaError,
+)
+from stoxgw.interworking.roommirror import (  # noqa: E402
+    SEEN_MESSAGES,
+    SIPRoomMirror,
+    _DialOut,
 )
 
 __all__ = [

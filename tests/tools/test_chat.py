@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.tools.test_chat -*-
 """
-Tests for L{stoxgw.tools.chat}: the command line and the formats of what
-the client sends and prints.  The client process itself runs against a
-room in L{tests.interop.test_chat_client}.
+Tests for L{stoxgw.tools.chat} and L{stoxgw.tools.chatoptions}: the
+command line and the formats of what the client sends and prints.  The
+client process itself runs against a room in
+L{tests.interop.test_chat_client}.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from stoxgw.msrp.message import FailureReport
 from stoxgw.msrp.session import IncomingMessage, MSRPSendError
 from stoxgw.sip.transport import TransportKind
 from stoxgw.sip.uri import SIPURI
-from stoxgw.tools import chat
+from stoxgw.tools import chat, chatoptions
 
 #: The moment the client started joining, in the tests below.
 SINCE = datetime(2024, 5, 6, 12, 0, 0, tzinfo=timezone.utc)
@@ -53,7 +54,7 @@ def cpim(
 
 class OptionsTests(SynchronousTestCase):
     """
-    L{chat.parseOptions}.
+    L{chatoptions.parseOptions}.
     """
 
     def parseError(self, *argv: str) -> str:
@@ -62,7 +63,7 @@ class OptionsTests(SynchronousTestCase):
         """
         stderr = StringIO()
         self.patch(chat.sys, "stderr", stderr)
-        error = self.assertRaises(SystemExit, chat.parseOptions, list(argv))
+        error = self.assertRaises(SystemExit, chatoptions.parseOptions, list(argv))
         self.assertEqual(error.code, 2)
         return stderr.getvalue()
 
@@ -71,10 +72,10 @@ class OptionsTests(SynchronousTestCase):
         Only the room is required: UDP, 127.0.0.1, any ports, trust of
         127.0.0.1, 30 seconds to join, a From made from the local address.
         """
-        options = chat.parseOptions(["sip:room@chat.example.org"])
+        options = chatoptions.parseOptions(["sip:room@chat.example.org"])
         self.assertEqual(
             options,
-            chat.ClientOptions(
+            chatoptions.ClientOptions(
                 target=SIPURI("sip", "chat.example.org", user="room"),
                 fromURI=SIPURI("sip", "127.0.0.1", user="stoxgw-chat"),
             ),
@@ -89,7 +90,7 @@ class OptionsTests(SynchronousTestCase):
         """
         Every option, C{--trust} repeated.
         """
-        options = chat.parseOptions(
+        options = chatoptions.parseOptions(
             [
                 "--from",
                 "sip:alice@example.com",
@@ -118,7 +119,7 @@ class OptionsTests(SynchronousTestCase):
         )
         self.assertEqual(
             options,
-            chat.ClientOptions(
+            chatoptions.ClientOptions(
                 target=SIPURI("sip", "chat.example.org", user="room", port=5062),
                 fromURI=SIPURI("sip", "example.com", user="alice"),
                 name="Alice Liddell",
@@ -138,7 +139,7 @@ class OptionsTests(SynchronousTestCase):
         With C{--transport tcp}, the Request-URI and the proxy URI say
         C{transport=tcp}; the proxy is a loose router (RFC 3261 16.12).
         """
-        options = chat.parseOptions(
+        options = chatoptions.parseOptions(
             ["--transport", "tcp", "--proxy", "127.0.0.1:5070", "sip:room@h"]
         )
         self.assertEqual(str(options.inviteTarget), "sip:room@h;transport=tcp")
@@ -148,7 +149,9 @@ class OptionsTests(SynchronousTestCase):
         """
         A target that names its transport keeps it.
         """
-        options = chat.parseOptions(["--transport", "tcp", "sip:room@h;transport=TCP"])
+        options = chatoptions.parseOptions(
+            ["--transport", "tcp", "sip:room@h;transport=TCP"]
+        )
         self.assertEqual(options.inviteTarget, options.target)
 
     def test_proxyForms(self) -> None:
@@ -162,7 +165,7 @@ class OptionsTests(SynchronousTestCase):
             ("[::1]:5070", ("::1", 5070)),
             ("[::1]", ("::1", 5060)),
         ]:
-            options = chat.parseOptions(["--proxy", text, "sip:room@h"])
+            options = chatoptions.parseOptions(["--proxy", text, "sip:room@h"])
             self.assertEqual(options.proxy, expected, text)
 
     def test_badOptions(self) -> None:
@@ -395,7 +398,7 @@ class ChatClientTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.lines: list[str] = []
         self.clock = Clock()
-        options = chat.parseOptions(
+        options = chatoptions.parseOptions(
             ["--from", "sip:alice@example.com", "sip:room@chat.example.org"]
         )
         self.client = chat.ChatClient(
