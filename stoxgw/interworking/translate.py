@@ -15,6 +15,7 @@ focus.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -129,6 +130,7 @@ def wrap(
     ).toBytes()
 
 
+@functools.lru_cache(maxsize=8)
 def wrapText(
     text: str,
     sender: CPIMAddress,
@@ -136,7 +138,10 @@ def wrapText(
     stamp: datetime.datetime,
 ) -> bytes:
     """
-    Text in CPIM (RFC 7702 Tables 4 and 5).
+    Text in CPIM (RFC 7702 Tables 4 and 5).  Memoized for the last few
+    messages: a room's message reaches the gateway once per SIP occupant,
+    with the same sender, room and (whole-second) time, and building the
+    CPIM body was a fifth of the gateway's time per copy in W5.
     """
     return wrap(TEXT_PLAIN, text.encode("utf-8"), sender, (recipient,), stamp)
 
