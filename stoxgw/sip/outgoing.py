@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
+from stoxgw._util import failureOf
 from stoxgw.sip.dialog import Dialog, DialogError, DialogID, DialogState, dialogIDOf
 from stoxgw.sip.headers import CSeq, HeaderError, Headers, SessionExpires, parseTokenList
 from stoxgw.sip.incoming import allowOf
@@ -59,10 +60,6 @@ __all__ = [
     "OutgoingRequest",
     "RequestSender",
 ]
-
-
-def _failure(error: BaseException) -> Failure:
-    return Failure(error)  # type: ignore[no-untyped-call]
 
 
 class SIPError(Exception):
@@ -528,7 +525,7 @@ class RequestSender:
                     )
                     if not result.called:
                         result.errback(
-                            _failure(SIPError(502, f"Unusable 2xx: {e}", response))
+                            failureOf(SIPError(502, f"Unusable 2xx: {e}", response))
                         )
                     return
                 dialog = self.ua.bindDialog(base)
@@ -549,7 +546,7 @@ class RequestSender:
                 return
             if not result.called:
                 result.errback(
-                    _failure(SIPError(response.status, response.reason, response))
+                    failureOf(SIPError(response.status, response.reason, response))
                 )
 
         outgoing.start().addCallback(answered).addErrback(

@@ -98,6 +98,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from stoxgw._util import failureOf
 from stoxgw.limits import ConnectionLimits
 from stoxgw.sip.connection import (
     CLOSE_GRACE,
@@ -149,10 +150,6 @@ __all__ = [
     "CLOSE_GRACE",
     "DEFAULT_MAX_OUTPUT_BYTES",
 ]
-
-
-def _failure(error: BaseException) -> Failure:
-    return Failure(error)  # type: ignore[no-untyped-call]
 
 
 def loadCertificates(path: str) -> tuple[ssl.Certificate, ...]:
@@ -532,7 +529,7 @@ class SIPTransport:
                 try:
                     connection.send(data, message)
                 except TransportError as e:
-                    d.errback(_failure(e))
+                    d.errback(failureOf(e))
                 else:
                     d.callback(connection.flow)
         self._log.debug(
@@ -566,7 +563,7 @@ class SIPTransport:
             error=reason.getErrorMessage(),
         )
         for _, _, d in waiting:
-            d.errback(_failure(TransportError(reason.getErrorMessage())))
+            d.errback(failureOf(TransportError(reason.getErrorMessage())))
 
     # -- limits ----------------------------------------------------------
 
