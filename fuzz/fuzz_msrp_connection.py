@@ -11,7 +11,7 @@ Input: one byte choosing how the stream is cut (see L{_harness.pieces}),
 one byte of options (the transport pausing the connection now and then;
 session A bound before any request), then the stream.
 
-Nothing may escape C{dataReceived} (STYLE.md, "Errors").  Also crashes
+Nothing may escape C{dataReceived} (docs/style.md, "Errors").  Also crashes
 here: a failure logged by the catch-alls of the connection or the session
 (C{log.failure}: only a bug gets there), except the scripted handler's
 own C{ValueError("handler failed")}; and any difference between a

@@ -257,7 +257,7 @@ class SecretTests(SynchronousTestCase):
 class SIPAuthenticationAndRoutingTests(SynchronousTestCase):
     """
     C{[sip] trusted_tls_names}, C{auth_realm}, C{credentials_file} and
-    C{static_routes} (DESIGN.md "Trust"; RFC 3261 22, RFC 3263).
+    C{static_routes} (docs/design.md "Trust"; RFC 3261 22, RFC 3263).
     """
 
     def credentials(self, text: str) -> str:
@@ -347,7 +347,7 @@ class SIPAuthenticationAndRoutingTests(SynchronousTestCase):
 
     def test_trustedTLSNamesNeedCAFile(self) -> None:
         """
-        DESIGN.md "Trust": trusted TLS names need the CA certificates that
+        docs/design.md "Trust": trusted TLS names need the CA certificates that
         client certificates are verified against; without them no
         incoming TLS connection could ever match a name.
         """

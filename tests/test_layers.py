@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_layers -*-
 """
-The import rules of DESIGN.md ("Layers (imports point down only)"), checked
+The import rules of docs/design.md ("Layers (imports point down only)"), checked
 on the real package and shown to catch violations on synthetic graphs.
 """
 
@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import stoxgw
 
-#: Level of each top-level part of the package (DESIGN.md's table); higher
+#: Level of each top-level part of the package (docs/design.md's table); higher
 #: levels may import lower ones, never the reverse.  The wiring modules sit
 #: above everything and no layer imports them.
 LEVELS: Mapping[str, int] = {
@@ -234,7 +234,7 @@ class PackageLayersTests(SynchronousTestCase):
 
     def test_packageFollowsRules(self) -> None:
         """
-        No module of C{stoxgw} imports against DESIGN.md's layers.
+        No module of C{stoxgw} imports against docs/design.md's layers.
         """
         graph = importGraph(os.path.dirname(stoxgw.__file__))
         self.assertIn("stoxgw.service", graph)

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_typing -*-
 """
 The package type-checks under mypy's strict mode with the settings of
-C{pyproject.toml} (STYLE.md, "Docstrings and types").
+C{pyproject.toml} (docs/style.md, "Docstrings and types").
 """
 
 from __future__ import annotations

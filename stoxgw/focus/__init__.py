@@ -11,7 +11,7 @@ REFER and dial-out, SUBSCRIBE); L{stoxgw.focus.routing} shares the UA's
 INVITE, REFER and conference handlers between the focus and the RFC 7702
 section 6 bridge.
 
-Level 4 like C{stoxgw.interworking} (DESIGN.md "Layers"), but SIP-only:
+Level 4 like C{stoxgw.interworking} (docs/design.md "Layers"), but SIP-only:
 it never imports C{stoxgw.xmpp} or C{stoxgw.interworking}
 (C{tests/test_layers.py}); XMPP users reach these rooms through the
 gateway's own RFC 7702 section 5 side, over SIP (docs/native-rooms.md).

@@ -15,7 +15,7 @@ focus (RFC 4579) in front of each L{ChatRoom}.
  - Who a caller is (RFC 7701 section 7.1 names the ways): the digest user
    it authenticated as (C{user} is C{sip:user@REALM}, C{user@host} is
    C{sip:user@host}); else, as only trusted peers get this far without
-   digest (DESIGN.md "Trust"), the first P-Asserted-Identity (RFC 3325),
+   digest (docs/design.md "Trust"), the first P-Asserted-Identity (RFC 3325),
    else the From.
  - REFER to a room (RFC 4579 section 5.5; in a participant's INVITE dialog
    or outside it, from a participant: else 403): C{Refer-To} a SIP URI

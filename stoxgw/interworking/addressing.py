@@ -28,7 +28,7 @@ Gateway conventions built on it:
     after the angle brackets; L{occupantSIPIdentity} writes the canonical
     in-bracket form; L{occupantJIDFromSIP} / L{occupantSIPFromJID} map
     C{sip:room@domain;gr=nick} and C{room@domain/nick}.
-  - Real JIDs of SIP users (DESIGN.md, "real JID lives on the gateway's
+  - Real JIDs of SIP users (docs/design.md, "real JID lives on the gateway's
     domain"; SPEC B.2 last row): L{realJIDForSIPUser} /
     L{sipUserForRealJID} under C{[xmpp] user_domain}.
 
@@ -688,7 +688,7 @@ def realJIDForSIPUser(
 ) -> JID:
     """
     The real JID under which Gateway B puts a SIP user into a MUC room
-    (DESIGN.md; R-206).  RFC 7247 section 6.4 with the gateway's
+    (docs/design.md; R-206).  RFC 7247 section 6.4 with the gateway's
     C{[xmpp] user_domain}: C{sip:romeo@example.org;gr=dr4hcr0st3lup4c} with
     C{userDomain="example.org"} -> C{romeo@example.org/dr4hcr0st3lup4c}
     (SPEC B.2); a user of another SIP domain becomes

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.sip.test_admission,tests.sip.test_useragent -*-
 """
-Who may send the UA core what (DESIGN.md "Trust"): the admission of
+Who may send the UA core what (docs/design.md "Trust"): the admission of
 received SIP requests, before anything else looks at them (step 1 of
 the RFC 3261 section 8.2 checks in L{stoxgw.sip.incoming}).
 
@@ -14,7 +14,7 @@ others.
 Digest authentication of received SIP requests (RFC 3261 section 22.2
 and 22.4, RFC 8760 for SHA-256, RFC 7616 for the C{qop=auth} computation):
 L{DigestAdmission} is an L{IRequestAdmission} for the UA core
-(DESIGN.md "Trust"):
+(docs/design.md "Trust"):
 
  - trusted peers (L{SIPTrust}: source address in a trusted network, or a
    trusted TLS identity) are admitted without authentication;
@@ -251,7 +251,7 @@ def tlsPeerNames(flow: Flow) -> tuple[str, ...]:
 class SIPTrust:
     """
     Admits requests from trusted peers only, by source address or by TLS
-    identity (DESIGN.md "Trust": an identity is never taken from a From
+    identity (docs/design.md "Trust": an identity is never taken from a From
     header); others get 403.
 
     @ivar networks: The trusted networks (the SIP proxies).

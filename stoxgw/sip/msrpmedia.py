@@ -6,7 +6,7 @@ C{a=chatroom}) and the answer to an MSRP offer (RFC 3264, RFC 4975
 section 8.6).
 
 MSRP paths stay strings here: C{stoxgw.sip} must not import
-C{stoxgw.msrp} (DESIGN.md), so the session layer parses them.
+C{stoxgw.msrp} (docs/design.md), so the session layer parses them.
 
 Pure, sans-IO, standard library only.
 """

@@ -292,7 +292,7 @@ class SIPpTests(TestCase):
     @inlineCallbacks
     def test_digestOptions(self) -> Any:
         """
-        RFC 3261 22.2, 22.4; DESIGN.md "Trust": with no trusted network,
+        RFC 3261 22.2, 22.4; docs/design.md "Trust": with no trusted network,
         SIPp's OPTIONS gets 401, SIPp answers the challenge with alice's
         password (qop=auth), and the second OPTIONS gets 200; the gateway
         saw alice authenticated.  SIPp 3.6.1 reads only the first

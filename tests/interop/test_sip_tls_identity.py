@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.interop.test_sip_tls_identity -*-
 """
 Trust by TLS identity on connections the peer opened (RFC 5922 sections
-7.1 and 7.4, DESIGN.md "Trust"): pjsua2 (PJSIP 2.15.1 with its bundled
+7.1 and 7.4, docs/design.md "Trust"): pjsua2 (PJSIP 2.15.1 with its bundled
 OpenSSL) connects to the gateway's TLS listener on 127.0.0.1 and presents
 a client certificate, which the listener asks for and verifies against
 its CA certificates (C{[sip] tls_ca_file}).
@@ -198,7 +198,7 @@ class TLSClientIdentityTests(TestCase):
     @inlineCallbacks
     def test_untrustedName(self) -> None:
         """
-        DESIGN.md "Trust": a valid certificate for a name that is not
+        docs/design.md "Trust": a valid certificate for a name that is not
         trusted gives no trust; the OPTIONS is challenged (401, RFC 3261
         22.2).
         """

@@ -602,7 +602,7 @@ class RoomTests(ErrorAssertions):
 class RealJIDTests(ErrorAssertions):
     """
     Gateway B: the real JID of a SIP user inside XMPP rooms, on the
-    C{[xmpp] user_domain} (DESIGN.md, R-206).
+    C{[xmpp] user_domain} (docs/design.md, R-206).
     """
 
     def test_localUser(self) -> None:

@@ -3,7 +3,7 @@
 Tests for L{stoxgw.sip.admission} and the admission step of the UA core:
 digest authentication of received requests (RFC 3261 22.1-22.4, RFC 8760
 SHA-256 and MD5, RFC 7616 qop=auth), trusted networks and TLS identities
-(DESIGN.md "Trust"; R-049: the gateway meets SIP's security
+(docs/design.md "Trust"; R-049: the gateway meets SIP's security
 requirements).  Expected digests are computed here with L{hashlib},
 independently of L{stoxgw.formats.digest}.
 """
@@ -361,7 +361,7 @@ class DigestUATests(UAMixin, SynchronousTestCase):  # type: ignore[misc]
 
     def test_trustedNetworkWithoutAuth(self) -> None:
         """
-        DESIGN.md "Trust": a peer in a trusted network is admitted without
+        docs/design.md "Trust": a peer in a trusted network is admitted without
         credentials, with no authenticated user.
         """
         self.receive(request("MESSAGE"), source=("10.1.2.3", 5060))
@@ -466,7 +466,7 @@ class SIPTrustTests(SynchronousTestCase):
 
     def test_tlsName(self) -> None:
         """
-        DESIGN.md "Trust" (TLS identity): a TLS flow whose certificate
+        docs/design.md "Trust" (TLS identity): a TLS flow whose certificate
         names a trusted peer is admitted with that name; the same name
         over TCP, or another name, is not.
         """
@@ -533,7 +533,7 @@ class TLSClientCertificateTrustTests(InMemoryTLSMixin, SynchronousTestCase):
     """
     The trust decision on requests arriving over incoming TLS connections,
     after real (in-memory) handshakes with the gateway's listener
-    (L{InMemoryTLSMixin}): DESIGN.md "Trust", RFC 5922 7.4.  The admission
+    (L{InMemoryTLSMixin}): docs/design.md "Trust", RFC 5922 7.4.  The admission
     is a L{DigestAdmission} trusting no network and the name
     C{proxy.example.com}.
     """

@@ -180,7 +180,7 @@ class AdmissionAndChecksTests(UAMixin, SynchronousTestCase):  # type: ignore[mis
 
     def test_untrusted403(self) -> None:
         """
-        DESIGN.md "Trust": requests from outside the trusted networks get
+        docs/design.md "Trust": requests from outside the trusted networks get
         403 and reach no handler.
         """
         handler = InviteRecorder()

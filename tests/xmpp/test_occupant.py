@@ -489,7 +489,7 @@ class TwoOccupantTests(OccupantTestCase):
 
     def test_separateState(self) -> None:
         """
-        DESIGN.md: occupants are keyed by (room, real JID).  Presences and
+        docs/design.md: occupants are keyed by (room, real JID).  Presences and
         messages are routed by the real JID they are addressed to; one
         user's own message is a reflection for it and a plain message for
         the other.
@@ -1282,7 +1282,7 @@ class PingTests(OccupantTestCase):
 
 class LinkTests(OccupantTestCase):
     """
-    The component link going down and up (DESIGN.md: rejoin after a
+    The component link going down and up (docs/design.md: rejoin after a
     reconnection).
     """
 

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.xmpp.test_wokkel -*-
 """
 wokkel's own test suite, for every wokkel module the gateway uses, run on the
-installed Twisted with L{stoxgw.xmpp._compat} in place (DESIGN.md, "wokkel
+installed Twisted with L{stoxgw.xmpp._compat} in place (docs/design.md, "wokkel
 18.0.0 with one compat module").
 
 If a Twisted upgrade breaks a wokkel module the gateway relies on, these fail.
