@@ -45,7 +45,7 @@ from common import runClient
 from msrp_throughput import _Client as Ring
 from msrp_throughput import _cpuSeconds as cpuSeconds
 from stoxgw.formats.cpim import CPIMAddress, CPIMMessage
-from stoxgw.msrp.message import buildRequest
+from stoxgw.msrp.builders import buildRequest
 from w5_client import schedSeconds
 from w78_client import Users, sleep
 
