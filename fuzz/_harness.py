@@ -131,6 +131,25 @@ def knownIssue(error: Any) -> str | None:
     return None
 
 
+def routedTo(stanza: Any, domain: str) -> bool:
+    """
+    Whether the XMPP server would hand C{stanza} (a domish element) to the
+    component for C{domain}: valid C{from} and C{to} JIDs, C{to} on that
+    domain.  (Twisted is not instrumented, so importing its JID here costs
+    the harnesses no coverage.)
+    """
+    from twisted.words.protocols.jabber.jid import JID
+
+    try:
+        sender = JID(stanza.getAttribute("from") or "")
+        recipient = JID(stanza.getAttribute("to") or "")
+    except Exception:
+        # InvalidFormat; and Twisted's own IndexError for an empty label
+        # ("a..b"), RuntimeError for an empty JID.
+        return False
+    return bool(sender.host) and recipient.host == domain
+
+
 def writeSeeds(directory: str, seeds: Iterable[bytes]) -> int:
     """
     Put the seeds into a libFuzzer corpus directory (named by content, so

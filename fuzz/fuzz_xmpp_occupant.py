@@ -31,7 +31,7 @@ from typing import Any
 
 import atheris
 
-from _harness import knownIssue, main
+from _harness import knownIssue, main, routedTo
 
 with atheris.instrument_imports(include=["stoxgw"]):
     import stoxgw.xmpp  # noqa: F401
@@ -41,7 +41,6 @@ with atheris.instrument_imports(include=["stoxgw"]):
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.words.protocols.jabber.jid import JID
-from twisted.words.xish import domish
 from wokkel.generic import parseXml
 
 from tests.xmpp.test_occupant import SERVER_HEADER, RecordingHandler
@@ -128,21 +127,6 @@ def world() -> tuple[Any, MemoryReactorClock, StringTransport]:
     return stream, reactor, transport
 
 
-def routed(stanza: domish.Element) -> bool:
-    """
-    Whether the XMPP server would hand C{stanza} to the component: valid
-    C{from} and C{to} JIDs, C{to} on the component's domain.
-    """
-    try:
-        sender = JID(stanza.getAttribute("from") or "")
-        recipient = JID(stanza.getAttribute("to") or "")
-    except Exception:
-        # InvalidFormat; and Twisted's own IndexError for an empty label
-        # ("a..b"), RuntimeError for an empty JID.
-        return False
-    return bool(sender.host) and recipient.host == DOMAIN
-
-
 def testOneInput(data: bytes) -> None:
     """
     Dispatch the stanzas in C{data}; then let the timeouts pass.
@@ -160,7 +144,7 @@ def testOneInput(data: bytes) -> None:
     try:
         stream, reactor, transport = world()
         for stanza in list(root.elements()):
-            if routed(stanza):
+            if routedTo(stanza, DOMAIN):
                 stanza.parent = None
                 stream.dispatch(stanza)
         reactor.advance(60)

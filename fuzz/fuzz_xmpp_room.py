@@ -31,7 +31,7 @@ from typing import Any
 
 import atheris
 
-from _harness import knownIssue, main
+from _harness import knownIssue, main, routedTo
 
 with atheris.instrument_imports(include=["stoxgw"]):
     import stoxgw.xmpp  # noqa: F401
@@ -41,7 +41,6 @@ with atheris.instrument_imports(include=["stoxgw"]):
 
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
-from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 from wokkel.generic import parseXml
 
@@ -104,21 +103,6 @@ def world() -> tuple[Any, Clock]:
     return (manager, stub), clock
 
 
-def routed(stanza: domish.Element) -> bool:
-    """
-    Whether the XMPP server would hand C{stanza} to the component: valid
-    C{from} and C{to} JIDs, C{to} on the component's domain.
-    """
-    try:
-        sender = JID(stanza.getAttribute("from") or "")
-        recipient = JID(stanza.getAttribute("to") or "")
-    except Exception:
-        # InvalidFormat; and Twisted's own IndexError for an empty label
-        # ("a..b"), RuntimeError for an empty JID.
-        return False
-    return bool(sender.host) and recipient.host == DOMAIN
-
-
 def testOneInput(data: bytes) -> None:
     """
     Dispatch the stanzas in C{data}; then let time pass.
@@ -137,7 +121,7 @@ def testOneInput(data: bytes) -> None:
         (manager, stub), clock = world()
         before = len(manager.output)
         for stanza in list(root.elements()):
-            if routed(stanza):
+            if routedTo(stanza, DOMAIN):
                 stanza.parent = None
                 stub.send(stanza)
         clock.advance(3600)
