@@ -44,11 +44,10 @@ demo: venv
 	$(VPY) demo/demo.py
 
 # Benchmarks print ratios to baselines measured in the same run (bench/README.md):
-# the suite (writes bench/results.json and bench/report.md), then the MSRP
-# throughput (R_msrp).  BENCH_ARGS go to bench/run.py, e.g. --workloads w9.
+# the suite, W1-W9 and the MSRP stack against R_msrp before and after issue 13
+# (writes bench/results.json and bench/report.md).  BENCH_ARGS go to bench/run.py, e.g. --workloads w9.
 bench: venv
 	$(VPY) bench/run.py $(BENCH_ARGS)
-	$(VPY) bench/msrp_throughput.py
 
 # Coverage-guided fuzzing (atheris, the [fuzz] extra) of every parser: runs
 # each harness of fuzz/ for FUZZ_ARGS (default --runs 1000000), two at a time

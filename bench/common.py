@@ -13,6 +13,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any, Callable, Sequence
 
@@ -117,6 +118,21 @@ def gatewayConfig(server: Prosody, sipPort: int, msrpPort: int, many: bool = Fal
     )
 
 
+def archiveTree(commit: str) -> str:
+    """
+    @return: a temporary directory holding C{git archive} of C{commit}
+        (the code of that commit, without the work tree's changes), for a
+        "before" variant; the caller removes it.
+    """
+    directory = tempfile.mkdtemp(prefix="stoxgw-archive-")
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit],
+        cwd=TOP, check=True, capture_output=True, timeout=60,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True, timeout=60)
+    return directory
+
+
 class GatewayProcess:
     """
     C{twistd -n stoxgw} from source tree C{tree} (this checkout, or a
@@ -124,9 +140,19 @@ class GatewayProcess:
     """
 
     def __init__(
-        self, tree: str, configPath: str, directory: str, twistdArgs: Sequence[str] = ()
+        self,
+        tree: str,
+        configPath: str,
+        directory: str,
+        twistdArgs: Sequence[str] = (),
+        prelude: str = "",
     ) -> None:
+        """
+        @param prelude: Python statements run in the gateway process before
+            twistd starts (e.g. to switch a feature off for a baseline).
+        """
         self.tree = tree
+        self.prelude = prelude
         self.twistdArgs = list(twistdArgs)
         self.configPath = configPath
         self.logPath = os.path.join(directory, "stoxgw.out")
@@ -137,7 +163,7 @@ class GatewayProcess:
         environ.update(env or {})
         self.process = subprocess.Popen(
             [
-                sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                sys.executable, "-c", self.prelude + "\nfrom twisted.scripts.twistd import run; run()",
                 "--nodaemon", "--pidfile=", *self.twistdArgs,
                 "stoxgw", "--config", self.configPath,
             ],

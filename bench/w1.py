@@ -23,22 +23,23 @@ from common import (
 )
 
 
-def headTree() -> str:
-    """
-    @return: a temporary directory holding C{git archive HEAD} (the code
-        without the work tree's changes), for the "before" variant.
-    """
-    directory = tempfile.mkdtemp(prefix="stoxgw-head-")
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", "HEAD"], cwd=TOP, check=True, capture_output=True, timeout=60
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True, timeout=60)
-    return directory
+#: Run in the gateway process for the "quick-ACK off" variant: the gateway
+#: without TCP_QUICKACK on its component socket, as it was before issue 12.
+NO_QUICKACK = "import stoxgw.xmpp.component as c; c.armQuickAck = lambda protocol: False"
 
 
-def oneRun(tree: str, nagle: bool, messages: int, profile: str | None = None) -> dict[str, Any]:
+def oneRun(
+    tree: str,
+    nagle: bool,
+    messages: int,
+    profile: str | None = None,
+    quickAck: bool = True,
+) -> dict[str, Any]:
     """
     One W1 run.
+
+    @param quickAck: whether the gateway arms C{TCP_QUICKACK} on its
+        component socket (the default); L{False} shows the stall it avoids.
 
     @param profile: a file for the gateway's cProfile statistics
         (C{twistd --profile}), or L{None}.
@@ -60,7 +61,9 @@ def oneRun(tree: str, nagle: bool, messages: int, profile: str | None = None) ->
         twistdArgs = (
             [f"--profile={profile}", "--profiler=cprofile", "--savestats"] if profile else []
         )
-        gateway = GatewayProcess(tree, config, directory, twistdArgs)
+        gateway = GatewayProcess(
+            tree, config, directory, twistdArgs, prelude="" if quickAck else NO_QUICKACK
+        )
         gateway.start()
         gateway.waitFor("XMPP component link up:")
         client = subprocess.run(
