@@ -41,8 +41,11 @@ BASELINE = os.path.join(HERE, "w9_baseline.json")
 ITERATIONS = 200
 
 
-def measure(iterations: int = ITERATIONS) -> dict[str, float]:
+def measure(iterations: int = ITERATIONS, work: str | None = None) -> dict[str, float]:
     """
+    @param work: the C{w9_work.py} to run (by default this directory's; a
+        copy placed in another tree's C{bench/} measures that tree's code).
+
     @return: instructions per iteration of each workload.
     """
     if shutil.which("valgrind") is None:
@@ -54,7 +57,7 @@ def measure(iterations: int = ITERATIONS) -> dict[str, float]:
             [
                 "valgrind", "--tool=callgrind", "--dump-before=crc32",
                 f"--callgrind-out-file={out}",
-                sys.executable, os.path.join(HERE, "w9_work.py"), str(iterations),
+                sys.executable, work or os.path.join(HERE, "w9_work.py"), str(iterations),
             ],
             env=dict(os.environ, PYTHONHASHSEED="0"),
             check=True, capture_output=True, timeout=900,
