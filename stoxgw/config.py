@@ -38,6 +38,7 @@ from stoxgw.configvalues import (
     _choice,
     _creators,
     _credentialsFile,
+    _gcThresholds,
     _host,
     _hostname,
     _hostnames,
@@ -164,6 +165,18 @@ SCHEMA: tuple[Key, ...] = (
         "final NOTIFYs it sends to SIP users and focuses (their XMPP "
         "occupants leave first), before it closes its connections; 0 does "
         "not wait.",
+    ),
+    Key(
+        "gateway",
+        "gc_thresholds",
+        _gcThresholds,
+        "100000, 50, 100",
+        "Python's garbage collector thresholds (gc.set_threshold) for the "
+        "gateway process, which also freezes the objects made at start-up "
+        "(gc.freeze). The default lets a message's short-lived objects die "
+        "before a collection sees them, so few are promoted and full "
+        "collections (pauses of up to a second with thousands of sessions) "
+        "become rare; 700, 10, 10 is Python's own setting.",
     ),
     Key(
         "gateway",
@@ -499,6 +512,7 @@ class GatewayConfig:
     reflection_timeout_status: int
     link_loss_grace: float
     shutdown_grace: float
+    gc_thresholds: tuple[int, int, int]
     invites_per_user: int
     invites_per_room: int
 

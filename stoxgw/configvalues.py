@@ -123,6 +123,21 @@ def _integer(low: int, high: int) -> Callable[[str], int]:
 
 
 _port = _integer(1, 65535)
+
+
+def _gcThresholds(text: str) -> tuple[int, int, int]:
+    """
+    Three whole numbers for C{gc.set_threshold}: allocations before a
+    young collection (100 to 10,000,000), then young collections per
+    middle one and middle collections per full one (1 to 1000 each).
+    """
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 3:
+        raise _Invalid(f"{text!r} is not three whole numbers separated by commas")
+    young = _integer(100, 10_000_000)(parts[0])
+    middle = _integer(1, 1000)(parts[1])
+    old = _integer(1, 1000)(parts[2])
+    return (young, middle, old)
 _portOrOff = _integer(0, 65535)
 
 

@@ -473,6 +473,43 @@ class LivenessAndShutdownKeysTests(SynchronousTestCase):
         )
 
 
+class GarbageCollectorKeyTests(SynchronousTestCase):
+    """
+    C{[gateway] gc_thresholds} (docs/design.md, "Garbage collection").
+    """
+
+    def test_default(self) -> None:
+        """
+        100,000 allocations between young collections by default.
+        """
+        config = parseConfig(MINIMAL, "gw.conf")
+        self.assertEqual(config.gateway.gc_thresholds, (100000, 50, 100))
+
+    def test_value(self) -> None:
+        """
+        Three comma-separated numbers, spaces allowed.
+        """
+        config = parseConfig(MINIMAL + "[gateway]\ngc_thresholds = 700,10 , 10\n", "gw.conf")
+        self.assertEqual(config.gateway.gc_thresholds, (700, 10, 10))
+
+    def test_errors(self) -> None:
+        """
+        Not three numbers, or a number out of its range, names the key.
+        """
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "[gateway]\ngc_thresholds = 700, 10\n"),
+            ("gw.conf: [gateway] gc_thresholds: '700, 10' is not three whole numbers separated by commas",),
+        )
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "[gateway]\ngc_thresholds = 0, 10, 10\n"),
+            ("gw.conf: [gateway] gc_thresholds: 0 is out of range (100 to 10000000)",),
+        )
+        self.assertEqual(
+            problemsOf(self, MINIMAL + "[gateway]\ngc_thresholds = 700, x, 10\n"),
+            ("gw.conf: [gateway] gc_thresholds: 'x' is not a whole number",),
+        )
+
+
 class RoomsTests(SynchronousTestCase):
     """
     C{[rooms]}: native chat rooms (docs/native-rooms.md).

@@ -12,9 +12,10 @@ from twisted.internet.address import IPv4Address
 
 from twisted.application.service import Application, IServiceCollection
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import ILogObserver, capturedLogs
+from twisted.logger import ILogObserver, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from stoxgw import service
 from stoxgw.config import parseConfig
 from stoxgw.service import InterworkingService, MSRPService, SIPService, makeService
 from stoxgw.sip.useragent import SIPTrust
@@ -184,6 +185,69 @@ class GatewayServiceTests(SynchronousTestCase):
         self.service.setServiceParent(application)
         self.assertIs(application.getComponent(ILogObserver), self.service.logObserver)
         self.assertIsNotNone(self.service.logObserver)
+
+
+class FakeGC:
+    """
+    The parts of the C{gc} module the service uses, recording calls.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[int, ...]]] = []
+
+    def collect(self) -> int:
+        self.calls.append(("collect", ()))
+        return 0
+
+    def freeze(self) -> None:
+        self.calls.append(("freeze", ()))
+
+    def set_threshold(self, *thresholds: int) -> None:
+        self.calls.append(("set_threshold", thresholds))
+
+    def get_freeze_count(self) -> int:
+        return 1234
+
+
+class GarbageCollectorTests(SynchronousTestCase):
+    """
+    C{[gateway] gc_thresholds}: the gateway that owns its process tunes
+    the collector when it starts (docs/design.md, "Garbage collection").
+    """
+
+    def setUp(self) -> None:
+        self.gc = FakeGC()
+        self.patch(service, "gc", self.gc)
+        self.reactor = UDPMemoryReactor()
+
+    def test_tunedWhenOwningTheProcess(self) -> None:
+        """
+        Start-up objects are frozen after a collection, then the configured
+        thresholds are set.
+        """
+        config = parseConfig(CONFIG + "[gateway]\ngc_thresholds = 5000, 20, 30\n", "gw.conf")
+        gateway = service.GatewayService(config, self.reactor, tuneGC=True)
+        with capturedLogs() as events:
+            gateway.startService()
+        self.assertEqual(
+            self.gc.calls,
+            [("collect", ()), ("freeze", ()), ("set_threshold", (5000, 20, 30))],
+        )
+        self.assertIn(
+            "Garbage collector thresholds (5000, 20, 30), 1234 start-up objects frozen",
+            [formatEvent(event) for event in events],
+        )
+        self.successResultOf(gateway.stopService())
+
+    def test_untouchedInsideAnotherProgram(self) -> None:
+        """
+        A gateway built with a reactor passed in (tests, embedding) leaves
+        the process's collector alone.
+        """
+        gateway = makeService(parseConfig(CONFIG, "gw.conf"), self.reactor)
+        gateway.startService()
+        self.assertEqual(self.gc.calls, [])
+        self.successResultOf(gateway.stopService())
 
 
 class SIPServiceTests(SynchronousTestCase):

@@ -1,0 +1,1 @@
+The gateway tunes Python's garbage collector when it starts (`[gateway] gc_thresholds`, default `100000, 50, 100`, and `gc.freeze()` of the start-up objects): a message's short-lived objects no longer fill the old generation, so full collections, which paused a gateway with thousands of sessions for up to a second every few seconds, become rare.
