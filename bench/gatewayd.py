@@ -168,6 +168,8 @@ def main() -> None:
         tracemalloc.start()
     gateway = makeService(loadConfig(config), reactor)
     gateway.startService()
+    # As under twistd (makeService without a reactor): [gateway] gc_thresholds.
+    gateway.tuneGarbageCollector()
     factory = Factory.forProtocol(StatsProtocol)
     factory.gateway = gateway  # type: ignore[attr-defined]
     reactor.listenTCP(port, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
