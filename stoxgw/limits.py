@@ -12,6 +12,9 @@ nothing here owns a socket or a clock, so that the SIP and MSRP transports
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
+
+from twisted.logger import Logger
 
 __all__ = ["ConnectionLimits", "Refusal", "DEFAULT_LOG_INTERVAL"]
 
@@ -43,6 +46,7 @@ class ConnectionLimits:
     L{admit} counts a connection in (or refuses it); L{release} counts an
     admitted one out.  L{shouldLog} says whether a refusal from an address
     is worth a log line: one per address per C{logInterval} seconds.
+    L{admitOrLog} does both for a listener: count in, or refuse and log.
 
     @ivar perAddress: The most connections from one source address.
     @ivar total: The most connections in all.
@@ -124,3 +128,35 @@ class ConnectionLimits:
                 del self._logged[next(iter(self._logged))]
         self._logged[host] = now
         return True
+
+    def admitOrLog(
+        self, host: str, now: float, log: Logger, refused: str, **fields: Any
+    ) -> bool:
+        """
+        Count a new connection from C{host} in (L{admit}), or refuse it and
+        log the refusal when L{shouldLog} says so: one warning per address
+        per C{logInterval} seconds.
+
+        @param now: The time (seconds) of the attempt.
+        @param log: Where the warning goes.
+        @param refused: The start of the warning, which names the listener
+            and the peer (C{"Refused MSRP connection from {peer}"}); the
+            cap reached and the caps follow it, with the log fields
+            C{limit}, C{perAddress} and C{total}.
+        @param fields: The log fields C{refused} uses.
+        @return: Whether it was admitted (call L{release} when it ends).
+        """
+        refusal = self.admit(host)
+        if refusal is None:
+            return True
+        if self.shouldLog(host, now):
+            log.warn(
+                refused + ": {limit} cap ({perAddress} per address, {total} in"
+                " all) reached; further refusals from it are not logged for a"
+                " minute",
+                limit=refusal.value,
+                perAddress=self.perAddress,
+                total=self.total,
+                **fields,
+            )
+        return False

@@ -646,21 +646,16 @@ class MSRPEndpoint(Connecting):
             return True
         transport: Any = connection.transport
         host = str(getattr(transport.getPeer(), "host", connection.peer))
-        refusal = limits.admit(host)
-        if refusal is None:
-            self._admitted[connection] = host
-            return True
-        if limits.shouldLog(host, self.reactor.seconds()):
-            self._log.warn(
-                "Refused MSRP connection from {peer}: {limit} cap ({perAddress}"
-                " per address, {total} in all) reached; further refusals from"
-                " it are not logged for a minute",
-                peer=connection.peer,
-                limit=refusal.value,
-                perAddress=limits.perAddress,
-                total=limits.total,
-            )
-        return False
+        if not limits.admitOrLog(
+            host,
+            self.reactor.seconds(),
+            self._log,
+            "Refused MSRP connection from {peer}",
+            peer=connection.peer,
+        ):
+            return False
+        self._admitted[connection] = host
+        return True
 
     def _unboundExpired(self, connection: MSRPConnection) -> None:
         """

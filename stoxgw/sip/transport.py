@@ -578,22 +578,17 @@ class SIPTransport:
         if limits is None:
             return True
         host = connection.peer.host
-        refusal = limits.admit(host)
-        if refusal is None:
-            connection.admittedHost = host
-            return True
-        if limits.shouldLog(host, self.reactor.seconds()):
-            self._log.warn(
-                "Refused SIP {transport} connection from {peer}: {limit} cap"
-                " ({perAddress} per address, {total} in all) reached;"
-                " further refusals from it are not logged for a minute",
-                transport=connection.kind.value,
-                peer=str(connection.peer),
-                limit=refusal.value,
-                perAddress=limits.perAddress,
-                total=limits.total,
-            )
-        return False
+        if not limits.admitOrLog(
+            host,
+            self.reactor.seconds(),
+            self._log,
+            "Refused SIP {transport} connection from {peer}",
+            transport=connection.kind.value,
+            peer=str(connection.peer),
+        ):
+            return False
+        connection.admittedHost = host
+        return True
 
     def release(self, connection: SIPStreamConnection) -> None:
         """
