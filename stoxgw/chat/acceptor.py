@@ -10,7 +10,6 @@ endpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol as TypingProtocol
 from typing import Union
 
 from twisted.internet.defer import Deferred, succeed
@@ -25,7 +24,7 @@ from stoxgw.chat.model import (
     DEFAULT_ACCEPT_TYPES,
     DEFAULT_ACCEPT_WRAPPED_TYPES,
     ChatEnd,
-    ChatSessionHandler,
+    IChatSessionHandler,
     ChatSettings,
     ChatState,
     EndCause,
@@ -49,7 +48,6 @@ __all__ = [
     "ChatDecision",
     "ChatOffer",
     "IChatOfferHandler",
-    "ChatOfferHandler",
     "IncomingChat",
     "ChatAcceptor",
 ]
@@ -77,7 +75,7 @@ class AcceptChat:
     @ivar gruu: A C{gr} URI parameter for our Contact, or L{None}.
     """
 
-    handler: ChatSessionHandler
+    handler: IChatSessionHandler
     acceptTypes: tuple[str, ...] = DEFAULT_ACCEPT_TYPES
     acceptWrappedTypes: tuple[str, ...] = DEFAULT_ACCEPT_WRAPPED_TYPES
     requiredTypes: tuple[str, ...] = ()
@@ -130,17 +128,6 @@ class IChatOfferHandler(Interface):
 
         @return: L{AcceptChat} or L{RejectChat}, or a L{Deferred} firing
             with one (a CANCEL may come first: the decision is dropped).
-        """
-
-
-class ChatOfferHandler(TypingProtocol):
-    """
-    The static type of an L{IChatOfferHandler} provider.
-    """
-
-    def chatOffered(self, offer: ChatOffer) -> ChatDecision | Deferred[ChatDecision]:
-        """
-        See L{IChatOfferHandler.chatOffered}.
         """
 
 
@@ -277,7 +264,7 @@ class ChatAcceptor:
         ua: SIPUserAgent,
         endpoint: MSRPEndpoint,
         clock: IReactorTime,
-        offers: ChatOfferHandler,
+        offers: IChatOfferHandler,
         settings: ChatSettings = ChatSettings(),
     ) -> None:
         self.ua = ua

@@ -50,7 +50,7 @@ from stoxgw.chat.model import (
     CHAT_TRANSITIONS,
     ChatEnd,
     ChatSessionError,
-    ChatSessionHandler,
+    IChatSessionHandler,
     ChatSettings,
     ChatState,
     EndCause,
@@ -125,7 +125,7 @@ class ChatSession:
 
     def __init__(
         self,
-        handler: ChatSessionHandler,
+        handler: IChatSessionHandler,
         endpoint: MSRPEndpoint,
         clock: IReactorTime,
         settings: ChatSettings,

@@ -20,7 +20,7 @@ from stoxgw.chat.model import (
     DEFAULT_ACCEPT_TYPES,
     DEFAULT_ACCEPT_WRAPPED_TYPES,
     ChatEnd,
-    ChatSessionHandler,
+    IChatSessionHandler,
     ChatSettings,
     ChatState,
     EndCause,
@@ -87,7 +87,7 @@ class OutgoingChat(ChatSession):
         settings: ChatSettings,
         target: NameAddr | SIPURI,
         fromAddress: NameAddr,
-        handler: ChatSessionHandler,
+        handler: IChatSessionHandler,
         **options: Unpack[ChatOfferOptions],
     ) -> Deferred[ChatSession]:
         """
@@ -254,7 +254,7 @@ class ChatInitiator:
         self,
         target: NameAddr | SIPURI,
         fromAddress: NameAddr,
-        handler: ChatSessionHandler,
+        handler: IChatSessionHandler,
         **options: Unpack[ChatOfferOptions],
     ) -> Deferred[ChatSession]:
         """

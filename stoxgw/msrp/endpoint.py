@@ -83,7 +83,7 @@ from stoxgw.msrp.session import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_TRANSACTION_TIMEOUT,
     MSRPSession,
-    SessionHandler,
+    IMSRPSessionHandler,
     SessionState,
 )
 from stoxgw.msrp.tls import (
@@ -395,7 +395,7 @@ class MSRPEndpoint(Connecting):
 
     def createSession(
         self,
-        handler: SessionHandler,
+        handler: IMSRPSessionHandler,
         *,
         peerFingerprint: Fingerprint | str | None = None,
         **options: Any,

@@ -138,7 +138,7 @@ class World:
     def _ended(self, session: MSRPSession) -> None:
         self.sessions.pop(session.localURI, None)
 
-    # SessionRegistry
+    # IMSRPSessionRegistry
 
     def sessionFor(self, uri: MSRPURI) -> MSRPSession | None:
         return self.sessions.get(uri)
