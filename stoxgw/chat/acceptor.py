@@ -19,15 +19,15 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from stoxgw._util import failureOf
-from stoxgw.chat.base import ChatSession
+from stoxgw.chat.base import ChatDirection, ChatSession
 from stoxgw.chat.model import (
     DEFAULT_ACCEPT_TYPES,
     DEFAULT_ACCEPT_WRAPPED_TYPES,
     ChatEnd,
-    IChatSessionHandler,
     ChatSettings,
     ChatState,
     EndCause,
+    IChatSessionHandler,
 )
 from stoxgw.chat.offeranswer import (
     fingerprintText,
@@ -245,16 +245,12 @@ class IncomingChat(ChatSession):
 
 
 @implementer(IInviteHandler)
-class ChatAcceptor:
+class ChatAcceptor(ChatDirection):
     """
     The UA's INVITE handler for chat sessions: asks the layer above, then
     answers (RFC 7702 section 6.1, RFC 4975 section 8, RFC 6135).
 
-    @ivar ua: The UA core.
-    @ivar endpoint: The MSRP endpoint.
-    @ivar clock: Time source.
     @ivar offers: The layer above's L{IChatOfferHandler}.
-    @ivar settings: The connection policy.
     """
 
     _log = Logger()
@@ -267,11 +263,8 @@ class ChatAcceptor:
         offers: IChatOfferHandler,
         settings: ChatSettings = ChatSettings(),
     ) -> None:
-        self.ua = ua
-        self.endpoint = endpoint
-        self.clock = clock
+        super().__init__(ua, endpoint, clock, settings)
         self.offers = offers
-        self.settings = settings
 
     def register(self) -> None:
         """
