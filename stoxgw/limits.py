@@ -21,6 +21,9 @@ __all__ = ["ConnectionLimits", "Refusal", "DEFAULT_LOG_INTERVAL"]
 #: Seconds between two log lines about refusals from one address.
 DEFAULT_LOG_INTERVAL = 60.0
 
+#: A cap no listener reaches: what a missing one stands for.
+_UNLIMITED = 1 << 62
+
 #: The most addresses whose last refusal log time is remembered; beyond it
 #: the oldest entries go (a flood from many addresses costs bounded memory).
 _MAX_LOGGED = 4096
@@ -67,6 +70,17 @@ class ConnectionLimits:
         self._counts: dict[str, int] = {}
         self._count = 0
         self._logged: dict[str, float] = {}
+
+    @classmethod
+    def ifAny(cls, perAddress: int | None, total: int | None) -> ConnectionLimits | None:
+        """
+        The limits of a listener whose caps are optional (its configuration
+        keys): L{None} without either cap; a missing (or zero) cap is
+        unlimited.
+        """
+        if perAddress is None and total is None:
+            return None
+        return cls(perAddress or _UNLIMITED, total or _UNLIMITED)
 
     @property
     def count(self) -> int:

@@ -164,6 +164,21 @@ class ConnectionLimitsTests(SynchronousTestCase):
         self.assertEqual(events[0]["log_level"], LogLevel.warn)
         self.assertEqual(limits.count, 1)
 
+    def test_ifAny(self) -> None:
+        """
+        L{ConnectionLimits.ifAny}: no limits without a cap; a missing or
+        zero cap is unlimited.
+        """
+        self.assertIsNone(ConnectionLimits.ifAny(None, None))
+        limits = ConnectionLimits.ifAny(3, None)
+        assert limits is not None
+        self.assertEqual(limits.perAddress, 3)
+        self.assertGreater(limits.total, 10**9)
+        limits = ConnectionLimits.ifAny(0, 7)
+        assert limits is not None
+        self.assertGreater(limits.perAddress, 10**9)
+        self.assertEqual(limits.total, 7)
+
     def test_capsAtLeastOne(self) -> None:
         """
         A cap below 1 is a programming error.

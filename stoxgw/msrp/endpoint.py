@@ -280,11 +280,7 @@ class MSRPEndpoint(Connecting):
             )
         self.unboundTimeout = unboundTimeout
         self.maxQueuedBytes = maxQueuedBytes
-        self.limits: ConnectionLimits | None = None
-        if maxConnectionsPerAddress is not None or maxConnections is not None:
-            self.limits = ConnectionLimits(
-                maxConnectionsPerAddress or (1 << 62), maxConnections or (1 << 62)
-            )
+        self.limits = ConnectionLimits.ifAny(maxConnectionsPerAddress, maxConnections)
         # Accepted connections: their source host if counted by the caps.
         self._admitted: dict[MSRPConnection, str] = {}
         # Accepted connections not bound yet -> their timer.
@@ -636,8 +632,9 @@ class MSRPEndpoint(Connecting):
 
     def _admit(self, connection: MSRPConnection) -> bool:
         """
-        Count an accepted connection under the caps, or refuse it (logged
-        once per source address per minute).
+        Count an accepted MSRP connection under the caps, its address kept
+        for the release, or refuse it (L{ConnectionLimits.admitOrLog}: one
+        log line per source address per minute).
 
         @return: Whether it may stay.
         """
