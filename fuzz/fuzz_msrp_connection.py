@@ -3,9 +3,10 @@ Fuzz L{stoxgw.msrp.protocol.MSRPConnection.dataReceived}: bytes from an
 MSRP peer, cut at random places, into a connection with three sessions (one
 with a size limit and one type, one bound to another connection) and a
 scripted handler, as in C{tests/msrp/test_fastpath.py}, whose world and
-its run (C{runWorld}: feed, answer, record the logs) this harness reuses.  Behind it: the parser, the receive fast path for
-single-chunk SENDs, dispatch by To-Path, binding, the session's checks,
-reassembly, reports and responses.
+its run (C{runWorld}: feed, answer, record the logs) this harness
+reuses.  Behind it: the parser, the receive fast path for single-chunk
+SENDs, dispatch by To-Path, binding, the session's checks, reassembly,
+reports and responses.
 
 Input: one byte choosing how the stream is cut (see L{_harness.pieces}),
 one byte of options (the transport pausing the connection now and then;

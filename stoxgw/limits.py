@@ -72,7 +72,9 @@ class ConnectionLimits:
         self._logged: dict[str, float] = {}
 
     @classmethod
-    def ifAny(cls, perAddress: int | None, total: int | None) -> ConnectionLimits | None:
+    def ifAny(
+        cls, perAddress: int | None, total: int | None
+    ) -> ConnectionLimits | None:
         """
         The limits of a listener whose caps are optional (its configuration
         keys): L{None} without either cap; a missing (or zero) cap is

@@ -6,9 +6,10 @@ incoming kind (L{stoxgw.chat.acceptor.IncomingChat}) and the outgoing kind
 (L{stoxgw.chat.initiator.OutgoingChat}) are made by their own modules;
 L{stoxgw.chat.session} gathers the API.  What makes them on either side,
 L{stoxgw.chat.initiator.ChatInitiator} and
-L{stoxgw.chat.acceptor.ChatAcceptor}, share L{ChatDirection}.  The session's states, endings,
-handler interface and settings are in L{stoxgw.chat.model}, the SDP
-helpers of offer and answer in L{stoxgw.chat.offeranswer}.
+L{stoxgw.chat.acceptor.ChatAcceptor}, share L{ChatDirection}.  The
+session's states, endings, handler interface and settings are in
+L{stoxgw.chat.model}, the SDP helpers of offer and answer in
+L{stoxgw.chat.offeranswer}.
 
 A L{ChatSession} is ready once the dialog is confirmed (ACK sent or
 received) and the MSRP session is bound to a connection; an incoming one
