@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import re
 import socket
-import sys
 import time
 from typing import Any, Callable
 
@@ -40,6 +38,8 @@ from stoxgw.msrp.endpoint import MSRPEndpoint
 from stoxgw.sip.transport import SIPTransport
 from stoxgw.sip.uri import SIPURI, parseNameAddr
 from stoxgw.sip.useragent import SIPTrust, SIPUserAgent, UserAgentSettings
+
+from common import runClient
 
 _BODY = re.compile(rb"<body>([A-Za-z0-9]+)</body>")
 _TAG = re.compile(rb"\b(w1[a-z][0-9]+)\b")
@@ -275,24 +275,7 @@ def run() -> None:
     parser.add_argument("--room", default="bench@muc.xmpp.test")
     parser.add_argument("--messages", type=int, default=200)
     options = parser.parse_args()
-    outcome: dict[str, Any] = {}
-
-    def done(value: Any) -> None:
-        outcome["value"] = value
-        reactor.stop()  # type: ignore[attr-defined]
-
-    def failed(failure: Any) -> None:
-        outcome["error"] = failure.getTraceback()
-        reactor.stop()  # type: ignore[attr-defined]
-
-    reactor.callWhenRunning(lambda: main(options).addCallbacks(done, failed))  # type: ignore[attr-defined]
-    reactor.callLater(600, reactor.stop)  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
-    if "value" not in outcome:
-        print(outcome.get("error", "timed out"), file=sys.stderr)
-        sys.exit(2)
-    print(json.dumps(outcome["value"]))
-
+    runClient(lambda: main(options))
 
 if __name__ == "__main__":
     run()

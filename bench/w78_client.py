@@ -34,6 +34,7 @@ from stoxgw.sip.transport import SIPTransport
 from stoxgw.sip.uri import SIPURI, parseNameAddr
 from stoxgw.sip.useragent import SIPTrust, SIPUserAgent, UserAgentSettings
 
+from common import runClient
 
 
 class Handler:
@@ -259,26 +260,9 @@ def run() -> None:
     parser.add_argument("--duration", type=float, default=20)
     parser.add_argument("--churns", type=int, default=1)
     options = parser.parse_args()
-    outcome: dict[str, Any] = {}
-
-    def done(value: Any) -> None:
-        outcome["value"] = value
-        reactor.stop()  # type: ignore[attr-defined]
-
-    def failed(failure: Any) -> None:
-        outcome["error"] = failure.getTraceback()
-        reactor.stop()  # type: ignore[attr-defined]
-
     work = w7 if options.mode == "w7" else w8
-    reactor.callWhenRunning(lambda: work(options).addCallbacks(done, failed))  # type: ignore[attr-defined]
-    reactor.callLater(900, reactor.stop)  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
-    if "value" not in outcome:
-        print(outcome.get("error", "timed out"), file=sys.stderr)
-        sys.exit(2)
-    print(json.dumps(outcome["value"]))
+    runClient(lambda: work(options), limit=900)
     sys.stderr.flush()
-
 
 if __name__ == "__main__":
     run()

@@ -2,10 +2,11 @@
 Fuzz L{stoxgw.msrp.protocol.MSRPConnection.dataReceived}: bytes from an
 MSRP peer, cut at random places, into a connection with three sessions (one
 with a size limit and one type, one bound to another connection) and a
-scripted handler, as in C{tests/msrp/test_fastpath.py}, whose world this
-harness reuses.  Behind it: the parser, the receive fast path for
-single-chunk SENDs, dispatch by To-Path, binding, the session's checks,
-reassembly, reports and responses.
+scripted handler, as in C{tests/msrp/test_fastpath.py}, whose world and
+its run (C{runWorld}: feed, answer, record the logs) this harness
+reuses.  Behind it: the parser, the receive fast path for single-chunk
+SENDs, dispatch by To-Path, binding, the session's checks, reassembly,
+reports and responses.
 
 Input: one byte choosing how the stream is cut (see L{_harness.pieces}),
 one byte of options (the transport pausing the connection now and then;
@@ -39,42 +40,10 @@ with atheris.instrument_imports(include=["stoxgw"]):
     import stoxgw.msrp.session  # noqa: F401
     from stoxgw.msrp import builders as buildersModule
 
-from twisted.logger import globalLogPublisher
-
 from tests.msrp import test_fastpath as fastpath
 
 #: The scripted handler's deliberate failure (its C{!raise} marker).
 HANDLER_FAILURE = "handler failed"
-
-
-class Recorder:
-    """
-    The log events of the connection and the sessions, and the failures
-    they logged.
-    """
-
-    def __init__(self) -> None:
-        self.events: list[tuple[Any, ...]] = []
-        self.failures: list[Any] = []
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        if not str(event.get("log_namespace", "")).startswith("stoxgw.msrp"):
-            return
-        failure = event.get("log_failure")
-        if failure is not None and not (
-            failure.type is ValueError and failure.getErrorMessage() == HANDLER_FAILURE
-        ):
-            self.failures.append(failure)
-        self.events.append(
-            (
-                event.get("log_namespace"),
-                event.get("log_level"),
-                event.get("log_format"),
-                event.get("transactionID"),
-                event.get("msrpSessionID"),
-                None if failure is None else failure.type,
-            )
-        )
 
 
 def run(fast: bool, pausing: bool, prebind: bool, parts: list[bytes]) -> tuple[Any, ...]:
@@ -83,21 +52,12 @@ def run(fast: bool, pausing: bool, prebind: bool, parts: list[bytes]) -> tuple[A
     """
     counter = iter(range(10**9))
     buildersModule.generateTransactionID = lambda: f"tx{next(counter):08d}"
-    world = fastpath.World(fast, pausing, prebind)
-    recorder = Recorder()
-    globalLogPublisher.addObserver(recorder)
-    steps = []
-    try:
-        for part in parts:
-            world.feed(part)
-            steps.append((world.transport.value(), len(world.calls)))
-        for d in world.later:
-            d.callback(200)
-        steps.append((world.transport.value(), len(world.calls)))
-    finally:
-        globalLogPublisher.removeObserver(recorder)
+    world, steps, recorder = fastpath.runWorld(fast, pausing, prebind, parts)
     for failure in recorder.failures:
-        failure.raiseException()
+        if not (
+            failure.type is ValueError and failure.getErrorMessage() == HANDLER_FAILURE
+        ):
+            failure.raiseException()
     return (
         steps,
         world.calls,

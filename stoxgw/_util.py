@@ -6,12 +6,12 @@ C{stoxgw}, so any layer may import it).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Protocol, TypeVar
+from typing import Iterable, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-__all__ = ["Clock", "DelayedCall", "failureOf", "fireAll"]
+__all__ = ["failureOf", "fireAll"]
 
 _T = TypeVar("_T")
 
@@ -40,35 +40,3 @@ def fireAll(waiters: Iterable[Deferred[_T]], result: _T | Failure) -> None:
             d.errback(result)
         else:
             d.callback(result)
-
-
-class DelayedCall(Protocol):
-    """
-    The static type of an L{twisted.internet.interfaces.IDelayedCall}
-    provider, as used here (mypy does not read zope interfaces without its
-    plugin).
-    """
-
-    def active(self) -> bool:
-        """
-        Whether the call is still scheduled.
-        """
-
-    def cancel(self) -> None:
-        """
-        Unschedule the call.
-        """
-
-
-class Clock(Protocol):
-    """
-    The static type of an L{twisted.internet.interfaces.IReactorTime}
-    provider, as used here.
-    """
-
-    def callLater(
-        self, delay: float, callable: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> DelayedCall:
-        """
-        Schedule a call.
-        """

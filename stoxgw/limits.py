@@ -12,11 +12,17 @@ nothing here owns a socket or a clock, so that the SIP and MSRP transports
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
+
+from twisted.logger import Logger
 
 __all__ = ["ConnectionLimits", "Refusal", "DEFAULT_LOG_INTERVAL"]
 
 #: Seconds between two log lines about refusals from one address.
 DEFAULT_LOG_INTERVAL = 60.0
+
+#: A cap no listener reaches: what a missing one stands for.
+_UNLIMITED = 1 << 62
 
 #: The most addresses whose last refusal log time is remembered; beyond it
 #: the oldest entries go (a flood from many addresses costs bounded memory).
@@ -43,6 +49,7 @@ class ConnectionLimits:
     L{admit} counts a connection in (or refuses it); L{release} counts an
     admitted one out.  L{shouldLog} says whether a refusal from an address
     is worth a log line: one per address per C{logInterval} seconds.
+    L{admitOrLog} does both for a listener: count in, or refuse and log.
 
     @ivar perAddress: The most connections from one source address.
     @ivar total: The most connections in all.
@@ -63,6 +70,19 @@ class ConnectionLimits:
         self._counts: dict[str, int] = {}
         self._count = 0
         self._logged: dict[str, float] = {}
+
+    @classmethod
+    def ifAny(
+        cls, perAddress: int | None, total: int | None
+    ) -> ConnectionLimits | None:
+        """
+        The limits of a listener whose caps are optional (its configuration
+        keys): L{None} without either cap; a missing (or zero) cap is
+        unlimited.
+        """
+        if perAddress is None and total is None:
+            return None
+        return cls(perAddress or _UNLIMITED, total or _UNLIMITED)
 
     @property
     def count(self) -> int:
@@ -124,3 +144,35 @@ class ConnectionLimits:
                 del self._logged[next(iter(self._logged))]
         self._logged[host] = now
         return True
+
+    def admitOrLog(
+        self, host: str, now: float, log: Logger, refused: str, **fields: Any
+    ) -> bool:
+        """
+        Count a new connection from C{host} in (L{admit}), or refuse it and
+        log the refusal when L{shouldLog} says so: one warning per address
+        per C{logInterval} seconds.
+
+        @param now: The time (seconds) of the attempt.
+        @param log: Where the warning goes.
+        @param refused: The start of the warning, which names the listener
+            and the peer (C{"Refused MSRP connection from {peer}"}); the
+            cap reached and the caps follow it, with the log fields
+            C{limit}, C{perAddress} and C{total}.
+        @param fields: The log fields C{refused} uses.
+        @return: Whether it was admitted (call L{release} when it ends).
+        """
+        refusal = self.admit(host)
+        if refusal is None:
+            return True
+        if self.shouldLog(host, now):
+            log.warn(
+                refused + ": {limit} cap ({perAddress} per address, {total} in"
+                " all) reached; further refusals from it are not logged for a"
+                " minute",
+                limit=refusal.value,
+                perAddress=self.perAddress,
+                total=self.total,
+                **fields,
+            )
+        return False

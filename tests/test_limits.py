@@ -7,7 +7,10 @@ XMPP transports.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.testing import StringTransport
+from twisted.logger import Logger, LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from stoxgw.limits import ConnectionLimits, Refusal
@@ -137,6 +140,44 @@ class ConnectionLimitsTests(SynchronousTestCase):
         for i in range(10000):
             limits.shouldLog(f"2001:db8::{i:x}", 0)
         self.assertLessEqual(len(limits._logged), 4096)
+
+    def test_admitOrLog(self) -> None:
+        """
+        L{ConnectionLimits.admitOrLog} admits under the caps; a refusal is
+        logged once per interval per address, the listener's text first
+        and the cap reached after it.
+        """
+        events: list[dict[str, Any]] = []
+        log = Logger(observer=events.append)
+        limits = ConnectionLimits(perAddress=1, total=5, logInterval=60)
+        refused = "Refused X connection from {peer}"
+        self.assertTrue(limits.admitOrLog("192.0.2.1", 0, log, refused, peer="a"))
+        self.assertFalse(limits.admitOrLog("192.0.2.1", 1, log, refused, peer="a"))
+        self.assertFalse(limits.admitOrLog("192.0.2.1", 2, log, refused, peer="a"))
+        self.assertEqual(len(events), 1)
+        self.assertEqual(
+            formatEvent(events[0]),
+            "Refused X connection from a: per-address cap (1 per address, 5 in"
+            " all) reached; further refusals from it are not logged for a"
+            " minute",
+        )
+        self.assertEqual(events[0]["log_level"], LogLevel.warn)
+        self.assertEqual(limits.count, 1)
+
+    def test_ifAny(self) -> None:
+        """
+        L{ConnectionLimits.ifAny}: no limits without a cap; a missing or
+        zero cap is unlimited.
+        """
+        self.assertIsNone(ConnectionLimits.ifAny(None, None))
+        limits = ConnectionLimits.ifAny(3, None)
+        assert limits is not None
+        self.assertEqual(limits.perAddress, 3)
+        self.assertGreater(limits.total, 10**9)
+        limits = ConnectionLimits.ifAny(0, 7)
+        assert limits is not None
+        self.assertGreater(limits.perAddress, 10**9)
+        self.assertEqual(limits.total, 7)
 
     def test_capsAtLeastOne(self) -> None:
         """

@@ -10,7 +10,6 @@ endpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol as TypingProtocol
 from typing import Union
 
 from twisted.internet.defer import Deferred, succeed
@@ -20,15 +19,15 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from stoxgw._util import failureOf
-from stoxgw.chat.base import ChatSession
+from stoxgw.chat.base import ChatDirection, ChatSession
 from stoxgw.chat.model import (
     DEFAULT_ACCEPT_TYPES,
     DEFAULT_ACCEPT_WRAPPED_TYPES,
     ChatEnd,
-    ChatSessionHandler,
     ChatSettings,
     ChatState,
     EndCause,
+    IChatSessionHandler,
 )
 from stoxgw.chat.offeranswer import (
     fingerprintText,
@@ -49,7 +48,6 @@ __all__ = [
     "ChatDecision",
     "ChatOffer",
     "IChatOfferHandler",
-    "ChatOfferHandler",
     "IncomingChat",
     "ChatAcceptor",
 ]
@@ -77,7 +75,7 @@ class AcceptChat:
     @ivar gruu: A C{gr} URI parameter for our Contact, or L{None}.
     """
 
-    handler: ChatSessionHandler
+    handler: IChatSessionHandler
     acceptTypes: tuple[str, ...] = DEFAULT_ACCEPT_TYPES
     acceptWrappedTypes: tuple[str, ...] = DEFAULT_ACCEPT_WRAPPED_TYPES
     requiredTypes: tuple[str, ...] = ()
@@ -130,17 +128,6 @@ class IChatOfferHandler(Interface):
 
         @return: L{AcceptChat} or L{RejectChat}, or a L{Deferred} firing
             with one (a CANCEL may come first: the decision is dropped).
-        """
-
-
-class ChatOfferHandler(TypingProtocol):
-    """
-    The static type of an L{IChatOfferHandler} provider.
-    """
-
-    def chatOffered(self, offer: ChatOffer) -> ChatDecision | Deferred[ChatDecision]:
-        """
-        See L{IChatOfferHandler.chatOffered}.
         """
 
 
@@ -258,16 +245,12 @@ class IncomingChat(ChatSession):
 
 
 @implementer(IInviteHandler)
-class ChatAcceptor:
+class ChatAcceptor(ChatDirection):
     """
     The UA's INVITE handler for chat sessions: asks the layer above, then
     answers (RFC 7702 section 6.1, RFC 4975 section 8, RFC 6135).
 
-    @ivar ua: The UA core.
-    @ivar endpoint: The MSRP endpoint.
-    @ivar clock: Time source.
     @ivar offers: The layer above's L{IChatOfferHandler}.
-    @ivar settings: The connection policy.
     """
 
     _log = Logger()
@@ -277,14 +260,11 @@ class ChatAcceptor:
         ua: SIPUserAgent,
         endpoint: MSRPEndpoint,
         clock: IReactorTime,
-        offers: ChatOfferHandler,
+        offers: IChatOfferHandler,
         settings: ChatSettings = ChatSettings(),
     ) -> None:
-        self.ua = ua
-        self.endpoint = endpoint
-        self.clock = clock
+        super().__init__(ua, endpoint, clock, settings)
         self.offers = offers
-        self.settings = settings
 
     def register(self) -> None:
         """

@@ -4,9 +4,12 @@ The chat session both directions share: one INVITE dialog joined to one
 MSRP session (what sipsimple's session and chat stream gave).  The
 incoming kind (L{stoxgw.chat.acceptor.IncomingChat}) and the outgoing kind
 (L{stoxgw.chat.initiator.OutgoingChat}) are made by their own modules;
-L{stoxgw.chat.session} gathers the API.  The session's states, endings,
-handler interface and settings are in L{stoxgw.chat.model}, the SDP
-helpers of offer and answer in L{stoxgw.chat.offeranswer}.
+L{stoxgw.chat.session} gathers the API.  What makes them on either side,
+L{stoxgw.chat.initiator.ChatInitiator} and
+L{stoxgw.chat.acceptor.ChatAcceptor}, share L{ChatDirection}.  The
+session's states, endings, handler interface and settings are in
+L{stoxgw.chat.model}, the SDP helpers of offer and answer in
+L{stoxgw.chat.offeranswer}.
 
 A L{ChatSession} is ready once the dialog is confirmed (ACK sent or
 received) and the MSRP session is bound to a connection; an incoming one
@@ -50,10 +53,10 @@ from stoxgw.chat.model import (
     CHAT_TRANSITIONS,
     ChatEnd,
     ChatSessionError,
-    ChatSessionHandler,
     ChatSettings,
     ChatState,
     EndCause,
+    IChatSessionHandler,
 )
 from stoxgw.chat.offeranswer import fingerprintText, offeredMSRP
 from stoxgw.msrp.endpoint import MSRPEndpoint
@@ -74,7 +77,7 @@ from stoxgw.sip.message import SIPRequest
 from stoxgw.sip.msrpmedia import MSRPMedia
 from stoxgw.sip.sdp import SDPError, parseSDP
 from stoxgw.sip.uri import quoteString
-from stoxgw.sip.useragent import IncomingInvite, IncomingRequest
+from stoxgw.sip.useragent import IncomingInvite, IncomingRequest, SIPUserAgent
 
 #: The SIP cause put in the BYE's Reason header (RFC 3326) per end cause.
 _BYE_CAUSES: dict[EndCause, int] = {
@@ -125,7 +128,7 @@ class ChatSession:
 
     def __init__(
         self,
-        handler: ChatSessionHandler,
+        handler: IChatSessionHandler,
         endpoint: MSRPEndpoint,
         clock: IReactorTime,
         settings: ChatSettings,
@@ -679,3 +682,28 @@ class ChatSession:
         self.endpoint.connectSession(
             self.msrp, path, fingerprintText(self.remoteMedia)
         ).addErrback(lambda reason: None)
+
+
+class ChatDirection:
+    """
+    What makes the chat sessions of one direction works with (the base of
+    L{stoxgw.chat.initiator.ChatInitiator} and
+    L{stoxgw.chat.acceptor.ChatAcceptor}).
+
+    @ivar ua: The UA core.
+    @ivar endpoint: The MSRP endpoint.
+    @ivar clock: Time source.
+    @ivar settings: The connection policy.
+    """
+
+    def __init__(
+        self,
+        ua: SIPUserAgent,
+        endpoint: MSRPEndpoint,
+        clock: IReactorTime,
+        settings: ChatSettings = ChatSettings(),
+    ) -> None:
+        self.ua = ua
+        self.endpoint = endpoint
+        self.clock = clock
+        self.settings = settings

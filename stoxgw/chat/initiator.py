@@ -15,15 +15,15 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from stoxgw.chat.base import ChatSession
+from stoxgw.chat.base import ChatDirection, ChatSession
 from stoxgw.chat.model import (
     DEFAULT_ACCEPT_TYPES,
     DEFAULT_ACCEPT_WRAPPED_TYPES,
     ChatEnd,
-    ChatSessionHandler,
     ChatSettings,
     ChatState,
     EndCause,
+    IChatSessionHandler,
 )
 from stoxgw.chat.offeranswer import (
     fingerprintText,
@@ -87,7 +87,7 @@ class OutgoingChat(ChatSession):
         settings: ChatSettings,
         target: NameAddr | SIPURI,
         fromAddress: NameAddr,
-        handler: ChatSessionHandler,
+        handler: IChatSessionHandler,
         **options: Unpack[ChatOfferOptions],
     ) -> Deferred[ChatSession]:
         """
@@ -225,36 +225,19 @@ class OutgoingChat(ChatSession):
             self._connectActive(path)
 
 
-class ChatInitiator:
+class ChatInitiator(ChatDirection):
     """
     Starts outgoing chat sessions (RFC 7702 section 5.1): offer, answer,
     connect.
-
-    @ivar ua: The UA core.
-    @ivar endpoint: The MSRP endpoint.
-    @ivar clock: Time source.
-    @ivar settings: The connection policy.
     """
 
     _log = Logger()
-
-    def __init__(
-        self,
-        ua: SIPUserAgent,
-        endpoint: MSRPEndpoint,
-        clock: IReactorTime,
-        settings: ChatSettings = ChatSettings(),
-    ) -> None:
-        self.ua = ua
-        self.endpoint = endpoint
-        self.clock = clock
-        self.settings = settings
 
     def startChat(
         self,
         target: NameAddr | SIPURI,
         fromAddress: NameAddr,
-        handler: ChatSessionHandler,
+        handler: IChatSessionHandler,
         **options: Unpack[ChatOfferOptions],
     ) -> Deferred[ChatSession]:
         """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol as TypingProtocol
+from typing import TYPE_CHECKING, Any
 
 from zope.interface import Interface
 
@@ -168,32 +168,6 @@ class IChatSessionHandler(Interface):
     def chatEnded(session: ChatSession, reason: ChatEnd) -> None:
         """
         The session ended; called exactly once per session.
-        """
-
-
-class ChatSessionHandler(TypingProtocol):
-    """
-    The static type of an L{IChatSessionHandler} provider.
-    """
-
-    def chatStarted(self, session: ChatSession) -> None:
-        """
-        See L{IChatSessionHandler.chatStarted}.
-        """
-
-    def messageReceived(self, session: ChatSession, message: IncomingMessage) -> Any:
-        """
-        See L{IChatSessionHandler.messageReceived}.
-        """
-
-    def nicknameRequested(self, session: ChatSession, nickname: str) -> Any:
-        """
-        See L{IChatSessionHandler.nicknameRequested}.
-        """
-
-    def chatEnded(self, session: ChatSession, reason: ChatEnd) -> None:
-        """
-        See L{IChatSessionHandler.chatEnded}.
         """
 
 

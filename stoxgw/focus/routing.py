@@ -25,7 +25,6 @@ from zope.interface import implementer
 from stoxgw.chat.session import (
     ChatDecision,
     ChatOffer,
-    ChatOfferHandler,
     IChatOfferHandler,
 )
 from stoxgw.focus.focus import Focus
@@ -50,7 +49,7 @@ class OfferRouter:
     others to C{fallback}.
     """
 
-    def __init__(self, focus: Focus, fallback: ChatOfferHandler) -> None:
+    def __init__(self, focus: Focus, fallback: IChatOfferHandler) -> None:
         self.focus = focus
         self.fallback = fallback
 

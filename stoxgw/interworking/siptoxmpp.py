@@ -101,6 +101,7 @@ from stoxgw.interworking.translate import (
     ACCEPT_TYPES,
     ACCEPT_WRAPPED_TYPES,
 )
+from stoxgw.rooms.model import Subject
 from stoxgw.sip.msrpmedia import acceptTypesIntersection
 from stoxgw.sip.refer import IReferHandler
 from stoxgw.sip.uri import NameAddr, SIPURI, contactIsFocus
@@ -118,7 +119,6 @@ from stoxgw.xmpp.occupant import (
     OccupantService,
     PrivateMessage,
     Removal,
-    Subject,
 )
 from stoxgw.xmpp.stanzas import ChatStateNotification
 

@@ -83,7 +83,7 @@ from stoxgw.msrp.session import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_TRANSACTION_TIMEOUT,
     MSRPSession,
-    SessionHandler,
+    IMSRPSessionHandler,
     SessionState,
 )
 from stoxgw.msrp.tls import (
@@ -280,11 +280,7 @@ class MSRPEndpoint(Connecting):
             )
         self.unboundTimeout = unboundTimeout
         self.maxQueuedBytes = maxQueuedBytes
-        self.limits: ConnectionLimits | None = None
-        if maxConnectionsPerAddress is not None or maxConnections is not None:
-            self.limits = ConnectionLimits(
-                maxConnectionsPerAddress or (1 << 62), maxConnections or (1 << 62)
-            )
+        self.limits = ConnectionLimits.ifAny(maxConnectionsPerAddress, maxConnections)
         # Accepted connections: their source host if counted by the caps.
         self._admitted: dict[MSRPConnection, str] = {}
         # Accepted connections not bound yet -> their timer.
@@ -395,7 +391,7 @@ class MSRPEndpoint(Connecting):
 
     def createSession(
         self,
-        handler: SessionHandler,
+        handler: IMSRPSessionHandler,
         *,
         peerFingerprint: Fingerprint | str | None = None,
         **options: Any,
@@ -636,8 +632,9 @@ class MSRPEndpoint(Connecting):
 
     def _admit(self, connection: MSRPConnection) -> bool:
         """
-        Count an accepted connection under the caps, or refuse it (logged
-        once per source address per minute).
+        Count an accepted MSRP connection under the caps, its address kept
+        for the release, or refuse it (L{ConnectionLimits.admitOrLog}: one
+        log line per source address per minute).
 
         @return: Whether it may stay.
         """
@@ -646,21 +643,16 @@ class MSRPEndpoint(Connecting):
             return True
         transport: Any = connection.transport
         host = str(getattr(transport.getPeer(), "host", connection.peer))
-        refusal = limits.admit(host)
-        if refusal is None:
-            self._admitted[connection] = host
-            return True
-        if limits.shouldLog(host, self.reactor.seconds()):
-            self._log.warn(
-                "Refused MSRP connection from {peer}: {limit} cap ({perAddress}"
-                " per address, {total} in all) reached; further refusals from"
-                " it are not logged for a minute",
-                peer=connection.peer,
-                limit=refusal.value,
-                perAddress=limits.perAddress,
-                total=limits.total,
-            )
-        return False
+        if not limits.admitOrLog(
+            host,
+            self.reactor.seconds(),
+            self._log,
+            "Refused MSRP connection from {peer}",
+            peer=connection.peer,
+        ):
+            return False
+        self._admitted[connection] = host
+        return True
 
     def _unboundExpired(self, connection: MSRPConnection) -> None:
         """

@@ -57,7 +57,7 @@ from stoxgw.msrp.parser import MSRPEvent, MSRPParser
 from stoxgw.msrp.uri import MSRPURI
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stoxgw.msrp.interfaces import ConnectionUser
+    from stoxgw.msrp.interfaces import IMSRPConnectionUser
 
 _new = object.__new__
 
@@ -310,7 +310,7 @@ class FastReceiving:
     _log: Logger
     peer: str
     _parser: MSRPParser
-    _sessions: dict[MSRPURI, ConnectionUser]
+    _sessions: dict[MSRPURI, IMSRPConnectionUser]
     _closed: bool
     _open: bool
     _paused: bool

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
 from twisted.internet.defer import maybeDeferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from stoxgw._util import Clock, DelayedCall
 from stoxgw.msrp.message import (
     ByteRange,
     Continuation,
@@ -44,7 +44,7 @@ from stoxgw.msrp.uri import MSRPURI
 
 if TYPE_CHECKING:  # pragma: no cover
     from stoxgw.msrp.protocol import MSRPConnection
-    from stoxgw.msrp.session import SessionHandler
+    from stoxgw.msrp.session import IMSRPSessionHandler
 
 __all__ = [
     "ALWAYS_ACCEPTED_TYPES",
@@ -203,7 +203,7 @@ class _Reassembly:
         self.ranges: list[tuple[int, int]] = []
         self.total: int | None = None
         self.first: MSRPRequest | None = None
-        self.timer: DelayedCall | None = None
+        self.timer: IDelayedCall | None = None
 
     def add(self, request: MSRPRequest, offset: int, data: bytes) -> None:
         """
@@ -303,8 +303,8 @@ class Receiving:
 
     _log: Logger
     localURI: MSRPURI
-    handler: SessionHandler
-    clock: Clock
+    handler: IMSRPSessionHandler
+    clock: IReactorTime
     connection: MSRPConnection | None
     remotePath: tuple[MSRPURI, ...]
     acceptTypes: tuple[str, ...]

@@ -2,13 +2,13 @@
 """
 What an L{stoxgw.msrp.protocol.MSRPConnection} calls: the sessions bound to
 it (L{IMSRPConnectionUser}) and the registry it asks about sessions it has
-not seen yet (L{IMSRPSessionRegistry}), with their static types for mypy.
+not seen yet (L{IMSRPSessionRegistry}); mypy (with mypy-zope) reads them
+as the static types too.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from typing import Protocol as TypingProtocol
 
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface
@@ -22,8 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "IMSRPConnectionUser",
     "IMSRPSessionRegistry",
-    "ConnectionUser",
-    "SessionRegistry",
 ]
 
 
@@ -91,47 +89,3 @@ class IMSRPSessionRegistry(Interface):
         """
 
 
-class ConnectionUser(TypingProtocol):
-    """
-    The static type of an L{IMSRPConnectionUser} provider (mypy does not
-    read zope interfaces without its plugin).
-    """
-
-    localURI: MSRPURI
-    connection: MSRPConnection | None
-
-    def bind(self, connection: MSRPConnection, active: bool) -> None:
-        """
-        See L{IMSRPConnectionUser.bind}.
-        """
-
-    def requestReceived(self, connection: MSRPConnection, request: MSRPRequest) -> None:
-        """
-        See L{IMSRPConnectionUser.requestReceived}.
-        """
-
-    def connectionLost(self, connection: MSRPConnection, reason: Failure) -> None:
-        """
-        See L{IMSRPConnectionUser.connectionLost}.
-        """
-
-
-class SessionRegistry(TypingProtocol):
-    """
-    The static type of an L{IMSRPSessionRegistry} provider.
-    """
-
-    def sessionFor(self, uri: MSRPURI) -> ConnectionUser | None:
-        """
-        See L{IMSRPSessionRegistry.sessionFor}.
-        """
-
-    def connectionOpened(self, connection: MSRPConnection) -> None:
-        """
-        See L{IMSRPSessionRegistry.connectionOpened}.
-        """
-
-    def connectionClosed(self, connection: MSRPConnection) -> None:
-        """
-        See L{IMSRPSessionRegistry.connectionClosed}.
-        """

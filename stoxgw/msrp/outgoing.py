@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, cast
 
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from stoxgw._util import Clock, DelayedCall, failureOf
+from stoxgw._util import failureOf
 from stoxgw.msrp.builders import buildRequest, generateMessageID
 from stoxgw.msrp.chunks import ChunkedSend, SingleRequest
 from stoxgw.msrp.incoming import mediaType
@@ -41,7 +42,7 @@ from stoxgw.msrp.reports import reasonPhrase
 from stoxgw.msrp.uri import MSRPURI
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stoxgw.msrp.interfaces import ConnectionUser
+    from stoxgw.msrp.interfaces import IMSRPConnectionUser
     from stoxgw.msrp.protocol import MSRPConnection
 
 __all__ = [
@@ -132,12 +133,12 @@ class _PendingSend:
         self.failureReport = failureReport
         self.deferred: Deferred[SendResult] = Deferred(self._cancel)
         self.source: ChunkedSend | SingleRequest | None = None
-        self.timers: dict[str, DelayedCall] = {}
+        self.timers: dict[str, IDelayedCall] = {}
         self.transactionIDs: list[str] = []
         self.allWritten = False
         self.transactionsDone = False
         self.reportDone = not successReport
-        self.reportTimer: DelayedCall | None = None
+        self.reportTimer: IDelayedCall | None = None
         self.reported: list[tuple[int, int]] = []
         self.lastCode: int | None = None
         self.ended = False
@@ -330,7 +331,7 @@ class Sending:
 
     _log: Logger
     localURI: MSRPURI
-    clock: Clock
+    clock: IReactorTime
     connection: MSRPConnection | None
     remotePath: tuple[MSRPURI, ...]
     chunkSize: int
@@ -444,7 +445,7 @@ class Sending:
         if messageID is not None:
             self._byMessageID[messageID] = pending
         if self.connection is not None:
-            self.connection.sendStream(cast("ConnectionUser", self), source)
+            self.connection.sendStream(cast("IMSRPConnectionUser", self), source)
         else:
             self._outbox.append(source)
         return pending.deferred

@@ -54,7 +54,7 @@ from zope.interface import implementer
 
 from stoxgw.msrp.chunks import DEFAULT_CHUNK_SIZE, ChunkSource
 from stoxgw.msrp.fastpath import FastReceiving
-from stoxgw.msrp.interfaces import ConnectionUser, SessionRegistry
+from stoxgw.msrp.interfaces import IMSRPConnectionUser, IMSRPSessionRegistry
 from stoxgw.msrp.message import (
     END_LINE_DASHES,
     FailureReport,
@@ -124,7 +124,7 @@ class MSRPConnection(FastReceiving, Scheduling, Protocol):
 
     def __init__(
         self,
-        registry: SessionRegistry | None = None,
+        registry: IMSRPSessionRegistry | None = None,
         chunkSize: int = DEFAULT_CHUNK_SIZE,
         maxChunkBytes: int = DEFAULT_MAX_CHUNK_BYTES,
         maxHeaderBytes: int = DEFAULT_MAX_HEADER_BYTES,
@@ -149,7 +149,7 @@ class MSRPConnection(FastReceiving, Scheduling, Protocol):
         self.maxQueuedBytes = maxQueuedBytes
         self.peer = "?"
         self._parser = MSRPParser(maxHeaderBytes, maxChunkBytes)
-        self._sessions: dict[MSRPURI, ConnectionUser] = {}
+        self._sessions: dict[MSRPURI, IMSRPConnectionUser] = {}
         self._pending: dict[str, PendingTransaction] = {}
         # Responses and REPORTs waiting for the transport, serialized, and
         # their total size.
@@ -161,7 +161,7 @@ class MSRPConnection(FastReceiving, Scheduling, Protocol):
         # Hot-path caches, keyed by object identity (the parser hands out
         # the same path tuples for repeated path headers); each entry keeps
         # its key object alive so that the id cannot be reused meanwhile.
-        self._routes: dict[int, tuple[MSRPURI, ConnectionUser]] = {}
+        self._routes: dict[int, tuple[MSRPURI, IMSRPConnectionUser]] = {}
         self._uriBytes: dict[int, tuple[MSRPURI, bytes]] = {}
         # (id(fromPath), id(toPath), code, SEND?) -> (fromPath, toPath, the
         # response bytes between the transaction id and the end-line's id).
@@ -199,7 +199,7 @@ class MSRPConnection(FastReceiving, Scheduling, Protocol):
         return self._open
 
     @property
-    def sessions(self) -> dict[MSRPURI, ConnectionUser]:
+    def sessions(self) -> dict[MSRPURI, IMSRPConnectionUser]:
         """
         The sessions bound to this connection, by local URI (a copy).
         """
@@ -322,7 +322,7 @@ class MSRPConnection(FastReceiving, Scheduling, Protocol):
             if not self._closed:
                 self._abortCall = self.clock.callLater(CLOSE_GRACE, self.abort)
 
-    def attach(self, session: ConnectionUser) -> None:
+    def attach(self, session: IMSRPConnectionUser) -> None:
         """
         Bind a session to this connection (called by the session's C{bind}).
 
@@ -337,7 +337,7 @@ class MSRPConnection(FastReceiving, Scheduling, Protocol):
         self._routes.clear()
         self._forgetRoutes()
 
-    def detach(self, session: ConnectionUser) -> None:
+    def detach(self, session: IMSRPConnectionUser) -> None:
         """
         Unbind a session, drop its queued messages, and close the connection
         if it was the last one and L{closeWhenIdle} is set.

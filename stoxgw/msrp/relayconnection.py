@@ -21,11 +21,14 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
-from stoxgw._util import Clock, DelayedCall, failureOf, fireAll
+from stoxgw._util import failureOf, fireAll
 from stoxgw.msrp.chunks import SingleRequest
+from stoxgw.msrp.interfaces import IMSRPConnectionUser
 from stoxgw.msrp.message import MSRPRequest, MSRPResponse
 from stoxgw.msrp.protocol import MSRPConnection
 from stoxgw.msrp.relay import (
@@ -70,13 +73,13 @@ class RelayLost(RelayAuthError):
 
 
 
+@implementer(IMSRPConnectionUser)
 class RelayLink:
     """
     The authenticated use of one relay over one connection.
 
-    Implements the parts of L{stoxgw.msrp.interfaces.IMSRPConnectionUser}
-    the connection calls, and L{stoxgw.msrp.chunks.ChunkListener} for its
-    AUTH requests.
+    Implements L{stoxgw.msrp.interfaces.IMSRPConnectionUser}, and
+    L{stoxgw.msrp.chunks.ChunkListener} for its AUTH requests.
 
     @ivar connection: The connection to the relay, or L{None} once lost.
     @ivar authenticator: The AUTH state.
@@ -114,7 +117,7 @@ class RelayLink:
         self.authenticator = authenticator
         self.localURI: MSRPURI = authenticator.ownURI
         self.relayURI = authenticator.relayURI
-        self.clock: Clock = clock
+        self.clock: IReactorTime = clock
         self.timeout = timeout
         self.refreshMargin = refreshMargin
         self.onAuthorized = onAuthorized
@@ -123,8 +126,8 @@ class RelayLink:
         self.expiresAt: float | None = None
         self._waiters: list[Deferred[RelayAuthorized]] = []
         self._exchanging = False
-        self._timer: DelayedCall | None = None
-        self._refreshTimer: DelayedCall | None = None
+        self._timer: IDelayedCall | None = None
+        self._refreshTimer: IDelayedCall | None = None
         self._source: SingleRequest | None = None
         self._stopped = False
 

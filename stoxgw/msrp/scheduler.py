@@ -22,7 +22,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from stoxgw.msrp.chunks import ChunkSource
-from stoxgw.msrp.interfaces import ConnectionUser
+from stoxgw.msrp.interfaces import IMSRPConnectionUser
 from stoxgw.msrp.message import MSRPRequest, MSRPResponse
 from stoxgw.msrp.uri import MSRPURI
 
@@ -111,7 +111,7 @@ class Scheduling:
         )
         self.abort()
 
-    def sendStream(self, session: ConnectionUser, source: ChunkSource) -> None:
+    def sendStream(self, session: IMSRPConnectionUser, source: ChunkSource) -> None:
         """
         Queue an outgoing message of a session; the sessions' queues take
         turns, one chunk each.

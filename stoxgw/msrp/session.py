@@ -19,8 +19,7 @@ in L{stoxgw.msrp.fastpath.WholeSendReceiving}.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Callable, Iterable, Sequence, cast
-from typing import Protocol as TypingProtocol
+from typing import Any, Callable, Iterable, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -28,7 +27,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
-from stoxgw._util import Clock
 from stoxgw.msrp.chunks import DEFAULT_CHUNK_SIZE
 from stoxgw.msrp.fastpath import WholeSendReceiving
 from stoxgw.msrp.incoming import (
@@ -137,33 +135,6 @@ class IMSRPSessionHandler(Interface):
         """
 
 
-class SessionHandler(TypingProtocol):
-    """
-    The static type of an L{IMSRPSessionHandler} provider (mypy does not
-    read zope interfaces without its plugin).
-    """
-
-    def sessionBound(self) -> None:
-        """
-        See L{IMSRPSessionHandler.sessionBound}.
-        """
-
-    def messageReceived(self, message: IncomingMessage) -> Any:
-        """
-        See L{IMSRPSessionHandler.messageReceived}.
-        """
-
-    def nicknameRequested(self, nickname: str) -> Any:
-        """
-        See L{IMSRPSessionHandler.nicknameRequested}.
-        """
-
-    def sessionFailed(self, reason: Failure) -> None:
-        """
-        See L{IMSRPSessionHandler.sessionFailed}.
-        """
-
-
 class IMSRPSession(IMSRPConnectionUser):
     """
     One MSRP chat session, as the layer above sees it.
@@ -243,8 +214,8 @@ class MSRPSession(WholeSendReceiving, Sending):
     def __init__(
         self,
         localURI: MSRPURI,
-        handler: SessionHandler,
-        clock: IReactorTime | Clock,
+        handler: IMSRPSessionHandler,
+        clock: IReactorTime,
         *,
         remotePath: Sequence[MSRPURI] = (),
         acceptTypes: Sequence[str] = ("*",),
@@ -265,7 +236,7 @@ class MSRPSession(WholeSendReceiving, Sending):
         """
         self.localURI = localURI
         self.handler = handler
-        self.clock = cast(Clock, clock)
+        self.clock = clock
         self.remotePath: tuple[MSRPURI, ...] = tuple(remotePath)
         self.acceptTypes = tuple(acceptTypes)
         self.acceptWrappedTypes = tuple(acceptWrappedTypes)

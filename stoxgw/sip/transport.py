@@ -276,11 +276,7 @@ class SIPTransport:
         self.idleTimeout = idleTimeout
         self.readTimeout = readTimeout
         self.maxOutputBytes = maxOutputBytes
-        self.limits: ConnectionLimits | None = None
-        if maxConnectionsPerAddress is not None or maxConnections is not None:
-            self.limits = ConnectionLimits(
-                maxConnectionsPerAddress or (1 << 62), maxConnections or (1 << 62)
-            )
+        self.limits = ConnectionLimits.ifAny(maxConnectionsPerAddress, maxConnections)
         # Call-ID of a live dialog -> how many usages it has, and the
         # stream connections that carry it (see dialogStarted).
         self._dialogUsages: dict[str, int] = {}
@@ -569,8 +565,10 @@ class SIPTransport:
 
     def admit(self, connection: SIPStreamConnection) -> bool:
         """
-        Count an accepted connection under the caps, or refuse it (logged
-        once per source address per minute).
+        Count an accepted SIP connection under the caps (the connection
+        keeps its address for L{release}), or refuse it
+        (L{ConnectionLimits.admitOrLog}: one log line per source address
+        per minute).
 
         @return: Whether it may stay.
         """
@@ -578,22 +576,17 @@ class SIPTransport:
         if limits is None:
             return True
         host = connection.peer.host
-        refusal = limits.admit(host)
-        if refusal is None:
-            connection.admittedHost = host
-            return True
-        if limits.shouldLog(host, self.reactor.seconds()):
-            self._log.warn(
-                "Refused SIP {transport} connection from {peer}: {limit} cap"
-                " ({perAddress} per address, {total} in all) reached;"
-                " further refusals from it are not logged for a minute",
-                transport=connection.kind.value,
-                peer=str(connection.peer),
-                limit=refusal.value,
-                perAddress=limits.perAddress,
-                total=limits.total,
-            )
-        return False
+        if not limits.admitOrLog(
+            host,
+            self.reactor.seconds(),
+            self._log,
+            "Refused SIP {transport} connection from {peer}",
+            transport=connection.kind.value,
+            peer=str(connection.peer),
+        ):
+            return False
+        connection.admittedHost = host
+        return True
 
     def release(self, connection: SIPStreamConnection) -> None:
         """

@@ -57,7 +57,7 @@ from stoxgw.sip.incoming import (
     IRequestHandler,
     RequestDispatcher,
 )
-from stoxgw.sip.invitedialog import IDialogHandler, InviteDialog
+from stoxgw.sip.invitedialog import InviteDialog
 from stoxgw.sip.message import SIPRequest, SIPResponse
 from stoxgw.sip.outgoing import HostResolver, IResolver, RequestSender, SIPError
 from stoxgw.sip.sessiontimer import OPTION_TAG, SessionTimerSettings
@@ -128,6 +128,10 @@ class SIPUserAgent:
     @ivar dialogs: Live INVITE dialogs by dialog ID.
     @ivar dispatcher: Takes the requests that arrive.
     @ivar sender: Sends ours.
+    @ivar request: Send an out-of-dialog non-INVITE request: the sender's
+        L{RequestSender.request}.
+    @ivar invite: Send an INVITE and make the dialog from its 2xx: the
+        sender's L{RequestSender.invite}.
     """
 
     _log = Logger()
@@ -153,6 +157,8 @@ class SIPUserAgent:
         self.digest = DigestClient(settings.credentials)
         self.dispatcher = RequestDispatcher(self)
         self.sender = RequestSender(self)
+        self.request = self.sender.request
+        self.invite = self.sender.invite
         self.layer = TransactionLayer(transport, reactor, self.dispatcher, settings.timers)
         self.dialogs: dict[DialogID, InviteDialog] = {}
         self._handlers: dict[str, list[tuple[Callable[[URI], bool] | None, Any]]] = {}
@@ -365,51 +371,6 @@ class SIPUserAgent:
         See L{RequestSender.defaultTransport}.
         """
         return self.sender.defaultTransport(uri)
-
-    def request(
-        self,
-        method: str,
-        target: NameAddr | SIPURI,
-        fromAddress: NameAddr,
-        headers: Sequence[tuple[str, str]] = (),
-        body: bytes = b"",
-        contentType: str | None = None,
-    ) -> Deferred[SIPResponse]:
-        """
-        Send an out-of-dialog non-INVITE request (L{RequestSender.request}).
-        """
-        return self.sender.request(
-            method, target, fromAddress, headers, body, contentType
-        )
-
-    def invite(
-        self,
-        target: NameAddr | SIPURI,
-        fromAddress: NameAddr,
-        sdpOffer: bytes | None,
-        *,
-        handler: IDialogHandler | None = None,
-        headers: Sequence[tuple[str, str]] = (),
-        contentType: str = "application/sdp",
-        contact: NameAddr | None = None,
-        contactParameters: Sequence[tuple[str, str | None]] = (),
-        onProvisional: Callable[[SIPResponse], None] | None = None,
-    ) -> Deferred[InviteDialog]:
-        """
-        Send an INVITE and make the dialog from its 2xx
-        (L{RequestSender.invite}).
-        """
-        return self.sender.invite(
-            target,
-            fromAddress,
-            sdpOffer,
-            handler=handler,
-            headers=headers,
-            contentType=contentType,
-            contact=contact,
-            contactParameters=contactParameters,
-            onProvisional=onProvisional,
-        )
 
     def shutdown(self) -> Deferred[None]:
         """

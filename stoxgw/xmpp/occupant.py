@@ -79,7 +79,6 @@ from stoxgw.xmpp.occupantmodel import (
     Removal,
     RemovedWhileJoining,
     SelfPingResult,
-    Subject,
     errorFromStanza,
     leftReason,
 )
@@ -634,7 +633,6 @@ __all__ = [
     "Removal",
     "RemovedWhileJoining",
     "SelfPingResult",
-    "Subject",
     "errorFromStanza",
     "leftReason",
 ]

@@ -29,6 +29,7 @@ from wokkel import muc
 from wokkel.delay import Delay
 from wokkel.subprotocols import XMPPHandler
 
+from stoxgw.rooms.model import Subject
 from stoxgw.xmpp.component import LinkDown
 from stoxgw.xmpp.disco import discoInfoReply, pingReply
 from stoxgw.xmpp.occupantmodel import (
@@ -46,7 +47,6 @@ from stoxgw.xmpp.occupantmodel import (
     PrivateMessage,
     Removal,
     RemovedWhileJoining,
-    Subject,
     errorFromStanza,
     occupantOf,
     removalOf,

@@ -16,6 +16,7 @@ from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 from zope.interface import Interface
 
+from stoxgw.rooms.model import Subject
 from stoxgw.xmpp.stanzas import (
     ChatStateNotification,
     MUCPresence,
@@ -122,17 +123,6 @@ class JoinResult:
     created: bool = False
     locked: bool = False
     statusCodes: frozenset[int] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Subject:
-    """
-    A room subject (XEP-0045 8.1); C{text} is empty for the empty subject.
-    """
-
-    text: str
-    nick: str | None = None
-    stamp: datetime.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,7 +138,7 @@ class World:
     def _ended(self, session: MSRPSession) -> None:
         self.sessions.pop(session.localURI, None)
 
-    # SessionRegistry
+    # IMSRPSessionRegistry
 
     def sessionFor(self, uri: MSRPURI) -> MSRPSession | None:
         return self.sessions.get(uri)
@@ -421,18 +421,22 @@ def cuts(rng: random.Random, data: bytes) -> list[bytes]:
     return pieces
 
 
-class _LogRecorder:
+class LogRecorder:
     """
-    Collects the log events of one run.
+    Collects the log events of the MSRP stack in one run, and the failures
+    they logged.
     """
 
     def __init__(self) -> None:
         self.events: list[tuple[Any, ...]] = []
+        self.failures: list[Any] = []
 
     def __call__(self, event: dict[str, Any]) -> None:
         if not str(event.get("log_namespace", "")).startswith("stoxgw.msrp"):
             return
         failure = event.get("log_failure")
+        if failure is not None:
+            self.failures.append(failure)
         self.events.append(
             (
                 event.get("log_namespace"),
@@ -443,6 +447,33 @@ class _LogRecorder:
                 None if failure is None else failure.type,
             )
         )
+
+
+def runWorld(
+    fast: bool, pausing: bool, prebind: bool, pieces: list[bytes]
+) -> tuple[World, list[tuple[bytes, int]], LogRecorder]:
+    """
+    Feed the pieces to a new L{World}, then answer the handler's deferred
+    results with 200 (the caller fixes the transaction ids first, for runs
+    to compare).
+
+    @return: The world; what was written and how many handler calls were
+        made after each piece and at the end; the log events.
+    """
+    world = World(fast, pausing, prebind)
+    recorder = LogRecorder()
+    globalLogPublisher.addObserver(recorder)
+    steps = []
+    try:
+        for piece in pieces:
+            world.feed(piece)
+            steps.append((world.transport.value(), len(world.calls)))
+        for d in world.later:
+            d.callback(200)
+        steps.append((world.transport.value(), len(world.calls)))
+    finally:
+        globalLogPublisher.removeObserver(recorder)
+    return world, steps, recorder
 
 
 class _Differential(SynchronousTestCase):
@@ -466,19 +497,7 @@ class _Differential(SynchronousTestCase):
         self.patch(
             buildersModule, "generateTransactionID", lambda: f"tx{next(counter):08d}"
         )
-        world = World(fast, pausing, prebind)
-        recorder = _LogRecorder()
-        globalLogPublisher.addObserver(recorder)
-        steps = []
-        try:
-            for piece in pieces:
-                world.feed(piece)
-                steps.append((world.transport.value(), len(world.calls)))
-            for d in world.later:
-                d.callback(200)
-            steps.append((world.transport.value(), len(world.calls)))
-        finally:
-            globalLogPublisher.removeObserver(recorder)
+        world, steps, recorder = runWorld(fast, pausing, prebind, pieces)
         failures = self.flushLoggedErrors(ValueError)
         return (
             steps,

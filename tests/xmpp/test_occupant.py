@@ -30,6 +30,7 @@ from wokkel import generic, muc
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from stoxgw.rooms.model import Subject
 from stoxgw.xmpp.component import ComponentLink
 from stoxgw.xmpp.occupant import (
     Decline,
@@ -49,7 +50,6 @@ from stoxgw.xmpp.occupant import (
     Removal,
     RemovedWhileJoining,
     SelfPingResult,
-    Subject,
     leftReason,
 )
 from stoxgw.xmpp.stanzas import NS_CHATSTATES, NS_MUC, NS_MUC_USER, ChatStateNotification
@@ -960,7 +960,7 @@ class MessageTests(OccupantTestCase):
         self.join()
         self.receive(f"<message from='{ROOM.full()}' to='{HAG.full()}' type='groupchat'><subject/></message>")
         [(_, _, subject)] = self.handler.named("subjectReceived")
-        self.assertEqual((subject.text, subject.nick), ("", None))
+        self.assertEqual((subject.text, subject.who), ("", None))
 
     def test_sendAndReflection(self) -> None:
         """
