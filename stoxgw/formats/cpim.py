@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Iterable, Iterator, Sequence
 
 from stoxgw.formats.cpimheaders import (
@@ -372,12 +373,14 @@ class CPIMMessage:
         @raise CPIMError: they don't.
         """
         counts: dict[str, int] = {}
-        for index, (namespace, local, header) in enumerate(self.resolvedHeaders()):
+        resolved = self.resolvedHeaders()
+        if typed:
+            for _, local, _ in islice(resolved, typed):
+                counts[local] = counts.get(local, 0) + 1
+        for namespace, local, header in resolved:
             if namespace != CPIM_NAMESPACE or local not in CORE_HEADERS:
                 continue
             counts[local] = counts.get(local, 0) + 1
-            if index < typed:
-                continue
             if local in ("From", "To", "cc"):
                 CPIMAddress.parse(header.value)
             elif local == "DateTime":

@@ -198,9 +198,12 @@ class MSRPURI:
                 raise MSRPURIError("invalid IPv6 address", text) from None
         if _IPV4_LIKE_RE.match(host):
             try:
-                return ipaddress.IPv4Address(host).compressed
+                ipaddress.IPv4Address(host)
             except ValueError:
                 raise MSRPURIError("invalid IPv4 address", text) from None
+            # Four decimal octets without leading zeros (the only form
+            # IPv4Address accepts) are already the compressed form.
+            return host
         if not _REGNAME_RE.match(host):
             raise MSRPURIError("invalid host", text)
         return None
