@@ -587,8 +587,9 @@ NOTES = {
         "recomputed on every dict lookup of the connection's send queues); `translate.wrapText` "
         "-> `CPIMMessage.build` + `_validate` 21% (the same CPIM bytes rebuilt for each SIP "
         "copy: sender, To the room and whole-second DateTime are equal); wokkel `fromElement` "
-        "9%. Memoizing `_normalizeHost` and `wrapText` (tried in a copy of the tree, not "
-        "committed) cut the gateway's CPU per message by 30-37% and raised the ratios to 0.27 (a) "
+        "9%. Memoizing `_normalizeHost` and `wrapText` (tried then in a copy of the tree; both "
+        "are now fixed where the work arises: MSRPURI keeps its comparison key, and a room "
+        "message's CPIM body is built once for all its SIP copies, `translate.RoomCopies`) cut the gateway's CPU per message by 30-37% and raised the ratios to 0.27 (a) "
         "and 0.32 (b) in one run (see bench/README.md); the rest is per-copy parsing and MSRP "
         "work, so meeting the targets needs the 50 copies of a message handled together. Figures "
         "were taken while a fuzzing run and other benchmarks shared the CPUs: see the run-queue "
@@ -616,7 +617,7 @@ NOTES = {
         "where R_pp costs one read and one write."
     ),
     "w4": (
-        "Missed by far. Cause (cProfile): per delivery the gateway parses one stanza (R_parse's "
+        "Missed by far. Cause (cProfile, before the fixes named at the end): per delivery the gateway parses one stanza (R_parse's "
         "work) and then builds a CPIM message (`formats.cpim.CPIMMessage.build` re-parses its "
         "own From, To and DateTime in `_validate`: about 40% of the build), and sends it with "
         "`msrp.session.MSRPSession.sendMessage`, where `MSRPURI.__hash__` recomputes "
@@ -624,7 +625,7 @@ NOTES = {
         "2 dict lookups per chunk (`msrp/protocol.py` `sendStream`, `_nextStreamChunk`): about "
         "30% of the send path. The rest is the floor of this design: the stanza parse, the "
         "CPIM wrap, MSRP framing and a loopback `socket.send` (0.1-0.25 ms of CPU a call on this "
-        "VM) per 4-5 deliveries. bench/README.md lists the fixes. Since then host normalization and `wrapText` are memoized: one run on a quiet machine gave 147 µs of gateway CPU per delivery (ratio 0.04), against 175-183 µs in quiet single trials before."
+        "VM) per 4-5 deliveries. bench/README.md lists the fixes. With an interim memoization of host normalization and `wrapText`, one run on a quiet machine gave 147 µs of gateway CPU per delivery (ratio 0.04), against 175-183 µs in quiet single trials before. That memoization is now replaced by fixes where the work arises (issue 13): MSRPURI keeps its comparison key in a slot, `CPIMMessage.build` no longer parses back its typed From, To and DateTime, and a room message's CPIM body is built once for all its SIP copies (`translate.RoomCopies`). Five interleaved single runs each on a busy machine (load 3-6) gave 154-210 µs (median 194) with the fixes against 173-222 µs (median 188) with the memoization: no difference this noise can show."
     ),
     "w6": (
         "Missed. At 3,000 deliveries/s the gateway needs about one CPU, so on 2 shared CPUs it "

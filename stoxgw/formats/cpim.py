@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Iterable, Iterator, Sequence
 
 from stoxgw.formats.cpimheaders import (
@@ -196,13 +197,18 @@ class CPIMMessage:
             (C{Content-ID}).
         @raise ValueError: a value can't be written as a valid header.
         """
+        # From, To, cc and DateTime come from typed values whose canonical
+        # form is valid by construction (CPIMAddress.toHeaderValue checks
+        # the URI): made without parsing them again, and counted but not
+        # re-parsed by _validate.  The other headers carry caller text.
         headers: list[CPIMHeader] = []
         if fromAddress is not None:
-            headers.append(CPIMHeader.make("From", fromAddress.toHeaderValue()))
-        headers.extend(CPIMHeader.make("To", a.toHeaderValue()) for a in toAddresses)
-        headers.extend(CPIMHeader.make("cc", a.toHeaderValue()) for a in ccAddresses)
+            headers.append(_typedHeader("From", fromAddress.toHeaderValue()))
+        headers.extend(_typedHeader("To", a.toHeaderValue()) for a in toAddresses)
+        headers.extend(_typedHeader("cc", a.toHeaderValue()) for a in ccAddresses)
         if dateTime is not None:
-            headers.append(CPIMHeader.make("DateTime", formatDateTime(dateTime)))
+            headers.append(_typedHeader("DateTime", formatDateTime(dateTime)))
+        typed = len(headers)
         for subject in subjects:
             params = () if subject.lang is None else (("lang", subject.lang),)
             text = escapeHeaderValue(subject.text)
@@ -222,7 +228,7 @@ class CPIMMessage:
         mime.extend(MIMEHeader.make(name, value) for name, value in contentHeaders)
         message = cls(tuple(headers), tuple(mime), body, True)
         try:
-            message._validate()
+            message._validate(typed)
         except CPIMError as e:
             raise ValueError(e.reason) from None
         return message
@@ -355,16 +361,23 @@ class CPIMMessage:
                 return header.value
         return None
 
-    def _validate(self) -> None:
+    def _validate(self, typed: int = 0) -> None:
         """
         Check every core header's value, that C{From} and C{DateTime} occur at
         most once, that prefixes are declared before use, and that the
         content headers have exactly one valid C{Content-Type}.
 
+        @param typed: how many leading headers L{build} wrote from typed
+            values (valid by construction): counted, their values not
+            parsed again.
         @raise CPIMError: they don't.
         """
         counts: dict[str, int] = {}
-        for namespace, local, header in self.resolvedHeaders():
+        resolved = self.resolvedHeaders()
+        if typed:
+            for _, local, _ in islice(resolved, typed):
+                counts[local] = counts.get(local, 0) + 1
+        for namespace, local, header in resolved:
             if namespace != CPIM_NAMESPACE or local not in CORE_HEADERS:
                 continue
             counts[local] = counts.get(local, 0) + 1
@@ -420,6 +433,22 @@ class CPIMMessage:
             raise CPIMRequireError(unsupported)
 
 
+
+
+def _typedHeader(name: str, value: str) -> CPIMHeader:
+    """
+    A core header line whose value L{CPIMMessage.build} formatted from a
+    typed value (an address or a DateTime): C{Name: value} without the
+    parse L{CPIMHeader.make} does, as the value has no control character,
+    no surrounding whitespace and no parameters.
+
+    @raise ValueError: the line is too long, or not encodable (a lone
+        surrogate in a formal name).
+    """
+    line = f"{name}: {value}".encode("utf-8")
+    if len(line) > MAX_HEADER_LINE_LENGTH:
+        raise ValueError("header line too long")
+    return CPIMHeader(name, value, (), line)
 
 
 def _resolvePrefix(

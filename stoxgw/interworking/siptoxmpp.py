@@ -63,6 +63,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
+from weakref import WeakValueDictionary
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -100,6 +101,7 @@ from stoxgw.interworking.ratelimit import RateLimiter
 from stoxgw.interworking.translate import (
     ACCEPT_TYPES,
     ACCEPT_WRAPPED_TYPES,
+    RoomCopies,
 )
 from stoxgw.rooms.model import Subject
 from stoxgw.sip.msrpmedia import acceptTypesIntersection
@@ -215,6 +217,8 @@ class SIPToXMPP(RoomRequests):
     @ivar authRealm: The digest realm: a user authenticated as C{alice}
         is C{sip:alice@<realm>} (C{alice@host} names the host itself).
     @ivar invitations: Tells SIP users of MUC invitations, or L{None}.
+    @ivar roomCopies: The L{RoomCopies} of each room URI (address of
+        record), while a participant of that room holds it.
     """
 
     _log = Logger()
@@ -258,6 +262,9 @@ class SIPToXMPP(RoomRequests):
         #: RFC 7702 section 5's side.
         self.focusInvites: IChatOfferHandler | None = None
         self.participants: dict[tuple[str, str], SIPParticipant] = {}
+        self.roomCopies: WeakValueDictionary[SIPAddress, RoomCopies] = (
+            WeakValueDictionary()
+        )
         if occupants is None:
             self.occupants = OccupantService(self, clock, userDomain)
         else:
@@ -270,6 +277,18 @@ class SIPToXMPP(RoomRequests):
 
     def _participant(self, roomJID: XMPPJID, realJID: XMPPJID) -> SIPParticipant | None:
         return self.participants.get(occupantKey(roomJID, realJID))
+
+    def copiesOf(self, room: SIPAddress) -> RoomCopies:
+        """
+        The CPIM bodies of room messages shared by the SIP occupants of the
+        room whose address of record is C{room}: one L{RoomCopies} per
+        room, alive while a participant holds it (the MUC sends a room
+        message once per occupant, and every SIP copy is the same body).
+        """
+        copies = self.roomCopies.get(room)
+        if copies is None:
+            copies = self.roomCopies[room] = RoomCopies()
+        return copies
 
     # -- IChatOfferHandler ---------------------------------------------------
 

@@ -51,6 +51,7 @@ from stoxgw.interworking.translate import (
     CPIM,
     ISCOMPOSING_CONTENT_TYPE,
     Refused,
+    RoomCopies,
     chatStateForComposing,
     composingForChatState,
     now,
@@ -201,6 +202,8 @@ class SIPParticipant:
     @ivar session: The chat session, once started.
     @ivar inRoom: Whether the occupant is (still) in the room.
     @ivar linkDown: The XMPP link is lost; the occupant waits to rejoin.
+    @ivar copies: The room's shared CPIM bodies of room messages (from
+        the bridge, on the first room message), or L{None}.
     """
 
     _log = Logger()
@@ -239,6 +242,7 @@ class SIPParticipant:
         self._composingIn: dict[tuple[str, bool], ComposingState] = {}
         self._chatStatesOut: dict[str | None, _ChatStateOut] = {}
         self._graceTimer: IDelayedCall | None = None
+        self.copies: RoomCopies | None = None
 
     def __repr__(self) -> str:
         return f"<SIPParticipant {self.nick} {self.real} in {self.room}>"
@@ -357,17 +361,30 @@ class SIPParticipant:
         """
         Send a message from an occupant (or the room) to the SIP user: CPIM
         From its in-room identity, To the room (or, C{private}, the user).
+        A room message's body is the room's L{RoomCopies}: built once for
+        all the SIP occupants the MUC sends it to.
         """
         if nick is not None:
             # RFC 3994 section 3.2: a message ends the composing state.
             self._composingIn[(nick, private)] = ComposingState.IDLE
-        try:
-            payload = wrapText(
-                body,
-                self.occupantAddress(nick),
-                self.recipientAddress(private),
-                stamp if stamp is not None else now(self.bridge.clock),
+        if stamp is None:
+            stamp = now(self.bridge.clock)
+
+        def build() -> bytes:
+            return wrapText(
+                body, self.occupantAddress(nick), self.recipientAddress(private), stamp
             )
+
+        try:
+            if private:
+                payload = build()
+            else:
+                # The same body for every SIP occupant of the room: built
+                # for the first copy the MUC sends, shared by the others.
+                copies = self.copies
+                if copies is None:
+                    copies = self.copies = self.bridge.copiesOf(self.roomAddress.aor)
+                payload = copies.payload((nick, body, stamp), build)
         except ValueError as e:
             self._log.warn(
                 "Cannot wrap a message from {nick} in {roomJID}: {error}",

@@ -15,8 +15,7 @@ focus.
 from __future__ import annotations
 
 import datetime
-import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from twisted.internet.interfaces import IReactorTime
@@ -58,6 +57,7 @@ __all__ = [
     "wrap",
     "wrapText",
     "wrapComposing",
+    "RoomCopies",
     "chatStateForComposing",
     "composingForChatState",
 ]
@@ -130,7 +130,6 @@ def wrap(
     ).toBytes()
 
 
-@functools.lru_cache(maxsize=8)
 def wrapText(
     text: str,
     sender: CPIMAddress,
@@ -138,12 +137,48 @@ def wrapText(
     stamp: datetime.datetime,
 ) -> bytes:
     """
-    Text in CPIM (RFC 7702 Tables 4 and 5).  Memoized for the last few
-    messages: a room's message reaches the gateway once per SIP occupant,
-    with the same sender, room and (whole-second) time, and building the
-    CPIM body was a fifth of the gateway's time per copy in W5.
+    Text in CPIM (RFC 7702 Tables 4 and 5).
     """
     return wrap(TEXT_PLAIN, text.encode("utf-8"), sender, (recipient,), stamp)
+
+
+class RoomCopies:
+    """
+    The CPIM body of the message a room is fanning out, shared by the
+    room's SIP occupants.
+
+    A MUC sends a groupchat message once per occupant, so the gateway
+    receives one copy per SIP occupant of the room, one after the other.
+    Said to the room, the message is the same C{message/cpim} body for
+    every one of them: From the sender's in-room identity, To the room URI,
+    the same DateTime (R-207, R-216).  The first copy builds the body, the
+    others take it while their key (sender nick, text, DateTime) is the
+    last one's.  Private messages (To the user) never come here.
+
+    One instance per room, shared by its occupants' handlers; it keeps one
+    body, the last.
+    """
+
+    __slots__ = ("_key", "_payload", "__weakref__")
+
+    def __init__(self) -> None:
+        self._key: Hashable = None
+        self._payload = b""
+
+    def payload(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
+        """
+        The body of the room message C{key} names: the one built for the
+        previous copy when C{key} is equal to its key, else C{build()}
+        (which then becomes the shared body).
+
+        @param key: Everything besides the room that the body depends on.
+        @raise ValueError: What C{build} raises; nothing is kept then.
+        """
+        if key is not None and key == self._key:
+            return self._payload
+        payload = build()
+        self._key, self._payload = key, payload
+        return payload
 
 
 def wrapComposing(

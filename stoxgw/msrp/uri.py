@@ -21,10 +21,9 @@ URIs can be used directly as dictionary keys for session lookup.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 __all__ = [
@@ -90,25 +89,18 @@ def _decodeUnreserved(match: re.Match[str]) -> str:
     return match.group(0).upper()
 
 
-@functools.lru_cache(maxsize=1024)
-def _normalizeHost(host: str) -> str:
+def _normalizeName(host: str) -> str:
     """
-    Normalize a host for comparison (RFC 4975 section 6.1, rule 2).
-    Memoized (a pure function of one string, bounded): every lookup of a
-    session's send queue hashes its URI, and parsing the host as an IP
-    address each time was about a tenth of the gateway's time in W5.
+    Normalize a host name for comparison (RFC 4975 section 6.1, rule 2):
+    case-insensitive after decoding percent-encoded unreserved characters.
+    (IP addresses compare by address: see L{MSRPURI._checkHost}.)
 
-    IP addresses compare by address equivalence; names compare
-    case-insensitively after decoding percent-encoded unreserved characters.
-
-    @param host: The host as written, without IPv6 brackets.
+    @param host: A reg-name host as written.
     @return: A normalized form.
     """
-    try:
-        return ipaddress.ip_address(host).compressed
-    except ValueError:
-        pass
-    return _PCT_ANY_RE.sub(_decodeUnreserved, host).lower()
+    if "%" in host:
+        host = _PCT_ANY_RE.sub(_decodeUnreserved, host)
+    return host.lower()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -121,7 +113,10 @@ class MSRPURI:
     case-insensitively, userinfo and other URI parameters are ignored, an
     explicit port never equals an absent one, the session-id is
     case-sensitive, and hosts compare case-insensitively (IP addresses by
-    address) after percent-decoding of unreserved characters.
+    address) after percent-decoding of unreserved characters.  The
+    normalized components (L{comparisonKey}) are computed once, when the
+    URI is made and its host checked, and kept: sessions and send queues
+    are looked up by URI for every chunk.
 
     @ivar scheme: C{"msrp"} or C{"msrps"} (any case).
     @ivar host: A host name, IPv4 address, or IPv6 address without brackets.
@@ -141,10 +136,13 @@ class MSRPURI:
     transport: str = "tcp"
     userinfo: str | None = None
     parameters: tuple[tuple[str, str | None], ...] = ()
+    _key: tuple[str, str, int | None, str | None, str] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         """
-        Validate the components (R-150).
+        Validate the components (R-150) and compute the comparison key.
 
         @raise MSRPURIError: If a component is invalid.
         """
@@ -158,7 +156,8 @@ class MSRPURI:
                 raise MSRPURIError("userinfo must not contain a password", text)
             if not _USERINFO_RE.match(self.userinfo):
                 raise MSRPURIError("invalid userinfo", text)
-        numeric = self._checkHost(text)
+        normalized = self._checkHost(text)
+        numeric = normalized is not None
         if self.port is not None and not 0 <= self.port <= 65535:
             raise MSRPURIError("port out of range", text)
         if numeric and self.port is None:
@@ -172,31 +171,42 @@ class MSRPURI:
                 value is not None and not _TOKEN_RE.match(value)
             ):
                 raise MSRPURIError("invalid URI parameter", text)
+        key = (
+            self.scheme.lower(),
+            _normalizeName(self.host) if normalized is None else normalized,
+            self.port,
+            self.sessionID,
+            self.transport.lower(),
+        )
+        object.__setattr__(self, "_key", key)
 
-    def _checkHost(self, text: str) -> bool:
+    def _checkHost(self, text: str) -> str | None:
         """
         Validate the host.
 
         @param text: The serialized URI, for error messages.
-        @return: C{True} if the host is a numeric IP address.
+        @return: The address in its compressed form if the host is a
+            numeric IP address (RFC 4975 section 6.1 compares addresses by
+            equivalence), else L{None}.
         @raise MSRPURIError: If the host is invalid.
         """
         host = self.host
         if ":" in host:
             try:
-                ipaddress.IPv6Address(host)
+                return ipaddress.IPv6Address(host).compressed
             except ValueError:
                 raise MSRPURIError("invalid IPv6 address", text) from None
-            return True
         if _IPV4_LIKE_RE.match(host):
             try:
                 ipaddress.IPv4Address(host)
             except ValueError:
                 raise MSRPURIError("invalid IPv4 address", text) from None
-            return True
+            # Four decimal octets without leading zeros (the only form
+            # IPv4Address accepts) are already the compressed form.
+            return host
         if not _REGNAME_RE.match(host):
             raise MSRPURIError("invalid host", text)
-        return False
+        return None
 
     @classmethod
     def fromString(cls, text: str) -> MSRPURI:
@@ -320,30 +330,25 @@ class MSRPURI:
         self,
     ) -> tuple[str, str, int | None, str | None, str]:
         """
-        The components that RFC 4975 section 6.1 compares, normalized.
+        The components that RFC 4975 section 6.1 compares, normalized
+        (computed when the URI was made).
 
         @return: C{(scheme, host, port, sessionID, transport)}.
         """
-        return (
-            self.scheme.lower(),
-            _normalizeHost(self.host),
-            self.port,
-            self.sessionID,
-            self.transport.lower(),
-        )
+        return self._key
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MSRPURI):
             return NotImplemented
-        return self.comparisonKey() == other.comparisonKey()
+        return self._key == other._key
 
     def __ne__(self, other: object) -> bool:
         if not isinstance(other, MSRPURI):
             return NotImplemented
-        return self.comparisonKey() != other.comparisonKey()
+        return self._key != other._key
 
     def __hash__(self) -> int:
-        return hash(self.comparisonKey())
+        return hash(self._key)
 
 
 def parsePath(text: str) -> tuple[MSRPURI, ...]:

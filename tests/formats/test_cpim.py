@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -468,9 +469,9 @@ class BuildTests(SynchronousTestCase):
     L{CPIMMessage.build} writes canonical CPIM (R-169, R-170, R-172, R-173).
     """
 
-    def test_canonicalPublicMessage(self) -> None:
+    def buildPublicMessage(self) -> CPIMMessage:
         """
-        R-020, R-169, R-170, R-175: the SPEC C.1.3 message, octet for octet.
+        The SPEC C.1.3 message, built; check its octets.
         """
         message = CPIMMessage.build(
             fromAddress=CPIMAddress("sip:juliet@example.com"),
@@ -489,6 +490,13 @@ class BuildTests(SynchronousTestCase):
             b"\r\n"
             b"Who knows where Romeo is?",
         )
+        return message
+
+    def test_canonicalPublicMessage(self) -> None:
+        """
+        R-020, R-169, R-170, R-175: the SPEC C.1.3 message, octet for octet.
+        """
+        message = self.buildPublicMessage()
         self.assertEqual(CPIMMessage.parse(message.toBytes()), message)
 
     def test_gruuInsideBrackets(self) -> None:
@@ -609,6 +617,87 @@ class BuildTests(SynchronousTestCase):
         self.assertRaises(ValueError, CPIMMessage.build, contentType="text/plain\r\nX: y", body=b"")
         self.assertRaises(ValueError, CPIMMessage.build, contentType="nonsense", body=b"")
         self.assertRaises(ValueError, CPIMHeader.make, "Bad Name", "x")
+
+    def test_typedHeadersNotParsedAgain(self) -> None:
+        """
+        From, To and DateTime made from typed values are written without
+        parsing them back (neither the line nor the address or date-time
+        in it): they are valid by construction.
+        """
+        import stoxgw.formats.cpim as cpim
+
+        def parsed(*args: object) -> object:
+            raise AssertionError(f"parsed again: {args!r}")
+
+        self.patch(CPIMAddress, "parse", parsed)
+        self.patch(CPIMHeader, "parse", parsed)
+        self.patch(cpim, "_parseDateTimeHeader", parsed)
+        self.buildPublicMessage()
+
+    def test_typedHeadersAsParsed(self) -> None:
+        """
+        What the builder writes for typed values is what the parser reads
+        back, header by header, for names in every form (tokens, quoted,
+        escapes, non-ASCII) and date-times in any offset.
+        """
+        addresses = [
+            CPIMAddress("sip:a@b"),
+            CPIMAddress("sip:a@b", "Winnie the Pooh"),
+            CPIMAddress("sip:a@b", "Ren\u00e9e \u0085"),
+            CPIMAddress("sip:a@b", 'two "quoted"\nlines\\'),
+            CPIMAddress("sip:a@b", " padded  twice "),
+            CPIMAddress("sip:room@h;gr=Alice%20in%20Wonderland", "Alice in Wonderland"),
+        ]
+        stamps = [
+            datetime(1, 1, 1, tzinfo=timezone.utc),
+            datetime(2000, 12, 13, 13, 40, 0, 120000, tzinfo=timezone(timedelta(hours=-8))),
+            datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=23, minutes=59))),
+        ]
+        for address in addresses:
+            for stamp in stamps:
+                with self.subTest(address=address, stamp=stamp):
+                    message = CPIMMessage.build(
+                        fromAddress=address,
+                        toAddresses=[address, address],
+                        ccAddresses=[address],
+                        dateTime=stamp,
+                        contentType="text/plain",
+                        body=b"",
+                    )
+                    parsed = CPIMMessage.parse(message.toBytes())
+                    self.assertEqual(parsed, message)
+                    self.assertEqual(parsed.fromAddress, address)
+                    self.assertEqual(parsed.dateTime, stamp)
+
+    def test_typedHeadersStillChecked(self) -> None:
+        """
+        What typed values don't guarantee is still refused: a line over
+        the limit, a formal name that is not text, a second From or
+        DateTime among the caller's extension headers, a second
+        Content-Type.
+        """
+        refused: list[dict[str, Any]] = [
+            {"fromAddress": CPIMAddress("sip:a@b", "x" * MAX_HEADER_LINE_LENGTH)},
+            {"toAddresses": [CPIMAddress("sip:a@b", "\ud800")]},
+            {
+                "fromAddress": CPIMAddress("sip:a@b"),
+                "extensionHeaders": [("From", "<sip:c@d>")],
+            },
+            {
+                "dateTime": datetime(2015, 10, 15, tzinfo=timezone.utc),
+                "extensionHeaders": [("DateTime", "2015-10-15T00:00:00Z")],
+            },
+            {"contentHeaders": [("Content-Type", "text/html")]},
+        ]
+        for arguments in refused:
+            with self.subTest(arguments=list(arguments)):
+                self.assertRaises(
+                    ValueError,
+                    CPIMMessage.build,
+                    contentType="text/plain",
+                    body=b"",
+                    **arguments,
+                )
 
 
 class DateTimeTests(SynchronousTestCase):

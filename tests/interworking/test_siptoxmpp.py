@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 from typing import Any
 
 import stoxgw.xmpp  # noqa: F401  (installs the compat names before wokkel loads)
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.words.protocols.jabber.jid import JID
@@ -31,14 +32,26 @@ from zope.interface.verify import verifyObject
 
 from stoxgw.chat.session import ChatSession, EndCause, IChatSessionHandler
 from stoxgw.formats.cpim import CPIMAddress, CPIMMessage
+from stoxgw.interworking import sipuser
+from stoxgw.interworking.addressing import (
+    parseSIPIdentity,
+    realJIDForSIPUser,
+    requestURIFromRoomJID,
+)
 from stoxgw.interworking.siptoxmpp import ISIPToXMPP, SIPParticipant, SIPToXMPP
+from stoxgw.interworking.sipuser import occupantKey
 from stoxgw.msrp.message import FailureReport
 from stoxgw.msrp.session import IncomingMessage, MSRPSendError
 from stoxgw.sip.headers import parseReasons
 from stoxgw.sip.message import SIPRequest
 from stoxgw.sip.uri import SIPURI, parseNameAddr
 from stoxgw.xmpp.component import ComponentLink
-from stoxgw.xmpp.occupant import OccupantService, OccupantState
+from stoxgw.xmpp.occupant import (
+    GroupchatMessage,
+    OccupantService,
+    OccupantState,
+    PrivateMessage,
+)
 from stoxgw.xmpp.stanzas import NS_MUC
 from tests.chat.test_session import HOST_B, Network, msrpMedia
 from tests.xmpp.test_occupant import MUC_USER, SERVER_HEADER, errorPresence, presence
@@ -1386,3 +1399,142 @@ class InviteRateTests(SynchronousTestCase):
         self.assertEqual(b.sent(), [])
         final = [r for r in b.net.responses("INVITE") if r.status >= 200][-1]
         self.assertEqual(final.status, 503)
+
+
+class _Session:
+    """
+    A started chat session that keeps what is sent on it.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def sendMessage(self, contentType: str, payload: bytes) -> Deferred[None]:
+        assert contentType == "message/cpim"
+        self.sent.append(payload)
+        return succeed(None)
+
+
+class RoomFanOutTests(SynchronousTestCase):
+    """
+    The MUC sends a room message once per occupant: the SIP occupants of
+    one room get one CPIM body, built once; private messages are built
+    per user.
+    """
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.clock.advance(1700000000)
+        self.bridge = SIPToXMPP(self.clock, USER_DOMAIN, ("rooms.example",))
+        self.builds: list[tuple[str, CPIMAddress]] = []
+        wrap = sipuser.wrapText
+
+        def counting(
+            text: str, sender: CPIMAddress, recipient: CPIMAddress, stamp: datetime.datetime
+        ) -> bytes:
+            self.builds.append((text, recipient))
+            return wrap(text, sender, recipient, stamp)
+
+        self.patch(sipuser, "wrapText", counting)
+
+    def occupants(self, room: JID, count: int) -> list[tuple[JID, _Session]]:
+        """
+        C{count} SIP users in C{room}, their chats started.
+        """
+        made = []
+        for n in range(count):
+            user = parseSIPIdentity(f"sip:user{n}@example.org").aor
+            real = JID(str(realJIDForSIPUser(user, USER_DOMAIN, "r1")))
+            participant = SIPParticipant(
+                self.bridge,
+                room,
+                real,
+                requestURIFromRoomJID(room.full()),
+                user,
+                f"user{n}",
+                True,
+            )
+            self.bridge.participants[occupantKey(room, real)] = participant
+            session = _Session()
+            participant.chatStarted(session)  # type: ignore[arg-type]
+            made.append((real, session))
+        return made
+
+    def test_roomMessageBuiltOnce(self) -> None:
+        """
+        One room message to 5 SIP occupants: one CPIM build, one body (the
+        same object) sent to all, To the room; the next message is built
+        once again.
+        """
+        occupants = self.occupants(ROOM, 5)
+        for text in ("Art thou not Romeo?", "and a Montague?"):
+            self.builds.clear()
+            for real, _ in occupants:
+                self.bridge.groupchatReceived(ROOM, real, GroupchatMessage("JuliC", text))
+            self.assertEqual(self.builds, [(text, CPIMAddress(ROOM_URI))])
+        first = occupants[0][1].sent
+        self.assertEqual(len(first), 2)
+        for _, session in occupants:
+            self.assertEqual(len(session.sent), 2)
+            for mine, theirs in zip(session.sent, first):
+                self.assertIs(mine, theirs)
+        self.assertIn(b"\r\nTo: <sip:capulet@rooms.example>\r\n", first[0])
+        self.assertIn(b'From: JuliC <sip:capulet@rooms.example;gr=JuliC>\r\n', first[0])
+
+    def test_whatMakesAnotherBody(self) -> None:
+        """
+        Another sender, another DateTime (a later second, or a history
+        stamp) or another room is another body.
+        """
+        [(real, session)] = self.occupants(ROOM, 1)
+        [(otherReal, otherSession)] = self.occupants(JID("montague@rooms.example"), 1)
+        stamp = datetime.datetime(2002, 10, 13, 23, 58, 37, tzinfo=UTC)
+        for message in (
+            GroupchatMessage("JuliC", "hi"),
+            GroupchatMessage("Nurse", "hi"),
+            GroupchatMessage("Nurse", "hi", stamp=stamp),
+        ):
+            self.bridge.groupchatReceived(ROOM, real, message)
+        self.clock.advance(1)
+        self.bridge.groupchatReceived(ROOM, real, GroupchatMessage("Nurse", "hi"))
+        self.bridge.groupchatReceived(
+            JID("montague@rooms.example"), otherReal, GroupchatMessage("Nurse", "hi")
+        )
+        self.assertEqual(len(self.builds), 5)
+        self.assertEqual(len(set(session.sent)), 4)
+        [elsewhere] = otherSession.sent
+        self.assertIn(b"\r\nTo: <sip:montague@rooms.example>\r\n", elsewhere)
+
+    def test_privateMessagesPerUser(self) -> None:
+        """
+        A private message is To the user: built for each, never the room's
+        body, even with the same sender, text and time.
+        """
+        occupants = self.occupants(ROOM, 2)
+        for real, _ in occupants:
+            self.bridge.groupchatReceived(ROOM, real, GroupchatMessage("JuliC", "hi"))
+            self.bridge.privateMessageReceived(ROOM, real, PrivateMessage("JuliC", "hi"))
+        self.assertEqual(
+            self.builds,
+            [
+                ("hi", CPIMAddress(ROOM_URI)),
+                ("hi", CPIMAddress("sip:user0@example.org")),
+                ("hi", CPIMAddress("sip:user1@example.org")),
+            ],
+        )
+        for n, (_, session) in enumerate(occupants):
+            public, private = session.sent
+            self.assertIn(b"\r\nTo: <sip:capulet@rooms.example>\r\n", public)
+            self.assertIn(f"\r\nTo: <sip:user{n}@example.org>\r\n".encode(), private)
+
+    def test_sharedWhileInUse(self) -> None:
+        """
+        A room's shared body lives as long as a participant of the room
+        does.
+        """
+        [(real, _)] = self.occupants(ROOM, 1)
+        self.bridge.groupchatReceived(ROOM, real, GroupchatMessage("JuliC", "hi"))
+        self.assertEqual(len(self.bridge.roomCopies), 1)
+        self.bridge.participants.clear()
+        gc.collect()
+        self.assertEqual(len(self.bridge.roomCopies), 0)

@@ -5,6 +5,11 @@ Tests for L{stoxgw.msrp.uri}.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import ipaddress
+import pickle
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from stoxgw.msrp.uri import MSRPURI, MSRPURIError, parsePath, serializePath
@@ -248,3 +253,69 @@ class ComparisonTests(SynchronousTestCase):
         A URI never equals a string.
         """
         self.assertNotEqual(MSRPURI.fromString(self.BASE), self.BASE)
+
+    def test_hostSpellings(self) -> None:
+        """
+        Spellings of one host are one key: names in any case and with
+        unreserved characters escaped, IPv6 addresses in any of their
+        forms (zeros, case, an embedded IPv4 address), IPv4 addresses;
+        other hosts, and a name that looks like an address, are not.
+        """
+        groups = [
+            ("Host.Example.COM", "host.example.com", "h%6Fst.example.com", "HOST.EX%61MPLE.com"),
+            (
+                "[2001:db8::1]",
+                "[2001:DB8::1]",
+                "[2001:0db8:0000:0000:0000:0000:0000:0001]",
+                "[2001:db8:0:0::0:1]",
+            ),
+            ("[::ffff:192.0.2.1]", "[::FFFF:C000:201]", "[0:0:0:0:0:ffff:192.0.2.1]"),
+            ("192.0.2.1",),
+            ("[2001:db8::2]",),
+            ("example.org",),
+        ]
+        keys = []
+        for group in groups:
+            uris = [MSRPURI.fromString(f"msrp://{host}:7/s;tcp") for host in group]
+            for uri in uris[1:]:
+                with self.subTest(host=uri.host):
+                    self.assertEqual(uri, uris[0])
+                    self.assertEqual(hash(uri), hash(uris[0]))
+            keys.append(uris[0])
+        self.assertEqual(len(set(keys)), len(groups))
+
+    def test_keyComputedOnce(self) -> None:
+        """
+        Hashing and comparing a URI normalize nothing: the comparison key
+        was computed when the URI was made (a session's URI is hashed for
+        every chunk it sends).  The host is one no other test uses, so no
+        process-wide memo can have seen it.
+        """
+        first = MSRPURI.fromString("msrp://[2001:db8::7e57:1]:7/once;tcp")
+        second = MSRPURI.fromString("msrp://[2001:DB8:0::7E57:1]:7/once;tcp")
+        calls: list[object] = []
+
+        def counting(address: object) -> object:
+            calls.append(address)
+            raise AssertionError("host parsed again")
+
+        self.patch(ipaddress, "ip_address", counting)
+        self.patch(ipaddress, "IPv6Address", counting)
+        self.assertEqual(first, second)
+        self.assertEqual(hash(first), hash(second))
+        self.assertEqual({first: 1}.get(second), 1)
+        self.assertEqual(calls, [])
+
+    def test_keyFollowsCopies(self) -> None:
+        """
+        A copy made by L{dataclasses.replace} gets the key of its own
+        components; pickled and copied URIs keep theirs.
+        """
+        uri = MSRPURI.fromString(self.BASE)
+        moved = dataclasses.replace(uri, host="OTHER.example.com")
+        self.assertEqual(moved, MSRPURI.fromString("msrp://other.example.com:8493/asfd34;tcp"))
+        self.assertNotEqual(moved, uri)
+        for clone in (copy.copy(uri), copy.deepcopy(uri), pickle.loads(pickle.dumps(uri))):
+            self.assertEqual(clone, uri)
+            self.assertEqual(hash(clone), hash(uri))
+        self.assertNotIn("_key", repr(uri))
