@@ -206,6 +206,29 @@ class SocketFlowTests(LinkTestCase):
         self.assertLess(data.index(b"id='1000'"), data.index(b"id='1001'"))
         self.assertLess(data.index(b"id='1001'"), data.index(b"id='1002'"))
 
+    def test_largeReleaseInOrder(self) -> None:
+        """
+        Releasing 500 KB of held stanzas to a server that reads again
+        pauses the producer many times; each pause writes to the socket,
+        which takes it, so the release goes on to the end, in order.
+        """
+        self.manager.queueSize = 500
+        transport = self.connect(room=128 << 10)
+        sent = 0
+        while not self.manager.congested and sent < 1000:
+            self.manager.send(message(sent))
+            sent += 1
+        for n in range(500):
+            self.manager.send(message(1000 + n))
+        transport.room = 4 << 20
+        transport.serverReads()
+        transport.endTurn()
+        self.assertFalse(self.manager.congested)
+        self.assertEqual(self.manager._held, [])
+        data = bytes(transport.received)
+        ids = [data.index(b"<message id='%d'" % n) for n in range(1000, 1500)]
+        self.assertEqual(ids, sorted(ids))
+
 
 class ComponentFlowTests(LinkTestCase):
     """
