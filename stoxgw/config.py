@@ -430,9 +430,10 @@ SCHEMA: tuple[Key, ...] = (
         "write_timeout",
         _seconds(0, 3600),
         "60",
-        "Seconds the XMPP server may leave more than 64 KiB of the gateway's "
-        "output unread; meanwhile stanzas wait in the queue (queue_size), and "
-        "beyond it the link is dropped and made again. 0: no limit.",
+        "Seconds the XMPP server may leave the gateway's output unread once the "
+        "socket to it is full (and more than 64 KiB wait in the gateway); "
+        "meanwhile stanzas wait in the queue (queue_size), and beyond it the "
+        "link is dropped and made again. 0: no limit.",
     ),
     # [rooms]
     Key(

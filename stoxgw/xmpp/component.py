@@ -17,14 +17,23 @@ stanza's sender with an error (nothing is dropped in silence).
 
 An XMPP server that does not read (issue 11; C{docs/limits.md}): the stream
 manager is the streaming producer of the link's transport, so Twisted tells
-it when more than 64 KiB wait for the server.  From then on stanzas wait in
-the same bounded queue as while the link is down (and L{LinkDown} is raised
-once it is full) instead of piling up in the transport; they go out, in
-order, when the server has read.  Pausing the reading of the stream would
-not help, since what the gateway sends the server comes mostly from the SIP
-side.  If the server reads nothing for C{writeTimeout} seconds it is taken
-for hung: the connection is aborted (dropping what waited in the transport)
-and made again, the queued stanzas going out on the new stream.
+it when more than 64 KiB wait in the transport.  That alone does not mean
+the server is not reading: Twisted's TCP transport only writes to its socket
+between reactor turns, so any turn that writes more than 64 KiB (a burst of
+SIP messages read from many connections at once) pauses its producer.  The
+stream manager therefore asks the transport to write at once
+(C{IWriteDescriptor.doWrite}, what the reactor would do at the end of the
+turn); if the socket takes it all, Twisted resumes the producer at once and
+the burst goes on.  Only when the socket is full (the kernel buffers hold
+what the server has not read) is the link congested: from then on stanzas
+wait in the same bounded queue as while the link is down (and L{LinkDown}
+is raised once it is full) instead of piling up in the transport; they go
+out, in order, when the server has read.  Pausing the reading of the stream
+would not help, since what the gateway sends the server comes mostly from
+the SIP side.  If the server reads nothing for C{writeTimeout} seconds
+after the socket filled, it is taken for hung: the connection is aborted
+(dropping what waited in the transport) and made again, the queued stanzas
+going out on the new stream.
 """
 
 from __future__ import annotations
@@ -38,7 +47,12 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.interfaces import IPushProducer, IReactorTCP, IReactorTime
+from twisted.internet.interfaces import (
+    IPushProducer,
+    IReactorTCP,
+    IReactorTime,
+    IWriteDescriptor,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error, xmlstream
@@ -75,7 +89,7 @@ class _LinkFlow:
     """
     The streaming producer registered on one component connection's
     transport: tells its stream manager when Twisted's write buffer is full
-    (the XMPP server does not read) and when it has drained.
+    and when it has drained.
     """
 
     def __init__(self, manager: BoundedStreamManager, stream: Any) -> None:
@@ -83,10 +97,10 @@ class _LinkFlow:
         self.stream = stream
 
     def pauseProducing(self) -> None:
-        self.manager._congested(self.stream, True)
+        self.manager._paused(self.stream)
 
     def resumeProducing(self) -> None:
-        self.manager._congested(self.stream, False)
+        self.manager._resumed(self.stream)
 
     def stopProducing(self) -> None:
         pass
@@ -102,7 +116,9 @@ class BoundedStreamManager(StreamManager):
         server does not read.
     @ivar writeTimeout: seconds the server may read nothing while output
         waits for it before the connection is aborted, or L{None}.
-    @ivar congested: whether output waits for a server that does not read.
+    @ivar congested: whether output waits for a server that does not read:
+        Twisted paused the link's producer and the socket did not take what
+        was buffered.
     """
 
     _log = Logger()
@@ -121,6 +137,11 @@ class BoundedStreamManager(StreamManager):
         self.peer = "?"
         self._held: list[Any] = []
         self._stall: Any = None
+        # Twisted paused the producer and has not resumed it.
+        self._pausedByTransport = False
+        # Inside a write asked for by _paused, or a release of held stanzas.
+        self._flushing = False
+        self._releasing = False
 
     def send(self, obj: Any) -> None:
         """
@@ -147,6 +168,7 @@ class BoundedStreamManager(StreamManager):
         transport, so that Twisted says when the server stops reading.
         """
         self.congested = False
+        self._pausedByTransport = False
         transport = getattr(xs, "transport", None)
         register = getattr(transport, "registerProducer", None)
         if register is not None:
@@ -165,32 +187,65 @@ class BoundedStreamManager(StreamManager):
         """
         self._stopStallTimer()
         self.congested = False
+        self._pausedByTransport = False
         held, self._held = self._held, []
         self._packetQueue[:0] = held
         super()._disconnected(reason)
 
-    def _congested(self, stream: Any, congested: bool) -> None:
+    def _paused(self, stream: Any) -> None:
         """
-        Twisted paused or resumed the producer of C{stream}'s transport.
+        Twisted paused the producer of C{stream}'s transport: more than its
+        C{bufferSize} waits there.  Ask the transport to write now; if the
+        socket takes it all, Twisted resumes the producer from within that
+        write and the link is not congested.
         """
         if stream is not self.xmlstream:
             return
-        if congested:
-            if not self.congested:
-                self.congested = True
-                self._log.debug(
-                    "XMPP server {peer} does not read: stanzas are held", peer=self.peer
-                )
-                if self.writeTimeout is not None and self._stall is None:
-                    self._stall = self._reactor.callLater(
-                        self.writeTimeout, self._stalled
-                    )
+        self._pausedByTransport = True
+        if self.congested or self._flushing:
             return
+        transport = getattr(stream, "transport", None)
+        if IWriteDescriptor.providedBy(transport) and not getattr(
+            transport, "disconnecting", False
+        ):
+            self._flushing = True
+            try:
+                # What doWrite returns (a lost connection) the reactor sees
+                # again on its own next doWrite, and handles.
+                transport.doWrite()
+            except Exception:
+                self._log.failure("Writing to XMPP server {peer}", peer=self.peer)
+            finally:
+                self._flushing = False
+        if not self._pausedByTransport or stream is not self.xmlstream:
+            return
+        self.congested = True
+        self._log.debug(
+            "XMPP server {peer} does not read: stanzas are held", peer=self.peer
+        )
+        if self.writeTimeout is not None and self._stall is None:
+            self._stall = self._reactor.callLater(self.writeTimeout, self._stalled)
+
+    def _resumed(self, stream: Any) -> None:
+        """
+        Twisted resumed the producer of C{stream}'s transport: everything
+        buffered was written.  The held stanzas go out, in order, until
+        the server stops reading again.
+        """
+        if stream is not self.xmlstream:
+            return
+        self._pausedByTransport = False
         self.congested = False
         self._stopStallTimer()
-        held = self._held
-        while held and not self.congested and self._initialized:
-            self.xmlstream.send(held.pop(0))
+        if self._releasing or self._flushing:
+            return
+        self._releasing = True
+        try:
+            held = self._held
+            while held and not self.congested and self._initialized:
+                self.xmlstream.send(held.pop(0))
+        finally:
+            self._releasing = False
 
     def _stopStallTimer(self) -> None:
         stall, self._stall = self._stall, None
