@@ -132,24 +132,6 @@ def releasePorts(ports: Iterable[int]) -> None:
         _handedOut.difference_update(ports)
 
 
-def waitForPort(port: int, timeout: float = 15.0, process: subprocess.Popen[bytes] | None = None) -> None:
-    """
-    Wait until something accepts TCP connections on 127.0.0.1:C{port}.
-
-    @raise RuntimeError: not within C{timeout} seconds, or C{process} exited.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"peer exited with status {process.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
-
-
 def _accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
