@@ -44,7 +44,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from tests.interop.peers import PeerUnavailable, freePort, waitForPort
+from tests.interop.peers import ChosenPort, PeerUnavailable, ServerPeer
 
 #: The control script of the Debian package.
 EJABBERDCTL = "/usr/sbin/ejabberdctl"
@@ -53,10 +53,15 @@ EJABBERDCTL = "/usr/sbin/ejabberdctl"
 EJABBERD_USER = "ejabberd"
 
 
-class Ejabberd:
+class Ejabberd(ServerPeer):
     """
     An ejabberd server with C{mod_muc} on C{muc.<domain>} and the gateway's
     component domains on an C{ejabberd_service} listener.
+
+    The ports (and the node name, which names the distribution port) are
+    chosen by L{start}, anew for each attempt (L{ServerPeer.start}); an
+    attempt after a failed one starts from an empty spool, since Mnesia's
+    schema is tied to the node name.
 
     @ivar domain: the users' domain (C{xmpp.test}).
     @ivar mucDomain: the MUC service (C{muc.xmpp.test}).
@@ -65,6 +70,11 @@ class Ejabberd:
     @ivar componentPort: XEP-0114 port.
     @ivar distPort: the Erlang distribution port (no epmd).
     """
+
+    name = "ejabberd"
+    c2sPort = ChosenPort("tcp")
+    componentPort = ChosenPort("tcp")
+    distPort = ChosenPort("tcp")
 
     def __init__(
         self,
@@ -81,23 +91,49 @@ class Ejabberd:
             raise PeerUnavailable("the ejabberd system user does not exist") from None
         if os.geteuid() != 0:
             raise PeerUnavailable("ejabberdctl switches to user ejabberd: run as root")
+        super().__init__()
         self._uid, self._gid = account.pw_uid, account.pw_gid
         self.domain = domain
         self.mucDomain = f"muc.{domain}"
         self.components = tuple(components)
         self.secret = secret
         self.directory = os.path.abspath(directory or tempfile.mkdtemp(prefix="stoxgw-ejabberd-"))
-        self.c2sPort = freePort()
-        self.componentPort = freePort()
-        self.distPort = freePort()
-        self.node = f"stoxgw{self.distPort}@localhost"
         self.configPath = os.path.join(self.directory, "ejabberd.yml")
         self.ctlConfigPath = os.path.join(self.directory, "ejabberdctl.cfg")
         self.spool = os.path.join(self.directory, "spool")
         self.logs = os.path.join(self.directory, "logs")
         self.pidPath = os.path.join(self.directory, "ejabberd.pid")
-        self.process: subprocess.Popen[bytes] | None = None
-        self._writeConfig()
+
+    @property
+    def node(self) -> str:
+        """
+        The Erlang node name (named after L{distPort}: unique per instance).
+        """
+        return f"stoxgw{self.distPort}@localhost"
+
+    def listeningPorts(self) -> list[int]:
+        return [self.c2sPort, self.componentPort]
+
+    def logFiles(self) -> list[str]:
+        return [
+            os.path.join(self.logs, "ejabberd.log"),
+            os.path.join(self.logs, "error.log"),
+            os.path.join(self.directory, "stdout.log"),
+        ]
+
+    def _freshAttempt(self) -> None:
+        shutil.rmtree(self.spool, ignore_errors=True)
+        try:
+            os.unlink(self.pidPath)
+        except OSError:
+            pass
+
+    def _ownPids(self) -> set[int]:
+        pids = super()._ownPids()
+        vmPid = self._vmPid()
+        if vmPid is not None:
+            pids.add(vmPid)
+        return pids
 
     def _writeConfig(self) -> None:
         os.makedirs(self.directory, exist_ok=True)
@@ -215,18 +251,15 @@ modules:
     def start(self, timeout: float = 30.0) -> None:
         """
         Start ejabberd in the foreground and wait until its client and
-        component ports listen.
+        component ports listen (L{ServerPeer.start}).
         """
+        super().start(timeout)
+
+    def _launch(self) -> subprocess.Popen[bytes]:
         with open(os.path.join(self.directory, "stdout.log"), "ab") as out:
-            self.process = self._run(
+            return self._run(
                 ["foreground"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        try:
-            waitForPort(self.c2sPort, timeout, self.process)
-            waitForPort(self.componentPort, timeout, self.process)
-        except BaseException:
-            self.stop()
-            raise
 
     def register(self, user: str, password: str, timeout: float = 30.0) -> None:
         """
@@ -335,21 +368,3 @@ modules:
         except ProcessLookupError:
             return False
         return True
-
-    def log(self) -> str:
-        """
-        @return: what ejabberd logged so far.
-        """
-        text = []
-        for name in ("ejabberd.log", "error.log"):
-            try:
-                with open(os.path.join(self.logs, name), errors="replace") as f:
-                    text.append(f.read())
-            except OSError:
-                pass
-        try:
-            with open(os.path.join(self.directory, "stdout.log"), errors="replace") as f:
-                text.append(f.read())
-        except OSError:
-            pass
-        return "\n".join(text)

@@ -200,7 +200,6 @@ import collections
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -1268,17 +1267,17 @@ class Focus:
 
     def _listenSIP(self, port: int) -> SIPTransport:
         """
-        One SIP transport listening on UDP and TCP on the same port (a free
-        one for 0).
+        One SIP transport listening on UDP and TCP on the same port (for 0:
+        TCP on a port the kernel picks, read back, then UDP on it; again
+        if that UDP port is taken).
         """
         from twisted.internet.error import CannotListenError
 
         for _ in range(50):
-            chosen = port or _freeUDPAndTCPPort()
             transport = SIPTransport(self.reactor, "127.0.0.1")
             try:
+                chosen = transport.listenTCP(port).getHost().port
                 transport.listenUDP(chosen)
-                transport.listenTCP(chosen)
             except CannotListenError:
                 transport.stopListening()
                 if port:
@@ -1580,23 +1579,6 @@ def _dialOutFailed(reason: Failure) -> None:
     participant; anything else is a bug.
     """
     reason.trap(ChatSessionError)  # type: ignore[no-untyped-call]
-
-
-def _freeUDPAndTCPPort() -> int:
-    """
-    A port on 127.0.0.1 free for UDP and TCP right now.
-    """
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            try:
-                u.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no port free for both UDP and TCP")
 
 
 # ---------------------------------------------------------------------------

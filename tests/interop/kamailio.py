@@ -48,26 +48,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 
-from tests.interop.peers import PeerUnavailable, freePort, waitForPort
+from tests.interop.peers import ChosenPort, PeerUnavailable, ServerPeer, freeUDPPort
 
 __all__ = ["KamailioMSRPRelay", "KamailioProcess", "freeUDPPort"]
 
 #: Where Debian installs Kamailio's modules.
 MODULE_PATH = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
-
-
-def freeUDPPort() -> int:
-    """
-    @return: a UDP port on 127.0.0.1 nothing is bound to right now.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _quote(text: str) -> str:
@@ -83,14 +72,16 @@ def _quote(text: str) -> str:
     return f'"{text}"'
 
 
-class KamailioProcess:
+class KamailioProcess(ServerPeer):
     """
     One Kamailio process in the foreground, with its configuration, run
     directory, PID file and log in a directory of its own; what the relay
-    and proxy runners share.  Subclasses write L{configPath} and say which
-    TCP port means "up" (L{listeningPort}).
+    and proxy runners share.  Subclasses say which ports L{start} chooses
+    (L{ServerPeer.portKinds}), write L{configPath} and say which TCP port
+    means "up" (L{listeningPort}).
     """
 
+    name = "kamailio"
     program = "kamailio"
 
     def __init__(self, directory: str | None, prefix: str, modules: tuple[str, ...]) -> None:
@@ -100,6 +91,7 @@ class KamailioProcess:
         for module in modules:
             if not os.path.exists(os.path.join(MODULE_PATH, module)):
                 raise PeerUnavailable(f"kamailio module {module} missing in {MODULE_PATH}")
+        super().__init__()
         self.executable = executable
         self.directory = os.path.abspath(directory or tempfile.mkdtemp(prefix=prefix))
         os.makedirs(self.directory, exist_ok=True)
@@ -108,7 +100,6 @@ class KamailioProcess:
         self.configPath = os.path.join(self.directory, "kamailio.cfg")
         self.pidPath = os.path.join(self.directory, "kamailio.pid")
         self.logPath = os.path.join(self.directory, "kamailio.log")
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def listeningPort(self) -> int:
@@ -134,37 +125,34 @@ class KamailioProcess:
                 + result.stderr.decode("utf-8", "replace")
             )
 
-    def start(self, timeout: float = 15.0) -> None:
-        """
-        Start Kamailio and wait until L{listeningPort} listens.
+    def listeningPorts(self) -> list[int]:
+        return [self.listeningPort]
 
-        @raise RuntimeError: If it exits or does not listen within
-            C{timeout} seconds (its log is in the message).
-        """
-        self.process = subprocess.Popen(
-            [
-                self.executable,
-                "-f",
-                self.configPath,
-                "-DD",
-                "-E",
-                "-Y",
-                self.runDirectory,
-                "-P",
-                self.pidPath,
-            ],
-            stdout=open(self.logPath, "ab"),
-            stderr=subprocess.STDOUT,
-            cwd=self.directory,
-            # Its own process group, so that a hung Kamailio and its workers
-            # can be killed together without touching anything else.
-            start_new_session=True,
-        )
-        try:
-            waitForPort(self.listeningPort, timeout, self.process)
-        except RuntimeError as e:
-            self.stop()
-            raise RuntimeError(f"{e}\n{self.log()}") from None
+    def logFiles(self) -> list[str]:
+        return [self.logPath]
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        with open(self.logPath, "ab") as out:
+            return subprocess.Popen(
+                [
+                    self.executable,
+                    "-f",
+                    self.configPath,
+                    "-DD",
+                    "-E",
+                    "-Y",
+                    self.runDirectory,
+                    "-P",
+                    self.pidPath,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                # Its own process group, so that a hung Kamailio and its
+                # workers can be killed together without touching anything
+                # else.
+                start_new_session=True,
+            )
 
     def stop(self, timeout: float = 10.0) -> None:
         """
@@ -189,23 +177,13 @@ class KamailioProcess:
                 pass
             process.wait(timeout)
 
-    def log(self) -> str:
-        """
-        @return: What Kamailio logged so far.
-        """
-        try:
-            with open(self.logPath, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
 
 class KamailioMSRPRelay(KamailioProcess):
     """
     One Kamailio process acting as an MSRP relay on 127.0.0.1 over plain TCP.
 
-    @ivar msrpPort: The MSRP TCP port.
-    @ivar sipPort: The SIP UDP port (Kamailio needs a SIP socket; it answers
+    @ivar msrpPort: The MSRP TCP port (after L{start}).
+    @ivar sipPort: The SIP UDP port (after L{start}) (Kamailio needs a SIP socket; it answers
         every SIP request with 403).
     @ivar realm: The digest realm of the challenges.
     @ivar users: Accepted C{username -> password} pairs; empty means AUTH is
@@ -215,6 +193,9 @@ class KamailioMSRPRelay(KamailioProcess):
     @ivar minExpires: The module's C{auth_min_expires}.
     @ivar maxExpires: The module's C{auth_max_expires}.
     """
+
+    msrpPort = ChosenPort("tcp")
+    sipPort = ChosenPort("udp")
 
     def __init__(
         self,
@@ -235,9 +216,6 @@ class KamailioMSRPRelay(KamailioProcess):
         self.algorithm = algorithm
         self.minExpires = minExpires
         self.maxExpires = maxExpires
-        self.msrpPort = freePort()
-        self.sipPort = freeUDPPort()
-        self._writeConfig()
 
     @property
     def relayURI(self) -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 
 from tests.interop.kamailio import MODULE_PATH, KamailioProcess
-from tests.interop.peers import freeUDPAndTCPPort
+from tests.interop.peers import ChosenPort
 
 __all__ = ["KamailioProxy"]
 
@@ -38,8 +38,10 @@ class KamailioProxy(KamailioProcess):
     """
     A record-routing proxy on 127.0.0.1, UDP and TCP on the same port.
 
-    @ivar port: The SIP port (UDP and TCP).
+    @ivar port: The SIP port (UDP and TCP), chosen by L{start}.
     """
+
+    port = ChosenPort("both")
 
     def __init__(self, directory: str | None = None) -> None:
         super().__init__(
@@ -47,8 +49,6 @@ class KamailioProxy(KamailioProcess):
             "stoxgw-kamailio-proxy-",
             ("tm.so", "rr.so", "sl.so", "maxfwd.so", "siputils.so", "textops.so"),
         )
-        self.port = freeUDPAndTCPPort()
-        self._writeConfig()
 
     def _writeConfig(self) -> None:
         config = f"""\

@@ -302,7 +302,8 @@ class GatewayHarness:
     @ivar initiator: The SIP user's L{ChatInitiator}.
     @ivar userAgent: The SIP user's L{SIPUserAgent}.
     @ivar sipRequests: The L{RequestRecorder} of the SIP user's transport.
-    @ivar userPort: The SIP user's TCP port.
+    @ivar userPort: The SIP user's TCP port (bound before the gateway
+        starts, so L{gatewaySIPOptions} can name it).
     @ivar gatewayOptions: Further C{[gateway]} configuration keys.
     @ivar watcherClass: The slixmpp user class of L{xmppUser}.
     """
@@ -350,7 +351,11 @@ class GatewayHarness:
 
         self.sipPort = freeUDPAndTCPPort()
         self.msrpPort = freePort()
-        self.userPort = freePort()
+        # The SIP user's transport binds port 0 itself: no other process
+        # can take its port between choosing and binding it.
+        transport = SIPTransport(reactor, "127.0.0.1")  # type: ignore[arg-type]
+        self.userPort = transport.listenTCP(0).getHost().port
+        self.addCleanup(transport.stopListening)  # type: ignore[attr-defined]
         directory = os.path.abspath(self.mktemp())  # type: ignore[attr-defined]
         os.makedirs(directory)
         path = os.path.join(directory, "stoxgw.conf")
@@ -371,9 +376,6 @@ class GatewayHarness:
         yield until(lambda: link.up, 15, "the gateway's component link")
 
         proxy = yield self.outboundProxy()
-        transport = SIPTransport(reactor, "127.0.0.1")  # type: ignore[arg-type]
-        transport.listenTCP(self.userPort)
-        self.addCleanup(transport.stopListening)  # type: ignore[attr-defined]
         ua = SIPUserAgent(
             reactor,  # type: ignore[arg-type]
             transport,

@@ -417,11 +417,8 @@ class XMPPToSIPHarness:
         route = yield self.sipRoute()
         directory = os.path.abspath(self.mktemp())  # type: ignore[attr-defined]
         os.makedirs(directory)
+        # Never the focus's port: freeUDPAndTCPPort does not repeat.
         gatewayPort = freeUDPAndTCPPort()
-        for _ in range(10):
-            if gatewayPort != self.focusPort:
-                break
-            gatewayPort = freeUDPAndTCPPort()
         config = gatewayConfig(
             self.server,
             gatewayPort,
