@@ -38,6 +38,8 @@ import tracemalloc
 from typing import Any
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# How many allocation sites and types C{diff} names (C{STOXGW_BENCH_TOP}).
+TOP_LINES = int(os.environ.get("STOXGW_BENCH_TOP", "15"))
 sys.path.insert(0, TOP)
 
 import stoxgw.xmpp  # noqa: E402,F401
@@ -116,12 +118,14 @@ class StatsProtocol(Protocol):
                 figures["tracemalloc_growth"] = [
                     f"{d.size_diff // 1024:+} KiB {d.count_diff:+} blocks "
                     f"{d.traceback[0].filename.replace(TOP + '/', '')}:{d.traceback[0].lineno}"
-                    for d in diff[:15]
+                    for d in diff[:TOP_LINES]
                 ]
             if StatsProtocol.markedTypes is not None:
                 types = typeCounts()
                 types.subtract(StatsProtocol.markedTypes)
-                figures["type_growth"] = [f"{n:+} {name}" for name, n in types.most_common(15) if n]
+                figures["type_growth"] = [
+                    f"{n:+} {name}" for name, n in types.most_common(TOP_LINES) if n
+                ]
                 left = collections.Counter(
                     f"joined={p.joined} inRoom={p.inRoom} session={getattr(p.session, 'state', None)} "
                     f"dialog={getattr(getattr(p.session, 'dialog', None), 'state', None)} "

@@ -175,11 +175,15 @@ class Users:
 @defer.inlineCallbacks
 def w7(options: argparse.Namespace) -> Any:
     users = Users(options.sip_port, options.stats_port, options.rooms)
-    idle = yield users.settle(0)
+    yield users.settle(0)
+    # mark/diff: with the gateway's diagnostics on (bench/gatewayd.py), the
+    # loaded figures say what the sessions hold by allocation site and type.
+    idle = readStats(options.stats_port, b"mark")
     started = time.monotonic()
     sessions = yield users.enterMany(options.sessions)
     setup = time.monotonic() - started
-    loaded = yield users.settle(len(sessions))
+    yield users.settle(len(sessions))
+    loaded = readStats(options.stats_port, b"diff")
     for session in sessions:
         session.end()
     after = yield users.settle(0)
