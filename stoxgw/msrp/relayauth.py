@@ -228,32 +228,24 @@ class RelayAuthenticator:
         ]
         if challenge.qop is None:
             self._cnonce = self._nc = None
-            response = digestResponse(
-                challenge.algorithm,
-                self._username,
-                challenge.realm,
-                self._password,
-                MSRPMethod.AUTH.value,
-                uri,
-                challenge.nonce,
-            )
         else:
             count = self._nonceCounts.get(challenge.nonce, 0) + 1
             self._nonceCounts = {challenge.nonce: count}
             self._nc = f"{count:08x}"
             self._cnonce = self._cnonceFactory()
-            response = digestResponse(
-                challenge.algorithm,
-                self._username,
-                challenge.realm,
-                self._password,
-                MSRPMethod.AUTH.value,
-                uri,
-                challenge.nonce,
-                self._nc,
-                self._cnonce,
-                challenge.qop,
-            )
+        # Without qop, nc, cnonce and qop are all None: the RFC 2069 form.
+        response = digestResponse(
+            challenge.algorithm,
+            self._username,
+            challenge.realm,
+            self._password,
+            MSRPMethod.AUTH.value,
+            uri,
+            challenge.nonce,
+            self._nc,
+            self._cnonce,
+            challenge.qop,
+        )
         parts.append(f"response={_quoted(response)}")
         if challenge.algorithmGiven:
             parts.append(f"algorithm={challenge.algorithm.value}")
