@@ -147,6 +147,17 @@ class OccupantInbound(XMPPHandler):
     # -- presence ---------------------------------------------------------
 
     def _addressing(self, element: domish.Element) -> tuple[jid.JID, jid.JID] | None:
+        """
+        The sender and recipient of an inbound stanza that no other handler
+        has taken and that is addressed to our domain.
+
+        @param element: The stanza.
+        @return: C{(sender, recipient)}, or L{None} when the stanza is
+            already handled, lacks or has a malformed C{from} or C{to}, or is
+            addressed to another domain.
+        """
+        if isHandled(element):
+            return None
         try:
             sender = jid.internJID(element["from"])
             recipient = jid.internJID(element["to"])
@@ -157,8 +168,6 @@ class OccupantInbound(XMPPHandler):
         return sender, recipient
 
     def _onPresence(self, element: domish.Element) -> None:
-        if isHandled(element):
-            return
         addressing = self._addressing(element)
         if addressing is None:
             return
@@ -389,8 +398,6 @@ class OccupantInbound(XMPPHandler):
     # -- messages ---------------------------------------------------------
 
     def _onMessage(self, element: domish.Element) -> None:
-        if isHandled(element):
-            return
         addressing = self._addressing(element)
         if addressing is None:
             return
@@ -548,8 +555,6 @@ class OccupantInbound(XMPPHandler):
     # -- IQs to our users' real JIDs (XEP-0410, XEP-0030) ----------------------
 
     def _onIQGet(self, iq: domish.Element) -> None:
-        if isHandled(iq):
-            return
         addressing = self._addressing(iq)
         if addressing is None:
             return
