@@ -23,6 +23,7 @@ Use L{discoHandlers} to get the handlers for one link.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.logger import Logger
@@ -350,19 +351,56 @@ class RoomDisco(XMPPHandler):
     def getDiscoInfo(
         self, requestor: JID, target: JID, nodeIdentifier: str = ""
     ) -> list[Any]:
+        forService, forRoom = self._serviceInfo, self._roomInfo
+        return self._answer(requestor, target, nodeIdentifier, forService, forRoom)
+
+    def getDiscoItems(
+        self, requestor: JID, target: JID, nodeIdentifier: str = ""
+    ) -> list[Any]:
+        forService, forRoom = self._serviceItems, self._roomItems
+        return self._answer(requestor, target, nodeIdentifier, forService, forRoom)
+
+    def _answer(
+        self,
+        requestor: JID,
+        target: JID,
+        nodeIdentifier: str,
+        forService: Callable[[], list[Any]],
+        forRoom: Callable[[Room, JID], list[Any]],
+    ) -> list[Any]:
+        """
+        Route a disco#info or disco#items request by its target: nothing for
+        another domain or a node, the service JID, a room JID, or an occupant
+        JID (XEP-0045 section 6.6, which never gets an answer of its own).
+
+        @param requestor: The requesting entity.
+        @param target: The JID the request is addressed to.
+        @param nodeIdentifier: The requested node.
+        @param forService: The answer for the service JID.
+        @param forRoom: The answer for a room JID, given the room and target.
+        @return: The disco items or info elements.
+        @raise error.StanzaError: C{item-not-found} for an unknown room; as
+            L{_occupantJID} for an occupant JID.
+        """
         if target.host != self.service.domain or nodeIdentifier:
             return []
         if not target.user:
-            return [
-                DiscoIdentity("conference", "text", self.name),
-                DiscoFeature(NS_DISCO_INFO),
-                DiscoFeature(NS_DISCO_ITEMS),
-                DiscoFeature(NS_MUC),
-                DiscoFeature(NS_PING),
-            ]
+            return forService()
         room = self._room(target)
         if target.resource:
             self._occupantJID(requestor, target)
+        return forRoom(room, target)
+
+    def _serviceInfo(self) -> list[Any]:
+        return [
+            DiscoIdentity("conference", "text", self.name),
+            DiscoFeature(NS_DISCO_INFO),
+            DiscoFeature(NS_DISCO_ITEMS),
+            DiscoFeature(NS_MUC),
+            DiscoFeature(NS_PING),
+        ]
+
+    def _roomInfo(self, room: Room, target: JID) -> list[Any]:
         info: list[Any] = [
             DiscoIdentity("conference", "text", room.settings.name or target.user),
             DiscoFeature(NS_DISCO_INFO),
@@ -372,22 +410,16 @@ class RoomDisco(XMPPHandler):
         info.append(roomInfoForm(room))
         return info
 
-    def getDiscoItems(
-        self, requestor: JID, target: JID, nodeIdentifier: str = ""
-    ) -> list[Any]:
-        if target.host != self.service.domain or nodeIdentifier:
-            return []
-        if not target.user:
-            return [
-                DiscoItem(
-                    JID(room.address), name=room.settings.name or JID(room.address).user
-                )
-                for room in self.service.rooms
-                if room.settings.public
-            ]
-        self._room(target)
-        if target.resource:
-            self._occupantJID(requestor, target)
+    def _serviceItems(self) -> list[Any]:
+        return [
+            DiscoItem(
+                JID(room.address), name=room.settings.name or JID(room.address).user
+            )
+            for room in self.service.rooms
+            if room.settings.public
+        ]
+
+    def _roomItems(self, room: Room, target: JID) -> list[Any]:
         # XEP-0045 section 6.5: a room MAY list its occupants; SIP rooms
         # are semi-anonymous by default, so it lists none.
         return []
