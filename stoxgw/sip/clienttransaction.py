@@ -39,6 +39,9 @@ class ClientTransaction(_Transaction):
         408/503).
     """
 
+    #: The retransmission interval (timer A or E), from T1.
+    _interval = 0.0
+
     def __init__(
         self,
         layer: TransactionLayer,
@@ -53,6 +56,7 @@ class ClientTransaction(_Transaction):
         self.onResponse = onResponse
         self.finalResponse: Deferred[SIPResponse] = Deferred()
         self.flow: Flow | None = None
+        self._interval = self.timers.t1
 
     @property
     def transactionID(self) -> str:
@@ -155,19 +159,11 @@ class InviteClientTransaction(ClientTransaction):
 
     machine = "invite-client"
     initialState = TransactionState.CALLING
-
-    def __init__(
-        self,
-        layer: TransactionLayer,
-        request: SIPRequest,
-        destination: Address,
-        onResponse: ResponseCallback | None = None,
-    ) -> None:
-        super().__init__(layer, request, destination, onResponse)
-        self.cancelRequested = False
-        self.cancelTransaction: ClientTransaction | None = None
-        self._interval = self.timers.t1
-        self._ack: SIPRequest | None = None
+    cancelRequested = False
+    #: The CANCEL's own client transaction, once sent.
+    cancelTransaction: ClientTransaction | None = None
+    #: The ACK of a non-2xx final response, once built.
+    _ack: SIPRequest | None = None
 
     def _armTimers(self) -> None:
         if not self.reliable:
@@ -294,16 +290,6 @@ class NonInviteClientTransaction(ClientTransaction):
 
     machine = "non-invite-client"
     initialState = TransactionState.TRYING
-
-    def __init__(
-        self,
-        layer: TransactionLayer,
-        request: SIPRequest,
-        destination: Address,
-        onResponse: ResponseCallback | None = None,
-    ) -> None:
-        super().__init__(layer, request, destination, onResponse)
-        self._interval = self.timers.t1
 
     def _armTimers(self) -> None:
         if not self.reliable:

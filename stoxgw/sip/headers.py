@@ -26,11 +26,15 @@ from stoxgw.sip.uri import (
     SIPURIError,
     _checkHost,
     _formatParameters,
+    _hasParameter,
+    _lowerOrNone,
     _number,
     _paramValue,
     _readGenericParams,
     _readQuoted,
     _Scanner,
+    _unquotedParameter,
+    _withoutParameter,
     parseNameAddr,
     parseNameAddrList,
     unquoteString,
@@ -476,25 +480,19 @@ class Via:
         """
         The (unquoted) value of parameter C{name}, case-insensitive.
         """
-        lowered = name.lower()
-        for key, value in self.parameters:
-            if key.lower() == lowered:
-                return None if value is None else unquoteString(value)
-        return None
+        return _unquotedParameter(self.parameters, name)
 
     def hasParameter(self, name: str) -> bool:
         """
         Whether parameter C{name} (case-insensitive) is present.
         """
-        lowered = name.lower()
-        return any(key.lower() == lowered for key, _ in self.parameters)
+        return _hasParameter(self.parameters, name)
 
     def withParameter(self, name: str, value: str | None = None) -> Via:
         """
         Return a copy with parameter C{name} set (replacing any present).
         """
-        lowered = name.lower()
-        params = [(k, v) for k, v in self.parameters if k.lower() != lowered]
+        params = _withoutParameter(self.parameters, name)
         params.append((name, None if value is None else _paramValue(value)))
         return replace(self, parameters=tuple(params))
 
@@ -898,11 +896,7 @@ class MediaType:
         """
         The unquoted value of parameter C{name} (case-insensitive).
         """
-        lowered = name.lower()
-        for key, value in self.parameters:
-            if key.lower() == lowered:
-                return None if value is None else unquoteString(value)
-        return None
+        return _unquotedParameter(self.parameters, name)
 
     def serialize(self) -> str:
         """
@@ -992,10 +986,7 @@ class SubscriptionState:
         return cls(state.lower(), _parseTail(text, scanner))
 
     def _param(self, name: str) -> str | None:
-        for key, value in self.parameters:
-            if key.lower() == name:
-                return None if value is None else unquoteString(value)
-        return None
+        return _unquotedParameter(self.parameters, name)
 
     @property
     def expires(self) -> int | None:
@@ -1010,8 +1001,7 @@ class SubscriptionState:
         """
         The C{reason} parameter, lower-cased, or L{None}.
         """
-        value = self._param("reason")
-        return value.lower() if value is not None else None
+        return _lowerOrNone(self._param("reason"))
 
     @property
     def retryAfter(self) -> int | None:
@@ -1244,11 +1234,7 @@ class AuthHeader:
         """
         The unquoted value of C{name} (case-insensitive), or L{None}.
         """
-        lowered = name.lower()
-        for key, value in self.parameters:
-            if key.lower() == lowered:
-                return unquoteString(value)
-        return None
+        return _unquotedParameter(self.parameters, name)
 
     def serialize(self) -> str:
         """

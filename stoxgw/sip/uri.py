@@ -308,26 +308,20 @@ class SIPURI:
         The value of the first parameter called C{name} (case-insensitive),
         or L{None} if absent or a flag.  Use L{hasParameter} for flags.
         """
-        lowered = name.lower()
-        for key, value in self.parameters:
-            if key.lower() == lowered:
-                return value
-        return None
+        return _findParameter(self.parameters, name)
 
     def hasParameter(self, name: str) -> bool:
         """
         Whether a parameter called C{name} (case-insensitive) is present.
         """
-        lowered = name.lower()
-        return any(key.lower() == lowered for key, _ in self.parameters)
+        return _hasParameter(self.parameters, name)
 
     @property
     def transport(self) -> str | None:
         """
         The C{transport} parameter, lower-cased, or L{None}.
         """
-        value = self.parameter("transport")
-        return value.lower() if value is not None else None
+        return _lowerOrNone(self.parameter("transport"))
 
     @property
     def looseRouting(self) -> bool:
@@ -340,8 +334,7 @@ class SIPURI:
         """
         Return a copy with parameter C{name} set (replacing any present).
         """
-        lowered = name.lower()
-        params = [(k, v) for k, v in self.parameters if k.lower() != lowered]
+        params = _withoutParameter(self.parameters, name)
         params.append((name, value))
         return replace(self, parameters=tuple(params))
 
@@ -349,13 +342,7 @@ class SIPURI:
         """
         Return a copy without parameter C{name}.
         """
-        lowered = name.lower()
-        return replace(
-            self,
-            parameters=tuple(
-                (k, v) for k, v in self.parameters if k.lower() != lowered
-            ),
-        )
+        return replace(self, parameters=tuple(_withoutParameter(self.parameters, name)))
 
     def withoutHeaders(self) -> SIPURI:
         """
@@ -677,6 +664,53 @@ def _formatParameters(params: Iterable[Parameter]) -> str:
     return "".join(out)
 
 
+def _findParameter(
+    parameters: Iterable[tuple[str, str | None]], name: str
+) -> str | None:
+    """
+    The raw value of the first parameter called C{name} (case-insensitive),
+    or L{None} if absent or a flag.
+    """
+    lowered = name.lower()
+    for key, value in parameters:
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def _unquotedParameter(
+    parameters: Iterable[tuple[str, str | None]], name: str
+) -> str | None:
+    """
+    L{_findParameter}, with a quoted-string value unquoted.
+    """
+    value = _findParameter(parameters, name)
+    return None if value is None else unquoteString(value)
+
+
+def _hasParameter(parameters: Iterable[Parameter], name: str) -> bool:
+    """
+    Whether a parameter called C{name} (case-insensitive) is present.
+    """
+    lowered = name.lower()
+    return any(key.lower() == lowered for key, _ in parameters)
+
+
+def _withoutParameter(parameters: Iterable[Parameter], name: str) -> list[Parameter]:
+    """
+    The parameters other than those called C{name} (case-insensitive).
+    """
+    lowered = name.lower()
+    return [(k, v) for k, v in parameters if k.lower() != lowered]
+
+
+def _lowerOrNone(value: str | None) -> str | None:
+    """
+    C{value} lower-cased, or L{None}.
+    """
+    return value.lower() if value is not None else None
+
+
 def _paramValue(value: str) -> str:
     """
     Quote a parameter value unless it is a token or host (RFC 3261
@@ -719,26 +753,20 @@ class NameAddr:
         The unquoted value of header parameter C{name} (case-insensitive),
         or L{None} if absent or a flag (see L{hasParameter}).
         """
-        lowered = name.lower()
-        for key, value in self.parameters:
-            if key.lower() == lowered:
-                return None if value is None else unquoteString(value)
-        return None
+        return _unquotedParameter(self.parameters, name)
 
     def hasParameter(self, name: str) -> bool:
         """
         Whether header parameter C{name} (case-insensitive) is present.
         """
-        lowered = name.lower()
-        return any(key.lower() == lowered for key, _ in self.parameters)
+        return _hasParameter(self.parameters, name)
 
     def withParameter(self, name: str, value: str | None = None) -> NameAddr:
         """
         Return a copy with header parameter C{name} set (replacing any),
         quoting C{value} if it is not a token or host.
         """
-        lowered = name.lower()
-        params = [(k, v) for k, v in self.parameters if k.lower() != lowered]
+        params = _withoutParameter(self.parameters, name)
         params.append((name, None if value is None else _paramValue(value)))
         return replace(self, parameters=tuple(params))
 
@@ -746,13 +774,7 @@ class NameAddr:
         """
         Return a copy without header parameter C{name}.
         """
-        lowered = name.lower()
-        return replace(
-            self,
-            parameters=tuple(
-                (k, v) for k, v in self.parameters if k.lower() != lowered
-            ),
-        )
+        return replace(self, parameters=tuple(_withoutParameter(self.parameters, name)))
 
     @property
     def tag(self) -> str | None:
