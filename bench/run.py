@@ -562,7 +562,9 @@ NOTES = {
         "rooms): 44.5-45.0 KB with the collector tuned as twistd does ([gateway] gc_thresholds, "
         "100000), 34.3 KB with Python's default thresholds: about 10.5 KB of the miss is set-up "
         "garbage kept until a late collection, whose arenas stay in RSS; Python objects per "
-        "session are the same (about 136)."
+        "session are the same (about 136). That share is a fixed ~11 MB, not per session (3,000 "
+        "sessions: 40.3 KB tuned, 36.6 KB untuned), and the tuning is what keeps W6 free of full "
+        "collections (bench/README.md, W7)."
     ),
     "w8": (
         "What stays after a churn (object types and tracemalloc diffed in the gateway, "
