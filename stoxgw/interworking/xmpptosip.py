@@ -319,19 +319,6 @@ class XMPPToSIP:
         participant.resource = JID(realJID).resource or None
         self.participants[(roomJID, user)] = participant
         self.mirror(roomJID).legs.append(participant)
-        dialOut = self.dialOuts.pop((roomJID, user), None)
-        if dialOut is not None and dialOut.pending:
-            # The focus invited this user (RFC 4579 dial-out): its INVITE
-            # becomes the user's chat.
-            if self.rooms.getRoom(roomJID) is None:
-                self.rooms.createRoom(
-                    Room(
-                        roomJID,
-                        focus.uri(),
-                        RoomSettings(privateMessages=False, historySize=self.historySize),
-                    )
-                )
-            return self._acceptDialOut(dialOut, participant)
         if self.rooms.getRoom(roomJID) is None:
             self.rooms.createRoom(
                 Room(
@@ -340,6 +327,11 @@ class XMPPToSIP:
                     RoomSettings(privateMessages=False, historySize=self.historySize),
                 )
             )
+        dialOut = self.dialOuts.pop((roomJID, user), None)
+        if dialOut is not None and dialOut.pending:
+            # The focus invited this user (RFC 4579 dial-out): its INVITE
+            # becomes the user's chat.
+            return self._acceptDialOut(dialOut, participant)
         self._log.info(
             "XMPP user {realJID} enters {roomJID} as {nick} (focus {focus})",
             realJID=realJID,
