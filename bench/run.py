@@ -36,14 +36,18 @@ def interleave(
     runs: int, variants: dict[str, Callable[[], dict[str, Any]]]
 ) -> dict[str, list[dict[str, Any]]]:
     """
-    Run each variant C{runs} times, round-robin (variant A run 1, variant B
-    run 1, ..., variant A run 2, ...), so that drift of the machine hits
-    all of them alike.
+    Run each variant C{runs} times, round-robin, so that drift of the
+    machine hits all of them alike, and starting each round with the next
+    variant (A B, then B A, ...), so that none always runs first or last
+    in its round (with two variants, the msrp workload's "now" ran after
+    "before" in every pair).
     """
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    names = list(variants)
     for i in range(runs):
-        for name, fn in variants.items():
-            r = fn()
+        shift = i % len(names) if names else 0
+        for name in names[shift:] + names[:shift]:
+            r = variants[name]()
             print(f"  run {i + 1} {name}: " + ", ".join(
                 f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()
             ), flush=True)

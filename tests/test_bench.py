@@ -70,3 +70,28 @@ class BenchModulesTests(SynchronousTestCase):
         for n in range(1, 10):
             self.assertTrue(re.search(rf"\bW{n}\b", readme), f"W{n}")
         self.assertIn("--workloads msrp", readme)
+
+    def test_interleaveRotatesOrder(self) -> None:
+        """
+        C{run.interleave} runs the variants round-robin and starts each
+        round with the next variant, so that with two variants neither runs
+        first in every pair; each variant's results stay in run order.
+        """
+        path = os.path.join(BENCH, "run.py")
+        spec = importlib.util.spec_from_file_location("bench_run_interleave", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        calls: list[str] = []
+
+        def variant(name: str) -> object:
+            def run() -> dict[str, int]:
+                calls.append(name)
+                return {"n": calls.count(name)}
+
+            return run
+
+        results = module.interleave(3, {"before": variant("before"), "now": variant("now")})
+        self.assertEqual(calls, ["before", "now", "now", "before", "before", "now"])
+        self.assertEqual([r["n"] for r in results["now"]], [1, 2, 3])
+        self.assertEqual([r["n"] for r in results["before"]], [1, 2, 3])
