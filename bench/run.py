@@ -714,6 +714,7 @@ def main() -> int:
             outcome["markdown"] += "\n\n" + NOTES[name]
         results["workloads"][name] = outcome
         print(outcome["markdown"], flush=True)
+    os.makedirs(options.output, exist_ok=True)
     with open(os.path.join(options.output, "results.json"), "w") as f:
         json.dump(results, f, indent=1, default=str)
     report = [
