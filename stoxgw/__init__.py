@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_package -*-
+# -*- test-case-name: tests.test_layers -*-
 """
 stoxgw: a SIP/MSRP <-> XMPP groupchat gateway (RFC 7702).
 

@@ -10,8 +10,10 @@ describes.
 
 from __future__ import annotations
 
+import argparse
 import glob
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -95,3 +97,84 @@ class BenchModulesTests(SynchronousTestCase):
         self.assertEqual(calls, ["before", "now", "now", "before", "before", "now"])
         self.assertEqual([r["n"] for r in results["now"]], [1, 2, 3])
         self.assertEqual([r["n"] for r in results["before"]], [1, 2, 3])
+
+    def test_failedWorkloadReported(self) -> None:
+        """
+        C{run.runWorkloads} writes the report after each workload; one
+        that raises is reported as failed with its error, the next still
+        runs, and the exit status is 1.
+        """
+        path = os.path.join(BENCH, "run.py")
+        spec = importlib.util.spec_from_file_location("bench_run_failed", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        output = self.mktemp()
+
+        def broken(options: object) -> dict[str, object]:
+            raise RuntimeError("peer did not start")
+
+        def fine(options: object) -> dict[str, object]:
+            with open(os.path.join(output, "report.md")) as f:
+                self.assertIn("### wa: FAILED", f.read())
+            return {"markdown": "### wb\n\nfigures"}
+
+        options = argparse.Namespace(output=output)
+        info = {"date": "2026-12-06 21:00 UTC", "uname": "Linux", "cpus": 2, "python": "3.11"}
+        status = module.runWorkloads(["wa", "wb"], options, info, {"wa": broken, "wb": fine})
+        self.assertEqual(status, 1)
+        with open(os.path.join(output, "report.md")) as f:
+            report = f.read()
+        self.assertIn("### wa: FAILED", report)
+        self.assertIn("RuntimeError: peer did not start", report)
+        self.assertIn("### wb\n\nfigures", report)
+        with open(os.path.join(output, "results.json")) as f:
+            results = json.load(f)
+        self.assertEqual(results["workloads"]["wa"]["failed"], "RuntimeError: peer did not start")
+        self.assertEqual(results["machine"]["cpus"], 2)
+
+    def test_msrpVerdicts(self) -> None:
+        """
+        The msrp workload compares the trees run by run: a rate ratio
+        (higher is better) 10% lower is missed, one 2% lower is within 5%;
+        for microseconds per SEND (lower is better) 2% more is within 5%
+        and 20% more is missed.
+        """
+        import types
+
+        path = os.path.join(BENCH, "run.py")
+        spec = importlib.util.spec_from_file_location("bench_run_msrp", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        before = self.mktemp()
+        os.makedirs(os.path.join(before, "bench"))
+        module.archiveTree = lambda commit: before
+
+        def figures(tree: str, options: object) -> dict[str, float]:
+            slower = 1.0 if tree == before else 0.9
+            return {
+                "ratio_1": 0.8 * (1.0 if tree == before else 0.98),
+                "ratio_100": 0.6 * slower,
+                "cpu_us_1": 5.0, "cpu_ratio_1": 0.7,
+                "cpu_us_100": 4.0, "cpu_ratio_100": 0.6 * slower,
+                "inproc_us_1": 2.0 * (1.0 if tree == before else 1.02),
+                "inproc_us_100": 2.0 * (1.0 if tree == before else 1.2),
+            }
+
+        module._msrpRatios = figures
+        fake = types.ModuleType("w9")
+        fake.measure = lambda work=None: {"msrp_parse_reply": 1000.0 if work else 1010.0}  # type: ignore[attr-defined]
+        self.patch(sys, "modules", dict(sys.modules, w9=fake))
+        options = argparse.Namespace(runs=3, msrp_duration=1.0)
+        markdown = module.workloadMSRP(options)["markdown"]
+        rows = [line for line in markdown.splitlines() if line.startswith("| 1") and "|" in line[2:]]
+        self.assertEqual(len(rows), 6)
+        self.assertTrue(rows[0].endswith("| 0.980 | within 5% |"), rows[0])
+        self.assertTrue(rows[1].endswith("| 0.900 | MISSED: 10.0% lower |"), rows[1])
+        self.assertTrue(rows[2].endswith("| 1.000 | within 5% |"), rows[2])
+        self.assertTrue(rows[3].endswith("| 0.900 | MISSED: 10.0% lower |"), rows[3])
+        self.assertTrue(rows[4].endswith("| 0.980 | within 5% |"), rows[4])
+        self.assertTrue(rows[5].endswith("| 0.833 | MISSED: 16.7% lower |"), rows[5])
+        self.assertIn("| 100 | 4.00 (4.00-4.00) | 4.00 (4.00-4.00) | 0.60 (0.60-0.60) | 0.54 (0.54-0.54) |", markdown)
+        self.assertIn("now/before 1.010 (within 5%)", markdown)

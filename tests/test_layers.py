@@ -239,3 +239,59 @@ class PackageLayersTests(SynchronousTestCase):
         graph = importGraph(os.path.dirname(stoxgw.__file__))
         self.assertIn("stoxgw.service", graph)
         self.assertEqual(violations(graph), [])
+
+
+def missingTestModules(packageDirectory: str, top: str) -> list[str]:
+    """
+    The C{test-case-name} entries of the modules under C{packageDirectory}
+    that name no module or package under C{top}.
+    """
+    missing = []
+    for directory, _, files in os.walk(packageDirectory):
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(directory, name)
+            with open(path, encoding="utf-8") as f:
+                first = f.readline()
+            marker = "test-case-name:"
+            if marker not in first:
+                continue
+            names = first.split(marker, 1)[1].replace("-*-", "").strip()
+            for module in filter(None, (n.strip() for n in names.split(","))):
+                where = os.path.join(top, *module.split("."))
+                if not (os.path.isfile(where + ".py") or os.path.isdir(where)):
+                    missing.append(f"{os.path.relpath(path, top)}: {module}")
+    return missing
+
+
+class TestCaseNameTests(SynchronousTestCase):
+    """
+    Each module's C{test-case-name} (what C{trial --testmodule} runs for
+    it) names tests that exist.
+    """
+
+    def test_packageNamesExistingTests(self) -> None:
+        """
+        Every C{test-case-name} in C{stoxgw/} and C{bench/} resolves.
+        """
+        package = os.path.dirname(stoxgw.__file__)
+        top = os.path.dirname(package)
+        self.assertEqual(missingTestModules(package, top), [])
+        self.assertEqual(missingTestModules(os.path.join(top, "bench"), top), [])
+
+    def test_missingNamed(self) -> None:
+        """
+        A name without a module is reported with the file that has it.
+        """
+        top = self.mktemp()
+        os.makedirs(os.path.join(top, "pkg"))
+        os.makedirs(os.path.join(top, "tests"))
+        with open(os.path.join(top, "tests", "test_a.py"), "w") as f:
+            f.write("")
+        with open(os.path.join(top, "pkg", "a.py"), "w") as f:
+            f.write("# -*- test-case-name: tests.test_a,tests.test_gone -*-\n")
+        self.assertEqual(
+            missingTestModules(os.path.join(top, "pkg"), top),
+            [os.path.join("pkg", "a.py") + ": tests.test_gone"],
+        )

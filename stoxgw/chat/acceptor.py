@@ -233,6 +233,11 @@ class IncomingChat(ChatSession):
             headerParameters=[("isfocus", None)] if decision.isfocus else (),
         )
         self.dialog = invite.accept(answer.serialize(), contact=contact, handler=self)
+        # Answered: the 2xx retransmissions and the ACK are the dialog's,
+        # and only an unanswered INVITE needs rejecting at the end.  Kept,
+        # it would hold the request (24 header fields) and its transaction
+        # for the whole session (bench/README.md, W7).
+        self._invite = None
         self._log.info(
             "Chat session accepted ({callID}, {msrpSessionID}) from {peer}",
             callID=self.callID,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.interworking.test_translate -*-
+# -*- test-case-name: tests.interworking.test_siptoxmpp,tests.interworking.test_xmpptosip -*-
 """
 What both directions of RFC 7702 do to message content: unwrap and check
 the CPIM (RFC 3862) of a received SEND, wrap text or an isComposing

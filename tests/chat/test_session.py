@@ -7,6 +7,9 @@ together through a L{MemoryReactorClock} and L{StringTransport}s.
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 from collections.abc import Callable
 from typing import Any
 
@@ -485,6 +488,27 @@ class SetupTests(SynchronousTestCase):
         decision.callback(AcceptChat(net.b.handler))
         net.pump()
         self.assertReady(net, d)
+
+    def test_answeredInviteReleased(self) -> None:
+        """
+        Once the INVITE is answered the session keeps nothing of it: the
+        request and its server transaction go when the transaction ends,
+        and the session stays up (memory per idle session, bench/README.md
+        W7).
+        """
+        net = Network()
+        self.assertReady(net, net.start())
+        [offer] = net.b.offers.offers
+        invite = weakref.ref(offer.invite)
+        del offer
+        net.b.offers.offers.clear()
+        # Past the 64*T1 of the INVITE server transaction (RFC 3261 Timer
+        # L, RFC 6026) and of the ACK wait: only the session holds on.
+        net.clock.advance(33)
+        net.pump()
+        gc.collect()
+        self.assertIsNone(invite())
+        self.assertIs(net.b.handler.session.state, ChatState.READY)
 
 
 class MessageTests(SynchronousTestCase):
