@@ -529,6 +529,11 @@ class GatewayService(MultiService):
     The root of the gateway's service tree.
 
     @ivar config: the configuration it was built from.
+    @ivar ownsProcess: whether the gateway is the process (C{twistd
+        stoxgw}): then SIGHUP reopens the log file and the garbage
+        collector is tuned at start-up.  A gateway built inside another
+        program (the tests, an embedding) leaves signals and the collector
+        alone.
     @ivar logObserver: the observer for the configured log output; handed to
         twistd through the application (see L{setServiceParent}).
     """
@@ -539,14 +544,12 @@ class GatewayService(MultiService):
         self,
         config: Config,
         reactor: Any,
-        handleSignals: bool = False,
-        tuneGC: bool = False,
+        ownsProcess: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
         self.reactor = reactor
-        self.handleSignals = handleSignals
-        self.tuneGC = tuneGC
+        self.ownsProcess = ownsProcess
         self.logObserver: ILogObserver | None = None
         sip = SIPService(config, reactor)
         msrp = MSRPService(config, reactor)
@@ -575,13 +578,13 @@ class GatewayService(MultiService):
             version=__version__,
             path=self.config.path,
         )
-        if self.handleSignals:
+        if self.ownsProcess:
             signal.signal(
                 signal.SIGHUP,
                 lambda number, frame: self.reactor.callFromThread(self.reopenLogs),
             )
         super().startService()
-        if self.tuneGC:
+        if self.ownsProcess:
             self.tuneGarbageCollector()
 
     def tuneGarbageCollector(self) -> None:
@@ -676,7 +679,7 @@ def makeService(config: Config, reactor: Any = None) -> GatewayService:
     if reactor is None:
         from twisted.internet import reactor as globalReactor
 
-        return GatewayService(config, globalReactor, handleSignals=True, tuneGC=True)
+        return GatewayService(config, globalReactor, ownsProcess=True)
     return GatewayService(config, reactor)
 
 

@@ -209,15 +209,32 @@ class FakeGC:
         return 1234
 
 
+class FakeSignal:
+    """
+    The C{signal} module as far as the gateway uses it: records handlers.
+    """
+
+    SIGHUP = 1
+
+    def __init__(self) -> None:
+        self.handlers: dict[int, Any] = {}
+
+    def signal(self, number: int, handler: Any) -> None:
+        self.handlers[number] = handler
+
+
 class GarbageCollectorTests(SynchronousTestCase):
     """
     C{[gateway] gc_thresholds}: the gateway that owns its process tunes
-    the collector when it starts (docs/design.md, "Garbage collection").
+    the collector when it starts (docs/design.md, "Garbage collection"),
+    and takes SIGHUP to reopen its log file.
     """
 
     def setUp(self) -> None:
         self.gc = FakeGC()
         self.patch(service, "gc", self.gc)
+        self.signal = FakeSignal()
+        self.patch(service, "signal", self.signal)
         self.reactor = UDPMemoryReactor()
 
     def test_tunedWhenOwningTheProcess(self) -> None:
@@ -226,9 +243,10 @@ class GarbageCollectorTests(SynchronousTestCase):
         thresholds are set.
         """
         config = parseConfig(CONFIG + "[gateway]\ngc_thresholds = 5000, 20, 30\n", "gw.conf")
-        gateway = service.GatewayService(config, self.reactor, tuneGC=True)
+        gateway = service.GatewayService(config, self.reactor, ownsProcess=True)
         with capturedLogs() as events:
             gateway.startService()
+        self.assertEqual(list(self.signal.handlers), [FakeSignal.SIGHUP])
         self.assertEqual(
             self.gc.calls,
             [("collect", ()), ("freeze", ()), ("set_threshold", (5000, 20, 30))],
@@ -247,6 +265,7 @@ class GarbageCollectorTests(SynchronousTestCase):
         gateway = makeService(parseConfig(CONFIG, "gw.conf"), self.reactor)
         gateway.startService()
         self.assertEqual(self.gc.calls, [])
+        self.assertEqual(self.signal.handlers, {})
         self.successResultOf(gateway.stopService())
 
 
