@@ -27,6 +27,7 @@ from stoxgw.sip.message import SIPMessage, SIPRequest, SIPResponse, parseDatagra
 from stoxgw.sip.sessiontimer import SessionTimerSettings, SessionTimerTerms
 from stoxgw.sip.transport import Address, TransportKind
 from stoxgw.sip.uri import SIPURI, URI, parseNameAddr
+from stoxgw.sip.incoming import allowOf
 from stoxgw.sip.useragent import (
     HostResolver,
     IInviteHandler,
@@ -1284,3 +1285,34 @@ class FlowTests(UAMixin, SynchronousTestCase):  # type: ignore[misc]
         connection.dataReceived(bye.makeResponse(200).serialize())
         self.assertIsNone(self.successResultOf(d))
         self.assertIsNone(self.successResultOf(self.ua.shutdown()))
+
+
+class AllowTests(SynchronousTestCase):
+    """
+    L{allowOf}: the methods of a peer's Allow, kept by its dialogs.
+    """
+
+    def test_sharedBetweenDialogs(self) -> None:
+        """
+        Two requests with the same Allow lines give the same set object
+        (each dialog keeps its peer's for the dialog's lifetime); other
+        lines give their own; methods are upper-cased.
+        """
+        first = parseDatagram(request(extra="Allow: INVITE, ack, BYE\r\n", callID="a"))
+        second = parseDatagram(request(extra="Allow: INVITE, ack, BYE\r\n", callID="b"))
+        other = parseDatagram(request(extra="Allow: INVITE, UPDATE\r\n", callID="c"))
+        assert isinstance(first, SIPRequest) and isinstance(second, SIPRequest)
+        assert isinstance(other, SIPRequest)
+        self.assertEqual(allowOf(first), frozenset({"INVITE", "ACK", "BYE"}))
+        self.assertIs(allowOf(first), allowOf(second))
+        self.assertEqual(allowOf(other), frozenset({"INVITE", "UPDATE"}))
+
+    def test_absentOrMalformed(self) -> None:
+        """
+        Without an Allow, or with one that is not a token list: L{None}.
+        """
+        bare = parseDatagram(request())
+        bad = parseDatagram(request(extra="Allow: INVITE, <BYE>\r\n"))
+        assert isinstance(bare, SIPRequest) and isinstance(bad, SIPRequest)
+        self.assertIsNone(allowOf(bare))
+        self.assertIsNone(allowOf(bad))
