@@ -30,6 +30,7 @@ from stoxgw.chat.model import (
     IChatSessionHandler,
 )
 from stoxgw.chat.offeranswer import (
+    OwnTerms,
     fingerprintText,
     newOrigin,
     offeredMSRP,
@@ -200,6 +201,14 @@ class IncomingChat(ChatSession):
         relayed = self.endpoint.relayURI is not None
         path = [str(uri) for uri in self.endpoint.sdpPath(msrp)]
         own = msrp.localURI
+        self.ownTerms = terms = OwnTerms(
+            acceptTypes=tuple(decision.acceptTypes),
+            acceptWrappedTypes=tuple(decision.acceptWrappedTypes),
+            # R-125, RFC 4975 section 8.6: the largest message we take.
+            maxSize=msrp.maxMessageSize if decision.maxSize is None else decision.maxSize,
+            chatroom=decision.chatroom,
+            requiredTypes=tuple(decision.requiredTypes),
+        )
         try:
             answer, _ = answerMSRPOffer(
                 parseSDP(request.body),
@@ -207,15 +216,14 @@ class IncomingChat(ChatSession):
                 path=path,
                 port=own.port or 0,
                 connectionAddress=own.host,
-                acceptTypes=decision.acceptTypes,
-                acceptWrappedTypes=decision.acceptWrappedTypes,
-                # R-125, RFC 4975 section 8.6: the largest message we take.
-                maxSize=msrp.maxMessageSize if decision.maxSize is None else decision.maxSize,
-                chatroom=decision.chatroom,
+                acceptTypes=terms.acceptTypes,
+                acceptWrappedTypes=terms.acceptWrappedTypes,
+                maxSize=terms.maxSize,
+                chatroom=terms.chatroom,
                 reachable=self.settings.reachable and not relayed,
                 useSetup=self.settings.useSetup,
                 fingerprints=ownFingerprints(self.endpoint),
-                requiredTypes=decision.requiredTypes,
+                requiredTypes=terms.requiredTypes,
             )
         except SDPNegotiationError as e:
             self._finish(ChatEnd(EndCause.NEGOTIATION, 488, e.reason), sendBye=False)

@@ -57,8 +57,9 @@ from stoxgw.chat.model import (
     ChatState,
     EndCause,
     IChatSessionHandler,
+    IChatUpdateHandler,
 )
-from stoxgw.chat.offeranswer import fingerprintText, offeredMSRP
+from stoxgw.chat.offeranswer import OwnTerms, fingerprintText, offeredMSRP, reanswerMSRP
 from stoxgw.msrp.endpoint import MSRPEndpoint
 from stoxgw.msrp.session import (
     LOCAL_FAILURE,
@@ -75,7 +76,7 @@ from stoxgw.sip.headers import HeaderError, Reason, parseReasons
 from stoxgw.sip.invitedialog import IDialogHandler, InviteDialog
 from stoxgw.sip.message import SIPRequest
 from stoxgw.sip.msrpmedia import MSRPMedia
-from stoxgw.sip.sdp import SDPError, parseSDP
+from stoxgw.sip.sdp import SDPError, SDPNegotiationError, parseSDP
 from stoxgw.sip.uri import quoteString
 from stoxgw.sip.useragent import IncomingInvite, IncomingRequest, SIPUserAgent
 
@@ -120,6 +121,7 @@ class ChatSession:
     @ivar msrp: The MSRP session once created.
     @ivar localMedia: Our MSRP stream description (offer or answer).
     @ivar remoteMedia: The peer's MSRP stream description, once known.
+    @ivar ownTerms: What we take on the stream (to answer re-offers).
     @ivar active: Whether we open the MSRP connection (RFC 6135).
     @ivar endReason: How it ended, once ended.
     """
@@ -145,6 +147,7 @@ class ChatSession:
         self.msrp: MSRPSession | None = None
         self.localMedia: MSRPMedia | None = None
         self.remoteMedia: MSRPMedia | None = None
+        self.ownTerms: OwnTerms | None = None
         self.active = False
         self.endReason: ChatEnd | None = None
         self.callID: str | None = None
@@ -511,40 +514,104 @@ class ChatSession:
         A re-INVITE: a session refresh (RFC 4028 sections 7.4 and 9: no
         offer, or the offer we have already, same C{o=} line) is answered
         200 with our current session description (the UA core adds the
-        session timer); a change of the session is refused with 488 (the
-        session stays as it is, RFC 3261 section 14.2).
+        session timer); a re-offer that changes the session is answered as
+        L{_reanswer} says, or refused with 488 (the session stays as it
+        is, RFC 3261 section 14.2).
         """
         assert isinstance(invite, IncomingInvite)
-        if self._unchanged(dialog, invite.request.body):
+        body = invite.request.body
+        if self._unchanged(dialog, body):
             invite.accept(dialog.localBody, dialog.localContentType)
             return
-        invite.reject(488, "Session changes not supported")
+        try:
+            answer, taken = self._reanswer(dialog, body)
+        except SDPError as e:
+            invite.reject(488, f"Not Acceptable Here ({e.reason})")
+            return
+        invite.accept(answer, "application/sdp")
+        self._updated(taken)
 
     def requestReceived(self, dialog: InviteDialog, request: object) -> None:
         """
         Another request in the dialog: an UPDATE with the unchanged offer
         is answered 200 with ours (a bodiless one the UA core answers
-        itself), one with a changed offer 488 (RFC 3311 section 5.2);
-        others get 405 with Allow.
+        itself), one with a changed offer as a re-INVITE's (RFC 3311
+        section 5.2); others get 405 with Allow.
         """
         assert isinstance(request, IncomingRequest)
         if request.request.method == "UPDATE":
-            if self._unchanged(dialog, request.request.body):
+            body = request.request.body
+            if self._unchanged(dialog, body):
                 request.respond(
                     200, None, (), dialog.localBody, dialog.localContentType
                 )
-            else:
-                request.respond(488, "Session changes not supported")
+                return
+            try:
+                answer, taken = self._reanswer(dialog, body)
+            except SDPError as e:
+                request.respond(488, f"Not Acceptable Here ({e.reason})")
+                return
+            dialog.localBody, dialog.localContentType = answer, "application/sdp"
+            dialog.remoteBody = body
+            request.respond(200, None, (), answer, "application/sdp")
+            self._updated(taken)
             return
         request.respond(405, None, [("Allow", ", ".join(request.ua.allowedMethods))])
+
+    def _reanswer(self, dialog: InviteDialog, offer: bytes) -> tuple[bytes, MSRPMedia]:
+        """
+        Answer the peer's re-offer that changes the session (see
+        L{reanswerMSRP}) and make it our description.
+
+        @return: Our answer and the peer's stream as offered.
+        @raise SDPError: Malformed, or refused (the reason for the 488).
+        """
+        local, remote, terms = self.localMedia, self.remoteMedia, self.ownTerms
+        if local is None or remote is None or terms is None or self.state is not ChatState.READY:
+            raise SDPNegotiationError("Session not established")
+        answer, taken = reanswerMSRP(
+            parseSDP(offer), parseSDP(dialog.localBody), local, remote, terms, self.active
+        )
+        self.localMedia = offeredMSRP(answer)
+        return answer.serialize(), taken
+
+    def _updated(self, media: MSRPMedia) -> None:
+        """
+        A re-offer was answered 200: the peer's stream is C{media} from
+        now on (the types and size we send, R-158, R-159), and a handler
+        that provides L{IChatUpdateHandler} hears of it.
+        """
+        previous, self.remoteMedia = self.remoteMedia, media
+        assert previous is not None and self.msrp is not None
+        self.msrp.updatePeer(
+            acceptTypes=media.acceptTypes,
+            acceptWrappedTypes=media.acceptWrappedTypes,
+            maxSize=media.maxSize,
+        )
+        self._log.info(
+            "Chat session updated by the peer ({callID}): accept-types {types}, chatroom {chatroom}",
+            callID=self.callID,
+            types=" ".join(media.acceptTypes),
+            chatroom=" ".join(media.chatroom) if media.chatroom is not None else "(none)",
+        )
+        if IChatUpdateHandler.providedBy(self.handler):
+            try:
+                self.handler.chatUpdated(self, previous)
+            except Exception as e:
+                self._log.failure(
+                    "Chat handler failed in chatUpdated ({callID})",
+                    callID=self.callID,
+                    error=e,
+                )
 
     def _unchanged(self, dialog: InviteDialog, offer: bytes) -> bool:
         """
         Whether a re-offer leaves the session as it is: no offer at all,
         the same C{o=} line as the peer's last description (RFC 3264
-        section 8, RFC 4028 section 7.4), or the same MSRP path (a peer
-        that counts up its version without a change).  We need our own
-        description to answer with.
+        section 8, RFC 4975 section 8.4, RFC 4028 section 7.4), or the
+        same MSRP stream in every attribute (a peer that counts up its
+        version without a change).  We need our own description to answer
+        with.
         """
         if self.state is ChatState.ENDED or not dialog.localBody:
             return False
@@ -557,7 +624,7 @@ class ChatSession:
             media = offeredMSRP(new)
         except SDPError:
             return False
-        return self.remoteMedia is not None and media.path == self.remoteMedia.path
+        return media == self.remoteMedia
 
     # -- IMSRPSessionHandler -------------------------------------------------
 

@@ -26,6 +26,7 @@ from stoxgw.chat.model import (
     IChatSessionHandler,
 )
 from stoxgw.chat.offeranswer import (
+    OwnTerms,
     fingerprintText,
     newOrigin,
     offeredMSRP,
@@ -124,17 +125,23 @@ class OutgoingChat(ChatSession):
         if setup is Setup.PASSIVE or setup is Setup.HOLDCONN:
             raise ValueError(f"never offer a=setup:{setup.value} (R-165)")
         own = msrp.localURI
+        chat.ownTerms = OwnTerms(
+            acceptTypes=tuple(acceptTypes),
+            acceptWrappedTypes=tuple(acceptWrappedTypes),
+            maxSize=options.get("maxSize", msrp.maxMessageSize),
+            chatroom=None if chatroom is None else tuple(chatroom),
+        )
         chat.localMedia = MSRPMedia(
             port=own.port or 0,
             proto="TCP/TLS/MSRP" if own.secure else "TCP/MSRP",
             path=tuple(str(uri) for uri in chat.endpoint.sdpPath(msrp)),
-            acceptTypes=tuple(acceptTypes),
-            acceptWrappedTypes=tuple(acceptWrappedTypes),
+            acceptTypes=chat.ownTerms.acceptTypes,
+            acceptWrappedTypes=chat.ownTerms.acceptWrappedTypes,
             # R-125, RFC 4975 section 8.6: the largest message we take.
-            maxSize=options.get("maxSize", msrp.maxMessageSize),
+            maxSize=chat.ownTerms.maxSize,
             setup=setup,
             fingerprints=ownFingerprints(chat.endpoint),
-            chatroom=None if chatroom is None else tuple(chatroom),
+            chatroom=chat.ownTerms.chatroom,
             connectionAddress=own.host,
         )
         offer = SessionDescription(

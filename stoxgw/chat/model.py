@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from zope.interface import Interface
 
 from stoxgw.msrp.session import IncomingMessage
+from stoxgw.sip.msrpmedia import MSRPMedia
 
 if TYPE_CHECKING:  # pragma: no cover
     from stoxgw.chat.base import ChatSession
@@ -168,6 +169,21 @@ class IChatSessionHandler(Interface):
     def chatEnded(session: ChatSession, reason: ChatEnd) -> None:
         """
         The session ended; called exactly once per session.
+        """
+
+
+class IChatUpdateHandler(Interface):
+    """
+    What an L{IChatSessionHandler} may also provide: it then hears when
+    the peer changes the session with a re-offer that was taken (RFC 4975
+    section 8.4, R-156), such as other C{a=chatroom} tokens (RFC 7701
+    section 8, R-094: dropping the line turns RFC 7701 off).
+    """
+
+    def chatUpdated(session: ChatSession, previous: MSRPMedia) -> None:
+        """
+        The peer's MSRP stream is now C{session.remoteMedia}; C{previous}
+        is the one it replaced.
         """
 
 

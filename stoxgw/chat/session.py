@@ -46,6 +46,7 @@ from stoxgw.chat.model import (
     ChatState,
     EndCause,
     IChatSessionHandler,
+    IChatUpdateHandler,
 )
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "EndCause",
     "IChatOfferHandler",
     "IChatSessionHandler",
+    "IChatUpdateHandler",
     "IncomingChat",
     "OutgoingChat",
     "RejectChat",

@@ -30,12 +30,15 @@ from stoxgw.chat.session import (
     ChatState,
     EndCause,
     IChatSessionHandler,
+    IChatUpdateHandler,
 )
+from stoxgw.formats.chatroom import chatroomTokens
 from stoxgw.formats.conferenceinfo import DisconnectionMethod
 from stoxgw.formats.cpim import CPIM_CONTENT_TYPE
 from stoxgw.msrp.session import IncomingMessage, MSRPSendError, mediaTypeMatches
 from stoxgw.sip.dialog import DialogState
 from stoxgw.sip.headers import Reason
+from stoxgw.sip.msrpmedia import MSRPMedia
 from stoxgw.sip.uri import SIPURI, quoteString
 
 if TYPE_CHECKING:
@@ -79,7 +82,7 @@ def reasonText(end: ChatEnd) -> str | None:
     return Reason("SIP", tuple(params)).serialize()
 
 
-@implementer(IChatSessionHandler)
+@implementer(IChatSessionHandler, IChatUpdateHandler)
 class Member:
     """
     One chat session in a room (the RFC 7701 switch's view of a
@@ -235,6 +238,19 @@ class Member:
         session.whenReady().addCallbacks(
             lambda _: self.room.memberReady(self), lambda _: None
         )
+
+    def chatUpdated(self, session: ChatSession, previous: MSRPMedia) -> None:
+        """
+        The member re-offered (RFC 4975 section 8.4): what it declared now
+        counts (R-094: without C{a=chatroom}, no private messages reach
+        it, RFC 7701 section 8).
+        """
+        media = session.remoteMedia
+        if media is None:
+            return
+        self.tokens = chatroomTokens(media.chatroom)
+        self.acceptTypes = media.acceptTypes
+        self.acceptWrappedTypes = media.acceptWrappedTypes
 
     def messageReceived(self, session: ChatSession, message: IncomingMessage) -> Any:
         """

@@ -28,6 +28,7 @@ from stoxgw.chat.session import (
     ChatEnd,
     ChatSession,
     IChatSessionHandler,
+    IChatUpdateHandler,
 )
 from stoxgw.formats.conferenceinfo import ConferenceInfo, DisconnectionMethod
 from stoxgw.formats.cpim import CPIMAddress
@@ -60,6 +61,7 @@ from stoxgw.interworking.translate import (
     wrapText,
 )
 from stoxgw.msrp.session import IncomingMessage
+from stoxgw.sip.msrpmedia import MSRPMedia
 from stoxgw.sip.subscription import (
     ConferenceNotifier,
     SubscriptionReason,
@@ -184,7 +186,7 @@ class _ChatStateOut:
             timer.cancel()
 
 
-@implementer(IChatSessionHandler)
+@implementer(IChatSessionHandler, IChatUpdateHandler)
 class SIPParticipant:
     """
     One SIP user in one MUC room: the chat session's handler.
@@ -517,6 +519,16 @@ class SIPParticipant:
         queued, self._queued = self._queued, []
         for payload in queued:
             self._send(session, payload)
+
+    def chatUpdated(self, session: ChatSession, previous: MSRPMedia) -> None:
+        """
+        The SIP user re-offered (RFC 4975 section 8.4): whether it takes
+        private messages follows its C{a=chatroom} now (R-094: a line
+        dropped turns RFC 7701 off, so the room's private messages to it
+        are then refused as for a UA that never declared them, R-221).
+        """
+        media = session.remoteMedia
+        self.privateMessages = media is not None and media.hasChatroomToken("private-messages")
 
     def messageReceived(self, session: ChatSession, message: IncomingMessage) -> Any:
         """

@@ -102,6 +102,7 @@ from stoxgw.rooms.model import (
     RoomSettings,
 )
 from stoxgw.rooms.nicks import comparisonKey
+from stoxgw.sip.msrpmedia import MSRPMedia
 from stoxgw.sip.refer import ReferAgent
 from stoxgw.sip.subscription import (
     SIPEvents,
@@ -374,12 +375,12 @@ class XMPPToSIP:
         )
         return ready
 
-    def _chatReady(self, session: ChatSession, participant: XMPPParticipant) -> Any:
-        media = session.remoteMedia
-        if not participant.dialedOut and not answeredByFocus(session):
-            # R-009: only a conference focus (RFC 4579 isfocus) is a room.
-            session.end("Not a conference focus")
-            return fail(mucError("item-not-found", "The SIP peer is not a chat room (no isfocus)"))
+    def chatroomDeclared(self, participant: XMPPParticipant, media: MSRPMedia | None) -> None:
+        """
+        What the focus's C{a=chatroom} tokens (RFC 7701 section 8) allow,
+        from its answer or a later re-offer (R-094): private messages (the
+        room tells XMPP occupants whether it takes them) and NICKNAME.
+        """
         tokens = chatroomTokens(media.chatroom if media else None)
         participant.privateMessages = "private-messages" in tokens
         participant.nicknames = "nickname" in tokens
@@ -388,6 +389,14 @@ class XMPPToSIP:
             room.settings = dataclasses.replace(
                 room.settings, privateMessages=participant.privateMessages
             )
+
+    def _chatReady(self, session: ChatSession, participant: XMPPParticipant) -> Any:
+        media = session.remoteMedia
+        if not participant.dialedOut and not answeredByFocus(session):
+            # R-009: only a conference focus (RFC 4579 isfocus) is a room.
+            session.end("Not a conference focus")
+            return fail(mucError("item-not-found", "The SIP peer is not a chat room (no isfocus)"))
+        self.chatroomDeclared(participant, media)
         mirror = self.mirror(participant.roomJID)
         if not participant.nicknames:
             # No NICKNAME at this focus: the nick is ours alone (R-080).

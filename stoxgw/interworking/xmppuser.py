@@ -28,6 +28,7 @@ from stoxgw.chat.session import (
     ChatSession,
     EndCause,
     IChatSessionHandler,
+    IChatUpdateHandler,
 )
 from stoxgw.formats.cpim import CPIMAddress, CPIMMessage
 from stoxgw.interworking.addressing import (
@@ -62,6 +63,7 @@ from stoxgw.rooms.model import (
     RoomError,
 )
 from stoxgw.rooms.nicks import InvalidNickname, comparisonKey
+from stoxgw.sip.msrpmedia import MSRPMedia
 from stoxgw.sip.uri import contactIsFocus
 from stoxgw.xmpp.room import JoinAccepted
 from stoxgw.xmpp.stanzas import mucError
@@ -123,7 +125,7 @@ def _terminationStatus(end: ChatEnd) -> MUCStatus | None:
     return mucStatusForTermination(Termination.TECHNICAL_FAILURE)
 
 
-@implementer(IChatSessionHandler)
+@implementer(IChatSessionHandler, IChatUpdateHandler)
 class XMPPParticipant:
     """
     One XMPP user in one SIP room: the chat session's handler.
@@ -321,6 +323,13 @@ class XMPPParticipant:
         The session exists (before the INVITE is sent).
         """
         self.session = session
+
+    def chatUpdated(self, session: ChatSession, previous: MSRPMedia) -> None:
+        """
+        The focus re-offered (RFC 4975 section 8.4): its C{a=chatroom}
+        tokens now decide private messages and NICKNAME (R-094).
+        """
+        self.bridge.chatroomDeclared(self, session.remoteMedia)
 
     def messageReceived(self, session: ChatSession, message: IncomingMessage) -> Any:
         """

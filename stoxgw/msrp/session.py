@@ -19,7 +19,7 @@ in L{stoxgw.msrp.fastpath.WholeSendReceiving}.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -66,6 +66,15 @@ __all__ = [
 _SEND = MSRPMethod.SEND.value
 _REPORT = MSRPMethod.REPORT.value
 _NICKNAME = MSRPMethod.NICKNAME.value
+
+
+class _Keep(Enum):
+    """
+    L{MSRPSession.updatePeer}'s default for C{maxSize}: no change (L{None}
+    means the peer declared no C{max-size}).
+    """
+
+    KEEP = "keep"
 
 
 class SessionState(Enum):
@@ -281,7 +290,7 @@ class MSRPSession(WholeSendReceiving, Sending):
         remotePath: Sequence[MSRPURI] | None = None,
         acceptTypes: Sequence[str] | None = None,
         acceptWrappedTypes: Sequence[str] | None = None,
-        maxSize: int | None = None,
+        maxSize: int | None | Literal[_Keep.KEEP] = _Keep.KEEP,
     ) -> None:
         """
         Take the peer's SDP (answer or re-offer, R-156).
@@ -289,7 +298,8 @@ class MSRPSession(WholeSendReceiving, Sending):
         @param remotePath: The peer's C{a=path}, if given.
         @param acceptTypes: The peer's C{accept-types}, if given.
         @param acceptWrappedTypes: The peer's C{accept-wrapped-types}.
-        @param maxSize: The peer's C{max-size}.
+        @param maxSize: The peer's C{max-size}, L{None} when it declared
+            none; left out, the one known stays.
         """
         if remotePath is not None:
             self.remotePath = tuple(remotePath)
@@ -297,7 +307,7 @@ class MSRPSession(WholeSendReceiving, Sending):
             self.peerAcceptTypes = tuple(acceptTypes)
         if acceptWrappedTypes is not None:
             self.peerAcceptWrappedTypes = tuple(acceptWrappedTypes)
-        if maxSize is not None:
+        if maxSize is not _Keep.KEEP:
             self.peerMaxSize = maxSize
 
     def peerAccepts(self, contentType: str, wrapped: bool = False) -> bool:

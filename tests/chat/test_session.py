@@ -39,6 +39,7 @@ from stoxgw.chat.session import (
     OutgoingChat,
     IChatOfferHandler,
     IChatSessionHandler,
+    IChatUpdateHandler,
     RejectChat,
 )
 from stoxgw.msrp.endpoint import MSRPEndpoint
@@ -70,7 +71,7 @@ ROOM = parseNameAddr("<sip:room@192.0.2.2>")
 JULIET = parseNameAddr("<sip:juliet@example.com>;tag=j1")
 
 
-@implementer(IChatSessionHandler)
+@implementer(IChatSessionHandler, IChatUpdateHandler)
 class Recorder:
     """
     Records what a chat session reports.
@@ -78,6 +79,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.started: list[ChatSession] = []
+        self.updates: list[tuple[MSRPMedia, MSRPMedia | None]] = []
         self.messages: list[IncomingMessage] = []
         self.nicknames: list[str] = []
         self.ended: list[ChatEnd] = []
@@ -96,6 +98,9 @@ class Recorder:
 
     def chatEnded(self, session: ChatSession, reason: ChatEnd) -> None:
         self.ended.append(reason)
+
+    def chatUpdated(self, session: ChatSession, previous: MSRPMedia) -> None:
+        self.updates.append((previous, session.remoteMedia))
 
     @property
     def session(self) -> ChatSession:
@@ -900,7 +905,8 @@ class EndingTests(SynchronousTestCase):
 
     def test_reinviteRefused(self) -> None:
         """
-        Re-INVITEs are refused with 488; the session stays.
+        A re-INVITE whose offer is not SDP is refused with 488; the
+        session stays.
         """
         net = Network()
         a = self.successResultOf(net.start())
@@ -1192,3 +1198,194 @@ class SessionTimerTests(SynchronousTestCase):
         [reason] = parseReasons(bye.header("Reason") or "")
         self.assertEqual(reason.cause, 408)
         self.assertEqual([e.cause for e in net.a.handler.ended], [EndCause.REMOTE_BYE])
+
+
+def reoffer(body: bytes, *changes: tuple[bytes, bytes]) -> bytes:
+    """
+    A description sent again with C{changes} (old, new) made and its
+    C{o=} version counted up (RFC 3264 section 8).
+    """
+    description = parseSDP(body)
+    origin = description.origin
+    for old, new in changes:
+        assert old in body, old
+        body = body.replace(old, new)
+    line = f"o={origin.username} {origin.sessionID} {origin.sessionVersion} ".encode()
+    bumped = f"o={origin.username} {origin.sessionID} {origin.sessionVersion + 1} ".encode()
+    return body.replace(line, bumped)
+
+
+class SessionUpdateTests(SynchronousTestCase):
+    """
+    The peer's re-offers (RFC 4975 section 8.4, R-156; RFC 7701 section 8,
+    R-094): a change that keeps the MSRP connection is answered and taken,
+    one that would need another connection gets 488 and the session stays
+    as negotiated.
+    """
+
+    def established(self, timers: bool = False) -> tuple[Network, ChatSession, ChatSession]:
+        """
+        A session from A to B, both offering and answering C{a=chatroom};
+        with C{timers}, both UAs support RFC 4028 (and so UPDATE).
+        """
+        net = Network()
+        if timers:
+            settings = UserAgentSettings(sessionTimer=SessionTimerSettings(1800, 90))
+            net.a.ua.settings = net.b.ua.settings = settings
+        net.b.offers.decide = lambda offer: AcceptChat(
+            net.b.handler, chatroom=("nickname", "private-messages")
+        )
+        a = self.successResultOf(net.start(chatroom=("nickname", "private-messages")))
+        b = net.b.handler.session
+        self.assertIs(b.state, ChatState.READY)
+        return net, a, b
+
+    def send(
+        self, net: Network, session: ChatSession, body: bytes, method: str = "INVITE"
+    ) -> SIPResponse:
+        assert session.dialog is not None
+        d = session.dialog.sendRequest(method, body=body, contentType="application/sdp")
+        net.pump()
+        response = self.successResultOf(d)
+        assert isinstance(response, SIPResponse)
+        return response
+
+    def test_offererChangesTypesAndChatroom(self) -> None:
+        """
+        The offerer sends new accept-types, max-size and no a=chatroom:
+        the answerer answers 200 with its own path, terms and role again,
+        its o= version counted up, and from then on sends only what the
+        new offer accepts, with the new size limit; its handler hears of
+        the change.
+        """
+        net, a, b = self.established()
+        assert a.dialog is not None and b.dialog is not None and b.msrp is not None
+        before = parseSDP(b.dialog.localBody)
+        offer = reoffer(
+            a.dialog.localBody,
+            (b"a=accept-types:message/cpim text/plain", b"a=accept-types:text/plain"),
+            (b"a=max-size:1048576", b"a=max-size:2000"),
+            (b"a=chatroom:nickname private-messages\r\n", b""),
+        )
+        ok = self.send(net, a, offer)
+        self.assertEqual(ok.status, 200)
+        answer = msrpMedia(ok)
+        self.assertEqual(answer.path, (str(b.msrp.localURI),))
+        self.assertEqual(answer.acceptTypes, ("text/plain",))
+        self.assertEqual(answer.setup, Setup.PASSIVE)
+        self.assertEqual(answer.chatroom, ("nickname", "private-messages"))
+        self.assertEqual(answer.maxSize, b.msrp.maxMessageSize)
+        origin = parseSDP(ok.body).origin
+        self.assertEqual(
+            (origin.sessionID, origin.sessionVersion),
+            (before.origin.sessionID, before.origin.sessionVersion + 1),
+        )
+        self.assertEqual(b.msrp.peerAcceptTypes, ("text/plain",))
+        self.assertEqual(b.msrp.peerMaxSize, 2000)
+        self.assertFalse(b.msrp.peerAccepts("message/cpim"))
+        [(previous, now)] = net.b.handler.updates
+        self.assertEqual(previous.chatroom, ("nickname", "private-messages"))
+        assert now is not None
+        self.assertIsNone(now.chatroom)
+        self.assertIs(b.remoteMedia, now)
+        self.assertEqual(b.dialog.localBody, ok.body)
+        self.assertEqual(len(net.requests("ACK")), 2)
+        self.assertIs(a.state, ChatState.READY)
+        self.assertIs(b.state, ChatState.READY)
+
+    def test_refreshAfterUpdate(self) -> None:
+        """
+        Once a re-offer is taken, the same description again (same o=) is
+        a session refresh: answered with the new answer unchanged.
+        """
+        net, a, b = self.established()
+        assert a.dialog is not None
+        offer = reoffer(a.dialog.localBody, (b"a=max-size:1048576", b"a=max-size:2000"))
+        first = self.send(net, a, offer)
+        again = self.send(net, a, offer)
+        self.assertEqual((first.status, again.status), (200, 200))
+        self.assertEqual(again.body, first.body)
+        self.assertEqual(len(net.b.handler.updates), 1)
+
+    def test_answererChangesChatroom(self) -> None:
+        """
+        The first answerer may re-offer too (RFC 4975 section 8.4: the
+        sender of the new offer is the offerer): the first offerer, the
+        active side, answers active and takes the dropped a=chatroom.
+        """
+        net, a, b = self.established()
+        assert b.dialog is not None and a.msrp is not None
+        offer = reoffer(b.dialog.localBody, (b"a=chatroom:nickname private-messages\r\n", b""))
+        ok = self.send(net, b, offer)
+        self.assertEqual(ok.status, 200)
+        answer = msrpMedia(ok)
+        self.assertEqual(answer.setup, Setup.ACTIVE)
+        self.assertEqual(answer.path, (str(a.msrp.localURI),))
+        assert a.remoteMedia is not None
+        self.assertIsNone(a.remoteMedia.chatroom)
+        self.assertEqual(len(net.a.handler.updates), 1)
+
+    def test_updateWithOffer(self) -> None:
+        """
+        An UPDATE with a changed offer (RFC 3311 section 5.2) is answered
+        in its 200 the same way, and the dialog keeps both descriptions.
+        """
+        net, a, b = self.established(timers=True)
+        assert a.dialog is not None and b.dialog is not None and b.msrp is not None
+        offer = reoffer(
+            a.dialog.localBody,
+            (b"a=accept-types:message/cpim text/plain", b"a=accept-types:message/cpim"),
+        )
+        ok = self.send(net, a, offer, "UPDATE")
+        self.assertEqual(ok.status, 200)
+        self.assertEqual(msrpMedia(ok).acceptTypes, ("message/cpim",))
+        self.assertEqual(b.msrp.peerAcceptTypes, ("message/cpim",))
+        self.assertEqual(b.dialog.localBody, ok.body)
+        self.assertEqual(b.dialog.remoteBody, offer)
+
+    def assertRefused(self, net: Network, sender: ChatSession, offer: bytes, reason: str) -> None:
+        receiver = net.b.handler.session if sender is net.a.handler.session else net.a.handler.session
+        remote, local = receiver.remoteMedia, receiver.localMedia
+        assert receiver.dialog is not None
+        body = receiver.dialog.localBody
+        refused = self.send(net, sender, offer)
+        self.assertEqual((refused.status, refused.reason), (488, f"Not Acceptable Here ({reason})"))
+        self.assertEqual((receiver.remoteMedia, receiver.localMedia), (remote, local))
+        self.assertEqual(receiver.dialog.localBody, body)
+        self.assertIs(receiver.state, ChatState.READY)
+        self.assertEqual(net.b.handler.updates + net.a.handler.updates, [])
+
+    def test_pathChangeRefused(self) -> None:
+        """
+        Another MSRP path would need another connection: 488, and the
+        session stays as negotiated.
+        """
+        net, a, _ = self.established()
+        assert a.dialog is not None and a.msrp is not None
+        path = str(a.msrp.localURI).encode()
+        offer = reoffer(a.dialog.localBody, (path, path.replace(b":2855/", b":2856/")))
+        self.assertRefused(net, a, offer, "MSRP path changes not supported")
+
+    def test_roleChangeRefused(self) -> None:
+        """
+        The active offerer now asking to be passive would turn the
+        connection around: 488.
+        """
+        net, a, _ = self.established()
+        assert a.dialog is not None
+        offer = reoffer(a.dialog.localBody, (b"a=setup:actpass", b"a=setup:passive"))
+        self.assertRefused(net, a, offer, "The offer changes who connects")
+
+    def test_noCommonTypeRefused(self) -> None:
+        """
+        A re-offer with no type we take is refused like a first offer
+        would be (R-158).
+        """
+        net, a, _ = self.established()
+        assert a.dialog is not None
+        offer = reoffer(
+            a.dialog.localBody,
+            (b"a=accept-types:message/cpim text/plain", b"a=accept-types:image/png"),
+        )
+        self.assertRefused(net, a, offer, "No acceptable accept-types")
+

@@ -49,7 +49,15 @@ from stoxgw.sip.subscription import (
     SIPEvents,
 )
 from stoxgw.sip.uri import NameAddr, SIPURI, contactIsFocus, parseNameAddr
-from tests.chat.test_session import HOST_A, HOST_B, Network, Offers, Recorder, msrpMedia
+from tests.chat.test_session import (
+    HOST_A,
+    HOST_B,
+    Network,
+    Offers,
+    Recorder,
+    msrpMedia,
+    reoffer,
+)
 
 FIXTURES = os.path.join(
     os.path.dirname(os.path.dirname(__file__)), "fixtures", "formats"
@@ -585,6 +593,26 @@ class MessageTests(SynchronousTestCase):
         """
         carol = self.rooms.join("carol", chatroom=("nickname",))
         self.assertEqual(self.rooms.nick(carol, "Carol"), 200)
+        d = self.rooms.send(self.alice, "hi", to=(f"{ROOM};gr=Carol",))
+        self.assertEqual(self.rooms.refused(d), 428)
+        self.assertEqual(self.rooms.received(carol), [])
+
+    def test_privateMessagesTokenDropped(self) -> None:
+        """
+        R-094, RFC 7701 section 8: a member that re-offers (RFC 4975
+        section 8.4, R-156) without C{a=chatroom} is answered 200 and
+        gets no more private messages: 428, as if it had never declared
+        them.
+        """
+        carol = self.rooms.join("carol")
+        self.assertEqual(self.rooms.nick(carol, "Carol"), 200)
+        assert carol.dialog is not None
+        offer = reoffer(
+            carol.dialog.localBody, (b"a=chatroom:nickname private-messages\r\n", b"")
+        )
+        d = carol.dialog.sendRequest("INVITE", body=offer, contentType="application/sdp")
+        self.rooms.net.pump()
+        self.assertEqual(self.successResultOf(d).status, 200)
         d = self.rooms.send(self.alice, "hi", to=(f"{ROOM};gr=Carol",))
         self.assertEqual(self.rooms.refused(d), 428)
         self.assertEqual(self.rooms.received(carol), [])

@@ -53,7 +53,7 @@ from stoxgw.xmpp.occupant import (
     PrivateMessage,
 )
 from stoxgw.xmpp.stanzas import NS_MUC
-from tests.chat.test_session import HOST_B, Network, msrpMedia
+from tests.chat.test_session import HOST_B, Network, msrpMedia, reoffer
 from tests.xmpp.test_occupant import MUC_USER, SERVER_HEADER, errorPresence, presence
 
 USER_DOMAIN = "sip.example"
@@ -690,6 +690,31 @@ class PrivateMessageTests(SynchronousTestCase):
         )
         self.assertIn("Not delivered", str(element(notice, "body")))
         self.assertEqual([c for c in notice.elements() if c.name == "error"], [])
+
+
+    def test_privateMessagesTokenDropped(self) -> None:
+        """
+        R-094, RFC 7701 section 8: a SIP user that re-offers (RFC 4975
+        section 8.4, R-156) without C{a=chatroom} has turned RFC 7701 off:
+        the re-offer is answered 200, and from then on private messages
+        are not delivered to it, as for a UA that never declared them.
+        """
+        b = Bridge(self)
+        session = b.enter()
+        assert session.dialog is not None
+        offer = reoffer(
+            session.dialog.localBody, (b"a=chatroom:nickname private-messages\r\n", b"")
+        )
+        d = session.dialog.sendRequest("INVITE", body=offer, contentType="application/sdp")
+        b.net.pump()
+        self.assertEqual(self.successResultOf(d).status, 200)
+        b.receive(
+            f"<message from='{ROOM.full()}/JuliC' to='{REAL.full()}' type='chat' id='p2'>"
+            f"<body>Wherefore?</body><x xmlns='{MUC_USER}'/></message>"
+        )
+        self.assertEqual(b.received(), [])
+        [notice] = b.sent()
+        self.assertIn("Not delivered", str(element(notice, "body")))
 
 
 class IncomingGroupchatTests(SynchronousTestCase):

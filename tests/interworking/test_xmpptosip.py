@@ -57,7 +57,7 @@ from stoxgw.sip.refer import IncomingRefer, ReferAgent
 from stoxgw.sip.subscription import ConferenceNotifier, ConferencePackage, SIPEvents
 from stoxgw.sip.uri import SIPURI, parseNameAddr
 from stoxgw.xmpp.room import MUCService
-from tests.chat.test_session import HOST_A, HOST_B, Network, Recorder
+from tests.chat.test_session import HOST_A, HOST_B, Network, Recorder, reoffer
 from tests.xmpp.test_room import connect, xml
 
 ROOM_DOMAIN = "chat.example.org"
@@ -522,6 +522,31 @@ class MessageTests(SynchronousTestCase):
         cpim = self.b.received()[-1]
         self.assertEqual(cpim.toAddresses, (CPIMAddress(f"{FOCUS};gr=Romeo"),))
         self.assertEqual(cpim.body, b"Only to you")
+
+    def test_privateMessagesTokenDropped(self) -> None:
+        """
+        R-094, RFC 7701 section 8: the focus re-offers (RFC 4975 section
+        8.4, R-156) without C{private-messages}: answered 200, and the
+        XMPP user's next private message gets an error instead of a SEND.
+        """
+        self.b.fromFocus("hi")
+        session = self.b.focus.session
+        assert session.dialog is not None
+        offer = reoffer(
+            session.dialog.localBody,
+            (b"a=chatroom:nickname private-messages", b"a=chatroom:nickname"),
+        )
+        d = session.dialog.sendRequest("INVITE", body=offer, contentType="application/sdp")
+        self.b.settle()
+        self.assertEqual(self.successResultOf(d).status, 200)
+        sent = len(self.b.focus.messages)
+        [error] = self.b.receive(
+            f"<message from='{JULIET}' to='{ROOM}/Romeo' type='chat' id='p1'>"
+            "<body>Only to you</body></message>"
+        )
+        self.assertEqual(error["type"], "error")
+        self.assertIn("feature-not-implemented", error.toXml())
+        self.assertEqual(len(self.b.focus.messages), sent)
 
     def test_nickChange(self) -> None:
         """

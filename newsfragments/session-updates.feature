@@ -1,0 +1,1 @@
+A SIP peer's re-offer (re-INVITE or UPDATE) that keeps the MSRP connection is now answered 200 and taken: its new accept-types and max-size apply to what the gateway sends, and a changed `a=chatroom` line turns private messages and NICKNAME on or off for that user (RFC 4975 section 8.4, RFC 7701 section 8); before, every changed offer got 488.
