@@ -41,10 +41,20 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Generic,
+    Iterable,
+    NamedTuple,
+    Protocol,
+    TypeVar,
+)
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+from stoxgw.formats._xml import checkXMLOctets
 from stoxgw.formats.cpim import formatDateTime, parseDateTime
 
 if TYPE_CHECKING:
@@ -77,8 +87,6 @@ _TAG = "{" + CONFERENCE_INFO_NAMESPACE + "}"
 _NICKNAME = "{" + XCON_NAMESPACE + "}nickname"
 _CRLF = "\r\n"
 _INDENT = "  "
-_DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
-_ENCODING_RE = re.compile(rb"""\A\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
 _UNSIGNED_RE = re.compile(r"\+?[0-9]{1,10}")
 _NAIVE_DATETIME_RE = re.compile(r"-?[0-9]{4,}-[0-9]{2}-[0-9]{2}T[0-9:.]+")
 # XML 1.0 Char production, for what the serializer writes.
@@ -87,6 +95,7 @@ _XML_INVALID_RE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010f
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=Enum)
 _D = TypeVar("_D", bound="DataclassInstance")
+_C = TypeVar("_C", bound="_Container")
 
 
 class ConferenceInfoError(Exception):
@@ -530,21 +539,13 @@ class ConferenceInfo:
 
 
 def _parseXML(data: bytes) -> ElementTree.Element:
-    if len(data) > MAX_DOCUMENT_SIZE:
-        raise ConferenceInfoError("conference-info document too large")
-    if b"\x00" in data:
-        # XML never contains NUL; UTF-16/32 text does, and expat would
-        # decode it, hiding a DTD from the check below.
-        raise ConferenceInfoError("NUL octets: conference-info must be UTF-8")
-    if _DTD_RE.search(data):
-        raise ConferenceInfoError("DTDs and entity declarations are not accepted")
-    encoding = _ENCODING_RE.match(data)
-    if encoding is not None and encoding.group(1).lower() not in (b"utf-8", b"utf8"):
-        raise ConferenceInfoError("conference-info must be UTF-8 (RFC 4575 §4.1)")
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConferenceInfoError("conference-info document is not UTF-8") from None
+    checkXMLOctets(
+        data,
+        maxSize=MAX_DOCUMENT_SIZE,
+        name="conference-info",
+        encodingRule="RFC 4575 §4.1",
+        error=ConferenceInfoError,
+    )
     parser: ElementTree.XMLPullParser[ElementTree.Element]
     parser = ElementTree.XMLPullParser(events=("start", "end"))
     root: ElementTree.Element | None = None
@@ -1495,43 +1496,67 @@ def _mergeUser(base: User, update: User) -> User:
     )
 
 
-def _mergeUsers(base: Users | None, update: Users | None) -> Users | None:
+class _Container(Protocol):
+    """
+    A list container of RFC 4575 §6 (L{Users}, L{URIs}, L{SidebarsByVal}).
+    """
+
+    @property
+    def state(self) -> ElementState: ...
+
+
+class _Rows(NamedTuple, Generic[_T]):
+    """
+    How L{_mergeKeyed} merges the rows of one list: their key, their state,
+    a row made full, two rows merged.
+    """
+
+    key: Callable[[_T], str]
+    state: Callable[[_T], ElementState]
+    full: Callable[[_T], _T]
+    merge: Callable[[_T, _T], _T]
+
+
+def _mergeContainer(
+    base: _C | None,
+    update: _C | None,
+    entries: Callable[[_C], Iterable[_T]],
+    build: Callable[[tuple[_T, ...]], _C],
+    rows: _Rows[_T],
+) -> _C | None:
+    """
+    RFC 4575 §4.6 for a list container (C{<users>}, C{<sidebars-by-ref>},
+    C{<sidebars-by-val>}): absent from the update, the local one stays; a
+    deleted one is removed; a full one, or one with no local counterpart,
+    replaces the local one (its deleted rows dropped, the others made
+    full); a partial one is merged into the local one row by row
+    (L{_mergeKeyed}; the parser guarantees unique keys).
+
+    @param entries: the container's rows.
+    @param build: a (full) container of these rows.
+    """
     if update is None:
         return base
     if update.state is ElementState.DELETED:
         return None
-    if update.state is ElementState.FULL or base is None:
-        users = tuple(
-            _fullUser(u) for u in update.users if u.state is not ElementState.DELETED
-        )
-        return Users(users)
-    users = _mergeKeyed(
-        base.users,
-        update.users,
-        lambda u: u.entity,
-        lambda u: u.state,
-        _fullUser,
-        _mergeUser,
-    )
-    return Users(users)
+    local = () if base is None or update.state is ElementState.FULL else entries(base)
+    return build(_mergeKeyed(local, entries(update), *rows))
+
+
+def _mergeUsers(base: Users | None, update: Users | None) -> Users | None:
+    rows = _Rows(lambda u: u.entity, lambda u: u.state, _fullUser, _mergeUser)
+    return _mergeContainer(base, update, lambda c: c.users, Users, rows)
+
+
+def _mergeURIEntry(base: URIEntry, update: URIEntry) -> URIEntry:
+    return _override(base, update, ("displayText", "purpose", "modified"))
 
 
 def _mergeURIs(base: URIs | None, update: URIs | None) -> URIs | None:
-    if update is None:
-        return base
-    if update.state is ElementState.DELETED:
-        return None
-    if update.state is ElementState.FULL or base is None:
-        return URIs(update.entries)
-    entries = _mergeKeyed(
-        base.entries,
-        update.entries,
-        lambda e: e.uri,
-        lambda e: ElementState.PARTIAL,
-        lambda e: e,
-        lambda b, u: _override(b, u, ("displayText", "purpose", "modified")),
+    rows = _Rows(
+        lambda e: e.uri, lambda e: ElementState.PARTIAL, lambda e: e, _mergeURIEntry
     )
-    return URIs(entries)
+    return _mergeContainer(base, update, lambda c: c.entries, URIs, rows)
 
 
 def _fullSidebar(sidebar: ConferenceInfo) -> ConferenceInfo:
@@ -1541,19 +1566,8 @@ def _fullSidebar(sidebar: ConferenceInfo) -> ConferenceInfo:
 def _mergeSidebars(
     base: SidebarsByVal | None, update: SidebarsByVal | None
 ) -> SidebarsByVal | None:
-    if update is None:
-        return base
-    if update.state is ElementState.DELETED:
-        return None
-    entries = _mergeKeyed(
-        () if base is None or update.state is ElementState.FULL else base.entries,
-        update.entries,
-        lambda e: e.entity,
-        lambda e: e.state,
-        _fullSidebar,
-        _mergeConference,
-    )
-    return SidebarsByVal(entries)
+    rows = _Rows(lambda e: e.entity, lambda e: e.state, _fullSidebar, _mergeConference)
+    return _mergeContainer(base, update, lambda c: c.entries, SidebarsByVal, rows)
 
 
 def _mergeConference(base: ConferenceInfo, update: ConferenceInfo) -> ConferenceInfo:

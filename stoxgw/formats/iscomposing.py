@@ -23,6 +23,7 @@ from enum import Enum
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+from stoxgw.formats._xml import checkXMLOctets
 from stoxgw.formats.cpim import formatDateTime, parseDateTime
 
 #: RFC 3994 §6: the document namespace.
@@ -39,8 +40,6 @@ DEFAULT_REFRESH = 120
 
 _TAG = "{" + ISCOMPOSING_NAMESPACE + "}"
 _KNOWN = ("state", "lastactive", "contenttype", "refresh")
-_DTD_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
-_ENCODING_RE = re.compile(rb"""\A\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
 _STATE_TOKEN_RE = re.compile(r"[A-Za-z0-9._\-]+")
 _REFRESH_RE = re.compile(r"\+?[0-9]{1,9}")
 
@@ -115,24 +114,13 @@ class IsComposing:
             unknown element in the RFC 3994 namespace or without one, or
             text outside the elements.
         """
-        if len(data) > MAX_DOCUMENT_SIZE:
-            raise IsComposingError("isComposing document too large")
-        if b"\x00" in data:
-            # UTF-16 without a byte-order mark is ASCII and NULs: it would
-            # pass the UTF-8 check and hide a DTD from the search below.
-            raise IsComposingError("isComposing document contains NUL bytes (not UTF-8)")
-        if _DTD_RE.search(data):
-            raise IsComposingError("DTDs and entity declarations are not accepted")
-        encoding = _ENCODING_RE.match(data)
-        if encoding is not None and encoding.group(1).lower() not in (
-            b"utf-8",
-            b"utf8",
-        ):
-            raise IsComposingError("isComposing documents must be UTF-8 (RFC 3994 §6)")
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise IsComposingError("isComposing document is not UTF-8") from None
+        checkXMLOctets(
+            data,
+            maxSize=MAX_DOCUMENT_SIZE,
+            name="isComposing",
+            encodingRule="RFC 3994 §6",
+            error=IsComposingError,
+        )
         try:
             parser = ElementTree.XMLParser()
             parser.feed(data)

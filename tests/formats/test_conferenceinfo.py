@@ -34,6 +34,7 @@ from stoxgw.formats.conferenceinfo import (
     MediaStatus,
     MergeOutcome,
     SIPDialogID,
+    SidebarsByVal,
     URIEntry,
     URIs,
     User,
@@ -829,6 +830,66 @@ class MergeTests(SynchronousTestCase):
         result = applyNotification(room(1), update)
         ben = usersByEntity(result.state)[f"{ROOM};gr=Ben"]
         self.assertEqual(ben, occupant("Ben"))
+
+    def test_sidebarsMerged(self) -> None:
+        """
+        RFC 4575 §4.6 on the sidebar lists: a partial C{<sidebars-by-ref>}
+        or C{<sidebars-by-val>} is merged into the local one by key (C{uri},
+        C{entity}), a full one replaces it, a deleted one removes it.
+        """
+        side = "sip:side@rooms.example.com"
+        current = replace(
+            room(1),
+            sidebarsByRef=URIs((URIEntry("sip:a@h", "A"), URIEntry("sip:b@h", "B"))),
+            sidebarsByVal=SidebarsByVal(
+                (ConferenceInfo(side, users=Users((occupant("Romeo"),))),)
+            ),
+        )
+        update = ConferenceInfo(
+            ROOM,
+            2,
+            PARTIAL,
+            sidebarsByRef=URIs(
+                (URIEntry("sip:b@h", purpose="chat"), URIEntry("sip:c@h", "C")),
+                PARTIAL,
+            ),
+            sidebarsByVal=SidebarsByVal(
+                (
+                    ConferenceInfo(
+                        side, state=PARTIAL, users=Users((occupant("Ben"),), PARTIAL)
+                    ),
+                ),
+                PARTIAL,
+            ),
+        )
+        state = applyNotification(current, update).state
+        assert state is not None and state.sidebarsByVal is not None
+        self.assertEqual(
+            state.sidebarsByRef,
+            URIs(
+                (
+                    URIEntry("sip:a@h", "A"),
+                    URIEntry("sip:b@h", "B", "chat"),
+                    URIEntry("sip:c@h", "C"),
+                )
+            ),
+        )
+        (sidebar,) = state.sidebarsByVal.entries
+        self.assertIs(sidebar.state, FULL)
+        self.assertEqual(
+            list(usersByEntity(sidebar)), [f"{ROOM};gr=Romeo", f"{ROOM};gr=Ben"]
+        )
+        update = ConferenceInfo(
+            ROOM,
+            3,
+            PARTIAL,
+            sidebarsByRef=URIs((URIEntry("sip:d@h"),)),
+            sidebarsByVal=SidebarsByVal((), DELETED),
+        )
+        state = applyNotification(state, update).state
+        assert state is not None
+        self.assertEqual(state.sidebarsByRef, URIs((URIEntry("sip:d@h"),)))
+        self.assertIsNone(state.sidebarsByVal)
 
     def test_otherConference(self) -> None:
         """
