@@ -730,7 +730,12 @@ class ThreeSIPUsersAndXMPPTests(NativeRoomHarness):
             len([line for line in bob.printed() if "Hello from" in line]), 3
         )
 
-        # SIPp fetches the state in its dialog, then hangs up.
+        # SIPp fetches the state in its dialog and re-INVITEs without
+        # a=chatroom (RFC 4975 section 8.4, R-156; RFC 7701 section 8,
+        # SIPp checks the focus's answer; the member stays and
+        # takes no more private messages.  Then SIPp hangs up.
+        yield until(lambda: not member.privateMessages, 30, "SIPp's re-INVITE taken")
+        self.assertTrue(member.listed and not member.ended)
         result: SIPpResult = yield bounded(sipp, 60)
         self.assertEqual(result.exitCode, 0, result.describe())
         yield until(
