@@ -20,6 +20,8 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stoxgw.formats.hostport import UNCLOSED, HostPortError, splitHostPort
+
 #: The value the sample configuration puts where a secret must be filled in.
 PLACEHOLDER = "CHANGE_ME"
 
@@ -344,21 +346,15 @@ def _staticRoutes(text: str) -> tuple[StaticRouteSpec, ...]:
             kind = transport.strip().lower()
             if kind not in ("udp", "tcp", "tls"):
                 raise _Invalid(f"{item!r}: transport {transport!r} is not udp, tcp or tls")
-        port = None
-        if target.startswith("["):
-            host, bracket, rest = target[1:].partition("]")
-            if not bracket:
-                raise _Invalid(f"{item!r}: unclosed [ in the host")
-            if rest:
-                if not rest.startswith(":"):
-                    raise _Invalid(f"{item!r} is not DOMAIN=HOST[:PORT][/TRANSPORT]")
-                port = _port(rest[1:])
-            host = _ipAddress(host)
-        else:
-            host, colon, portText = target.partition(":")
-            if colon:
-                port = _port(portText)
-            host = _host(host)
+        try:
+            # Brackets may hold an IPv4 address as well (_ipAddress).
+            host, portText = splitHostPort(target, ipv6InBrackets=False)
+        except HostPortError as e:
+            if e.reason == UNCLOSED:
+                raise _Invalid(f"{item!r}: unclosed [ in the host") from None
+            raise _Invalid(f"{item!r} is not DOMAIN=HOST[:PORT][/TRANSPORT]") from None
+        port = None if portText is None else _port(portText)
+        host = _ipAddress(host) if target.startswith("[") else _host(host)
         routes.append((domain, host, port, kind))
     return tuple(routes)
 

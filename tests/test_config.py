@@ -416,6 +416,35 @@ class SIPAuthenticationAndRoutingTests(SynchronousTestCase):
             self.assertTrue(problem.startswith("gw.conf: [sip] static_routes: "), problem)
             self.assertIn(message, problem)
 
+    def test_staticRouteHosts(self) -> None:
+        """
+        The brackets may hold an IPv4 address as well as an IPv6 one, but
+        not a name; a route needs a host.
+        """
+        sip = parseConfig(
+            MINIMAL + "[sip]\nstatic_routes = four.example=[192.0.2.7]:5070,"
+            " six.example=[2001:DB8:0::5]\n",
+            "gw.conf",
+        ).sip
+        self.assertEqual(
+            sip.static_routes,
+            (
+                ("four.example", "192.0.2.7", 5070, None),
+                ("six.example", "2001:db8::5", None, None),
+            ),
+        )
+        form = "is not DOMAIN=HOST[:PORT][/TRANSPORT]"
+        for value, message in [
+            ("a.example=[proxy.example]", "'proxy.example' is not an IP address"),
+            ("a.example=[]", f"'a.example=[]' {form}"),
+            ("a.example=:5060", f"'a.example=:5060' {form}"),
+            ("a.example=[::1]x", f"'a.example=[::1]x' {form}"),
+        ]:
+            with self.subTest(value=value):
+                text = MINIMAL + f"[sip]\nstatic_routes = {value}\n"
+                (problem,) = problemsOf(self, text)
+                self.assertIn(message, problem)
+
 
 class LivenessAndShutdownKeysTests(SynchronousTestCase):
     """

@@ -605,12 +605,7 @@ class MSRPConnection(FastReceiving, Scheduling, Protocol):
         if self._closed:
             return
         if self._pumping or self._paused or not self._open or self._priority or self._rotation:
-            self._priority.append(data)
-            self._queuedBytes += len(data)
-            if self._queuedBytes > self.maxQueuedBytes:
-                self._overflow()
-                return
-            self._pump()
+            self._enqueuePriority(data)
         elif self._batch is not None:
             # What sendPriority and _pump would do, without the queue, and
             # written with the other responses to the same read.

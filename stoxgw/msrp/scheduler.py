@@ -87,7 +87,16 @@ class Scheduling:
         """
         if self._closed:
             return
-        data = message.serialize()
+        self._enqueuePriority(message.serialize())
+
+    def _enqueuePriority(self, data: bytes) -> None:
+        """
+        Queue a serialized response or REPORT before any further SEND
+        chunk, and send what the transport takes; abort the connection if
+        too much waits (L{_overflow}).
+
+        @param data: The message (the connection is not closed).
+        """
         self._priority.append(data)
         self._queuedBytes += len(data)
         if self._queuedBytes > self.maxQueuedBytes:

@@ -26,6 +26,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from stoxgw.formats import hostport
+from stoxgw.formats.hostport import HostPortError, checkHost, splitHostPort
+
 __all__ = [
     "MSRPURIError",
     "MSRPURI",
@@ -58,7 +61,6 @@ _SCHEMES = frozenset({"msrp", "msrps"})
 _PCT = r"%[0-9A-Fa-f]{2}"
 _USERINFO_RE = re.compile(rf"(?:[A-Za-z0-9\-._~!$&'()*+,=]|{_PCT})*\Z")
 _REGNAME_RE = re.compile(rf"(?:[A-Za-z0-9\-._~!$&'()*+,=]|{_PCT})+\Z")
-_IPV4_LIKE_RE = re.compile(r"[0-9]+(?:\.[0-9]+){3}\Z")
 _PORT_RE = re.compile(r"[0-9]{1,5}\Z")
 _SESSION_ID_RE = re.compile(r"[A-Za-z0-9\-._~+=/]+\Z")
 _TRANSPORT_RE = re.compile(r"[A-Za-z0-9]+\Z")
@@ -71,6 +73,16 @@ _URI_RE = re.compile(
     r"(?P<params>(?:;[^;]*)*)\Z"
 )
 _PCT_ANY_RE = re.compile(r"%([0-9A-Fa-f]{2})")
+#: The words of L{splitHostPort}'s and L{checkHost}'s errors in MSRP URIs.
+_HOST_REASONS = {
+    hostport.UNCLOSED: "unterminated IPv6 literal",
+    hostport.AFTER_BRACKET: "malformed authority",
+    hostport.NOT_IPV6: "invalid IPv6 address",
+    hostport.EMPTY: "missing host",
+    hostport.BAD_IPV6: "invalid IPv6 address",
+    hostport.BAD_IPV4: "invalid IPv4 address",
+    hostport.BAD_NAME: "invalid host",
+}
 _UNRESERVED = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 )
@@ -93,7 +105,7 @@ def _normalizeName(host: str) -> str:
     """
     Normalize a host name for comparison (RFC 4975 section 6.1, rule 2):
     case-insensitive after decoding percent-encoded unreserved characters.
-    (IP addresses compare by address: see L{MSRPURI._checkHost}.)
+    (IP addresses compare by address: see L{MSRPURI.__post_init__}.)
 
     @param host: A reg-name host as written.
     @return: A normalized form.
@@ -156,7 +168,12 @@ class MSRPURI:
                 raise MSRPURIError("userinfo must not contain a password", text)
             if not _USERINFO_RE.match(self.userinfo):
                 raise MSRPURIError("invalid userinfo", text)
-        normalized = self._checkHost(text)
+        try:
+            # The address in its compressed form if the host is one (RFC
+            # 4975 section 6.1 compares addresses by equivalence).
+            normalized = checkHost(self.host, _REGNAME_RE, True)
+        except HostPortError as e:
+            raise MSRPURIError(_HOST_REASONS[e.reason], text) from None
         numeric = normalized is not None
         if self.port is not None and not 0 <= self.port <= 65535:
             raise MSRPURIError("port out of range", text)
@@ -180,34 +197,6 @@ class MSRPURI:
         )
         object.__setattr__(self, "_key", key)
 
-    def _checkHost(self, text: str) -> str | None:
-        """
-        Validate the host.
-
-        @param text: The serialized URI, for error messages.
-        @return: The address in its compressed form if the host is a
-            numeric IP address (RFC 4975 section 6.1 compares addresses by
-            equivalence), else L{None}.
-        @raise MSRPURIError: If the host is invalid.
-        """
-        host = self.host
-        if ":" in host:
-            try:
-                return ipaddress.IPv6Address(host).compressed
-            except ValueError:
-                raise MSRPURIError("invalid IPv6 address", text) from None
-        if _IPV4_LIKE_RE.match(host):
-            try:
-                ipaddress.IPv4Address(host)
-            except ValueError:
-                raise MSRPURIError("invalid IPv4 address", text) from None
-            # Four decimal octets without leading zeros (the only form
-            # IPv4Address accepts) are already the compressed form.
-            return host
-        if not _REGNAME_RE.match(host):
-            raise MSRPURIError("invalid host", text)
-        return None
-
     @classmethod
     def fromString(cls, text: str) -> MSRPURI:
         """
@@ -226,26 +215,16 @@ class MSRPURI:
         userinfo: str | None = None
         if "@" in authority:
             userinfo, _, authority = authority.rpartition("@")
+        try:
+            # The port after the last ":" (see splitHostPort).
+            host, portText = splitHostPort(authority, True)
+        except HostPortError as e:
+            raise MSRPURIError(_HOST_REASONS[e.reason], text) from None
         port: int | None = None
-        if authority.startswith("["):
-            close = authority.find("]")
-            if close < 0:
-                raise MSRPURIError("unterminated IPv6 literal", text)
-            host = authority[1:close]
-            rest = authority[close + 1 :]
-            if ":" not in host:
-                raise MSRPURIError("invalid IPv6 address", text)
-            if rest:
-                if not rest.startswith(":"):
-                    raise MSRPURIError("malformed authority", text)
-                port = cls._parsePort(rest[1:], text)
-        elif ":" in authority:
-            host, _, portText = authority.rpartition(":")
-            port = cls._parsePort(portText, text)
-        else:
-            host = authority
-        if not host:
-            raise MSRPURIError("missing host", text)
+        if portText is not None:
+            if not _PORT_RE.match(portText):
+                raise MSRPURIError("invalid port", text)
+            port = int(portText)
         session = match.group("session")
         if session is not None and not session:
             raise MSRPURIError("empty session-id", text)
@@ -266,20 +245,6 @@ class MSRPURI:
             userinfo=userinfo,
             parameters=tuple(parameters),
         )
-
-    @staticmethod
-    def _parsePort(portText: str, text: str) -> int:
-        """
-        Parse a port.
-
-        @param portText: The digits after the colon.
-        @param text: The whole URI, for error messages.
-        @return: The port number.
-        @raise MSRPURIError: If the port is empty or not a number.
-        """
-        if not _PORT_RE.match(portText):
-            raise MSRPURIError("invalid port", text)
-        return int(portText)
 
     def serialize(self) -> str:
         """

@@ -20,11 +20,13 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Iterator, Sequence, Union
 
+from stoxgw.formats.hostport import HostPortError, checkHost
 from stoxgw.sip.uri import (
     NameAddr,
     Parameter,
     SIPURIError,
-    _checkHost,
+    _HOST_REASONS,
+    _HOSTNAME_RE,
     _formatParameters,
     _hasParameter,
     _lowerOrNone,
@@ -569,9 +571,9 @@ def _readViaHost(scanner: _Scanner) -> tuple[str, int | None]:
         host = match.group()
         scanner.pos = match.end()
     try:
-        _checkHost(host, text)
-    except SIPURIError as e:
-        raise _wrapURIError(e) from None
+        checkHost(host, _HOSTNAME_RE)
+    except HostPortError as e:
+        raise HeaderError(_HOST_REASONS[e.reason], text) from None
     scanner.skipWS()
     port: int | None = None
     if scanner.peek() == ":":

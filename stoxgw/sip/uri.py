@@ -22,16 +22,19 @@ Other schemes (C{tel:}, C{http:}, C{urn:}, ...) are kept opaque as
 L{AbsoluteURI}: they parse and serialize, and the upper layers decide what
 to do with them (for example answer 416, RFC 3261 section 8.2.2.1).
 
-Pure, sans-IO, standard library only.
+Pure, sans-IO, standard library only (and L{stoxgw.formats.hostport},
+which reads C{host [":" port]} for SIP and MSRP URIs alike).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Union
 from urllib.parse import quote, unquote
+
+from stoxgw.formats import hostport
+from stoxgw.formats.hostport import HostPortError, checkHost, splitHostPort
 
 __all__ = [
     "SIPURIError",
@@ -187,56 +190,16 @@ def _readQuoted(text: str, pos: int) -> tuple[str, int]:
     raise SIPURIError("Unterminated quoted string", text)
 
 
-def _checkHost(host: str, text: str) -> str:
-    """
-    Validate a host (without IPv6 brackets) and return it.
-    """
-    if ":" in host:
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise SIPURIError("Invalid IPv6 reference", text) from None
-        return host
-    if _IPV4_RE.match(host):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            raise SIPURIError("Invalid IPv4 address", text) from None
-        return host
-    if not _HOSTNAME_RE.match(host):
-        raise SIPURIError("Invalid host", text)
-    return host
-
-
-def _splitHostPort(hostport: str, text: str) -> tuple[str, int | None]:
-    """
-    Split C{host [":" port]} (host may be an C{[IPv6]} reference).
-    """
-    port: str | None = None
-    if hostport.startswith("["):
-        close = hostport.find("]")
-        if close == -1:
-            raise SIPURIError("Unterminated IPv6 reference", text)
-        host = hostport[1:close]
-        rest = hostport[close + 1 :]
-        if rest:
-            if not rest.startswith(":"):
-                raise SIPURIError("Invalid text after IPv6 reference", text)
-            port = rest[1:]
-        if ":" not in host:
-            raise SIPURIError("Invalid IPv6 reference", text)
-    else:
-        host, sep, portText = hostport.partition(":")
-        if sep:
-            port = portText
-    if not host:
-        raise SIPURIError("Missing host", text)
-    _checkHost(host, text)
-    if port is None:
-        return host, None
-    if not _PORT_RE.match(port) or int(port) > 65535:
-        raise SIPURIError("Invalid port", text)
-    return host, int(port)
+#: The words of L{splitHostPort}'s and L{checkHost}'s errors in SIP.
+_HOST_REASONS = {
+    hostport.UNCLOSED: "Unterminated IPv6 reference",
+    hostport.AFTER_BRACKET: "Invalid text after IPv6 reference",
+    hostport.NOT_IPV6: "Invalid IPv6 reference",
+    hostport.EMPTY: "Missing host",
+    hostport.BAD_IPV6: "Invalid IPv6 reference",
+    hostport.BAD_IPV4: "Invalid IPv4 address",
+    hostport.BAD_NAME: "Invalid host",
+}
 
 
 Parameter = tuple[str, Union[str, None]]
@@ -561,8 +524,17 @@ def parseURI(text: str) -> URI:
                 raise SIPURIError("Invalid password", text)
             password = _decode(passwordText)
     rest, qmark, headersText = rest.partition("?")
-    hostport, _, paramsText = rest.partition(";")
-    host, port = _splitHostPort(hostport, text)
+    hostPortText, _, paramsText = rest.partition(";")
+    try:
+        host, portText = splitHostPort(hostPortText)
+        checkHost(host, _HOSTNAME_RE)
+    except HostPortError as e:
+        raise SIPURIError(_HOST_REASONS[e.reason], text) from None
+    port: int | None = None
+    if portText is not None:
+        if not _PORT_RE.match(portText) or int(portText) > 65535:
+            raise SIPURIError("Invalid port", text)
+        port = int(portText)
     parameters = _parseParameters(paramsText, text)
     headers = _parseHeaders(headersText, text) if qmark else ()
     return SIPURI(
