@@ -5,6 +5,7 @@ Tests for L{stoxgw.service}: the service tree built from a configuration.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 from unittest.mock import Mock
 
@@ -267,6 +268,27 @@ class GarbageCollectorTests(SynchronousTestCase):
         self.assertEqual(self.gc.calls, [])
         self.assertEqual(self.signal.handlers, {})
         self.successResultOf(gateway.stopService())
+
+
+class RealCollectorTests(SynchronousTestCase):
+    """
+    L{GatewayService.tuneGarbageCollector} on Python's own collector (the
+    tests above use a fake): the thresholds are those of C{[gateway]
+    gc_thresholds} and the start-up objects are frozen.  The collector is
+    put back as it was afterwards.
+    """
+
+    def test_tunes(self) -> None:
+        thresholds = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *thresholds)
+        self.addCleanup(gc.unfreeze)
+        self.assertEqual(gc.get_freeze_count(), 0)
+        config = parseConfig(CONFIG + "[gateway]\ngc_thresholds = 54321, 17, 19\n", "gw.conf")
+        gateway = service.GatewayService(config, UDPMemoryReactor())
+        with capturedLogs():
+            gateway.tuneGarbageCollector()
+        self.assertEqual(gc.get_threshold(), (54321, 17, 19))
+        self.assertGreater(gc.get_freeze_count(), 0)
 
 
 class SIPServiceTests(SynchronousTestCase):
