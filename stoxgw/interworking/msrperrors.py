@@ -215,6 +215,10 @@ class LocalMSRPFailure(Enum):
 
     #: The SEND carries no C{message/cpim} wrapper (RFC 7701 section 6.3).
     NO_CPIM_WRAPPER = "no-cpim-wrapper"
+    #: No CPIM To: neither the room nor a participant is named, so the
+    #: message is neither a room message nor a private one (RFC 7701
+    #: sections 6.1, 6.2); malformed, as the native focus answers.
+    NO_CPIM_TO = "no-cpim-to"
     #: More than one CPIM To (RFC 7701 sections 6.1-6.3).
     MULTIPLE_CPIM_TO = "multiple-cpim-to"
     #: The CPIM From is not the sender (RFC 7701 sections 6.1-6.3).
@@ -233,6 +237,7 @@ class LocalMSRPFailure(Enum):
 MSRP_STATUS_FOR_LOCAL_FAILURE: Mapping[LocalMSRPFailure, int] = MappingProxyType(
     {
         LocalMSRPFailure.NO_CPIM_WRAPPER: 415,
+        LocalMSRPFailure.NO_CPIM_TO: 400,
         LocalMSRPFailure.MULTIPLE_CPIM_TO: 403,
         LocalMSRPFailure.INVALID_CPIM_FROM: 403,
         LocalMSRPFailure.UNKNOWN_RECIPIENT: 404,

@@ -558,10 +558,10 @@ class SIPParticipant:
             raise Refused(MSRP_STATUS_LINK_DOWN, "the XMPP link is down")
         recipients = cpim.toAddresses
         if len(recipients) != 1:
-            raise Refused(
-                msrpStatusForLocalFailure(LocalMSRPFailure.MULTIPLE_CPIM_TO),
-                "exactly one CPIM To is allowed",
+            failure = (
+                LocalMSRPFailure.MULTIPLE_CPIM_TO if recipients else LocalMSRPFailure.NO_CPIM_TO
             )
+            raise Refused(msrpStatusForLocalFailure(failure), "exactly one CPIM To is allowed")
         sender = cpim.fromAddress
         if sender is not None and not self._isSelf(sender):
             raise Refused(

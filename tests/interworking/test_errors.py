@@ -194,6 +194,7 @@ E4_ROWS = {
 #: SPEC E.4, local rows.
 E4_LOCAL_ROWS = {
     "NO_CPIM_WRAPPER": 415,  # 7701 section 6.3
+    "NO_CPIM_TO": 400,  # neither room nor private message; the native focus's 400
     "MULTIPLE_CPIM_TO": 403,  # 7701 sections 6.1-6.3
     "INVALID_CPIM_FROM": 403,
     "UNKNOWN_RECIPIENT": 404,  # 7701 section 6.2

@@ -531,7 +531,7 @@ class PublicMessageTests(SynchronousTestCase):
         """
         RFC 7701 6.3 (E.4): a SEND that is not C{message/cpim} (or has no
         usable Content-Type) -> 415; malformed CPIM (also only its To)
-        -> 400; a C{Require} not understood -> 415.  (The SIP
+        -> 400; no CPIM To -> 400; a C{Require} not understood -> 415.  (The SIP
         user's own MSRP stack would not send these: the gateway accepts
         only CPIM; the handler is called directly.)
         """
@@ -574,6 +574,12 @@ class PublicMessageTests(SynchronousTestCase):
                 session, incoming("message/cpim", head + require + tail)
             ),
             415,
+        )
+        # No To at all names neither the room nor a participant: 400, as
+        # a native room answers (E.4 local rows, no-cpim-to).
+        noTo = b"From: <sip:romeo@example.org>\r\n\r\nContent-Type: text/plain\r\n\r\nhi"
+        self.assertEqual(
+            participant.messageReceived(session, incoming("message/cpim", noTo)), 400
         )
         self.assertEqual(b.sent(), [])
 
