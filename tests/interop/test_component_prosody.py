@@ -4,7 +4,10 @@ Interop: the gateway, run as C{twistd -n stoxgw}, against a real Prosody.
 
 Shows that the component links authenticate, that a wrong secret is
 reported clearly and retried with backoff, that the sample configuration
-starts once its placeholder is filled, and that the gateway stops cleanly.
+starts once its placeholder is filled, and that the gateway stops cleanly;
+and, with the link alone in this process, that a burst larger than
+Twisted's write buffer over a real socket is not taken for a server that
+does not read (docs/limits.md).
 """
 
 from __future__ import annotations
@@ -15,10 +18,16 @@ import subprocess
 import sys
 import time
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.words.xish import domish
+from wokkel.subprotocols import XMPPHandler
 
+from stoxgw.xmpp.component import ComponentLink
 from tests.interop.gateway import TOP, Gateway
 from tests.interop.peers import Prosody, freePort, freeUDPAndTCPPort
+from tests.interop.test_occupant_servers import until
 
 LINK_UP = "XMPP component link up:"
 
@@ -223,3 +232,69 @@ class ProsodyComponentTests(SynchronousTestCase):
             ],
         )
         self.assertNotIn("Usage:", result.stdout)
+
+
+class _Replies(XMPPHandler):
+    """
+    Collects the ids of the iq answers (result or error) the link receives.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+
+    def connectionInitialized(self) -> None:
+        self.xmlstream.addObserver("/iq[@type='result']", self._answer)
+        self.xmlstream.addObserver("/iq[@type='error']", self._answer)
+
+    def _answer(self, iq: domish.Element) -> None:
+        self.ids.append(iq.getAttribute("id", ""))
+
+
+class ProsodyBurstTests(TestCase):
+    """
+    The component link's flow control on a real socket to a real Prosody
+    (issue 12; docs/limits.md, the component link row): one reactor turn
+    that writes more than Twisted's 64 KiB write buffer pauses the link's
+    producer, but the socket takes it all, so the link is not congested,
+    nothing waits in its queue or is refused, and Prosody answers every
+    stanza, in order.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_burstIsNotCongestion(self) -> object:
+        prosody = Prosody(components=("sip.xmpp.test",), directory=self.mktemp())
+        prosody.start()
+        self.addCleanup(prosody.stop)
+        link = ComponentLink(
+            reactor,
+            "sip.xmpp.test",
+            "127.0.0.1",
+            prosody.componentPort,
+            prosody.secret,
+            queueSize=10,
+            writeTimeout=30.0,
+        )
+        replies = _Replies()
+        replies.setHandlerParent(link.streamManager)
+        link.startService()
+        self.addCleanup(link.stopService)
+        yield until(lambda: link.up, 15, "the component link")
+        manager = link.streamManager
+        count = 600  # about 100 KB of pings, in one reactor turn
+        for n in range(count):
+            iq = domish.Element((None, "iq"))
+            iq["type"] = "get"
+            iq["id"] = f"burst{n}"
+            iq["from"] = "sip.xmpp.test"
+            iq["to"] = "xmpp.test"
+            iq.addElement(("urn:xmpp:ping", "ping"))
+            iq.addElement("padding", content="x" * 100)
+            manager.send(iq)
+            self.assertFalse(manager.congested, f"congested at stanza {n}")
+        self.assertEqual(manager._held, [])
+        yield until(lambda: len(replies.ids) >= count, 30, "Prosody's answers")
+        self.assertEqual(replies.ids, [f"burst{n}" for n in range(count)])
+
