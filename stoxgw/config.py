@@ -170,13 +170,14 @@ SCHEMA: tuple[Key, ...] = (
         "gateway",
         "gc_thresholds",
         _gcThresholds,
-        "100000, 50, 100",
+        "10000, 10, 100",
         "Python's garbage collector thresholds (gc.set_threshold) for the "
         "gateway process, which also freezes the objects made at start-up "
-        "(gc.freeze). The default lets a message's short-lived objects die "
-        "before a collection sees them, so few are promoted and full "
-        "collections (pauses of up to a second with thousands of sessions) "
-        "become rare; 700, 10, 10 is Python's own setting.",
+        "(gc.freeze). The default lets most of a message's short-lived "
+        "objects die before a collection sees them, so full collections "
+        "(pauses of up to a second with thousands of sessions) stay rare, "
+        "while each young collection stays short (tens of milliseconds); "
+        "700, 10, 10 is Python's own setting.",
     ),
     Key(
         "gateway",

@@ -512,7 +512,7 @@ class GarbageCollectorKeyTests(SynchronousTestCase):
         100,000 allocations between young collections by default.
         """
         config = parseConfig(MINIMAL, "gw.conf")
-        self.assertEqual(config.gateway.gc_thresholds, (100000, 50, 100))
+        self.assertEqual(config.gateway.gc_thresholds, (10000, 10, 100))
 
     def test_value(self) -> None:
         """

