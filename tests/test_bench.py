@@ -17,11 +17,24 @@ import json
 import os
 import re
 import sys
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(TOP, "bench")
+
+
+def loadRun(name: str) -> Any:
+    """
+    A fresh copy of C{bench/run.py} as module C{name} (its workloads do
+    not start: they run from C{main}).
+    """
+    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, "run.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class BenchModulesTests(SynchronousTestCase):
@@ -61,11 +74,7 @@ class BenchModulesTests(SynchronousTestCase):
         C{bench/run.py} has an entry for W1 to W9 and for the MSRP stack
         comparison of issue 13, each described in C{bench/README.md}.
         """
-        path = os.path.join(BENCH, "run.py")
-        spec = importlib.util.spec_from_file_location("bench_run_workloads", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = loadRun("bench_run_workloads")
         self.assertEqual(sorted(module.WORKLOADS), ["msrp"] + [f"w{n}" for n in range(1, 10)])
         with open(os.path.join(BENCH, "README.md")) as f:
             readme = f.read()
@@ -79,11 +88,7 @@ class BenchModulesTests(SynchronousTestCase):
         round with the next variant, so that with two variants neither runs
         first in every pair; each variant's results stay in run order.
         """
-        path = os.path.join(BENCH, "run.py")
-        spec = importlib.util.spec_from_file_location("bench_run_interleave", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = loadRun("bench_run_interleave")
         calls: list[str] = []
 
         def variant(name: str) -> object:
@@ -104,11 +109,7 @@ class BenchModulesTests(SynchronousTestCase):
         that raises is reported as failed with its error, the next still
         runs, and the exit status is 1.
         """
-        path = os.path.join(BENCH, "run.py")
-        spec = importlib.util.spec_from_file_location("bench_run_failed", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = loadRun("bench_run_failed")
         output = self.mktemp()
 
         def broken(options: object) -> dict[str, object]:
@@ -142,11 +143,7 @@ class BenchModulesTests(SynchronousTestCase):
         """
         import types
 
-        path = os.path.join(BENCH, "run.py")
-        spec = importlib.util.spec_from_file_location("bench_run_msrp", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = loadRun("bench_run_msrp")
         before = self.mktemp()
         os.makedirs(os.path.join(before, "bench"))
         module.archiveTree = lambda commit: before

@@ -239,18 +239,23 @@ class Member:
             lambda _: self.room.memberReady(self), lambda _: None
         )
 
+    def declared(self, media: MSRPMedia) -> None:
+        """
+        Take what the member's MSRP stream declares: its C{a=chatroom}
+        tokens (RFC 7701 section 8) and the types it accepts.
+        """
+        self.tokens = chatroomTokens(media.chatroom)
+        self.acceptTypes = media.acceptTypes
+        self.acceptWrappedTypes = media.acceptWrappedTypes
+
     def chatUpdated(self, session: ChatSession, previous: MSRPMedia) -> None:
         """
         The member re-offered (RFC 4975 section 8.4): what it declared now
         counts (R-094: without C{a=chatroom}, no private messages reach
         it, RFC 7701 section 8).
         """
-        media = session.remoteMedia
-        if media is None:
-            return
-        self.tokens = chatroomTokens(media.chatroom)
-        self.acceptTypes = media.acceptTypes
-        self.acceptWrappedTypes = media.acceptWrappedTypes
+        if session.remoteMedia is not None:
+            self.declared(session.remoteMedia)
 
     def messageReceived(self, session: ChatSession, message: IncomingMessage) -> Any:
         """

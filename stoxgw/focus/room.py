@@ -102,7 +102,7 @@ from stoxgw.formats.conferenceinfo import (
     User,
     Users,
 )
-from stoxgw.formats.chatroom import Refused, chatroomTokens, unwrapCPIM
+from stoxgw.formats.chatroom import Refused, unwrapCPIM
 from stoxgw.formats.cpim import (
     CPIM_NAMESPACE,
     CPIMAddress,
@@ -334,9 +334,7 @@ class ChatRoom:
             # What the invitee's answer says about it (RFC 7701 section 8).
             media = chat.remoteMedia
             if media is not None:
-                member.tokens = chatroomTokens(media.chatroom)
-                member.acceptTypes = media.acceptTypes
-                member.acceptWrappedTypes = media.acceptWrappedTypes
+                member.declared(media)
             if chat.dialog is not None:
                 member.contact = str(chat.dialog.remoteTarget)
         member.joinedAt = self.now()

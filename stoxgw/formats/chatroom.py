@@ -40,6 +40,7 @@ __all__ = [
     "CHATROOM_TOKENS",
     "Refused",
     "chatroomTokens",
+    "takesPrivateMessages",
     "unwrapCPIM",
 ]
 
@@ -62,6 +63,14 @@ def chatroomTokens(chatroom: Sequence[str] | None) -> frozenset[str]:
     if "nicknames" in tokens:
         tokens.add("nickname")
     return frozenset(tokens)
+
+
+def takesPrivateMessages(chatroom: Sequence[str] | None) -> bool:
+    """
+    Whether a peer's C{a=chatroom} tokens declare C{private-messages}
+    (RFC 7701 section 8; read as L{chatroomTokens} reads them).
+    """
+    return "private-messages" in chatroomTokens(chatroom)
 
 
 class Refused(Exception):

@@ -80,7 +80,7 @@ from stoxgw.chat.session import (
     IChatOfferHandler,
     RejectChat,
 )
-from stoxgw.formats.chatroom import CHATROOM_TOKENS
+from stoxgw.formats.chatroom import CHATROOM_TOKENS, takesPrivateMessages
 from stoxgw.formats.conferenceinfo import DisconnectionMethod
 from stoxgw.interworking.addressing import (
     AddressError,
@@ -346,7 +346,7 @@ class SIPToXMPP(RoomRequests):
                     "Service Unavailable (too many joins)",
                     headers=(("Retry-After", str(limiter.retryAfter(name))),),
                 )
-        privateMessages = "private-messages" in (offer.media.chatroom or ())
+        privateMessages = takesPrivateMessages(offer.media.chatroom)
         key = occupantKey(roomJID, realJID)
         if key in self.participants:
             return RejectChat(486, "Already in the room")

@@ -30,6 +30,7 @@ from stoxgw.chat.session import (
     IChatSessionHandler,
     IChatUpdateHandler,
 )
+from stoxgw.formats.chatroom import takesPrivateMessages
 from stoxgw.formats.conferenceinfo import ConferenceInfo, DisconnectionMethod
 from stoxgw.formats.cpim import CPIMAddress
 from stoxgw.formats.iscomposing import ComposingState, IsComposing
@@ -527,8 +528,8 @@ class SIPParticipant:
         dropped turns RFC 7701 off, so the room's private messages to it
         are then refused as for a UA that never declared them, R-221).
         """
-        media = session.remoteMedia
-        self.privateMessages = media is not None and media.hasChatroomToken("private-messages")
+        if session.remoteMedia is not None:
+            self.privateMessages = takesPrivateMessages(session.remoteMedia.chatroom)
 
     def messageReceived(self, session: ChatSession, message: IncomingMessage) -> Any:
         """

@@ -86,7 +86,7 @@ from stoxgw.interworking.errors import (
     stanzaErrorForSIPEntryFailure,
     stanzaErrorForSIPStatus,
 )
-from stoxgw.formats.chatroom import CHATROOM_TOKENS, chatroomTokens
+from stoxgw.formats.chatroom import CHATROOM_TOKENS, chatroomTokens, takesPrivateMessages
 from stoxgw.formats.iscomposing import ComposingState
 from stoxgw.interworking.translate import (
     ACCEPT_TYPES,
@@ -382,7 +382,7 @@ class XMPPToSIP:
         room tells XMPP occupants whether it takes them) and NICKNAME.
         """
         tokens = chatroomTokens(media.chatroom if media else None)
-        participant.privateMessages = "private-messages" in tokens
+        participant.privateMessages = takesPrivateMessages(media.chatroom if media else None)
         participant.nicknames = "nickname" in tokens
         room = self.rooms.getRoom(participant.roomJID)
         if room is not None:

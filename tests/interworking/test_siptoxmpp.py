@@ -674,16 +674,7 @@ class PrivateMessageTests(SynchronousTestCase):
         occupant that sends one through the room).
         """
         b = Bridge(self)
-        d = b.invite(chatroom=("nickname",))
-        b.sent()
-        b.receive(
-            presence(
-                f"{ROOM.full()}/Romeo",
-                REAL.full(),
-                "<item affiliation='none' role='participant'/><status code='110'/>",
-            )
-        )
-        self.successResultOf(d)
+        self.enterDeclaring(b, ("nickname",))
         b.receive(
             f"<message from='{ROOM.full()}/JuliC' to='{REAL.full()}' type='chat' id='p1'>"
             f"<body>Wherefore?</body><x xmlns='{MUC_USER}'/></message>"
@@ -697,6 +688,36 @@ class PrivateMessageTests(SynchronousTestCase):
         self.assertIn("Not delivered", str(element(notice, "body")))
         self.assertEqual([c for c in notice.elements() if c.name == "error"], [])
 
+
+    def enterDeclaring(self, b: Bridge, chatroom: tuple[str, ...]) -> None:
+        """
+        The SIP user joins with C{a=chatroom} C{chatroom}.
+        """
+        d = b.invite(chatroom=chatroom)
+        b.sent()
+        b.receive(
+            presence(
+                f"{ROOM.full()}/Romeo",
+                REAL.full(),
+                "<item affiliation='none' role='participant'/><status code='110'/>",
+            )
+        )
+        self.successResultOf(d)
+
+    def test_privateMessagesTokenAnyCase(self) -> None:
+        """
+        RFC 7701 section 8 tokens are read as the native rooms and Gateway
+        A read them (C{chatroomTokens}): C{Private-Messages} declares
+        private messages too, and a PM is delivered.
+        """
+        b = Bridge(self)
+        self.enterDeclaring(b, ("nickname", "Private-Messages"))
+        b.receive(
+            f"<message from='{ROOM.full()}/JuliC' to='{REAL.full()}' type='chat' id='p1'>"
+            f"<body>Wherefore?</body><x xmlns='{MUC_USER}'/></message>"
+        )
+        [cpim] = b.received()
+        self.assertEqual(cpim.body, b"Wherefore?")
 
     def test_privateMessagesTokenDropped(self) -> None:
         """
