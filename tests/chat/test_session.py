@@ -1307,6 +1307,18 @@ class SessionUpdateTests(SynchronousTestCase):
         self.assertEqual(again.body, first.body)
         self.assertEqual(len(net.b.handler.updates), 1)
 
+    def test_maxSizeDropped(self) -> None:
+        """
+        A re-offer without C{a=max-size} leaves the peer without a limit
+        (RFC 4975 section 8.6): the one of the first offer no longer holds.
+        """
+        net, a, b = self.established()
+        assert a.dialog is not None and b.msrp is not None
+        self.assertEqual(b.msrp.peerMaxSize, 1048576)
+        offer = reoffer(a.dialog.localBody, (b"a=max-size:1048576\r\n", b""))
+        self.assertEqual(self.send(net, a, offer).status, 200)
+        self.assertIsNone(b.msrp.peerMaxSize)
+
     def test_answererChangesChatroom(self) -> None:
         """
         The first answerer may re-offer too (RFC 4975 section 8.4: the
